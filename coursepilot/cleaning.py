@@ -1,0 +1,208 @@
+"""Validate raw tables against the canonical contract and build the cleaned tables, in DuckDB SQL.
+
+Errors (a :class:`~coursepilot.schema.ValidationError` naming file, column, row and rule):
+missing required column, empty table, value of the wrong type, value out of range, unknown
+difficulty label, a timestamp in the future or before 1970, an id that is empty or absurdly long.
+
+Documented repairs (applied unless ``strict``; counted in :class:`~coursepilot.schema.CleanReport`):
+- duplicate learner or course ids: the first row (in file order) is kept;
+- duplicate (learner, course) interactions: the most recent row is kept (the last one in file
+  order when there is no timestamp);
+- text longer than ``MAX_TEXT_CHARS``: truncated;
+- orphan interactions (unknown learner or course): dropped, but only while they are at most
+  ``max_orphan_share`` of the interactions; more than that is an error (it usually means the ids
+  of two files do not match).
+Nothing is written until every table has passed, and then all three are replaced in one
+transaction, so a failed load leaves the previous good tables untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+from .schema import (
+    INTERACTIONS,
+    MAX_TEXT_CHARS,
+    TABLES,
+    CleanReport,
+    Column,
+    Kind,
+    Repair,
+    TableSpec,
+    ValidationError,
+)
+from .warehouse import columns, qident, replace_tables
+
+MAX_ID_CHARS = 200
+EARLIEST_TS = "1970-01-01"
+
+
+@dataclass(frozen=True)
+class Policy:
+    strict: bool = False
+    max_orphan_share: float = 0.05
+
+
+def clean_tables(
+    con: duckdb.DuckDBPyConnection,
+    raw: dict[str, str],
+    rating_scale: tuple[float, float] | None,
+    policy: Policy = Policy(),
+) -> CleanReport:
+    """Validate the raw tables named in ``raw`` ({canonical name: raw table}) and replace the
+    cleaned ``learners``, ``courses`` and ``interactions`` tables atomically."""
+    report = CleanReport()
+    staged: dict[str, str] = {}
+    for name, spec in TABLES.items():
+        staged[name] = _stage_table(con, spec, raw[name], rating_scale, policy, report)
+    _drop_orphans(con, staged, policy, report)
+    replace_tables(con, {name: f"SELECT * FROM {qident(tmp)}" for name, tmp in staged.items()})
+    for name in TABLES:
+        report.rows_out[name] = int(con.execute(f"SELECT count(*) FROM {qident(name)}").fetchone()[0])
+        con.execute(f"DROP TABLE IF EXISTS {qident(staged[name])}")
+    return report
+
+
+def _first(con, sql: str, params: list | None = None):
+    return con.execute(sql + " ORDER BY _file, _row LIMIT 1", params or []).fetchone()
+
+
+def _any_file(con, table: str) -> str:
+    row = con.execute(f"SELECT _file FROM {qident(table)} LIMIT 1").fetchone()
+    return row[0] if row else table
+
+
+def _stage_table(con, spec: TableSpec, raw: str, rating_scale, policy: Policy, report: CleanReport) -> str:
+    present = columns(con, raw)
+    n = int(con.execute(f"SELECT count(*) FROM {qident(raw)}").fetchone()[0])
+    report.rows_in[spec.name] = n
+    file = _any_file(con, raw)
+    for col in spec.required:
+        if col not in present:
+            raise ValidationError(file, "required column", f"the {spec.name} table needs a '{col}' column", col)
+    if n == 0 and spec.name == "courses":
+        raise ValidationError(file, "non-empty", f"the {spec.name} table has no rows")
+
+    select = []
+    for col in present:
+        if col.startswith("_"):
+            continue
+        column = spec.column(col)
+        if column is None:
+            select.append(qident(col))
+            continue
+        expr = _checked_expr(con, raw, column, rating_scale, policy, report, spec.name)
+        select.append(f"{expr} AS {qident(col)}")
+
+    order = "ts DESC NULLS LAST, _file DESC, _row DESC" if "ts" in present else "_file DESC, _row DESC"
+    if spec.name != INTERACTIONS.name:
+        order = "_file, _row"
+    key_exprs = ", ".join(_id_expr(k) for k in spec.key)
+    dup = con.execute(
+        f"SELECT count(*) - count(DISTINCT ({key_exprs})) FROM {qident(raw)}"
+    ).fetchone()[0]
+    if dup:
+        first = _first(
+            con,
+            f"SELECT _file, _row, {key_exprs} FROM (SELECT *, count(*) OVER (PARTITION BY {key_exprs}) AS n, "
+            f"row_number() OVER (PARTITION BY {key_exprs} ORDER BY _file, _row) AS k FROM {qident(raw)}) "
+            "WHERE n > 1 AND k > 1",
+        )
+        if policy.strict:
+            raise ValidationError(first[0], "unique key", f"duplicate {spec.name} key", ", ".join(spec.key), first[1], first[2:])
+        rule = "kept the most recent row" if spec.name == INTERACTIONS.name else "kept the first row"
+        report.repairs.append(Repair(spec.name, "duplicate key", int(dup), f"{rule}; first duplicate at {first[0]} row {first[1]}"))
+
+    tmp = f"__staged_{spec.name}"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {qident(tmp)} AS SELECT {', '.join(select)}, _file, _row FROM {qident(raw)} "
+        f"QUALIFY row_number() OVER (PARTITION BY {key_exprs} ORDER BY {order}) = 1"
+    )
+    return tmp
+
+
+def _id_expr(col: str) -> str:
+    return f"trim(CAST({qident(col)} AS VARCHAR))"
+
+
+def _checked_expr(con, raw: str, column: Column, rating_scale, policy: Policy, report: CleanReport, table: str) -> str:
+    """Check one column of the raw table and return the SQL expression of its cleaned value."""
+    c = qident(column.name)
+    src = qident(raw)
+
+    def fail(where: str, rule: str, message: str, expr: str | None = None) -> None:
+        row = _first(con, f"SELECT _file, _row, {expr or c} FROM {src} WHERE {where}")
+        if row is not None:
+            raise ValidationError(row[0], rule, message, column.name, int(row[1]), row[2])
+
+    if column.kind is Kind.ID:
+        expr = _id_expr(column.name)
+        fail(f"{c} IS NULL OR {expr} = ''", "missing id", "an id is empty")
+        fail(f"length({expr}) > {MAX_ID_CHARS}", "id length", f"an id is longer than {MAX_ID_CHARS} characters")
+        return expr
+    if column.kind is Kind.TEXT:
+        text = f"CAST({c} AS VARCHAR)"
+        if column.required:
+            fail(f"{c} IS NULL OR trim({text}) = ''", "required value", f"{column.name} is empty")
+        if column.allowed:
+            allowed = ", ".join(f"'{v}'" for v in column.allowed)
+            norm = f"lower(trim({text}))"
+            fail(f"{c} IS NOT NULL AND {norm} NOT IN ({allowed})", "allowed values",
+                 f"{column.name} must be one of {', '.join(column.allowed)}")
+            return norm
+        too_long = con.execute(f"SELECT count(*) FROM {src} WHERE length({text}) > {MAX_TEXT_CHARS}").fetchone()[0]
+        if too_long:
+            if policy.strict:
+                fail(f"length({text}) > {MAX_TEXT_CHARS}", "text length",
+                     f"text longer than {MAX_TEXT_CHARS} characters", f"left({text}, 60)")
+            report.repairs.append(Repair(table, "text length", int(too_long), f"{column.name} truncated to {MAX_TEXT_CHARS} characters"))
+        return f"CASE WHEN trim({text}) = '' THEN NULL ELSE left({text}, {MAX_TEXT_CHARS}) END"
+    if column.kind is Kind.BOOL:
+        expr = f"TRY_CAST({c} AS BOOLEAN)"
+        fail(f"{c} IS NOT NULL AND {expr} IS NULL", "type", "not a true/false value")
+        return expr
+    if column.kind is Kind.TIMESTAMP:
+        expr = f"TRY_CAST({c} AS TIMESTAMP)"
+        fail(f"{c} IS NOT NULL AND {expr} IS NULL", "type", "not a timestamp")
+        fail(f"{expr} > now()::TIMESTAMP + INTERVAL 1 DAY", "range", "timestamp is in the future")
+        fail(f"{expr} < TIMESTAMP '{EARLIEST_TS}'", "range", f"timestamp is before {EARLIEST_TS}")
+        return expr
+    # FLOAT
+    expr = f"TRY_CAST({c} AS DOUBLE)"
+    fail(f"{c} IS NOT NULL AND {expr} IS NULL", "type", "not a number")
+    fail(f"isinf({expr})", "type", "not a finite number")  # NaN counts as missing
+    low, high = column.min, column.max
+    if column.name == "rating":
+        if rating_scale is None:
+            raise ValidationError(_any_file(con, raw), "rating scale", "the source has ratings but declares no rating scale", "rating")
+        low, high = rating_scale
+    if low is not None:
+        fail(f"{expr} < {float(low)!r}", "range", f"{column.name} is below {low:g}")
+    if high is not None:
+        fail(f"{expr} > {float(high)!r}", "range", f"{column.name} is above {high:g}")
+    return f"CASE WHEN isnan({expr}) THEN NULL ELSE {expr} END"
+
+
+def _drop_orphans(con, staged: dict[str, str], policy: Policy, report: CleanReport) -> None:
+    inter = qident(staged["interactions"])
+    total = int(con.execute(f"SELECT count(*) FROM {inter}").fetchone()[0])
+    for key, parent in (("learner_id", "learners"), ("course_id", "courses")):
+        orphan = (f"NOT EXISTS (SELECT 1 FROM {qident(staged[parent])} p WHERE p.{key} = i.{key})")
+        count = int(con.execute(f"SELECT count(*) FROM {inter} i WHERE {orphan}").fetchone()[0])
+        if not count:
+            continue
+        first = _first(con, f"SELECT _file, _row, {key} FROM {inter} i WHERE {orphan}")
+        share = count / total
+        if policy.strict or share > policy.max_orphan_share:
+            raise ValidationError(
+                first[0], "referential integrity",
+                f"{count} interactions ({share:.1%}) name a {key} missing from {parent}"
+                + ("" if policy.strict else f"; at most {policy.max_orphan_share:.0%} are dropped as a repair"),
+                key, int(first[1]), first[2])
+        con.execute(f"DELETE FROM {inter} i WHERE {orphan}")
+        report.repairs.append(Repair("interactions", f"unknown {key}", count, f"dropped; first at {first[0]} row {first[1]}"))
+    for name, tmp in staged.items():
+        con.execute(f"ALTER TABLE {qident(tmp)} DROP COLUMN _file")
+        con.execute(f"ALTER TABLE {qident(tmp)} DROP COLUMN _row")

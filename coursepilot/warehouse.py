@@ -1,0 +1,95 @@
+"""Small DuckDB helpers: quoting, atomic table replacement, table profiles."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+
+def qident(name: str) -> str:
+    """Quote an SQL identifier (column or table name) for DuckDB."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+@contextmanager
+def connect(path: str | Path, read_only: bool = False):
+    """A DuckDB connection to the warehouse file, closed on exit."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def replace_tables(con: duckdb.DuckDBPyConnection, frames: Mapping[str, object]) -> None:
+    """Replace several tables in one transaction: all are written, or none is.
+
+    ``frames`` maps table names to a pandas DataFrame, a pyarrow Table, or an SQL ``SELECT`` text.
+    """
+    views = {}
+    for i, (name, source) in enumerate(frames.items()):
+        if not isinstance(source, str):
+            view = f"__incoming_{i}"
+            con.register(view, source)
+            views[name] = f"SELECT * FROM {view}"
+        else:
+            views[name] = source
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for name, select in views.items():
+            con.execute(f"CREATE OR REPLACE TABLE {qident(name)} AS {select}")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        for i in range(len(frames)):
+            try:
+                con.unregister(f"__incoming_{i}")
+            except duckdb.Error:
+                pass
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+    ).fetchone()
+    return bool(found and found[0])
+
+
+def columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+        [table],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def row_count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return int(con.execute(f"SELECT count(*) FROM {qident(table)}").fetchone()[0])
+
+
+def null_rates(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, float]:
+    """Share of NULLs per column (0 for an empty table)."""
+    cols = [c for c in columns(con, table) if not c.startswith("_")]
+    if not cols:
+        return {}
+    exprs = ", ".join(f"avg(CASE WHEN {qident(c)} IS NULL THEN 1.0 ELSE 0.0 END)" for c in cols)
+    values = con.execute(f"SELECT {exprs} FROM {qident(table)}").fetchone()
+    return {c: float(v or 0.0) for c, v in zip(cols, values)}
+
+
+def preview(con: duckdb.DuckDBPyConnection, table: str, n: int = 5, width: int = 40) -> pd.DataFrame:
+    """The first ``n`` rows with long text shortened, for asset metadata and summaries."""
+    frame = con.execute(f"SELECT * FROM {qident(table)} LIMIT {int(n)}").df()
+    for col in frame.columns:
+        if frame[col].dtype == object:
+            frame[col] = frame[col].map(
+                lambda v: v if not isinstance(v, str) or len(v) <= width else v[: width - 1] + "…"
+            )
+    return frame

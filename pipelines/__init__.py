@@ -1,0 +1,1 @@
+"""The Dagster code location: definitions, jobs and the CLI's in-process runner."""

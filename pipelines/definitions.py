@@ -1,0 +1,38 @@
+"""The coursepilot code location (loaded by ``workspace.yaml`` and ``dagster dev``)."""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
+
+from assets.checks import CHECKS
+from assets.source_data import cleaned_tables, raw_tables
+from coursepilot.home import ProjectHome
+from resources import DatasetResource, ProjectHomeResource, warehouse_resource
+
+FULL_JOB = "full_pipeline"
+
+full_pipeline = define_asset_job(FULL_JOB, selection=AssetSelection.all(),
+                                 description="Materialize the whole asset graph, checks included.")
+
+
+def build_definitions(home: ProjectHome | None = None, dataset: DatasetResource | None = None) -> Definitions:
+    """Definitions for a project home and a data source (defaults: environment, then built-ins).
+
+    Steps run in one process: DuckDB allows one writing process per file, so the warehouse is never
+    written by two steps at once (and the run queue in ``dagster.yaml`` runs one run at a time).
+    """
+    home = home or ProjectHome.resolve()
+    return Definitions(
+        assets=[raw_tables, cleaned_tables],
+        asset_checks=CHECKS,
+        jobs=[full_pipeline],
+        resources={
+            "dataset": dataset or DatasetResource.from_env(),
+            "warehouse": warehouse_resource(home),
+            "home": ProjectHomeResource(root=str(home.root)),
+        },
+        executor=in_process_executor,
+    )
+
+
+defs = build_definitions()
