@@ -1,0 +1,144 @@
+"""The ``coursepilot`` command line.
+
+Commands that run the pipeline import the Dagster code location lazily, so the domain library and
+the quick commands stay free of Dagster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from .home import HOME_ENV, ProjectHome
+from .schema import ValidationError
+from .sources import FORMATS
+from .synthetic import SIZES, SyntheticSpec, write_dataset
+
+console = Console(stderr=False)
+
+
+def _add_source_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data source (default: the embedded synthetic generator)")
+    group.add_argument("--format", choices=list(FORMATS), default=os.environ.get("COURSEPILOT_SOURCE_FORMAT", "synthetic"),
+                       help="source format: " + "; ".join(f"{k}: {v}" for k, v in FORMATS.items()))
+    group.add_argument("--data", metavar="PATH", default=os.environ.get("COURSEPILOT_SOURCE_PATH"),
+                       help="file or folder of the source (synthetic: a folder from `coursepilot generate`; "
+                            "empty: generate one under the project home)")
+    group.add_argument("--mapping", metavar="FILE", default=os.environ.get("COURSEPILOT_SOURCE_MAPPING"),
+                       help="generic format: the YAML file mapping your columns onto the canonical tables")
+    group.add_argument("--size", choices=list(SIZES), default=os.environ.get("COURSEPILOT_SYNTHETIC_SIZE", "S"),
+                       help="synthetic size preset when no --data is given: "
+                            + ", ".join(f"{k}={v.learners:,} learners/{v.courses:,} courses/{v.interactions:,} interactions"
+                                        for k, v in SIZES.items()))
+    group.add_argument("--seed", type=int, default=int(os.environ.get("COURSEPILOT_SEED", "0")),
+                       help="synthetic generator seed")
+    group.add_argument("--strict", action="store_true",
+                       help="fail on duplicates, orphan interactions and over-long text instead of repairing them")
+
+
+def _add_home_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--home", metavar="DIR", default=None,
+                        help=f"project home holding everything coursepilot writes (default: ${HOME_ENV} or ./.coursepilot)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coursepilot", description=__doc__.splitlines()[0] + " Course and peer recommendation as a Dagster asset graph.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="materialize the whole asset graph and print a summary",
+                              description="Materialize every asset (with its checks) in-process against the project's "
+                                          "Dagster instance, then print the tables, check results and where things live.")
+    _add_source_flags(run)
+    _add_home_flag(run)
+    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                     help="Dagster event log level printed while the run goes (default INFO: one line per step event)")
+
+    gen = commands.add_parser("generate", help="write a synthetic dataset (Parquet) with ground-truth labels",
+                              description="Generate learners, courses and interactions from the latent model "
+                                          "documented in README (Synthetic data), plus truth_learners / truth_courses.")
+    gen.add_argument("--out", required=True, metavar="DIR", help="output folder (replaced atomically)")
+    gen.add_argument("--size", choices=list(SIZES), default="S", help="size preset (default S)")
+    gen.add_argument("--learners", type=int, help="override the preset's number of learners")
+    gen.add_argument("--courses", type=int, help="override the preset's number of courses")
+    gen.add_argument("--interactions", type=int, help="override the preset's number of interactions")
+    gen.add_argument("--weeks", type=int, help="length of the interaction period in weeks (default 12)")
+    gen.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same data")
+
+    ui = commands.add_parser("ui", help="start the Dagster UI on 127.0.0.1",
+                             description="Start `dagster dev` on the project's instance and code location.")
+    _add_home_flag(ui)
+    ui.add_argument("--port", type=int, default=3000, help="port of the Dagster webserver (default 3000)")
+    return parser
+
+
+def _dataset(args: argparse.Namespace):
+    from resources import DatasetResource
+
+    return DatasetResource(format=args.format, path=args.data, mapping=args.mapping, size=args.size,
+                           seed=args.seed, strict=args.strict)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipelines.run import failure_message, print_summary, run_pipeline
+
+    home = ProjectHome.resolve(args.home).ensure()
+    dataset = _dataset(args)
+    console.rule(f"coursepilot run: {dataset.describe()}")
+    started = time.perf_counter()
+    result = run_pipeline(home, dataset, args.log_level)
+    elapsed = time.perf_counter() - started
+    if not result.success:
+        console.print(f"[red bold]Run failed[/] after {elapsed:.1f} s: {failure_message(result)}")
+        console.print("The previous good tables were left untouched.")
+        return 1
+    print_summary(console, home, result, dataset)
+    console.print(f"[green bold]Materialized every asset[/] in {elapsed:.1f} s.")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    base = SIZES[args.size]
+    spec = SyntheticSpec(learners=args.learners or base.learners, courses=args.courses or base.courses,
+                         interactions=args.interactions or base.interactions, weeks=args.weeks or base.weeks,
+                         seed=args.seed)
+    stages = ["courses", "learners", "interactions", "outcomes", "writing"]
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("generating", total=len(stages))
+
+        def step(stage: str) -> None:
+            progress.update(task, description=f"generating: {stage}", completed=stages.index(stage))
+
+        out = write_dataset(spec, args.out, step)
+        progress.update(task, completed=len(stages), description="done")
+    console.print(f"Wrote {spec.learners:,} learners, {spec.courses:,} courses, up to {spec.interactions:,} interactions to {out}")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from pipelines.run import REPO_ROOT, prepare_dagster_home
+
+    home = ProjectHome.resolve(args.home)
+    env = dict(os.environ, DAGSTER_HOME=str(prepare_dagster_home(home)), **{HOME_ENV: str(home.root)})
+    command = [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", str(REPO_ROOT / "workspace.yaml")]
+    console.print(f"Dagster UI on http://127.0.0.1:{args.port} (instance {home.dagster}); Ctrl-C stops it.")
+    return subprocess.call(command, cwd=REPO_ROOT, env=env)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"run": cmd_run, "generate": cmd_generate, "ui": cmd_ui}
+    try:
+        return handlers[args.command](args)
+    except (ValidationError, ValueError, FileNotFoundError) as err:
+        console.print(f"[red bold]error:[/] {err}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

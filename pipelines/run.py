@@ -1,0 +1,80 @@
+"""Run the whole asset graph in-process against the project's Dagster instance, then summarise it.
+
+Used by ``coursepilot run``; runs land in the same instance ``coursepilot ui`` shows.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from dagster import DagsterInstance, ExecuteInProcessResult
+from rich.console import Console
+from rich.table import Table
+
+from coursepilot import warehouse
+from coursepilot.home import ProjectHome
+from resources import DatasetResource
+
+from .definitions import FULL_JOB, build_definitions
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def prepare_dagster_home(home: ProjectHome) -> Path:
+    """Make ``home/dagster`` the DAGSTER_HOME, with the project's ``dagster.yaml`` in it."""
+    home.ensure()
+    template = REPO_ROOT / "dagster.yaml"
+    if template.exists():
+        shutil.copyfile(template, home.dagster / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home.dagster)
+    return home.dagster
+
+
+def run_pipeline(home: ProjectHome, dataset: DatasetResource, log_level: str = "INFO") -> ExecuteInProcessResult:
+    """Materialize every asset (and run every check) on ``dataset``; step events are logged as they happen."""
+    prepare_dagster_home(home)
+    defs = build_definitions(home, dataset)
+    with DagsterInstance.get() as instance:
+        return defs.resolve_job_def(FULL_JOB).execute_in_process(
+            instance=instance, raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
+
+
+def failure_message(result: ExecuteInProcessResult) -> str:
+    """The user-facing reason of a failed run: the first failed step's error message."""
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            error = event.step_failure_data.error
+            while error.cause is not None and (error.cls_name or "").startswith("Dagster"):
+                error = error.cause
+            return f"step {event.step_key}: {error.message.strip()}"
+    return "the run failed (see the Dagster run log)"
+
+
+def print_summary(console: Console, home: ProjectHome, result: ExecuteInProcessResult, dataset: DatasetResource) -> None:
+    """Tables and row counts, check results, and where everything lives."""
+    tables = Table(title=f"Warehouse tables ({dataset.describe()})")
+    tables.add_column("table")
+    tables.add_column("rows", justify="right")
+    tables.add_column("columns")
+    with warehouse.connect(home.warehouse, read_only=True) as con:
+        names = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables ORDER BY table_name").fetchall()]
+        for name in names:
+            cols = [c for c in warehouse.columns(con, name) if not c.startswith("_")]
+            tables.add_row(name, f"{warehouse.row_count(con, name):,}", ", ".join(cols))
+    console.print(tables)
+
+    checks = Table(title="Asset checks")
+    for col in ("asset", "check", "result"):
+        checks.add_column(col)
+    for evaluation in sorted(result.get_asset_check_evaluations(), key=lambda e: (e.asset_key.to_user_string(), e.check_name)):
+        checks.add_row(evaluation.asset_key.to_user_string(), evaluation.check_name,
+                       "[green]passed[/]" if evaluation.passed else "[red]failed[/]")
+    console.print(checks)
+
+    console.print(f"[bold]Project home[/]  {home.root}")
+    console.print(f"  warehouse (DuckDB)   {home.warehouse}")
+    console.print(f"  Dagster runs/events  {home.dagster}  (run id {result.run_id})")
+    console.print("Open the Dagster UI:  [bold]coursepilot ui[/]  (dagster dev on http://127.0.0.1:3000)")
