@@ -1,10 +1,10 @@
 """Asset checks on the cleaned tables: unique keys, referential integrity, ranges and null rates."""
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetChecksDefinition, asset_check
-from dagster_duckdb import DuckDBResource
 
 from coursepilot import ingest, quality
 from coursepilot.schema import TABLES
+from resources import WarehouseResource
 
 
 def _result(check: quality.CheckResult, severity=AssetCheckSeverity.ERROR) -> AssetCheckResult:
@@ -13,18 +13,18 @@ def _result(check: quality.CheckResult, severity=AssetCheckSeverity.ERROR) -> As
 
 def _table_checks(table: str) -> list[AssetChecksDefinition]:
     @asset_check(asset=table, name="unique_key", blocking=True, description=f"{table}: key unique and not null")
-    def unique_key(warehouse: DuckDBResource) -> AssetCheckResult:
-        with warehouse.get_connection() as con:
+    def unique_key(warehouse: WarehouseResource) -> AssetCheckResult:
+        with warehouse.get_connection(read_only=True) as con:
             return _result(quality.unique_key(con, table))
 
     @asset_check(asset=table, name="value_ranges", blocking=True, description=f"{table}: values within declared ranges")
-    def value_ranges(warehouse: DuckDBResource) -> AssetCheckResult:
-        with warehouse.get_connection() as con:
+    def value_ranges(warehouse: WarehouseResource) -> AssetCheckResult:
+        with warehouse.get_connection(read_only=True) as con:
             return _result(quality.value_ranges(con, table, ingest.source_info(con)["rating_scale"]))
 
     @asset_check(asset=table, name="null_rates", blocking=True, description=f"{table}: required columns complete; sparse ones reported")
-    def null_rates(warehouse: DuckDBResource) -> AssetCheckResult:
-        with warehouse.get_connection() as con:
+    def null_rates(warehouse: WarehouseResource) -> AssetCheckResult:
+        with warehouse.get_connection(read_only=True) as con:
             return _result(quality.null_rates(con, table))
 
     return [unique_key, value_ranges, null_rates]
@@ -32,8 +32,8 @@ def _table_checks(table: str) -> list[AssetChecksDefinition]:
 
 @asset_check(asset="interactions", name="referential_integrity", blocking=True,
              description="every interaction names a known learner and course")
-def interactions_referential_integrity(warehouse: DuckDBResource) -> AssetCheckResult:
-    with warehouse.get_connection() as con:
+def interactions_referential_integrity(warehouse: WarehouseResource) -> AssetCheckResult:
+    with warehouse.get_connection(read_only=True) as con:
         return _result(quality.referential_integrity(con))
 
 

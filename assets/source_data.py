@@ -2,11 +2,10 @@
 
 import pandas as pd
 from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, MetadataValue, multi_asset
-from dagster_duckdb import DuckDBResource
 
 from coursepilot import ingest
 from coursepilot.schema import TABLES
-from resources import DatasetResource, ProjectHomeResource
+from resources import DatasetResource, ProjectHomeResource, WarehouseResource
 
 from .metadata import markdown_table, table_metadata
 
@@ -19,7 +18,7 @@ GROUP = "source_data"
            for t in TABLES],
     can_subset=False,
 )
-def raw_tables(context: AssetExecutionContext, dataset: DatasetResource, warehouse: DuckDBResource,
+def raw_tables(context: AssetExecutionContext, dataset: DatasetResource, warehouse: WarehouseResource,
                home: ProjectHomeResource):
     """Read the configured source through its adapter and store what it read, unvalidated."""
     context.log.info(f"reading {dataset.describe()}")
@@ -43,7 +42,7 @@ def raw_tables(context: AssetExecutionContext, dataset: DatasetResource, warehou
            for t in TABLES],
     can_subset=False,
 )
-def cleaned_tables(context: AssetExecutionContext, dataset: DatasetResource, warehouse: DuckDBResource):
+def cleaned_tables(context: AssetExecutionContext, dataset: DatasetResource, warehouse: WarehouseResource):
     """Validate the raw tables and replace learners, courses and interactions in one transaction."""
     with warehouse.get_connection() as con:
         report = ingest.clean(con, dataset.policy)

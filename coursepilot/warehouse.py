@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,10 +17,21 @@ def qident(name: str) -> str:
 
 
 @contextmanager
-def connect(path: str | Path, read_only: bool = False):
-    """A DuckDB connection to the warehouse file, closed on exit."""
+def connect(path: str | Path, read_only: bool = False, lock_wait_s: float = 30.0):
+    """A DuckDB connection to the warehouse file, closed on exit, even when the body raises.
+
+    DuckDB lets one process write a file; while another holds it, this waits up to ``lock_wait_s``.
+    """
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    deadline = time.monotonic() + lock_wait_s
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as err:
+            if "lock" not in str(err).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
     try:
         yield con
     finally:

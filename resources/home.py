@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dagster import ConfigurableResource
-from dagster_duckdb import DuckDBResource
+from contextlib import contextmanager
 
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from coursepilot import warehouse
 from coursepilot.home import ProjectHome
 
 
@@ -18,7 +21,23 @@ class ProjectHomeResource(ConfigurableResource):
         return ProjectHome.resolve(self.root).ensure()
 
 
-def warehouse_resource(home: ProjectHome) -> DuckDBResource:
-    """The DuckDB warehouse file of a project home."""
+class WarehouseResource(ConfigurableResource):
+    """The DuckDB warehouse file.
+
+    Not ``dagster_duckdb.DuckDBResource``: its connection is not closed when the step raises, so
+    a failed step would keep the file locked for the rest of the process.
+    """
+
+    database: str = Field(description="path of the DuckDB file")
+    lock_wait_s: float = Field(default=30.0, description="how long to wait for another process's write lock")
+
+    @contextmanager
+    def get_connection(self, read_only: bool = False):
+        with warehouse.connect(self.database, read_only=read_only, lock_wait_s=self.lock_wait_s) as con:
+            yield con
+
+
+def warehouse_resource(home: ProjectHome) -> WarehouseResource:
+    """The DuckDB warehouse of a project home."""
     home.ensure()
-    return DuckDBResource(database=str(home.warehouse))
+    return WarehouseResource(database=str(home.warehouse))

@@ -1,0 +1,82 @@
+"""The source-data assets and their checks, materialized for real with ``dagster.materialize``."""
+
+from __future__ import annotations
+
+import pytest
+from dagster import Definitions, DagsterInstance, materialize
+
+from assets.checks import CHECKS
+from assets.source_data import cleaned_tables, raw_tables
+from coursepilot import quality
+from coursepilot.home import ProjectHome
+from coursepilot.warehouse import connect
+from pipelines.definitions import build_definitions
+from resources import DatasetResource, ProjectHomeResource, warehouse_resource
+
+from .test_validation import EVENTS, make
+
+
+def run(home: ProjectHome, dataset: DatasetResource):
+    return materialize([raw_tables, cleaned_tables, *CHECKS], instance=DagsterInstance.ephemeral(), raise_on_error=False,
+                       resources={"dataset": dataset, "warehouse": warehouse_resource(home),
+                                  "home": ProjectHomeResource(root=str(home.root))})
+
+
+def test_materialize_synthetic_with_checks(tmp_path, xs_folder):
+    home = ProjectHome.resolve(tmp_path / "home")
+    result = run(home, DatasetResource(format="synthetic", path=str(xs_folder)))
+    assert result.success
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == len(CHECKS) and all(e.passed for e in evaluations)
+    counts = {m.asset_key.to_user_string(): m.metadata["dagster/row_count"].value
+              for m in result.asset_materializations_for_node("cleaned_tables")}
+    assert counts == {"learners": 800, "courses": 80, "interactions": 12_000}
+    raw = {m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node("raw_tables")}
+    assert raw["raw_courses"]["source_format"].value == "synthetic"
+    assert "truth_learners" in raw["raw_learners"]["ground_truth_tables"].value
+
+
+def test_default_synthetic_is_generated_under_the_home(tmp_path):
+    home = ProjectHome.resolve(tmp_path / "home")
+    assert run(home, DatasetResource(size="XS", seed=3)).success
+    assert [p.name for p in home.data.iterdir()] == ["synthetic-800x80x12000-w12-s3-v1"]
+
+
+def test_failed_load_fails_the_run_and_keeps_tables(tmp_path, xs_folder):
+    home = ProjectHome.resolve(tmp_path / "home")
+    assert run(home, DatasetResource(format="synthetic", path=str(xs_folder))).success
+    bad = make(tmp_path, events=EVENTS.replace("u2,c2,2", "u2,c2,11"))
+    result = run(home, DatasetResource(format="generic", path=str(bad)))
+    assert not result.success
+    with connect(home.warehouse, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM interactions").fetchone()[0] == 12_000
+
+
+def test_checks_catch_a_corrupted_table(tmp_path, xs_folder):
+    home = ProjectHome.resolve(tmp_path / "home")
+    assert run(home, DatasetResource(format="synthetic", path=str(xs_folder))).success
+    with connect(home.warehouse) as con:
+        con.execute("INSERT INTO learners SELECT * FROM learners LIMIT 1")
+        con.execute("UPDATE interactions SET watch_pct = 140 WHERE rowid = 3")
+        con.execute("INSERT INTO interactions (learner_id, course_id) VALUES ('ghost', 'C00001')")
+        assert not quality.unique_key(con, "learners").passed
+        assert quality.value_ranges(con, "interactions", [1, 5]).metadata["out_of_range_watch_pct"] == 1
+        assert quality.referential_integrity(con).metadata == {"unknown_learner_id": 1, "unknown_course_id": 0}
+        con.execute("UPDATE courses SET title = NULL WHERE course_id = 'C00002'")
+        assert quality.null_rates(con, "courses").metadata["required_nulls"] == 1
+
+
+def test_code_location_loads():
+    defs = build_definitions(ProjectHome.resolve("/tmp/coursepilot-defs-test"), DatasetResource(size="XS"))
+    Definitions.validate_loadable(defs)
+    job = defs.resolve_job_def("full_pipeline")
+    assert {n.name for n in job.graph.node_defs} >= {"raw_tables", "cleaned_tables"}
+
+
+def test_dataset_from_env(monkeypatch):
+    monkeypatch.setenv("COURSEPILOT_SOURCE_FORMAT", "elearning")
+    monkeypatch.setenv("COURSEPILOT_SOURCE_PATH", "/data/mars")
+    dataset = DatasetResource.from_env()
+    assert (dataset.format, dataset.path, dataset.size) == ("elearning", "/data/mars", "S")
+    with pytest.raises(ValueError, match="needs a path"):
+        DatasetResource(format="oulad").load(ProjectHome.resolve("/tmp/coursepilot-env-test"))
