@@ -124,10 +124,15 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from pipelines.run import REPO_ROOT, prepare_dagster_home
 
     home = ProjectHome.resolve(args.home)
-    env = dict(os.environ, DAGSTER_HOME=str(prepare_dagster_home(home)), **{HOME_ENV: str(home.root)})
-    command = [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", str(REPO_ROOT / "workspace.yaml")]
-    console.print(f"Dagster UI on http://127.0.0.1:{args.port} (instance {home.dagster}); Ctrl-C stops it.")
-    return subprocess.call(command, cwd=REPO_ROOT, env=env)
+    dagster_home = prepare_dagster_home(home)
+    # `dagster dev` warns that `dg dev` supersedes it; both serve the same UI, and dg needs another package.
+    env = dict(os.environ, DAGSTER_HOME=str(dagster_home), PYTHONWARNINGS="ignore:Function `dev_command` is superseded",
+               **{HOME_ENV: str(home.root)})
+    command = [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(args.port),
+               "-w", str(REPO_ROOT / "workspace.yaml")]
+    console.print(f"Dagster UI on http://127.0.0.1:{args.port} (instance {dagster_home}); Ctrl-C stops it.")
+    # started in the instance folder, so the template dagster.yaml in the repository is not mistaken for it
+    return subprocess.call(command, cwd=dagster_home, env=env)
 
 
 def main(argv: list[str] | None = None) -> int:

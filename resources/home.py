@@ -38,6 +38,5 @@ class WarehouseResource(ConfigurableResource):
 
 
 def warehouse_resource(home: ProjectHome) -> WarehouseResource:
-    """The DuckDB warehouse of a project home."""
-    home.ensure()
+    """The DuckDB warehouse of a project home (the file and its folder are created on first use)."""
     return WarehouseResource(database=str(home.warehouse))

@@ -66,17 +66,17 @@ def test_checks_catch_a_corrupted_table(tmp_path, xs_folder):
         assert quality.null_rates(con, "courses").metadata["required_nulls"] == 1
 
 
-def test_code_location_loads():
-    defs = build_definitions(ProjectHome.resolve("/tmp/coursepilot-defs-test"), DatasetResource(size="XS"))
+def test_code_location_loads(tmp_path):
+    defs = build_definitions(ProjectHome.resolve(tmp_path), DatasetResource(size="XS"))
     Definitions.validate_loadable(defs)
     job = defs.resolve_job_def("full_pipeline")
     assert {n.name for n in job.graph.node_defs} >= {"raw_tables", "cleaned_tables"}
 
 
-def test_dataset_from_env(monkeypatch):
+def test_dataset_from_env(monkeypatch, tmp_path):
     monkeypatch.setenv("COURSEPILOT_SOURCE_FORMAT", "elearning")
     monkeypatch.setenv("COURSEPILOT_SOURCE_PATH", "/data/mars")
     dataset = DatasetResource.from_env()
     assert (dataset.format, dataset.path, dataset.size) == ("elearning", "/data/mars", "S")
     with pytest.raises(ValueError, match="needs a path"):
-        DatasetResource(format="oulad").load(ProjectHome.resolve("/tmp/coursepilot-env-test"))
+        DatasetResource(format="oulad").load(ProjectHome.resolve(tmp_path))
