@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_flags(run)
     _add_home_flag(run)
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                     help="Dagster event log level printed while the run goes (default INFO: one line per step event)")
+                     help="lowest level of the assets' own log lines printed while the run goes (default INFO); "
+                          "every step's result is always shown")
 
     gen = commands.add_parser("generate", help="write a synthetic dataset (Parquet) with ground-truth labels",
                               description="Generate learners, courses and interactions from the latent model "
@@ -91,7 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     dataset = _dataset(args)
     console.rule(f"coursepilot run: {dataset.describe()}")
     started = time.perf_counter()
-    result = run_pipeline(home, dataset, args.log_level)
+    result = run_pipeline(home, dataset, console, args.log_level)
     elapsed = time.perf_counter() - started
     if not result.success:
         console.print(f"[red bold]Run failed[/] after {elapsed:.1f} s: {failure_message(result)}")

@@ -15,7 +15,8 @@ full_pipeline = define_asset_job(FULL_JOB, selection=AssetSelection.all(),
                                  description="Materialize the whole asset graph, checks included.")
 
 
-def build_definitions(home: ProjectHome | None = None, dataset: DatasetResource | None = None) -> Definitions:
+def build_definitions(home: ProjectHome | None = None, dataset: DatasetResource | None = None,
+                      loggers: dict | None = None) -> Definitions:
     """Definitions for a project home and a data source (defaults: environment, then built-ins).
 
     Steps run in one process: DuckDB allows one writing process per file, so the warehouse is never
@@ -32,6 +33,7 @@ def build_definitions(home: ProjectHome | None = None, dataset: DatasetResource 
             "home": ProjectHomeResource(root=str(home.root)),
         },
         executor=in_process_executor,
+        loggers=loggers,
     )
 
 

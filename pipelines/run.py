@@ -5,6 +5,7 @@ Used by ``coursepilot run``; runs land in the same instance ``coursepilot ui`` s
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -18,6 +19,7 @@ from coursepilot.home import ProjectHome
 from resources import DatasetResource
 
 from .definitions import FULL_JOB, build_definitions
+from .progress import StepProgress, progress_logger
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,14 +34,15 @@ def prepare_dagster_home(home: ProjectHome) -> Path:
     return home.dagster
 
 
-def run_pipeline(home: ProjectHome, dataset: DatasetResource, log_level: str = "INFO") -> ExecuteInProcessResult:
-    """Materialize every asset (and run every check) on ``dataset``; step events are logged as they happen."""
+def run_pipeline(home: ProjectHome, dataset: DatasetResource, console: Console, log_level: str = "INFO") -> ExecuteInProcessResult:
+    """Materialize every asset (and run every check) on ``dataset``, showing progress on ``console``."""
     prepare_dagster_home(home)
-    defs = build_definitions(home, dataset)
-    with DagsterInstance.get() as instance:
-        return defs.resolve_job_def(FULL_JOB).execute_in_process(
-            instance=instance, raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
+    job = build_definitions(home, dataset).resolve_job_def(FULL_JOB)
+    with StepProgress(console, len(job.graph.node_defs), logging.getLevelName(log_level)) as handler:
+        defs = build_definitions(home, dataset, loggers={"progress": progress_logger(handler)})
+        with DagsterInstance.get() as instance:
+            return defs.resolve_job_def(FULL_JOB).execute_in_process(
+                instance=instance, raise_on_error=False, run_config={"loggers": {"progress": {}}})
 
 
 def failure_message(result: ExecuteInProcessResult) -> str:
