@@ -27,6 +27,7 @@ def connect(path: str | Path, read_only: bool = False, lock_wait_s: float = 30.0
     while True:
         try:
             con = duckdb.connect(str(path), read_only=read_only)
+            con.execute("SET enable_progress_bar = false")  # our own progress display owns the terminal
             break
         except duckdb.IOException as err:
             if "lock" not in str(err).lower() or time.monotonic() > deadline:
