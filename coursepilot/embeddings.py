@@ -49,7 +49,12 @@ def load_model(name: str = MODEL_NAME, device: str = "cpu"):
     """The sentence-transformers model, loaded once per process (offline)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from sentence_transformers import SentenceTransformer  # slow import: only when a model is needed
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
 
     return SentenceTransformer(str(model_location(name)), device=device)
 

@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 import pandas as pd
 
 
@@ -106,3 +108,20 @@ def preview(con: duckdb.DuckDBPyConnection, table: str, n: int = 5, width: int =
                 lambda v: v if not isinstance(v, str) or len(v) <= width else v[: width - 1] + "…"
             )
     return frame
+
+
+def vector_column(matrix: np.ndarray) -> pa.FixedSizeListArray:
+    """A float32 matrix as an arrow fixed-size-list column (stored by DuckDB as FLOAT[d])."""
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), matrix.shape[1])
+
+
+def read_vectors(con: duckdb.DuckDBPyConnection, table: str, id_column: str, vector_column_name: str,
+                 where: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """(ids, float32 matrix) of a table with a FLOAT[d] column, in id order."""
+    arrow = con.execute(f"SELECT {qident(id_column)}, {qident(vector_column_name)} FROM {qident(table)} {where} "
+                        f"ORDER BY {qident(id_column)}").fetch_arrow_table()
+    vectors = arrow.column(1).combine_chunks()
+    dim = vectors.type.list_size
+    matrix = vectors.values.to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32, copy=False)
+    return np.asarray(arrow.column(0).to_pylist(), dtype=object), matrix

@@ -5,9 +5,16 @@ from __future__ import annotations
 from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
 
 from assets.checks import CHECKS
+from assets.courses import course_embeddings, course_labels, similar_courses, tfidf_course_vectors
+from assets.learners import learner_features, learner_labels
+from assets.profiles import attribute_embeddings, learner_profiles
 from assets.source_data import cleaned_tables, raw_tables
+from assets.split import split
 from coursepilot.home import ProjectHome
-from resources import DatasetResource, ProjectHomeResource, warehouse_resource
+from resources import DatasetResource, EmbedderResource, ProjectHomeResource, TrackingResource, warehouse_resource
+
+ASSETS = [raw_tables, cleaned_tables, split, learner_features, learner_labels, course_embeddings, tfidf_course_vectors,
+          course_labels, similar_courses, attribute_embeddings, learner_profiles]
 
 FULL_JOB = "full_pipeline"
 
@@ -24,13 +31,15 @@ def build_definitions(home: ProjectHome | None = None, dataset: DatasetResource 
     """
     home = home or ProjectHome.resolve()
     return Definitions(
-        assets=[raw_tables, cleaned_tables],
+        assets=ASSETS,
         asset_checks=CHECKS,
         jobs=[full_pipeline],
         resources={
             "dataset": dataset or DatasetResource.from_env(),
             "warehouse": warehouse_resource(home),
             "home": ProjectHomeResource(root=str(home.root)),
+            "embedder": EmbedderResource(),
+            "tracking": TrackingResource(),
         },
         executor=in_process_executor,
         loggers=loggers,

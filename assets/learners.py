@@ -1,0 +1,79 @@
+"""Learner stage: performance and engagement features, then adaptive / non-adaptive labels."""
+
+import pandas as pd
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+
+from coursepilot import ingest
+from coursepilot.features import learner_features as compute_features
+from coursepilot.features import load_features, store_frame
+from coursepilot.labels import LearnerLabelConfig, label_learners
+from coursepilot.tracking import log_classifier
+from coursepilot.warehouse import replace_tables, table_exists
+from resources import ProjectHomeResource, TrackingResource, WarehouseResource
+
+from .lineage import run_tags
+from .metadata import markdown_table
+
+GROUP = "learners"
+
+
+@asset(group_name=GROUP, kinds={"duckdb"}, deps=["split", "courses"],
+       description="Per learner, from training interactions: raw features and their min-max normalised values (_norm).")
+def learner_features(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    with warehouse.get_connection() as con:
+        features = compute_features(con, ingest.source_info(con)["rating_scale"])
+        for name, needs in features.missing.items():
+            context.log.info(f"feature {name} left out: the source has no {', '.join(needs)}")
+        replace_tables(con, {"learner_features": store_frame(features)})
+    summary = features.raw[features.used].describe().T[["mean", "min", "max"]].round(3).reset_index(names="feature")
+    return MaterializeResult(metadata={
+        "dagster/row_count": len(features.raw), "features_used": ", ".join(features.used),
+        "features_left_out": ", ".join(f"{k} (needs {'/'.join(v)})" for k, v in features.missing.items()) or "none",
+        "summary": markdown_table(summary)})
+
+
+class LearnerLabelSettings(Config):
+    threshold_quantile: float = 0.5
+    cv_folds: int = 5
+    rf_trees: int = 200
+    rf_max_train: int = 50_000
+    svm_max_train: int = 5_000
+    seed: int = 0
+
+
+def _scores_table(result) -> pd.DataFrame:
+    rows = [{"model": name, "accuracy": round(s.accuracy, 4), "f1": round(s.f1, 4)} for name, s in result.cv.items()]
+    if result.against_truth is not None:
+        rows.append({"model": f"{result.chosen} labels vs ground truth", "accuracy": round(result.against_truth.accuracy, 4),
+                     "f1": round(result.against_truth.f1, 4)})
+    return pd.DataFrame(rows)
+
+
+@asset(group_name=GROUP, kinds={"duckdb", "sklearn", "mlflow"}, deps=["learner_features"],
+       description="Adaptive vs non-adaptive learners: RandomForest and SVM, cross-validated; the better by F1 labels everyone.")
+def learner_labels(context: AssetExecutionContext, config: LearnerLabelSettings, warehouse: WarehouseResource,
+                   home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
+    with warehouse.get_connection() as con:
+        features = load_features(con)
+        truth = None
+        if table_exists(con, "truth_learners"):
+            truth = con.execute("SELECT learner_id, adaptive FROM truth_learners").df().set_index("learner_id")["adaptive"]
+        result = label_learners(features, truth, LearnerLabelConfig(**config.model_dump()))
+        replace_tables(con, {"learner_labels": result.labels})
+        tags = run_tags(context, con)
+    tracker = tracking.tracker(home.home)
+    params = {**config.model_dump(), "features": ",".join(result.features), "label_source": result.label_source}
+    run_ids = {name: log_classifier(tracker, f"learner_labels_{name}", model,
+                                    {**params, "classifier": name, "chosen": name == result.chosen},
+                                    {"cv": result.cv[name], **({"truth": result.against_truth} if result.against_truth and name == result.chosen else {})},
+                                    tags)
+               for name, model in result.models.items()}
+    confusion = result.against_truth.confusion if result.against_truth else result.cv[result.chosen].confusion
+    return MaterializeResult(metadata={
+        "dagster/row_count": len(result.labels), "label_source": result.label_source, "chosen_model": result.chosen,
+        "threshold": result.threshold if result.threshold is not None else "n/a (ground truth)",
+        "adaptive_share": round(float(result.labels["adaptive"].mean()), 4),
+        "rf_svm_agreement": round(result.agreement, 4), "scores": markdown_table(_scores_table(result)),
+        "confusion_matrix": markdown_table(pd.DataFrame(confusion, index=["true non-adaptive", "true adaptive"],
+                                                        columns=["predicted non-adaptive", "predicted adaptive"]).reset_index(names="")),
+        "mlflow_runs": MetadataValue.json(run_ids)})

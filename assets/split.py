@@ -1,0 +1,27 @@
+"""The train / test / cold-start split every model and evaluation shares."""
+
+import pandas as pd
+from dagster import AssetExecutionContext, Config, MaterializeResult, asset
+
+from coursepilot.splits import SplitConfig, build_split
+from resources import WarehouseResource
+
+from .metadata import markdown_table
+
+
+class SplitSettings(Config):
+    test_share: float = 0.2
+    min_interactions: int = 3
+    cold_learner_share: float = 0.02
+    cold_course_share: float = 0.02
+    seed: int = 0
+
+
+@asset(group_name="split", kinds={"duckdb"}, deps=["interactions"],
+       description="Per interaction: train, test (last share per learner by time), cold_learner or cold_course.")
+def split(context: AssetExecutionContext, config: SplitSettings, warehouse: WarehouseResource) -> MaterializeResult:
+    with warehouse.get_connection() as con:
+        counts = build_split(con, SplitConfig(**config.model_dump()))
+    table = pd.DataFrame({"split": list(counts), "interactions": list(counts.values())})
+    return MaterializeResult(metadata={"dagster/row_count": sum(counts.values()), "counts": markdown_table(table),
+                                       **{f"{k}_interactions": v for k, v in counts.items()}})

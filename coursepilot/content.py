@@ -1,0 +1,32 @@
+"""Course text (what the embedders read) and its TF-IDF representation, the "without GenAI" baseline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from .embeddings import preprocess as preprocess_text
+
+TEXT_FIELDS = (("description", ""), ("skills", "Skills: "), ("software", "Software: "), ("theme", "Theme: "))
+
+
+def course_texts(courses: pd.DataFrame, preprocess: bool = False) -> list[str]:
+    """Title, description, skills, software and theme (each where present), one text per course."""
+    parts = [courses["title"].fillna("").astype(str)]
+    for column, label in TEXT_FIELDS:
+        if column in courses:
+            values = courses[column].astype("string")
+            parts.append(values.map(lambda v, p=label: f"{p}{v}" if isinstance(v, str) and v.strip() else "", na_action="ignore").fillna(""))
+    joined = [". ".join(p for p in row if p) for row in zip(*parts)]
+    joined = [text if text.strip() else "untitled course" for text in joined]
+    return [preprocess_text(t) or t for t in joined] if preprocess else joined
+
+
+def tfidf_vectors(texts: list[str], max_features: int = 20_000) -> tuple[TfidfVectorizer, sparse.csr_matrix]:
+    """L2-normalised TF-IDF rows (unigrams and bigrams, English stop words removed)."""
+    vectorizer = TfidfVectorizer(max_features=max_features, ngram_range=(1, 2), stop_words="english",
+                                 sublinear_tf=True, min_df=1)
+    matrix = vectorizer.fit_transform(texts).astype(np.float32)
+    return vectorizer, matrix.tocsr()

@@ -1,0 +1,95 @@
+"""Per-learner performance and engagement features (first paper, section 3.1), from training data.
+
+Each feature names the optional columns it needs; a feature whose columns the source lacks is left
+out (and reported), never filled with invented values. Values are min-max normalised, equation (1):
+x' = (x - min x) / (max x - min x), with a constant column mapped to 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from .splits import train_interactions_sql
+from .warehouse import columns
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    sql: str
+    needs: tuple[str, ...]  # interaction columns ("courses.x" for a course column)
+    doc: str
+    performance: bool = False  # used by the threshold rule
+
+
+FEATURES = (
+    Feature("courses_taken", "count(*)", (), "how many courses the learner took"),
+    Feature("avg_grade", "avg(i.grade)", ("grade",), "average grade, 0-100", performance=True),
+    Feature("courses_completed", "sum(CASE WHEN i.completed THEN 1 ELSE 0 END)", ("completed",), "courses completed"),
+    Feature("completion_rate", "avg(CASE WHEN i.completed THEN 1.0 ELSE 0.0 END)", ("completed",),
+            "share of taken courses completed", performance=True),
+    Feature("avg_rating", "avg((i.rating - ?) / (? - ?))", ("rating",), "average rating given, scaled 0-1"),
+    Feature("avg_watch_pct", "avg(i.watch_pct)", ("watch_pct",), "average share watched", performance=True),
+    Feature("active_weeks", "count(DISTINCT date_trunc('week', i.ts))", ("ts",), "how often: distinct active weeks"),
+    Feature("courses_per_week", "count(*) / count(DISTINCT date_trunc('week', i.ts))", ("ts",),
+            "how often: courses started per active week"),
+    Feature("engaged_minutes", "sum(i.watch_pct / 100.0 * c.duration_min)", ("watch_pct", "courses.duration_min"),
+            "how long: minutes watched"),
+    Feature("total_clicks", "sum(i.clicks)", ("clicks",), "how much: page views or clicks"),
+)
+
+
+@dataclass
+class FeatureTable:
+    raw: pd.DataFrame  # learner_id + raw feature values
+    normalised: pd.DataFrame  # learner_id + min-max normalised values
+    used: list[str]
+    missing: dict[str, tuple[str, ...]]  # feature -> the columns it lacked
+
+    @property
+    def performance(self) -> list[str]:
+        return [f.name for f in FEATURES if f.performance and f.name in self.used]
+
+
+def min_max(frame: pd.DataFrame) -> pd.DataFrame:
+    """Equation (1) per column; a constant column becomes 0."""
+    low, high = frame.min(), frame.max()
+    span = (high - low).where(high > low, 1.0)
+    return ((frame - low) / span).where(high > low, 0.0)
+
+
+def learner_features(con: duckdb.DuckDBPyConnection, rating_scale: tuple[float, float] | None) -> FeatureTable:
+    """Features of every learner with training interactions (a missing value stays NaN)."""
+    have = set(columns(con, "interactions")) | {f"courses.{c}" for c in columns(con, "courses")}
+    if rating_scale is None:
+        have.discard("rating")
+    used = [f for f in FEATURES if set(f.needs) <= have]
+    missing = {f.name: tuple(c for c in f.needs if c not in have) for f in FEATURES if f not in used}
+    params: list = []
+    for f in used:
+        if f.name == "avg_rating":
+            low, high = rating_scale
+            params += [low, high, low]
+    select = ", ".join(f"CAST({f.sql} AS DOUBLE) AS {f.name}" for f in used)
+    raw = con.execute(
+        f"SELECT i.learner_id, {select} FROM ({train_interactions_sql()}) i "
+        "LEFT JOIN courses c USING (course_id) GROUP BY i.learner_id ORDER BY i.learner_id", params).df()
+    names = [f.name for f in used]
+    normalised = pd.concat([raw[["learner_id"]], min_max(raw[names])], axis=1)
+    return FeatureTable(raw, normalised, names, missing)
+
+
+def store_frame(features: FeatureTable) -> pd.DataFrame:
+    """The ``learner_features`` table: raw values plus ``<name>_norm`` normalised ones."""
+    return pd.concat([features.raw, features.normalised.drop(columns="learner_id").add_suffix("_norm")], axis=1)
+
+
+def load_features(con: duckdb.DuckDBPyConnection) -> FeatureTable:
+    """The features as stored by the ``learner_features`` asset."""
+    frame = con.execute("SELECT * FROM learner_features ORDER BY learner_id").df()
+    used = [f.name for f in FEATURES if f.name in frame]
+    normalised = frame[["learner_id", *[f"{n}_norm" for n in used]]].rename(columns=lambda c: c.removesuffix("_norm"))
+    return FeatureTable(frame[["learner_id", *used]], normalised, used, {})

@@ -1,0 +1,214 @@
+"""Learner labels (adaptive / non-adaptive) and course labels (cognitively intensive / accessible).
+
+Learners (first paper, section 3.2): a RandomForest and an SVM are trained on the learner features
+and cross-validated; the one with the higher mean cross-validated F1 (adaptive = positive class)
+is kept. Training labels are the ground truth where the source has it (synthetic data), otherwise
+the paper's threshold rule: a learner is adaptive when their performance score (the mean of the
+normalised performance features: grade, completion rate, watch percentage) exceeds the cohort's
+``threshold_quantile`` (the median by default).
+
+Courses (section 3.3): logistic regression on course embeddings, equation (3), trained on courses
+with a difficulty (intensive = intermediate or advanced); courses without one get a difficulty
+derived from their text first (:func:`fill_difficulty`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from .features import FeatureTable
+from .schema import DIFFICULTY_LEVELS
+
+INTENSIVE_LEVELS = ("intermediate", "advanced")
+
+
+@dataclass(frozen=True)
+class LearnerLabelConfig:
+    threshold_quantile: float = 0.5
+    cv_folds: int = 5
+    rf_trees: int = 200
+    rf_max_train: int = 50_000  # learners sampled (stratified) to train and cross-validate the forest
+    svm_max_train: int = 5_000  # an RBF SVM scales quadratically: it trains on a smaller sample
+    seed: int = 0
+
+
+@dataclass
+class Scores:
+    accuracy: float
+    f1: float
+    confusion: list[list[int]]  # rows: true non-adaptive / adaptive; columns: predicted
+
+    @classmethod
+    def of(cls, truth, predicted) -> "Scores":
+        truth, predicted = np.asarray(truth, bool), np.asarray(predicted, bool)
+        return cls(float(accuracy_score(truth, predicted)), float(f1_score(truth, predicted, zero_division=0)),
+                   confusion_matrix(truth, predicted, labels=[False, True]).tolist())
+
+
+@dataclass
+class LearnerLabels:
+    labels: pd.DataFrame  # learner_id, adaptive, p_adaptive, training_label
+    label_source: str  # "ground truth" or "threshold rule (q=...)"
+    threshold: float | None
+    cv: dict[str, Scores]  # "rf", "svm", "majority" on their training samples
+    chosen: str
+    agreement: float  # share of learners on which RF and SVM agree (out-of-fold, common sample)
+    models: dict[str, object] = field(default_factory=dict)  # fitted rf and svm
+    features: list[str] = field(default_factory=list)
+    against_truth: Scores | None = None
+
+
+def performance_score(features: FeatureTable) -> pd.Series:
+    if not features.performance:
+        raise ValueError("no performance feature (grade, completed or watch_pct) in this source: "
+                         "the threshold rule cannot label learners")
+    return features.normalised[features.performance].mean(axis=1, skipna=True)
+
+
+def threshold_labels(features: FeatureTable, quantile: float) -> tuple[pd.Series, float]:
+    """The paper's rule: adaptive when the performance score exceeds the cohort's quantile."""
+    score = performance_score(features)
+    threshold = float(score.quantile(quantile))
+    return score > threshold, threshold
+
+
+def _stratified_sample(y: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    if len(y) <= size:
+        return np.arange(len(y))
+    picked = [rng.choice(np.flatnonzero(y == c), int(round(size * np.mean(y == c))), replace=False) for c in (False, True)]
+    return np.sort(np.concatenate(picked))
+
+
+def _classifiers(config: LearnerLabelConfig) -> dict[str, object]:
+    return {
+        "rf": RandomForestClassifier(n_estimators=config.rf_trees, min_samples_leaf=2, n_jobs=2, random_state=config.seed),
+        "svm": make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler(),
+                             CalibratedClassifierCV(SVC(kernel="rbf", C=1.0), method="sigmoid", ensemble=False)),
+    }
+
+
+def label_learners(features: FeatureTable, truth: pd.Series | None = None,
+                   config: LearnerLabelConfig = LearnerLabelConfig()) -> LearnerLabels:
+    """Train both classifiers, keep the better, and label every learner.
+
+    ``truth`` (indexed by learner_id, bool) is used as training labels when given. A learner in the
+    chosen model's training sample gets its out-of-fold probability, so no label is an in-sample fit.
+    """
+    rng = np.random.default_rng(config.seed)
+    ids = features.normalised["learner_id"].to_numpy()
+    X = features.normalised[features.used].to_numpy(dtype=float)
+    threshold = None
+    if truth is not None:
+        y = truth.reindex(ids).to_numpy()
+        if pd.isna(y).any():
+            raise ValueError(f"ground truth is missing for {int(pd.isna(y).sum())} learners")
+        y, source = y.astype(bool), "ground truth"
+    else:
+        rule, threshold = threshold_labels(features, config.threshold_quantile)
+        y, source = rule.to_numpy(), f"threshold rule (performance score > quantile {config.threshold_quantile:g})"
+    if y.all() or not y.any():
+        raise ValueError("the training labels have a single class: nothing to learn")
+
+    folds = StratifiedKFold(config.cv_folds, shuffle=True, random_state=config.seed)
+    samples = {"rf": _stratified_sample(y, config.rf_max_train, rng), "svm": _stratified_sample(y, config.svm_max_train, rng)}
+    models, oof, cv = _classifiers(config), {}, {}
+    for name, model in models.items():
+        idx = samples[name]
+        oof[name] = cross_val_predict(model, X[idx], y[idx], cv=folds, method="predict_proba")[:, 1]
+        cv[name] = Scores.of(y[idx], oof[name] > 0.5)
+        models[name] = clone(model).fit(X[idx], y[idx])
+    majority = bool(y.mean() >= 0.5)
+    cv["majority"] = Scores.of(y[samples["rf"]], np.full(len(samples["rf"]), majority))
+    chosen = max(("rf", "svm"), key=lambda n: (cv[n].f1, n == "rf"))
+    common = np.intersect1d(samples["rf"], samples["svm"])
+    rf_pos, svm_pos = (np.searchsorted(samples[n], common) for n in ("rf", "svm"))
+    agreement = float(np.mean((oof["rf"][rf_pos] > 0.5) == (oof["svm"][svm_pos] > 0.5)))
+
+    proba = models[chosen].predict_proba(X)[:, 1]
+    proba[samples[chosen]] = oof[chosen]
+    labels = pd.DataFrame({"learner_id": ids, "adaptive": proba > 0.5, "p_adaptive": proba, "training_label": y})
+    result = LearnerLabels(labels, source, threshold, cv, chosen, agreement, models, list(features.used))
+    if truth is not None:
+        result.against_truth = Scores.of(y, labels["adaptive"])
+    return result
+
+
+BEGINNER_CUES = re.compile(r"\b(introduct\w*|beginners?|basics?|fundamentals?|getting started|no prior|first|essentials?"
+                           r"|foundations?|overview|101|discover)\b")
+ADVANCED_CUES = re.compile(r"\b(advanced|experts?|in[- ]depth|complex|rigorous|master\w*|deep dive|professionals?|theor\w*"
+                           r"|optimi[sz]\w*|graduate|research|sophisticated)\b")
+
+
+def difficulty_from_cues(texts: list[str]) -> np.ndarray:
+    """Lexical level cues: more advanced than beginner cue words -> advanced, fewer -> beginner, else intermediate."""
+    lowered = [t.lower() for t in texts]
+    score = np.array([len(ADVANCED_CUES.findall(t)) - len(BEGINNER_CUES.findall(t)) for t in lowered])
+    return np.where(score > 0, "advanced", np.where(score < 0, "beginner", "intermediate"))
+
+
+def fill_difficulty(vectors: np.ndarray, texts: list[str], difficulty: pd.Series, min_per_level: int = 5,
+                    seed: int = 0) -> tuple[pd.Series, pd.Series, str]:
+    """The source's difficulty where it has one; otherwise derived from text.
+
+    With at least ``min_per_level`` labelled courses per level, a multinomial logistic regression on
+    the embeddings of the labelled courses predicts the others; with fewer, lexical level cues
+    decide (:func:`difficulty_from_cues`). Agreement of both with real labels is measured in
+    ``benchmarks/bench_difficulty.py``. Returns (difficulty, source per course, method).
+    """
+    known = difficulty.notna().to_numpy()
+    source = pd.Series(np.where(known, "source", "derived"), index=difficulty.index)
+    if known.all():
+        return difficulty, source, "source"
+    counts = difficulty[known].value_counts()
+    filled = difficulty.copy()
+    if len(counts) == len(DIFFICULTY_LEVELS) and counts.min() >= min_per_level:
+        model = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(vectors[known], difficulty[known])
+        filled[~known] = model.predict(vectors[~known])
+        return filled, source, "logistic regression on the labelled courses' embeddings"
+    filled[~known] = difficulty_from_cues([t for t, k in zip(texts, known) if not k])
+    return filled, source, "lexical level cues"
+
+
+@dataclass
+class CourseLabels:
+    labels: pd.DataFrame  # course_id, difficulty, difficulty_source, intensive, p_intensive
+    cv: dict[str, Scores]  # "logreg" and "majority" over the labelled courses
+    labelled: int
+    model: object
+
+
+def label_courses(course_ids, vectors: np.ndarray, difficulty: pd.Series, difficulty_source: pd.Series,
+                  folds: int = 5, seed: int = 0) -> CourseLabels:
+    """Logistic regression p(intensive | e_d), equation (3), trained on the courses with a difficulty."""
+    y = difficulty.isin(INTENSIVE_LEVELS).to_numpy()
+    labelled = difficulty.notna().to_numpy()
+    counts = np.bincount(y[labelled].astype(int), minlength=2)
+    if counts.min() < folds:
+        raise ValueError(f"too few labelled courses per class to cross-validate (accessible {counts[0]}, intensive {counts[1]})")
+    model = LogisticRegression(C=1.0, max_iter=2000)
+    cv_split = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    oof = cross_val_predict(model, vectors[labelled], y[labelled], cv=cv_split, method="predict_proba")[:, 1]
+    majority = bool(y[labelled].mean() >= 0.5)
+    cv = {"logreg": Scores.of(y[labelled], oof > 0.5),
+          "majority": Scores.of(y[labelled], np.full(int(labelled.sum()), majority))}
+    model = clone(model).fit(vectors[labelled], y[labelled])
+    proba = model.predict_proba(vectors)[:, 1]
+    proba[labelled] = oof
+    labels = pd.DataFrame({"course_id": list(course_ids), "difficulty": difficulty.to_numpy(),
+                           "difficulty_source": difficulty_source.to_numpy(), "intensive": proba > 0.5,
+                           "p_intensive": proba})
+    return CourseLabels(labels, cv, int(labelled.sum()), model)

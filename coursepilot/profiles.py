@@ -1,0 +1,143 @@
+"""Multi-factor learner profiles (second paper, equations 14-19).
+
+- E_desc(u): the engagement-weighted mean of the embeddings of the courses u took in training;
+- E_job(u), E_soft(u): embeddings of the learner's job and software skills text;
+- E_theme(u): the engagement-weighted mean of the theme embeddings of those courses (eq. 17 per course);
+- E_u* = [E_desc, E_job, E_soft, E_theme] (eq. 18), compared by cosine (eq. 19).
+Every part is L2-normalised (or zero when unknown), so cos(E_u*, E_v*) is the sum of the part
+cosines divided by the product of the concatenated norms; nothing 1536-wide needs to be stored.
+
+Engagement weight of an interaction: 1 + watch_pct/100 + completed + rating scaled to 0-1, each
+term only where the source has that column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from .splits import train_interactions_sql
+from .warehouse import columns, read_vectors
+
+PARTS = ("desc", "job", "soft", "theme")
+
+
+def engagement_weights(train: pd.DataFrame, rating_scale: tuple[float, float] | None) -> np.ndarray:
+    weight = np.ones(len(train))
+    if "watch_pct" in train:
+        weight += train["watch_pct"].fillna(0).to_numpy() / 100.0
+    if "completed" in train:
+        weight += train["completed"].fillna(False).to_numpy(dtype=float)
+    if "rating" in train and rating_scale:
+        low, high = rating_scale
+        weight += ((train["rating"] - low) / (high - low)).fillna(0).to_numpy()
+    return weight
+
+
+def normalise_rows(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+
+
+def weighted_profiles(learner_pos: np.ndarray, course_pos: np.ndarray, weights: np.ndarray,
+                      course_vectors: np.ndarray, n_learners: int) -> np.ndarray:
+    """Row-normalised W @ E, with W the sparse learner x course engagement matrix."""
+    w = sparse.csr_matrix((weights.astype(np.float32), (learner_pos, course_pos)),
+                          shape=(n_learners, len(course_vectors)))
+    return normalise_rows(np.asarray(w @ course_vectors, dtype=np.float32))
+
+
+def lookup(values: pd.Series, table: dict[str, np.ndarray], dim: int) -> np.ndarray:
+    """The embedding of each text value (zeros where missing)."""
+    out = np.zeros((len(values), dim), dtype=np.float32)
+    for i, value in enumerate(values):
+        if isinstance(value, str) and value in table:
+            out[i] = table[value]
+    return out
+
+
+@dataclass
+class LearnerProfiles:
+    """The four profile parts of a set of learners, aligned with ``ids``."""
+
+    ids: np.ndarray
+    parts: dict[str, np.ndarray]  # part -> (n, d) float32, rows unit-norm or zero
+
+    def stacked(self, rows=slice(None)) -> np.ndarray:
+        """E_u* for the selected rows, equation (18)."""
+        return np.hstack([self.parts[p][rows] for p in PARTS])
+
+    def similarity(self, u: int, others: np.ndarray | None = None) -> np.ndarray:
+        """cos(E_u*, E_v*) for learner row ``u`` against ``others`` (default: everyone), equation (19)."""
+        others = np.arange(len(self.ids)) if others is None else np.asarray(others)
+        dot = sum(self.parts[p][others] @ self.parts[p][u] for p in PARTS)
+        norm_u = np.sqrt(sum(float(self.parts[p][u] @ self.parts[p][u]) for p in PARTS))
+        norm_v = np.sqrt(sum((self.parts[p][others] ** 2).sum(axis=1) for p in PARTS))
+        return np.divide(dot, norm_u * norm_v, out=np.zeros(len(others), dtype=np.float64), where=(norm_v > 0) & (norm_u > 0))
+
+
+ATTRIBUTES = {"job": ("learners", "job"), "software": ("learners", "software"), "theme": ("courses", "theme")}
+
+
+def attribute_values(con) -> dict[str, list[str]]:
+    """Distinct job, software and theme texts present in the warehouse (kinds the source lacks are empty)."""
+    out = {}
+    for kind, (table, column) in ATTRIBUTES.items():
+        if column in columns(con, table):
+            rows = con.execute(f"SELECT DISTINCT {column} FROM {table} WHERE {column} IS NOT NULL AND trim({column}) <> '' "
+                               f"ORDER BY 1").fetchall()
+            out[kind] = [r[0] for r in rows]
+        else:
+            out[kind] = []
+    return out
+
+
+def attribute_table(con) -> dict[str, dict[str, np.ndarray]]:
+    """kind -> {text: embedding} from the ``attribute_embeddings`` table."""
+    arrow = con.execute("SELECT kind, value, embedding FROM attribute_embeddings").fetch_arrow_table()
+    if not arrow.num_rows:
+        return {kind: {} for kind in ATTRIBUTES}
+    vectors = arrow.column(2).combine_chunks()
+    matrix = vectors.values.to_numpy(zero_copy_only=False).reshape(-1, vectors.type.list_size)
+    out: dict[str, dict[str, np.ndarray]] = {kind: {} for kind in ATTRIBUTES}
+    for kind, value, row in zip(arrow.column(0).to_pylist(), arrow.column(1).to_pylist(), matrix):
+        out[kind][value] = row
+    return out
+
+
+def build_profiles(con, rating_scale) -> tuple[pd.DataFrame, LearnerProfiles]:
+    """Profiles of every learner from training interactions, course embeddings and attribute embeddings."""
+    learners = con.execute("SELECT * FROM learners ORDER BY learner_id").df()
+    course_ids, course_vectors = read_vectors(con, "course_embeddings", "course_id", "embedding")
+    attributes = attribute_table(con)
+    dim = course_vectors.shape[1]
+    theme = "theme" if "theme" in columns(con, "courses") else "NULL AS theme"
+    courses = con.execute(f"SELECT course_id, {theme} FROM courses ORDER BY course_id").df()
+    theme_vectors = lookup(courses["theme"], attributes["theme"], dim)
+    train = con.execute(train_interactions_sql()).df()
+    learner_pos = pd.Index(learners["learner_id"]).get_indexer(train["learner_id"])
+    course_pos = pd.Index(course_ids).get_indexer(train["course_id"])
+    weights = engagement_weights(train, rating_scale)
+    n = len(learners)
+    parts = {
+        "desc": weighted_profiles(learner_pos, course_pos, weights, course_vectors, n),
+        "job": lookup(learners.get("job", pd.Series([None] * n)), attributes["job"], dim),
+        "soft": lookup(learners.get("software", pd.Series([None] * n)), attributes["software"], dim),
+        "theme": weighted_profiles(learner_pos, course_pos, weights, theme_vectors, n),
+    }
+    return learners, LearnerProfiles(learners["learner_id"].to_numpy(), parts)
+
+
+
+def load_profiles(con) -> LearnerProfiles:
+    """The stored ``learner_profiles`` with job and software parts looked up again."""
+    ids, desc = read_vectors(con, "learner_profiles", "learner_id", "desc")
+    _, theme = read_vectors(con, "learner_profiles", "learner_id", "theme")
+    meta = con.execute("SELECT job, software FROM learner_profiles ORDER BY learner_id").df()
+    attributes = attribute_table(con)
+    dim = desc.shape[1]
+    return LearnerProfiles(ids, {"desc": desc, "job": lookup(meta["job"], attributes["job"], dim),
+                                 "soft": lookup(meta["software"], attributes["software"], dim), "theme": theme})

@@ -1,0 +1,69 @@
+"""MLflow tracking under the project home: one run per trained model, with lineage tags."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+
+from .home import ProjectHome
+
+EXPERIMENT = "coursepilot"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def git_commit() -> str:
+    """The checked-out commit of the code that trains, or "unknown" outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class Tracker:
+    """Runs in the SQLite store ``<home>/mlflow.db``, artifacts under ``<home>/mlartifacts``."""
+
+    def __init__(self, home: ProjectHome, experiment: str = EXPERIMENT):
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        import mlflow
+
+        home.ensure()
+        self.mlflow = mlflow
+        self.uri = f"sqlite:///{home.mlflow_db}"
+        mlflow.set_tracking_uri(self.uri)
+        found = mlflow.get_experiment_by_name(experiment)
+        self.experiment_id = found.experiment_id if found else mlflow.create_experiment(
+            experiment, artifact_location=home.mlflow_artifacts.as_uri())
+
+    @contextmanager
+    def run(self, name: str, tags: dict[str, str] | None = None):
+        """An MLflow run tagged with the git commit and the caller's lineage tags."""
+        all_tags = {"git_commit": git_commit(), **(tags or {})}
+        with self.mlflow.start_run(experiment_id=self.experiment_id, run_name=name, tags=all_tags) as run:
+            yield run
+
+    def log_sklearn(self, model, name: str = "model") -> None:
+        """Log a model we trained ourselves; its own sklearn types are trusted by skops on load."""
+        import sklearn
+        import skops.io
+
+        trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+        self.mlflow.sklearn.log_model(model, name=name, skops_trusted_types=trusted,
+                                      pip_requirements=[f"scikit-learn=={sklearn.__version__}", "skops"])
+
+    def log_dict(self, data: dict, file: str) -> None:
+        self.mlflow.log_dict(data, file)
+
+
+def log_classifier(tracker: Tracker, name: str, model, params: dict, scores: dict, tags: dict[str, str]) -> str:
+    """One MLflow run for a trained classifier: params, ``<split>_<metric>`` metrics, confusion matrices, model."""
+    with tracker.run(name, tags) as run:
+        tracker.mlflow.log_params(params)
+        for split, score in scores.items():
+            tracker.mlflow.log_metrics({f"{split}_accuracy": score.accuracy, f"{split}_f1": score.f1})
+            tracker.log_dict({"rows": "true negative/positive", "columns": "predicted negative/positive",
+                              "matrix": score.confusion}, f"confusion_{split}.json")
+        tracker.log_sklearn(model)
+        return run.info.run_id

@@ -1,0 +1,33 @@
+"""Resources for the model stages: the sentence embedder and MLflow tracking."""
+
+from __future__ import annotations
+
+import numpy as np
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from coursepilot.embeddings import MODEL_NAME, EmbeddingCache, EmbedStats, embed_texts
+from coursepilot.home import ProjectHome
+from coursepilot.tracking import Tracker
+
+
+class EmbedderResource(ConfigurableResource):
+    """all-MiniLM-L6-v2 through sentence-transformers, offline, with a cache under the project home."""
+
+    model: str = Field(default=MODEL_NAME, description=f"{MODEL_NAME} (packaged weights) or a local model folder")
+    device: str = Field(default="cpu", description="torch device")
+    batch_size: int = Field(default=64, description="sentences per forward pass")
+    preprocess: bool = Field(default=False, description="lower-case and drop stop words before encoding "
+                                                        "(measured: raw text does better with MiniLM)")
+
+    def embed(self, texts: list[str], home: ProjectHome, stats: EmbedStats | None = None) -> np.ndarray:
+        return embed_texts(texts, self.model, self.device, self.batch_size, EmbeddingCache(home.embeddings), stats)
+
+
+class TrackingResource(ConfigurableResource):
+    """MLflow runs in ``<home>/mlflow.db`` with artifacts in ``<home>/mlartifacts``."""
+
+    experiment: str = Field(default="coursepilot", description="MLflow experiment name")
+
+    def tracker(self, home: ProjectHome) -> Tracker:
+        return Tracker(home, self.experiment)
