@@ -46,6 +46,9 @@ def _scores_table(result) -> pd.DataFrame:
     if result.against_truth is not None:
         rows.append({"model": f"{result.chosen} labels vs ground truth", "accuracy": round(result.against_truth.accuracy, 4),
                      "f1": round(result.against_truth.f1, 4)})
+    if result.rule_against_truth is not None:
+        rows.append({"model": "threshold rule vs ground truth", "accuracy": round(result.rule_against_truth.accuracy, 4),
+                     "f1": round(result.rule_against_truth.f1, 4)})
     return pd.DataFrame(rows)
 
 

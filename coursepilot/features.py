@@ -55,10 +55,12 @@ class FeatureTable:
 
 
 def min_max(frame: pd.DataFrame) -> pd.DataFrame:
-    """Equation (1) per column; a constant column becomes 0."""
+    """Equation (1) per column; a constant column becomes 0; missing values stay missing."""
     low, high = frame.min(), frame.max()
-    span = (high - low).where(high > low, 1.0)
-    return ((frame - low) / span).where(high > low, 0.0)
+    out = (frame - low) / (high - low).where(high > low)
+    for column in frame.columns[~(high > low).to_numpy()]:
+        out[column] = frame[column].where(frame[column].isna(), 0.0)
+    return out
 
 
 def learner_features(con: duckdb.DuckDBPyConnection, rating_scale: tuple[float, float] | None) -> FeatureTable:

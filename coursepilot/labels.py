@@ -70,6 +70,7 @@ class LearnerLabels:
     models: dict[str, object] = field(default_factory=dict)  # fitted rf and svm
     features: list[str] = field(default_factory=list)
     against_truth: Scores | None = None
+    rule_against_truth: Scores | None = None  # the paper's threshold rule, where ground truth exists
 
 
 def performance_score(features: FeatureTable) -> pd.Series:
@@ -144,6 +145,8 @@ def label_learners(features: FeatureTable, truth: pd.Series | None = None,
     result = LearnerLabels(labels, source, threshold, cv, chosen, agreement, models, list(features.used))
     if truth is not None:
         result.against_truth = Scores.of(y, labels["adaptive"])
+        if features.performance:
+            result.rule_against_truth = Scores.of(y, threshold_labels(features, config.threshold_quantile)[0])
     return result
 
 
