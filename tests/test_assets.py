@@ -80,3 +80,36 @@ def test_dataset_from_env(monkeypatch, tmp_path):
     assert (dataset.format, dataset.path, dataset.size) == ("elearning", "/data/mars", "S")
     with pytest.raises(ValueError, match="needs a path"):
         DatasetResource(format="oulad").load(ProjectHome.resolve(tmp_path))
+
+
+@pytest.mark.slow
+def test_full_graph_tracks_models_and_reuses_the_embedding_cache(tmp_path, xs_folder):
+    import mlflow
+
+    home = ProjectHome.resolve(tmp_path / "home")
+    defs = build_definitions(home, DatasetResource(format="synthetic", path=str(xs_folder)))
+    job = defs.resolve_job_def("full_pipeline")
+
+    def embedded(result):
+        meta = {e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
+                for e in result.get_asset_materialization_events()}
+        return meta["course_embeddings"]["encoded"].value, meta["course_embeddings"]["cached"].value, meta
+
+    first = job.execute_in_process(instance=DagsterInstance.ephemeral())
+    assert first.success
+    encoded, cached, meta = embedded(first)
+    assert (encoded, cached) == (80, 0)
+    assert meta["learner_labels"]["label_source"].value == "ground truth"
+    assert meta["course_labels"]["difficulty_method"].value == "source"
+    with connect(home.warehouse, read_only=True) as con:
+        for table, rows in (("course_embeddings", 80), ("course_labels", 80), ("learner_profiles", 800),
+                            ("similar_courses", 800), ("attribute_embeddings", None), ("tfidf_course_vectors", None)):
+            count = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            assert count == rows if rows else count > 0, table
+    client = mlflow.MlflowClient(f"sqlite:///{home.mlflow_db}")
+    runs = client.search_runs([client.get_experiment_by_name("coursepilot").experiment_id])
+    assert {r.info.run_name for r in runs} == {"learner_labels_rf", "learner_labels_svm", "course_labels_logreg"}
+    assert all(r.data.tags["data_fingerprint"] and r.data.tags["dagster_run_id"] == first.run_id for r in runs)
+
+    second = job.execute_in_process(instance=DagsterInstance.ephemeral())
+    assert second.success and embedded(second)[:2] == (0, 80)

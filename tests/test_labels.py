@@ -1,0 +1,115 @@
+"""Learner features (hand-computed), learner and course classifiers against synthetic ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from coursepilot.content import course_texts
+from coursepilot.embeddings import embed_texts
+from coursepilot.features import learner_features, load_features, min_max, store_frame
+from coursepilot.ingest import clean, write_raw
+from coursepilot.labels import LearnerLabelConfig, difficulty_from_cues, fill_difficulty, label_courses, label_learners, threshold_labels
+from coursepilot.sources import load_source
+from coursepilot.splits import SplitConfig, build_split
+from coursepilot.warehouse import replace_tables
+
+from .test_validation import make
+
+# margins the classifiers must beat the majority class by, on synthetic ground truth
+LEARNER_ACCURACY_MARGIN = 0.15
+COURSE_ACCURACY_MARGIN = 0.15
+
+
+def test_min_max_is_equation_one():
+    frame = pd.DataFrame({"a": [2.0, 4.0, 6.0, np.nan], "flat": [3.0, 3.0, 3.0, 3.0]})
+    out = min_max(frame)
+    assert out["a"].tolist()[:3] == [0.0, 0.5, 1.0] and np.isnan(out["a"].iloc[3])
+    assert out["flat"].tolist() == [0.0] * 4
+
+
+def test_features_hand_computed_and_missing_columns_left_out(tmp_path, con):
+    events = ("user,item,stars,seen,time\nu1,c1,4,50,2024-01-01\nu1,c2,2,100,2024-01-09\nu1,c3,5,100,2024-01-10\n"
+              "u2,c1,5,100,2024-01-02\nu2,c2,1,20,2024-01-03\nu2,c3,3,40,2024-01-04\n")
+    courses = "id,name,level,minutes\nc1,Intro,beginner,30\nc2,Deep,advanced,90\nc3,Mid,intermediate,60\n"
+    write_raw(con, load_source("generic", make(tmp_path, courses=courses, events=events)))
+    clean(con)
+    build_split(con, SplitConfig(test_share=0.34, cold_learner_share=0, cold_course_share=0))
+    table = learner_features(con, (1.0, 5.0))
+    raw = table.raw.set_index("learner_id")
+    # training = the first two interactions of each learner by time
+    assert raw.loc["u1", "courses_taken"] == 2
+    assert raw.loc["u1", "avg_watch_pct"] == pytest.approx(75.0)
+    assert raw.loc["u1", "avg_rating"] == pytest.approx(((4 - 1) / 4 + (2 - 1) / 4) / 2)
+    assert raw.loc["u1", "active_weeks"] == 2 and raw.loc["u2", "active_weeks"] == 1
+    assert raw.loc["u2", "engaged_minutes"] == pytest.approx(30 * 1.0 + 90 * 0.2)
+    assert set(table.missing) == {"avg_grade", "courses_completed", "completion_rate", "total_clicks"}
+    assert table.performance == ["avg_watch_pct"]
+    replace_tables(con, {"learner_features": store_frame(table)})
+    again = load_features(con)
+    assert again.used == table.used and np.allclose(again.normalised[table.used], table.normalised[table.used], equal_nan=True)
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    import duckdb
+
+    from coursepilot.synthetic import SIZES, write_dataset
+
+    folder = write_dataset(SIZES["XS"], tmp_path_factory.mktemp("labels") / "xs")
+    con = duckdb.connect()
+    write_raw(con, load_source("synthetic", folder))
+    clean(con)
+    build_split(con)
+    yield con
+    con.close()
+
+
+def test_learner_classifiers_beat_majority_on_ground_truth(synthetic):
+    features = learner_features(synthetic, (1.0, 5.0))
+    truth = synthetic.execute("SELECT learner_id, adaptive FROM truth_learners").df().set_index("learner_id")["adaptive"]
+    result = label_learners(features, truth, LearnerLabelConfig(rf_trees=100))
+    majority = result.cv["majority"].accuracy
+    for name in ("rf", "svm"):
+        assert result.cv[name].accuracy > majority + LEARNER_ACCURACY_MARGIN, (name, result.cv[name], majority)
+    assert result.against_truth.f1 > 0.75
+    assert 0.8 < result.agreement <= 1.0
+    assert result.labels["p_adaptive"].between(0, 1).all() and len(result.labels) == len(features.raw)
+
+
+def test_threshold_rule_labels_when_no_ground_truth(synthetic):
+    features = learner_features(synthetic, (1.0, 5.0))
+    rule, threshold = threshold_labels(features, 0.5)
+    assert 0.45 < rule.mean() < 0.55 and 0 < threshold < 1
+    result = label_learners(features, None, LearnerLabelConfig(rf_trees=50))
+    assert result.label_source.startswith("threshold rule") and result.threshold == pytest.approx(threshold)
+    assert result.cv[result.chosen].accuracy > 0.85  # the rule is a function of the features: learnable
+
+
+def test_course_classifier_beats_majority_on_embeddings(synthetic):
+    courses = synthetic.execute("SELECT * FROM courses ORDER BY course_id").df()
+    vectors = embed_texts(course_texts(courses))
+    source = pd.Series(["source"] * len(courses))
+    result = label_courses(courses["course_id"], vectors, courses["difficulty"], source)
+    assert result.cv["logreg"].accuracy > result.cv["majority"].accuracy + COURSE_ACCURACY_MARGIN
+    truth = synthetic.execute("SELECT course_id, cognitively_intensive FROM truth_courses ORDER BY course_id").df()
+    assert (result.labels["intensive"].to_numpy() == truth["cognitively_intensive"].to_numpy()).mean() > 0.75
+
+
+def test_difficulty_filled_from_labelled_courses_or_cues(synthetic):
+    courses = synthetic.execute("SELECT * FROM courses ORDER BY course_id").df()
+    texts = course_texts(courses)
+    vectors = embed_texts(texts)
+    partial = courses["difficulty"].where(np.arange(len(courses)) % 2 == 0)
+    filled, source, method = fill_difficulty(vectors, texts, partial)
+    assert method.startswith("logistic regression") and filled.notna().all()
+    hidden = source == "derived"
+    assert (filled[hidden] == courses["difficulty"][hidden]).mean() > 0.6  # chance is about 0.4
+    filled, _, method = fill_difficulty(vectors, texts, pd.Series([None] * len(courses), dtype=object))
+    assert method == "lexical level cues" and set(filled) <= {"beginner", "intermediate", "advanced"}
+
+
+def test_lexical_cues():
+    assert list(difficulty_from_cues(["An introduction to the basics", "Advanced, in-depth theory", "Spreadsheets"])) == [
+        "beginner", "advanced", "intermediate"]
