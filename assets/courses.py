@@ -1,6 +1,5 @@
 """Course stage: MiniLM embeddings, TF-IDF vectors, difficulty and intensive / accessible labels, similar courses."""
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
@@ -74,14 +73,18 @@ def course_labels(context: AssetExecutionContext, config: CourseLabelSettings, w
         replace_tables(con, {"course_labels": result.labels})
         tags = run_tags(context, con)
     context.log.info(f"difficulty: {int((source == 'source').sum())} from the source, {int((source == 'derived').sum())} derived ({method})")
+    metadata = {"dagster/row_count": len(result.labels), "difficulty_method": method,
+                "difficulty_from_source": int((source == "source").sum()), "difficulty_derived": int((source == "derived").sum()),
+                "intensive_share": round(float(result.labels["intensive"].mean()), 4)}
+    if result.model is None:
+        context.log.warning(result.note)
+        return MaterializeResult(metadata={**metadata, "classifier": result.note})
     run_id = log_classifier(tracking.tracker(home.home), "course_labels_logreg", result.model,
                             {**config.model_dump(), "difficulty_method": method, "labelled_courses": result.labelled},
                             {"cv": result.cv["logreg"], "cv_majority": result.cv["majority"]}, tags)
     scores = pd.DataFrame([{"model": n, "accuracy": round(s.accuracy, 4), "f1": round(s.f1, 4)} for n, s in result.cv.items()])
     return MaterializeResult(metadata={
-        "dagster/row_count": len(result.labels), "difficulty_method": method,
-        "difficulty_from_source": int((source == "source").sum()), "difficulty_derived": int((source == "derived").sum()),
-        "intensive_share": round(float(result.labels["intensive"].mean()), 4), "cv_scores": markdown_table(scores),
+        **metadata, "cv_scores": markdown_table(scores),
         "confusion_matrix": markdown_table(pd.DataFrame(result.cv["logreg"].confusion, index=["true accessible", "true intensive"],
                                                         columns=["predicted accessible", "predicted intensive"]).reset_index(names="")),
         "mlflow_run": MetadataValue.text(run_id)})

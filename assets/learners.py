@@ -61,6 +61,12 @@ def learner_labels(context: AssetExecutionContext, config: LearnerLabelSettings,
         truth = None
         if table_exists(con, "truth_learners"):
             truth = con.execute("SELECT learner_id, adaptive FROM truth_learners").df().set_index("learner_id")["adaptive"]
+        if features.raw.empty:
+            reason = "no learner has training interactions (the source has none): nothing to label"
+            context.log.warning(reason)
+            replace_tables(con, {"learner_labels": pd.DataFrame({"learner_id": pd.Series(dtype=str), "adaptive": pd.Series(dtype=bool),
+                                                                 "p_adaptive": pd.Series(dtype=float), "training_label": pd.Series(dtype=bool)})})
+            return MaterializeResult(metadata={"dagster/row_count": 0, "skipped": reason})
         result = label_learners(features, truth, LearnerLabelConfig(**config.model_dump()))
         replace_tables(con, {"learner_labels": result.labels})
         tags = run_tags(context, con)

@@ -189,9 +189,10 @@ def fill_difficulty(vectors: np.ndarray, texts: list[str], difficulty: pd.Series
 @dataclass
 class CourseLabels:
     labels: pd.DataFrame  # course_id, difficulty, difficulty_source, intensive, p_intensive
-    cv: dict[str, Scores]  # "logreg" and "majority" over the labelled courses
+    cv: dict[str, Scores]  # "logreg" and "majority" over the labelled courses (empty when not trained)
     labelled: int
-    model: object
+    model: object | None
+    note: str = ""  # why no classifier was trained, when none was
 
 
 def label_courses(course_ids, vectors: np.ndarray, difficulty: pd.Series, difficulty_source: pd.Series,
@@ -201,7 +202,11 @@ def label_courses(course_ids, vectors: np.ndarray, difficulty: pd.Series, diffic
     labelled = difficulty.notna().to_numpy()
     counts = np.bincount(y[labelled].astype(int), minlength=2)
     if counts.min() < folds:
-        raise ValueError(f"too few labelled courses per class to cross-validate (accessible {counts[0]}, intensive {counts[1]})")
+        note = (f"no classifier trained: too few courses per class to cross-validate (accessible {counts[0]}, "
+                f"intensive {counts[1]}); labels follow the difficulty")
+        labels = pd.DataFrame({"course_id": list(course_ids), "difficulty": difficulty.to_numpy(),
+                               "difficulty_source": difficulty_source.to_numpy(), "intensive": y, "p_intensive": y.astype(float)})
+        return CourseLabels(labels, {}, int(labelled.sum()), None, note)
     model = LogisticRegression(C=10.0, max_iter=3000)  # C chosen by cross-validation on synthetic catalogues
     cv_split = StratifiedKFold(folds, shuffle=True, random_state=seed)
     oof = cross_val_predict(model, vectors[labelled], y[labelled], cv=cv_split, method="predict_proba")[:, 1]
