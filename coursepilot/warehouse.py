@@ -120,7 +120,7 @@ def read_vectors(con: duckdb.DuckDBPyConnection, table: str, id_column: str, vec
                  where: str = "") -> tuple[np.ndarray, np.ndarray]:
     """(ids, float32 matrix) of a table with a FLOAT[d] column, in id order."""
     arrow = con.execute(f"SELECT {qident(id_column)}, {qident(vector_column_name)} FROM {qident(table)} {where} "
-                        f"ORDER BY {qident(id_column)}").fetch_arrow_table()
+                        f"ORDER BY {qident(id_column)}").to_arrow_table()
     vectors = arrow.column(1).combine_chunks()
     dim = vectors.type.list_size
     matrix = vectors.values.to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32, copy=False)
