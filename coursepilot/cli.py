@@ -71,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--weeks", type=int, help="length of the interaction period in weeks (default 12)")
     gen.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same data")
 
+    rec = commands.add_parser("recommend", help="top-k courses for a learner (or a new learner's profile) from the registry",
+                              description="Load the registered recommender (no Dagster) and print top-k courses with reasons.")
+    who = rec.add_mutually_exclusive_group(required=True)
+    who.add_argument("--learner", metavar="ID", help="a known learner id")
+    who.add_argument("--profile", metavar="TEXT", help="a new learner: job, software, themes or a sentence of interests")
+    rec.add_argument("-k", type=int, default=10, help="how many courses (default 10)")
+    rec.add_argument("--model", metavar="URI", help="MLflow model URI (default: models:/coursepilot-recommender@champion)")
+    _add_home_flag(rec)
+
     ui = commands.add_parser("ui", help="start the Dagster UI on 127.0.0.1",
                              description="Start `dagster dev` on the project's instance and code location.")
     _add_home_flag(ui)
@@ -121,6 +130,33 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recommend(args: argparse.Namespace) -> int:
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+    from rich.table import Table
+
+    from .registry import load_recommender
+
+    if args.k < 1:
+        raise ValueError("-k must be at least 1")
+    try:
+        model = load_recommender(home=ProjectHome.resolve(args.home), uri=args.model)
+    except MlflowException as err:
+        raise ValueError(f"cannot load the recommender ({err.message.splitlines()[0]}); run `coursepilot run` first") from None
+    query = pd.DataFrame({"learner_id": [args.learner or ""], "profile": [args.profile or ""], "k": [args.k]})
+    try:
+        result = model.predict(query)
+    except KeyError as err:
+        raise ValueError(err.args[0]) from None
+    table = Table(title=f"Top {args.k} for " + (f"learner {args.learner}" if args.learner else "a new learner"))
+    for col in ("rank", "course_id", "title", "score", "reason"):
+        table.add_column(col)
+    for row in result.itertuples():
+        table.add_row(str(row.rank), row.course_id, row.title, f"{row.score:.3f}", row.reason)
+    console.print(table)
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from pipelines.run import REPO_ROOT, prepare_dagster_home
 
@@ -138,7 +174,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"run": cmd_run, "generate": cmd_generate, "ui": cmd_ui}
+    handlers = {"run": cmd_run, "generate": cmd_generate, "recommend": cmd_recommend, "ui": cmd_ui}
     try:
         return handlers[args.command](args)
     except (ValidationError, ValueError, FileNotFoundError) as err:

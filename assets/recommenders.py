@@ -1,0 +1,176 @@
+"""Recommender stage: baselines, factor models, the tuned hybrid, and the registered serving model."""
+
+import numpy as np
+import pandas as pd
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+
+from coursepilot import ingest, registry
+from coursepilot.evaluation import held_out
+from coursepilot.models.base import load_train_data
+from coursepilot.models.factors import Factorisation, tune_factors
+from coursepilot.models.hybrid import Hybrid, level_targets, tune, validation_data
+from coursepilot.models.simple import Content, Popularity, UserKNN
+from coursepilot.models.store import load_arrays, load_params, model_path, save_arrays, write_json
+from coursepilot.training import train_and_track
+from resources import ProjectHomeResource, TrackingResource, WarehouseResource
+
+from .lineage import run_tags
+from .metadata import markdown_table
+
+GROUP = "recommenders"
+DEPS = ["split", "course_embeddings", "tfidf_course_vectors", "course_labels", "learner_labels"]
+
+
+def _context(con):
+    scale = ingest.source_info(con)["rating_scale"]
+    data = load_train_data(con, scale)
+    return scale, data, held_out(con, data, "test", scale)
+
+
+def _metrics_table(results: dict[str, dict[str, float]]) -> MetadataValue:
+    keys = ["precision@10", "recall@10", "ndcg@10", "map@10", "hit@10", "mrr"]
+    frame = pd.DataFrame([{"model": name, **{k: round(m.get(k, float("nan")), 4) for k in keys}} for name, m in results.items()])
+    return markdown_table(frame)
+
+
+class FactorSettings(Config):
+    factor_candidates: list[int] = [16, 32, 64]  # tried on the validation carve; the best is refit on train
+    iterations: int = 15
+    regularization: float = 1.0
+    learning_rate: float = 0.05
+    alpha: float = 2.0
+    validation_share: float = 0.2
+    seed: int = 0
+
+    def model_params(self) -> dict:
+        return {k: v for k, v in self.model_dump().items() if k not in ("factor_candidates", "validation_share")}
+
+
+class BprSettings(FactorSettings):
+    iterations: int = 100
+    regularization: float = 0.01
+
+
+def _factor_asset(algorithm: str, settings_type):
+    @asset(name=f"{algorithm}_model", group_name=GROUP, kinds={"implicit", "mlflow"}, deps=DEPS,
+           description=f"implicit {algorithm.upper()} on the confidence-weighted training matrix; factors under <home>/models.")
+    def factor_model(context: AssetExecutionContext, config: settings_type, warehouse: WarehouseResource,
+                     home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
+        with warehouse.get_connection(read_only=True) as con:
+            scale, data, relevant = _context(con)
+            fit_data, valid = validation_data(con, data, scale, config.validation_share, config.seed)
+            tags = run_tags(context, con)
+        factors, tried = tune_factors(algorithm, config.model_params(), config.factor_candidates, fit_data, valid)
+        context.log.info(f"validation nDCG@10 by factors: {tried}; refitting with {factors}")
+        params = {**config.model_params(), "factors": factors}
+        model = Factorisation(algorithm, **params)
+        metrics, run_id = train_and_track(model, data, relevant, tracking.tracker(home.home), tags,
+                                          {**params, **{f"valid_ndcg_at_10_f{f}": round(v, 4) for f, v in tried.items()}})
+        save_arrays(home.home, model.name, params, user_factors=model.user_factors, item_factors=model.item_factors)
+        return MaterializeResult(metadata={"test_metrics": _metrics_table({model.name: metrics}), "mlflow_run": run_id,
+                                           "factors": factors, "validation_ndcg@10_by_factors": MetadataValue.json(tried),
+                                           "test_learners": len(relevant), **{f"test_{k}": round(v, 4) for k, v in metrics.items() if k.endswith("@10")}})
+
+    return factor_model
+
+
+als_model = _factor_asset("als", FactorSettings)
+bpr_model = _factor_asset("bpr", BprSettings)
+
+
+class BaselineSettings(Config):
+    neighbours: int = 50
+
+
+@asset(group_name=GROUP, kinds={"mlflow"}, deps=DEPS,
+       description="Popularity, user-based kNN (eq. 8-9) and content affinity cos(E_u, E_i) (eq. 12) with MiniLM and TF-IDF.")
+def baseline_models(context: AssetExecutionContext, config: BaselineSettings, warehouse: WarehouseResource,
+                    home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
+    with warehouse.get_connection(read_only=True) as con:
+        _, data, relevant = _context(con)
+        tags = run_tags(context, con)
+    tracker = tracking.tracker(home.home)
+    results, runs = {}, {}
+    for model, params in ((Popularity(), {}), (UserKNN(config.neighbours), {"neighbours": config.neighbours}),
+                          (Content("minilm"), {}), (Content("tfidf"), {})):
+        results[model.name], runs[model.name] = train_and_track(model, data, relevant, tracker, tags, params)
+        context.log.info(f"{model.name}: nDCG@10 {results[model.name].get('ndcg@10', 0):.4f}")
+    return MaterializeResult(metadata={"test_metrics": _metrics_table(results), "mlflow_runs": MetadataValue.json(runs),
+                                       "test_learners": len(relevant)})
+
+
+class HybridSettings(Config):
+    validation_share: float = 0.2
+    seed: int = 0
+
+
+def _fitted_als(home, data) -> Factorisation:
+    """The ALS model the ``als_model`` asset trained on the full training split."""
+    model = Factorisation("als", **load_params(home, "als"))
+    factors = load_arrays(home, "als")
+    model.data, model.user_factors, model.item_factors = data, factors["user_factors"], factors["item_factors"]
+    return model
+
+
+@asset(group_name=GROUP, kinds={"mlflow"}, deps=["als_model", *DEPS],
+       description="alpha*CF + (1-alpha)*sim (+ level alignment), alpha and level weight tuned on a validation split carved from train.")
+def hybrid_model(context: AssetExecutionContext, config: HybridSettings, warehouse: WarehouseResource,
+                 home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
+    with warehouse.get_connection(read_only=True) as con:
+        scale, data, relevant = _context(con)
+        fit_data, valid = validation_data(con, data, scale, config.validation_share, config.seed)
+        tags = run_tags(context, con)
+    tracker = tracking.tracker(home.home)
+    als_params = load_params(home.home, "als")
+    results, tunings, runs = {}, {}, {}
+    for content in ("minilm", "tfidf"):
+        tuning = tunings[content] = tune(Hybrid(Factorisation("als", **als_params), Content(content)), fit_data, valid)
+        suffix = "" if content == "minilm" else "_tfidf"
+        for name, level in ((f"hybrid{suffix}", False), (f"hybrid{suffix}_level", True)):
+            alpha, weight = tuning.choice(level)
+            hybrid = Hybrid(_fitted_als(home.home, data), Content(content).fit(data), alpha, weight, name).fit(data, fit_parts=False)
+            results[name], runs[name] = train_and_track(hybrid, data, relevant, tracker, tags,
+                                                        {"alpha": alpha, "level_weight": weight, "content": content,
+                                                         "validation_share": config.validation_share}, fit=False)
+    best = tunings["minilm"]
+    level = best.level_weight > 0  # the grid includes weight 0: the level term stays only where validation says it helps
+    alpha, weight = best.choice(level)
+    choice = {"chosen": "hybrid_level" if level else "hybrid", "alpha": alpha, "level_weight": weight}
+    write_json(model_path(home.home, "hybrid").with_suffix(".json"), choice)
+    grid = best.grid.pivot(index="alpha", columns="level_weight", values="ndcg@10").round(4).reset_index()
+    grid.columns = [f"w={c}" if c != "alpha" else c for c in grid.columns]
+    return MaterializeResult(metadata={
+        "test_metrics": _metrics_table(results), **choice, "validation_ndcg@10": round(best.valid_ndcg, 4),
+        "validation_grid_minilm": markdown_table(grid), "mlflow_runs": MetadataValue.json(runs)})
+
+
+@asset(group_name=GROUP, kinds={"mlflow"}, deps=["hybrid_model", "als_model"],
+       description="The serving recommender (MLflow pyfunc) registered as a new version of coursepilot-recommender.")
+def recommender(context: AssetExecutionContext, warehouse: WarehouseResource, home: ProjectHomeResource,
+                tracking: TrackingResource) -> MaterializeResult:
+    with warehouse.get_connection(read_only=True) as con:
+        _, data, relevant = _context(con)
+        titles = con.execute("SELECT title FROM courses ORDER BY course_id").df()["title"].to_numpy()
+        tags = run_tags(context, con)
+    factors = load_arrays(home.home, "als")
+    choice = load_params(home.home, "hybrid")
+    bundle = registry.save_bundle(registry.temporary_bundle_dir(), learner_ids=data.learner_ids, course_ids=data.course_ids,
+                                  titles=titles, seen=data.matrix, user_factors=factors["user_factors"],
+                                  item_factors=factors["item_factors"], course_vectors=data.course_vectors,
+                                  popularity=np.log1p(np.asarray((data.matrix > 0).sum(axis=0)).ravel()),
+                                  level_targets=level_targets(data), difficulty=data.difficulty,
+                                  alpha=choice["alpha"], level_weight=choice["level_weight"])
+    tracker = tracking.tracker(home.home)
+    with tracker.run("recommender", {**tags, "model": choice["chosen"]}):
+        tracker.mlflow.log_params(choice)
+        info = registry.log_serving_model(bundle, str(data.learner_ids[0]))
+    client = tracker.mlflow.MlflowClient()
+    version = str(info.registered_model_version)
+    client.set_registered_model_alias(registry.MODEL_NAME, "challenger", version)
+    aliases = client.get_registered_model(registry.MODEL_NAME).aliases
+    if "champion" not in aliases:
+        client.set_registered_model_alias(registry.MODEL_NAME, "champion", version)
+        context.log.info(f"version {version} is the first: it becomes @champion")
+    return MaterializeResult(metadata={"registered_model": registry.MODEL_NAME, "version": version,
+                                       "aliases": ", ".join(a for a, v in client.get_registered_model(registry.MODEL_NAME).aliases.items() if v == version),
+                                       "model_uri": info.model_uri, **choice})

@@ -1,0 +1,23 @@
+"""Scoring a recommender on held-out interactions with the shared protocol (see metrics.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .metrics import mean_metrics
+from .models.base import Recommender, TrainData, interaction_matrix, split_frame
+from .models.hybrid import relevant_sets
+
+
+def held_out(con, data: TrainData, split: str = "test", rating_scale=None) -> dict[int, set[int]]:
+    """{learner row: course columns} of a split, for learners and courses the model knows."""
+    return relevant_sets(interaction_matrix(split_frame(con, (split,)), data.learner_ids, data.course_ids, rating_scale))
+
+
+def evaluate(model: Recommender, relevant: dict[int, set[int]], ks=(5, 10)) -> dict[str, float]:
+    """Mean ranking metrics of ``model`` (already fitted) over the learners in ``relevant``."""
+    rows = np.array(list(relevant), dtype=np.int64)
+    if not len(rows):
+        return {}
+    top = model.recommend(rows, max(ks))
+    return mean_metrics({int(r): list(t) for r, t in zip(rows, top)}, relevant, ks)

@@ -1,0 +1,53 @@
+"""Top-k ranking metrics, per learner, computed the standard way.
+
+For a learner with ranked list R (top k) and relevant set T (their held-out courses):
+- precision@k = |R ∩ T| / k; recall@k = |R ∩ T| / |T|; F1@k their harmonic mean;
+- hit@k = 1 if R ∩ T is non-empty;
+- nDCG@k = DCG / IDCG with binary gains, DCG = sum over hits at rank r (1-based) of 1 / log2(r + 1),
+  IDCG the DCG of min(|T|, k) hits at the top;
+- AP@k = (1 / min(|T|, k)) * sum over hits at rank r of precision@r (MAP@k is its mean);
+- RR = 1 / rank of the first hit in the whole list given (0 without a hit); MRR is its mean.
+Lists shorter than k are scored as if padded with misses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+METRICS = ("precision", "recall", "f1", "hit", "ndcg", "map")
+
+
+def ranking_metrics(ranked, relevant, k: int) -> dict[str, float]:
+    """All ``METRICS`` at ``k`` plus ``mrr`` for one learner (``relevant`` must be non-empty)."""
+    relevant = set(relevant)
+    if not relevant:
+        raise ValueError("a learner with no relevant course cannot be scored")
+    ranked = list(ranked)
+    hits = np.array([item in relevant for item in ranked[:k]], dtype=bool)
+    n_hits = int(hits.sum())
+    precision, recall = n_hits / k, n_hits / len(relevant)
+    ranks = np.flatnonzero(hits) + 1
+    dcg = float(np.sum(1.0 / np.log2(ranks + 1)))
+    ideal = float(np.sum(1.0 / np.log2(np.arange(1, min(len(relevant), k) + 1) + 1)))
+    ap = float(np.sum(np.arange(1, n_hits + 1) / ranks)) / min(len(relevant), k)
+    first = next((i for i, item in enumerate(ranked) if item in relevant), None)
+    return {"precision": precision, "recall": recall,
+            "f1": 0.0 if n_hits == 0 else 2 * precision * recall / (precision + recall),
+            "hit": float(n_hits > 0), "ndcg": dcg / ideal, "map": ap, "mrr": 0.0 if first is None else 1.0 / (first + 1)}
+
+
+def mean_metrics(rankings: dict, relevant: dict, ks=(5, 10)) -> dict[str, float]:
+    """``<metric>@<k>`` means (and ``mrr``) over the learners present in ``relevant``."""
+    totals: dict[str, list[float]] = {}
+    for learner, items in relevant.items():
+        ranked = rankings.get(learner, [])
+        for k in ks:
+            for name, value in ranking_metrics(ranked, items, k).items():
+                key = "mrr" if name == "mrr" else f"{name}@{k}"
+                totals.setdefault(key, []).append(value)
+    return {key: float(np.mean(values)) for key, values in totals.items()}
+
+
+def per_learner(rankings: dict, relevant: dict, metric: str, k: int) -> np.ndarray:
+    """One metric per learner (in ``relevant`` order), for paired significance tests."""
+    return np.array([ranking_metrics(rankings.get(u, []), items, k)[metric] for u, items in relevant.items()])

@@ -1,0 +1,1 @@
+"""Recommenders, all behind one interface (:class:`~coursepilot.models.base.Recommender`)."""

@@ -1,0 +1,132 @@
+"""Training data and the one interface every recommender speaks.
+
+A model scores every course for a batch of learner rows; ``recommend`` ranks those scores, never
+returning a course the learner already took in training. Evaluation, the hybrid and serving use
+only this interface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from ..profiles import engagement_weights
+from ..schema import DIFFICULTY_LEVELS
+from ..warehouse import columns, read_vectors
+
+
+@dataclass
+class TrainData:
+    """Learners x courses confidence matrix plus the course-side content the models read.
+
+    Confidence of an interaction (documented in README): 1 + watch_pct/100 + completed + rating
+    scaled to 0-1, each term only where the source has the column.
+    """
+
+    learner_ids: np.ndarray  # row index -> learner id
+    course_ids: np.ndarray  # column index -> course id
+    matrix: sparse.csr_matrix  # (learners, courses) confidence of training interactions
+    course_vectors: np.ndarray | None = None  # MiniLM embeddings, rows aligned with course_ids
+    course_tfidf: sparse.csr_matrix | None = None
+    difficulty: np.ndarray | None = None  # 0 beginner, 1 intermediate, 2 advanced, -1 unknown
+    p_adaptive: np.ndarray | None = None  # per learner row, NaN when unknown
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.matrix.shape
+
+    def learner_index(self, ids) -> np.ndarray:
+        """Row of each learner id (-1 for an unknown learner)."""
+        return pd.Index(self.learner_ids).get_indexer(list(ids))
+
+    def course_index(self, ids) -> np.ndarray:
+        return pd.Index(self.course_ids).get_indexer(list(ids))
+
+    def with_matrix(self, matrix: sparse.csr_matrix) -> "TrainData":
+        """The same learners, courses and content with other interactions (e.g. train minus validation)."""
+        return TrainData(self.learner_ids, self.course_ids, matrix.tocsr(), self.course_vectors, self.course_tfidf,
+                         self.difficulty, self.p_adaptive, self.extras)
+
+
+def interaction_matrix(frame: pd.DataFrame, learner_ids: np.ndarray, course_ids: np.ndarray,
+                       rating_scale) -> sparse.csr_matrix:
+    rows = pd.Index(learner_ids).get_indexer(frame["learner_id"])
+    cols = pd.Index(course_ids).get_indexer(frame["course_id"])
+    keep = (rows >= 0) & (cols >= 0)
+    weights = engagement_weights(frame, rating_scale)[keep]
+    return sparse.csr_matrix((weights.astype(np.float32), (rows[keep], cols[keep])),
+                             shape=(len(learner_ids), len(course_ids)))
+
+
+def split_frame(con, splits: tuple[str, ...]) -> pd.DataFrame:
+    """Interactions of the given splits (all interaction columns)."""
+    marks = ", ".join("?" for _ in splits)
+    return con.execute(f"SELECT i.* FROM interactions i JOIN split s USING (learner_id, course_id) "
+                       f"WHERE s.split IN ({marks})", list(splits)).df()
+
+
+def load_train_data(con, rating_scale) -> TrainData:
+    """Every learner and course of the warehouse, with the ``train`` split as the matrix."""
+    learner_ids = np.asarray([r[0] for r in con.execute("SELECT learner_id FROM learners ORDER BY 1").fetchall()], dtype=object)
+    course_ids, vectors = read_vectors(con, "course_embeddings", "course_id", "embedding")
+    matrix = interaction_matrix(split_frame(con, ("train",)), learner_ids, course_ids, rating_scale)
+    tfidf = con.execute("SELECT course_id, term, weight FROM tfidf_course_vectors").df()
+    terms = pd.Index(tfidf["term"].unique())
+    course_tfidf = sparse.csr_matrix((tfidf["weight"].to_numpy(np.float32),
+                                      (pd.Index(course_ids).get_indexer(tfidf["course_id"]), terms.get_indexer(tfidf["term"]))),
+                                     shape=(len(course_ids), len(terms)))
+    levels = con.execute("SELECT course_id, difficulty FROM course_labels ORDER BY course_id").df()
+    difficulty = levels["difficulty"].map({v: i for i, v in enumerate(DIFFICULTY_LEVELS)}).fillna(-1).to_numpy(int)
+    p_adaptive = np.full(len(learner_ids), np.nan)
+    if "learner_labels" in {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}:
+        labels = con.execute("SELECT learner_id, p_adaptive FROM learner_labels").df()
+        rows = pd.Index(learner_ids).get_indexer(labels["learner_id"])
+        p_adaptive[rows[rows >= 0]] = labels["p_adaptive"].to_numpy()[rows >= 0]
+    extras = {"has_ratings": "rating" in columns(con, "interactions")}
+    return TrainData(learner_ids, course_ids, matrix, vectors, course_tfidf, difficulty, p_adaptive, extras)
+
+
+class Recommender:
+    """Fit on :class:`TrainData`, score course columns for learner rows."""
+
+    name = "base"
+
+    def fit(self, data: TrainData) -> "Recommender":
+        self.data = data
+        return self
+
+    def score(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), n_courses) scores; higher is better."""
+        raise NotImplementedError
+
+    def recommend(self, rows: np.ndarray, k: int = 10, batch: int = 2048) -> np.ndarray:
+        """Top-``k`` course columns per learner row, excluding the courses they took in training."""
+        rows = np.asarray(rows)
+        out = np.empty((len(rows), min(k, self.data.shape[1])), dtype=np.int64)
+        for start in range(0, len(rows), batch):
+            part = rows[start:start + batch]
+            scores = np.asarray(self.score(part), dtype=np.float64)
+            seen = self.data.matrix[part]
+            scores[seen.nonzero()] = -np.inf
+            out[start:start + len(part)] = top_k(scores, out.shape[1])
+        return out
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the ``k`` highest scores per row, best first."""
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.take_along_axis(-scores, part, axis=1).argsort(axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+def minmax_rows(scores: np.ndarray) -> np.ndarray:
+    """Per-learner min-max normalisation over the courses (the hybrid blends normalised parts)."""
+    finite = np.where(np.isfinite(scores), scores, np.nan)
+    low = np.nanmin(finite, axis=1, keepdims=True)
+    high = np.nanmax(finite, axis=1, keepdims=True)
+    span = np.where(high > low, high - low, 1.0)
+    return np.nan_to_num((scores - low) / span, nan=0.0)

@@ -1,0 +1,129 @@
+"""The hybrid of the first paper, equation (6), with an optional level-alignment term.
+
+Score(s, c) = alpha * CF(s, c) + (1 - alpha) * sim(c, d) + w * level(s, c), where CF and sim are
+min-max normalised per learner over the courses, and level(s, c) = 1 - |t_s - d_c| / 2 rewards
+courses whose difficulty d_c (0 beginner .. 2 advanced) is near the learner's target level
+t_s = clip(mean difficulty of their training courses + (p_adaptive - 0.5), 0, 2): adaptive learners
+are pushed toward harder courses, non-adaptive ones toward foundational ones. Unknown difficulty
+scores 0.5. alpha and w are tuned on a validation split carved from training, never on test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from ..metrics import mean_metrics
+from .base import Recommender, TrainData, minmax_rows
+
+ALPHAS = tuple(round(a, 2) for a in np.linspace(0, 1, 11))
+LEVEL_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.4)
+
+
+def level_targets(data: TrainData) -> np.ndarray:
+    """t_s per learner row (NaN for a learner with no training course of known difficulty)."""
+    known = data.difficulty >= 0
+    taken = (data.matrix > 0).astype(np.float32)
+    total = np.asarray(taken[:, known].sum(axis=1)).ravel()
+    level_sum = np.asarray(taken[:, known] @ data.difficulty[known].astype(np.float32)).ravel()
+    mean = np.divide(level_sum, total, out=np.full(len(total), np.nan), where=total > 0)
+    shift = np.nan_to_num((data.p_adaptive if data.p_adaptive is not None else np.full(len(total), 0.5)) - 0.5)
+    return np.clip(mean + shift, 0, 2)
+
+
+class Hybrid(Recommender):
+    def __init__(self, cf: Recommender, content: Recommender, alpha: float = 0.5, level_weight: float = 0.0, name: str = "hybrid"):
+        self.cf, self.content, self.alpha, self.level_weight, self.name = cf, content, alpha, level_weight, name
+
+    def fit(self, data: TrainData, fit_parts: bool = True) -> "Hybrid":
+        super().fit(data)
+        if fit_parts:
+            self.cf.fit(data)
+            self.content.fit(data)
+        self.targets = level_targets(data)
+        return self
+
+    def parts(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Normalised CF, normalised content and level-match scores."""
+        difficulty = self.data.difficulty
+        target = self.targets[rows][:, None]
+        level = np.where(difficulty[None, :] >= 0, 1 - np.abs(target - difficulty[None, :]) / 2, 0.5)
+        level = np.where(np.isnan(target), 0.5, level)
+        return minmax_rows(self.cf.score(rows)), minmax_rows(self.content.score(rows)), level
+
+    def score(self, rows: np.ndarray) -> np.ndarray:
+        cf, content, level = self.parts(rows)
+        return self.alpha * cf + (1 - self.alpha) * content + self.level_weight * level
+
+
+@dataclass
+class Tuning:
+    alpha: float  # best alpha with the best level weight
+    level_weight: float
+    valid_ndcg: float
+    alpha_without_level: float  # best alpha when the level term is off (the plain equation 6)
+    grid: pd.DataFrame  # alpha, level_weight, ndcg@10 on validation
+
+    def choice(self, level: bool) -> tuple[float, float]:
+        """(alpha, level weight) of the level-aware or the plain hybrid."""
+        return (self.alpha, self.level_weight) if level else (self.alpha_without_level, 0.0)
+
+
+def carve_validation(train: pd.DataFrame, share: float = 0.2, min_interactions: int = 3, seed: int = 0) -> np.ndarray:
+    """Mask of training rows held out for tuning: each learner's latest ``share`` (seeded order without ts)."""
+    rng = np.random.default_rng(seed)
+    order = train.assign(_r=rng.random(len(train)))
+    order = order.sort_values(["learner_id", "ts", "_r"] if "ts" in order else ["learner_id", "_r"])
+    position = order.groupby("learner_id").cumcount()
+    size = order.groupby("learner_id")["learner_id"].transform("size")
+    held = (size >= min_interactions) & (position >= size - np.maximum(1, np.round(size * share)))
+    return held.reindex(train.index).to_numpy()
+
+
+def validation_data(con, data: TrainData, rating_scale, share: float = 0.2, seed: int = 0) -> tuple[TrainData, dict]:
+    """(training data minus the validation carve, {learner row: validation course columns}), from ``train`` only."""
+    from .base import interaction_matrix, split_frame
+
+    train = split_frame(con, ("train",))
+    held = carve_validation(train, share, seed=seed)
+    fit_data = data.with_matrix(interaction_matrix(train[~held], data.learner_ids, data.course_ids, rating_scale))
+    return fit_data, relevant_sets(interaction_matrix(train[held], data.learner_ids, data.course_ids, rating_scale))
+
+
+def tune(hybrid: Hybrid, fit_data: TrainData, valid: dict, alphas=ALPHAS, level_weights=LEVEL_WEIGHTS,
+         batch: int = 2048) -> Tuning:
+    """Grid-search alpha and the level weight by nDCG@10 on ``valid`` ({learner row: set of course columns}).
+
+    ``fit_data`` must not contain the validation interactions (nor, of course, any test one).
+    """
+    hybrid.fit(fit_data)
+    rows = np.array(list(valid))
+    seen = fit_data.matrix[rows]
+    results = []
+    parts = [hybrid.parts(rows[s:s + batch]) for s in range(0, len(rows), batch)]
+    for alpha in alphas:
+        for weight in level_weights:
+            rankings = {}
+            for start, (cf, content, level) in zip(range(0, len(rows), batch), parts):
+                scores = alpha * cf + (1 - alpha) * content + weight * level
+                block = seen[start:start + len(cf)]
+                scores[block.nonzero()] = -np.inf
+                top = np.argsort(-scores, axis=1)[:, :10]
+                rankings.update({int(r): list(t) for r, t in zip(rows[start:start + len(cf)], top)})
+            results.append((alpha, weight, mean_metrics(rankings, valid, ks=(10,))["ndcg@10"]))
+    grid = pd.DataFrame(results, columns=["alpha", "level_weight", "ndcg@10"])
+    best = grid.sort_values(["ndcg@10", "level_weight"], ascending=[False, True]).iloc[0]
+    plain = grid[grid["level_weight"] == 0].sort_values("ndcg@10", ascending=False).iloc[0]
+    return Tuning(float(best["alpha"]), float(best["level_weight"]), float(best["ndcg@10"]), float(plain["alpha"]), grid)
+
+
+def relevant_sets(matrix: sparse.csr_matrix) -> dict[int, set[int]]:
+    """{learner row: course columns} of the non-empty rows of a matrix."""
+    coo = matrix.tocoo()
+    out: dict[int, set[int]] = {}
+    for r, c in zip(coo.row, coo.col):
+        out.setdefault(int(r), set()).add(int(c))
+    return out

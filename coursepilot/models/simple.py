@@ -1,0 +1,74 @@
+"""Popularity, user-based kNN (second paper, equations 8-9) and content affinity (equation 12)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+from sklearn.preprocessing import normalize
+
+from .base import Recommender, TrainData
+
+
+class Popularity(Recommender):
+    """Every learner gets the courses most taken in training (log of the learner count)."""
+
+    name = "popularity"
+
+    def fit(self, data: TrainData) -> "Popularity":
+        super().fit(data)
+        self.counts = np.log1p(np.asarray((data.matrix > 0).sum(axis=0)).ravel())
+        return self
+
+    def score(self, rows: np.ndarray) -> np.ndarray:
+        return np.tile(self.counts, (len(rows), 1))
+
+
+class UserKNN(Recommender):
+    """r̂_ui = Σ_{v ∈ N_u} sim(u, v) r_vi / Σ_{v ∈ N_u} |sim(u, v)|, sim = cosine of interaction rows (eq. 8-9)."""
+
+    name = "user_knn"
+
+    def __init__(self, neighbours: int = 50):
+        self.neighbours = neighbours
+
+    def fit(self, data: TrainData) -> "UserKNN":
+        super().fit(data)
+        self.unit = normalize(data.matrix, norm="l2", axis=1).tocsr().astype(np.float32)
+        self.unit_t = self.unit.T.tocsr()
+        return self
+
+    def score(self, rows: np.ndarray) -> np.ndarray:
+        sims = (self.unit[rows] @ self.unit_t).toarray()  # (batch, learners)
+        sims[np.arange(len(rows)), rows] = 0.0  # a learner is not their own neighbour
+        k = min(self.neighbours, sims.shape[1] - 1)
+        if k < sims.shape[1]:
+            cut = np.partition(sims, sims.shape[1] - k, axis=1)[:, sims.shape[1] - k][:, None]
+            sims = np.where(sims >= cut, sims, 0.0)
+        weights = sparse.csr_matrix(sims)
+        numerator = (weights @ self.data.matrix).toarray()
+        denominator = np.abs(sims).sum(axis=1, keepdims=True)
+        return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
+
+
+class Content(Recommender):
+    """ŝ_ui = cos(E_u, E_i) (eq. 12): E_u is the confidence-weighted mean of the learner's training
+    course vectors; MiniLM embeddings (``content_minilm``) or TF-IDF rows (``content_tfidf``)."""
+
+    def __init__(self, kind: str = "minilm"):
+        if kind not in ("minilm", "tfidf"):
+            raise ValueError("kind is minilm or tfidf")
+        self.kind = kind
+        self.name = f"content_{kind}"
+
+    def fit(self, data: TrainData) -> "Content":
+        super().fit(data)
+        vectors = data.course_vectors if self.kind == "minilm" else data.course_tfidf
+        if vectors is None:
+            raise ValueError(f"{self.name} needs course {self.kind} vectors")
+        self.courses = vectors
+        self.profiles = normalize(data.matrix @ vectors, norm="l2", axis=1)
+        return self
+
+    def score(self, rows: np.ndarray) -> np.ndarray:
+        scores = self.profiles[rows] @ self.courses.T
+        return scores.toarray() if sparse.issparse(scores) else np.asarray(scores)

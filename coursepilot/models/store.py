@@ -1,0 +1,54 @@
+"""Model arrays under ``<home>/models``: plain ``.npz`` (no pickles), written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..home import ProjectHome
+
+
+def model_path(home: ProjectHome, name: str) -> Path:
+    return home.root / "models" / f"{name}.npz"
+
+
+def save_arrays(home: ProjectHome, name: str, params: dict | None = None, **arrays: np.ndarray) -> Path:
+    """Write ``<name>.npz`` (and the model's parameters as ``<name>.json``) atomically."""
+    path = model_path(home, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".npz", dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)
+        if params is not None:
+            write_json(path.with_suffix(".json"), params)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def load_params(home: ProjectHome, name: str) -> dict:
+    path = model_path(home, name).with_suffix(".json")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: model {name!r} has not been trained in this project home")
+    return json.loads(path.read_text())
+
+
+def load_arrays(home: ProjectHome, name: str) -> dict[str, np.ndarray]:
+    path = model_path(home, name)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: model {name!r} has not been trained in this project home")
+    with np.load(path, allow_pickle=False) as arrays:
+        return dict(arrays)

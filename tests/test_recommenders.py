@@ -1,0 +1,161 @@
+"""Every recommender through one interface on synthetic data, the hybrid's tuning, cold start, serving."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from coursepilot.content import course_texts, tfidf_vectors
+from coursepilot.embeddings import embed_texts
+from coursepilot.evaluation import evaluate, held_out
+from coursepilot.ingest import clean, write_raw
+from coursepilot.models.base import load_train_data, top_k
+from coursepilot.models.factors import Factorisation
+from coursepilot.models.hybrid import Hybrid, level_targets, tune, validation_data
+from coursepilot.models.simple import Content, Popularity, UserKNN
+from coursepilot.registry import ServingModel, save_bundle
+from coursepilot.sources import load_source
+from coursepilot.splits import SplitConfig, build_split
+from coursepilot.synthetic import SyntheticSpec, write_dataset
+from coursepilot.warehouse import replace_tables, vector_column
+
+SCALE = (1.0, 5.0)
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory):
+    """A small synthetic warehouse with the tables the models read (built without Dagster)."""
+    import duckdb
+
+    folder = write_dataset(SyntheticSpec(2500, 150, 50_000, seed=11), tmp_path_factory.mktemp("rec") / "data")
+    con = duckdb.connect()
+    write_raw(con, load_source("synthetic", folder))
+    clean(con)
+    build_split(con, SplitConfig(cold_course_share=0.05))
+    courses = con.execute("SELECT * FROM courses ORDER BY course_id").df()
+    texts = course_texts(courses)
+    vectorizer, matrix = tfidf_vectors(texts)
+    coo = matrix.tocoo()
+    replace_tables(con, {
+        "course_embeddings": pa.table({"course_id": courses["course_id"].tolist(), "embedding": vector_column(embed_texts(texts))}),
+        "tfidf_course_vectors": pd.DataFrame({"course_id": courses["course_id"].to_numpy()[coo.row],
+                                              "term": vectorizer.get_feature_names_out()[coo.col], "weight": coo.data}),
+        "course_labels": courses[["course_id", "difficulty"]],
+        "learner_labels": con.execute("SELECT learner_id, CASE WHEN adaptive THEN 0.9 ELSE 0.1 END AS p_adaptive FROM truth_learners").df(),
+    })
+    yield con
+    con.close()
+
+
+@pytest.fixture(scope="module")
+def data(warehouse):
+    return load_train_data(warehouse, SCALE)
+
+
+@pytest.fixture(scope="module")
+def test_sets(warehouse, data):
+    return held_out(warehouse, data, "test", SCALE)
+
+
+MODELS = {
+    "als": lambda: Factorisation("als"),
+    "bpr": lambda: Factorisation("bpr", iterations=100, regularization=0.01, factors=16),
+    "user_knn": lambda: UserKNN(50),
+    "content_minilm": lambda: Content("minilm"),
+    "content_tfidf": lambda: Content("tfidf"),
+    "hybrid": lambda: Hybrid(Factorisation("als"), Content("minilm"), 0.7, 0.1),
+}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_model_never_recommends_taken_courses(data, name):
+    model = MODELS[name]().fit(data)
+    rows = np.arange(0, data.shape[0], 7)
+    top = model.recommend(rows, 10)
+    assert top.shape == (len(rows), 10)
+    for row, items in zip(rows, top):
+        assert not set(items) & set(data.matrix[row].indices)
+        assert len(set(items)) == 10
+
+
+def test_collaborative_models_and_hybrid_beat_popularity(data, test_sets):
+    # the latent model draws 30% of interactions from hidden tastes only CF can see, and theme choices
+    # that content sees: CF, and the hybrid of CF and content, must beat popularity
+    popularity = evaluate(Popularity().fit(data), test_sets)["ndcg@10"]
+    for name in ("als", "bpr", "user_knn", "hybrid"):
+        assert evaluate(MODELS[name]().fit(data), test_sets)["ndcg@10"] > popularity * 1.3, name
+
+
+def test_content_models_beat_a_random_ranking(data, test_sets):
+    rng = np.random.default_rng(0)
+
+    class RandomScores(Popularity):
+        def score(self, rows):
+            return rng.random((len(rows), self.data.shape[1]))
+
+    random = evaluate(RandomScores().fit(data), test_sets)["ndcg@10"]
+    for name in ("content_minilm", "content_tfidf"):
+        assert evaluate(MODELS[name]().fit(data), test_sets)["ndcg@10"] > random * 1.5, name
+
+
+def test_tuning_never_reads_test(warehouse, data):
+    fit_data, valid = validation_data(warehouse, data, SCALE)
+    before = tune(Hybrid(Factorisation("als"), Content("minilm")), fit_data, valid, alphas=(0.0, 0.5, 1.0), level_weights=(0.0, 0.2))
+    saved = warehouse.execute("SELECT * FROM interactions i JOIN split s USING (learner_id, course_id) WHERE s.split = 'test'").df()
+    try:  # scramble every test interaction: tuning must not notice
+        warehouse.execute("UPDATE interactions SET rating = 6 - coalesce(rating, 3), watch_pct = 100 - watch_pct "
+                          "WHERE (learner_id, course_id) IN (SELECT learner_id, course_id FROM split WHERE split = 'test')")
+        fit_again, valid_again = validation_data(warehouse, data, SCALE)
+        after = tune(Hybrid(Factorisation("als"), Content("minilm")), fit_again, valid_again, alphas=(0.0, 0.5, 1.0), level_weights=(0.0, 0.2))
+    finally:
+        warehouse.execute("DELETE FROM interactions WHERE (learner_id, course_id) IN "
+                          "(SELECT learner_id, course_id FROM split WHERE split = 'test')")
+        warehouse.register("saved_test", saved[[c for c in saved.columns if c != "split"]])
+        warehouse.execute("INSERT INTO interactions BY NAME SELECT * FROM saved_test")
+    pd.testing.assert_frame_equal(before.grid, after.grid)
+    assert not set(valid) - set(range(data.shape[0]))
+    test_pairs = set(map(tuple, warehouse.execute(
+        "SELECT learner_id, course_id FROM split WHERE split = 'test'").fetchall()))
+    valid_pairs = {(data.learner_ids[r], data.course_ids[c]) for r, cs in valid.items() for c in cs}
+    assert not valid_pairs & test_pairs
+
+
+@pytest.fixture(scope="module")
+def serving(tmp_path_factory, data):
+    als = Factorisation("als").fit(data)
+    folder = save_bundle(tmp_path_factory.mktemp("bundle") / "b", learner_ids=data.learner_ids, course_ids=data.course_ids,
+                         titles=[f"course {c}" for c in data.course_ids], seen=data.matrix, user_factors=als.user_factors,
+                         item_factors=als.item_factors, course_vectors=data.course_vectors,
+                         popularity=np.log1p(np.asarray((data.matrix > 0).sum(axis=0)).ravel()),
+                         level_targets=level_targets(data), difficulty=data.difficulty, alpha=0.6, level_weight=0.1)
+    return ServingModel(folder)
+
+
+def test_serving_excludes_taken_and_explains(serving, data):
+    row = int(np.argmax(np.diff(data.matrix.indptr)))
+    learner = data.learner_ids[row]
+    result = serving.for_learner(learner, 10)
+    assert len(result) == 10 and result["course_id"].is_unique
+    assert not set(result["course_id"]) & set(data.course_ids[data.matrix[row].indices])
+    assert result["reason"].str.match(r"popular with learners like you|similar to “course .+” you took").all()
+    with pytest.raises(KeyError, match="unknown learner"):
+        serving.for_learner("nobody")
+
+
+def test_cold_start_learner_and_course(serving, warehouse, data):
+    result = serving.predict(pd.DataFrame({"learner_id": [""], "profile": ["accountant who uses Excel and SAP for budgeting"], "k": [8]}))
+    assert len(result) == 8 and result["course_id"].is_unique and (result["reason"] == "matches your profile").all()
+    themes = warehouse.execute("SELECT course_id, theme FROM courses").df().set_index("course_id")["theme"]
+    assert (themes[result["course_id"]] == "Finance and Accounting").mean() >= 0.5
+    cold = warehouse.execute("SELECT DISTINCT course_id FROM split WHERE split = 'cold_course' ORDER BY 1 LIMIT 1").fetchone()[0]
+    assert data.matrix[:, data.course_index([cold])[0]].nnz == 0  # never seen in training
+    title, description = warehouse.execute("SELECT title, description FROM courses WHERE course_id = ?", [cold]).fetchone()
+    found = serving.for_profile(embed_texts([f"{title}. {description}"])[0], 5)
+    assert cold in set(found["course_id"])
+
+
+def test_top_k_orders_best_first():
+    scores = np.array([[0.1, 0.9, 0.5, -np.inf], [3.0, 2.0, 1.0, 0.0]])
+    assert top_k(scores, 3).tolist() == [[1, 2, 0], [0, 1, 2]]
