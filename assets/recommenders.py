@@ -172,5 +172,5 @@ def recommender(context: AssetExecutionContext, warehouse: WarehouseResource, ho
         client.set_registered_model_alias(registry.MODEL_NAME, "champion", version)
         context.log.info(f"version {version} is the first: it becomes @champion")
     return MaterializeResult(metadata={"registered_model": registry.MODEL_NAME, "version": version,
-                                       "aliases": ", ".join(a for a, v in client.get_registered_model(registry.MODEL_NAME).aliases.items() if v == version),
+                                       "aliases": ", ".join(a for a, v in client.get_registered_model(registry.MODEL_NAME).aliases.items() if str(v) == version),
                                        "model_uri": info.model_uri, **choice})

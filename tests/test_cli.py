@@ -23,7 +23,7 @@ def cli(*args: str, home=None, check: bool = True) -> subprocess.CompletedProces
     return done
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["generate"], ["ui"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["generate"], ["recommend"], ["ui"]])
 def test_help_explains_every_flag(command):
     out = cli(*command, "--help").stdout
     assert "usage: coursepilot" in out
@@ -49,6 +49,19 @@ def test_run_end_to_end_then_bad_data_keeps_tables(tmp_path):
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM interactions").fetchone()[0] == 12_000
     assert (home / "dagster" / "dagster.yaml").exists() and any((home / "dagster").glob("history/**/*.db"))
+
+    # the registered recommender serves from the registry, in a fresh process, without Dagster
+    shown = cli("recommend", "--learner", "L0000001", "-k", "3", home=home).stdout
+    assert "Top 3 for learner L0000001" in shown and shown.count("C000") >= 3
+    assert "matches your profile" in cli("recommend", "--profile", "web developer learning React", home=home).stdout
+    unknown = cli("recommend", "--learner", "nobody", home=home, check=False)
+    assert unknown.returncode == 2 and "unknown learner 'nobody'" in unknown.stdout
+    fresh = subprocess.run([sys.executable, "-c", (
+        "import sys, pandas as pd; from coursepilot.registry import load_recommender; "
+        "m = load_recommender(); out = m.predict(pd.DataFrame({'learner_id': ['L0000002'], 'profile': [''], 'k': [4]})); "
+        "print(len(out), out['course_id'].is_unique, 'dagster' in sys.modules)")],
+        capture_output=True, text=True, env=dict(os.environ, COURSEPILOT_HOME=str(home)), timeout=300)
+    assert fresh.stdout.split()[-3:] == ["4", "True", "False"], fresh.stderr
 
     bad = make(tmp_path, events=EVENTS.replace("u1,c1,4", "u1,c1,44"))
     failed = cli("run", "--format", "generic", "--data", str(bad), "--log-level", "ERROR", home=home, check=False)

@@ -20,7 +20,7 @@ from ..metrics import mean_metrics
 from .base import Recommender, TrainData, minmax_rows
 
 ALPHAS = tuple(round(a, 2) for a in np.linspace(0, 1, 11))
-LEVEL_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.4)
+LEVEL_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
 
 
 def level_targets(data: TrainData) -> np.ndarray:
