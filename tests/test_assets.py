@@ -108,8 +108,16 @@ def test_full_graph_tracks_models_and_reuses_the_embedding_cache(tmp_path, xs_fo
             assert count == rows if rows else count > 0, table
     client = mlflow.MlflowClient(f"sqlite:///{home.mlflow_db}")
     runs = client.search_runs([client.get_experiment_by_name("coursepilot").experiment_id])
-    assert {r.info.run_name for r in runs} == {"learner_labels_rf", "learner_labels_svm", "course_labels_logreg"}
+    assert {r.info.run_name for r in runs} == {
+        "learner_labels_rf", "learner_labels_svm", "course_labels_logreg", "als", "bpr", "popularity", "user_knn",
+        "content_minilm", "content_tfidf", "hybrid", "hybrid_level", "hybrid_tfidf", "hybrid_tfidf_level", "recommender"}
+    assert all("test_ndcg_at_10" in r.data.metrics for r in runs if r.data.tags.get("model") not in (None, "recommender")
+               and not r.info.run_name.startswith(("learner_", "course_")))
+    versions = client.search_model_versions("name='coursepilot-recommender'")
+    assert len(versions) == 1 and client.get_registered_model("coursepilot-recommender").aliases == {"champion": 1, "challenger": 1}
     assert all(r.data.tags["data_fingerprint"] and r.data.tags["dagster_run_id"] == first.run_id for r in runs)
 
     second = job.execute_in_process(instance=DagsterInstance.ephemeral())
     assert second.success and embedded(second)[:2] == (0, 80)
+    aliases = client.get_registered_model("coursepilot-recommender").aliases
+    assert aliases == {"champion": 1, "challenger": 2}  # a new version is a challenger; the first stays champion
