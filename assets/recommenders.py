@@ -135,8 +135,11 @@ def hybrid_model(context: AssetExecutionContext, config: HybridSettings, warehou
     best = tunings["minilm"]
     level = best.level_weight > 0  # the grid includes weight 0: the level term stays only where validation says it helps
     alpha, weight = best.choice(level)
-    choice = {"chosen": "hybrid_level" if level else "hybrid", "alpha": alpha, "level_weight": weight}
-    write_json(model_path(home.home, "hybrid").with_suffix(".json"), choice)
+    chosen = "hybrid_level" if level else "hybrid"
+    choice = {"chosen": chosen, "alpha": alpha, "level_weight": weight}
+    write_json(model_path(home.home, "hybrid").with_suffix(".json"),
+               {**choice, "metrics": {"valid_ndcg_at_10": best.valid_ndcg,
+                                      **{f"test_{k.replace('@', '_at_')}": v for k, v in results[chosen].items()}}})
     grid = best.grid.pivot(index="alpha", columns="level_weight", values="ndcg@10").round(4).reset_index()
     grid.columns = [f"w={c}" if c != "alpha" else c for c in grid.columns]
     return MaterializeResult(metadata={
@@ -154,6 +157,7 @@ def recommender(context: AssetExecutionContext, warehouse: WarehouseResource, ho
         tags = run_tags(context, con)
     factors = load_arrays(home.home, "als")
     choice = load_params(home.home, "hybrid")
+    metrics = choice.pop("metrics")
     bundle = registry.save_bundle(registry.temporary_bundle_dir(), learner_ids=data.learner_ids, course_ids=data.course_ids,
                                   titles=titles, seen=data.matrix, user_factors=factors["user_factors"],
                                   item_factors=factors["item_factors"], course_vectors=data.course_vectors,
@@ -163,6 +167,7 @@ def recommender(context: AssetExecutionContext, warehouse: WarehouseResource, ho
     tracker = tracking.tracker(home.home)
     with tracker.run("recommender", {**tags, "model": choice["chosen"]}):
         tracker.mlflow.log_params(choice)
+        tracker.mlflow.log_metrics(metrics)
         info = registry.log_serving_model(bundle, str(data.learner_ids[0]))
     client = tracker.mlflow.MlflowClient()
     version = str(info.registered_model_version)
