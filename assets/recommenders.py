@@ -9,6 +9,7 @@ from coursepilot.evaluation import held_out
 from coursepilot.models.base import load_train_data
 from coursepilot.models.factors import Factorisation, tune_factors
 from coursepilot.models.hybrid import Hybrid, level_targets, tune, validation_data
+from coursepilot.models.neural import NeuralHybrid, save_state
 from coursepilot.models.simple import Content, Popularity, UserKNN
 from coursepilot.models.store import load_arrays, load_params, model_path, save_arrays, write_json
 from coursepilot.training import train_and_track
@@ -145,6 +146,40 @@ def hybrid_model(context: AssetExecutionContext, config: HybridSettings, warehou
     return MaterializeResult(metadata={
         "test_metrics": _metrics_table(results), **choice, "validation_ndcg@10": round(best.valid_ndcg, 4),
         "validation_grid_minilm": markdown_table(grid), "mlflow_runs": MetadataValue.json(runs)})
+
+
+class NeuralSettings(Config):
+    dim: int = 64
+    negatives: int = 4
+    max_epochs: int = 20
+    patience: int = 2
+    learning_rate: float = 0.003
+    batch_size: int = 4096
+    validation_share: float = 0.2
+    seed: int = 0
+
+
+@asset(group_name=GROUP, kinds={"pytorch", "mlflow"}, deps=["als_model", *DEPS],
+       description="Neural hybrid: shared attention over ALS factors and MiniLM embeddings, BPR loss, early-stopped on validation.")
+def neural_hybrid_model(context: AssetExecutionContext, config: NeuralSettings, warehouse: WarehouseResource,
+                        home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
+    with warehouse.get_connection(read_only=True) as con:
+        scale, data, relevant = _context(con)
+        fit_data, valid = validation_data(con, data, scale, config.validation_share, config.seed)
+        tags = run_tags(context, con)
+    params = {k: v for k, v in config.model_dump().items() if k != "validation_share"}
+    model = NeuralHybrid(**params, als_params=load_params(home.home, "als")).fit(data, fit_data, valid)
+    for record in model.history:
+        context.log.info(", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
+    tracker = tracking.tracker(home.home)
+    metrics, run_id = train_and_track(model, data, relevant, tracker, tags, {**params, "best_epochs": model.best_epochs}, fit=False)
+    state = model_path(home.home, "neural_hybrid").with_suffix(".pt")
+    save_state(model, state)
+    with tracker.mlflow.start_run(run_id=run_id):
+        tracker.mlflow.log_artifact(str(state))
+        tracker.log_dict({"history": model.history}, "training_history.json")
+    return MaterializeResult(metadata={"test_metrics": _metrics_table({model.name: metrics}), "best_epochs": model.best_epochs,
+                                       "history": markdown_table(pd.DataFrame(model.history).round(4)), "mlflow_run": run_id})
 
 
 @asset(group_name=GROUP, kinds={"mlflow"}, deps=["hybrid_model", "als_model"],

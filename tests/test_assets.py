@@ -110,7 +110,8 @@ def test_full_graph_tracks_models_and_reuses_the_embedding_cache(tmp_path, xs_fo
     runs = client.search_runs([client.get_experiment_by_name("coursepilot").experiment_id])
     assert {r.info.run_name for r in runs} == {
         "learner_labels_rf", "learner_labels_svm", "course_labels_logreg", "als", "bpr", "popularity", "user_knn",
-        "content_minilm", "content_tfidf", "hybrid", "hybrid_level", "hybrid_tfidf", "hybrid_tfidf_level", "recommender"}
+        "content_minilm", "content_tfidf", "hybrid", "hybrid_level", "hybrid_tfidf", "hybrid_tfidf_level", "neural_hybrid",
+        "recommender"}
     assert all("test_ndcg_at_10" in r.data.metrics for r in runs if not r.info.run_name.startswith(("learner_", "course_")))
     served = next(r for r in runs if r.info.run_name == "recommender")
     assert served.data.metrics["valid_ndcg_at_10"] > 0 and served.data.tags["model"] in ("hybrid", "hybrid_level")

@@ -156,6 +156,21 @@ def test_cold_start_learner_and_course(serving, warehouse, data):
     assert cold in set(found["course_id"])
 
 
+def test_neural_hybrid_early_stops_on_validation_and_beats_popularity(warehouse, data, test_sets):
+    from coursepilot.models.neural import NeuralHybrid
+
+    fit_data, valid = validation_data(warehouse, data, SCALE)
+    model = NeuralHybrid(max_epochs=4, patience=1, batch_size=2048).fit(data, fit_data, valid)
+    validated = [h for h in model.history if "valid_ndcg@10" in h]
+    assert 1 <= model.best_epochs <= len(validated) <= 4
+    assert model.best_epochs == max(validated, key=lambda h: h["valid_ndcg@10"])["epoch"]
+    assert len(model.history) == len(validated) + model.best_epochs  # then retrained on all training data
+    popularity = evaluate(Popularity().fit(data), test_sets)["ndcg@10"]
+    assert evaluate(model, test_sets)["ndcg@10"] > popularity * 1.3
+    top = model.recommend(np.arange(20), 10)
+    assert all(not set(t) & set(data.matrix[r].indices) for r, t in enumerate(top))
+
+
 def test_top_k_orders_best_first():
     scores = np.array([[0.1, 0.9, 0.5, -np.inf], [3.0, 2.0, 1.0, 0.0]])
     assert top_k(scores, 3).tolist() == [[1, 2, 0], [0, 1, 2]]
