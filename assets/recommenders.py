@@ -6,7 +6,9 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 
 from coursepilot import ingest, registry
 from coursepilot.evaluation import held_out
-from coursepilot.models.base import load_train_data
+from coursepilot.models.base import load_train_data, split_frame
+from coursepilot.models.ratings import RatingModels, rating_errors
+from coursepilot.warehouse import columns
 from coursepilot.models.factors import Factorisation, tune_factors
 from coursepilot.models.hybrid import Hybrid, level_targets, tune, validation_data
 from coursepilot.models.neural import NeuralHybrid, save_state
@@ -146,6 +148,39 @@ def hybrid_model(context: AssetExecutionContext, config: HybridSettings, warehou
     return MaterializeResult(metadata={
         "test_metrics": _metrics_table(results), **choice, "validation_ndcg@10": round(best.valid_ndcg, 4),
         "validation_grid_minilm": markdown_table(grid), "mlflow_runs": MetadataValue.json(runs)})
+
+
+class RatingSettings(Config):
+    regularisation: float = 5.0
+    neighbours: int = 50
+
+
+@asset(group_name=GROUP, kinds={"mlflow"}, deps=["split"],
+       description="Rating prediction (global mean, biases, user-kNN eq. 9) scored by MAE and MSE where the source has explicit ratings.")
+def rating_models(context: AssetExecutionContext, config: RatingSettings, warehouse: WarehouseResource,
+                  home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
+    with warehouse.get_connection(read_only=True) as con:
+        info = ingest.source_info(con)
+        has_ratings = "rating" in columns(con, "interactions")
+        if has_ratings and info["explicit_ratings"]:
+            train, test = split_frame(con, ("train",)), split_frame(con, ("test",)).dropna(subset=["rating"])
+        tags = run_tags(context, con)
+    if not (has_ratings and info["explicit_ratings"]):
+        reason = ("the source has no ratings" if not has_ratings else
+                  "the source's ratings encode enrolment states, not opinions: MAE / MSE would mean nothing")
+        context.log.warning(f"rating prediction skipped: {reason}")
+        return MaterializeResult(metadata={"skipped": reason})
+    models = RatingModels(tuple(info["rating_scale"]), config.regularisation, config.neighbours).fit(train)
+    tracker, rows, runs = tracking.tracker(home.home), [], {}
+    for name in models.NAMES:
+        errors = rating_errors(test["rating"], models.predict(name, test))
+        with tracker.run(name, {**tags, "model": name}) as run:
+            tracker.mlflow.log_params({**config.model_dump(), "rating_scale": info["rating_scale"]})
+            tracker.mlflow.log_metrics({f"test_{k}": v for k, v in errors.items()} | {"test_ratings": len(test)})
+        rows.append({"model": name, **{k: round(v, 4) for k, v in errors.items()}})
+        runs[name] = run.info.run_id
+    return MaterializeResult(metadata={"test_ratings": len(test), "errors": markdown_table(pd.DataFrame(rows)),
+                                       "mlflow_runs": MetadataValue.json(runs)})
 
 
 class NeuralSettings(Config):

@@ -30,6 +30,7 @@ def write_raw(con: duckdb.DuckDBPyConnection, source: SourceData) -> dict:
         "format": source.format,
         "fingerprint": source.fingerprint(),
         "rating_scale": list(source.rating_scale) if source.rating_scale else None,
+        "explicit_ratings": source.explicit_ratings,
         "files": [str(f) for f in source.files],
         "loaded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "notes": source.notes,

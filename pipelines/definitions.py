@@ -8,7 +8,8 @@ from assets.checks import CHECKS
 from assets.courses import course_embeddings, course_labels, similar_courses, tfidf_course_vectors
 from assets.learners import learner_features, learner_labels
 from assets.profiles import attribute_embeddings, learner_profiles
-from assets.recommenders import als_model, baseline_models, bpr_model, hybrid_model, neural_hybrid_model, recommender
+from assets.recommenders import (als_model, baseline_models, bpr_model, hybrid_model, neural_hybrid_model, rating_models,
+                                 recommender)
 from assets.source_data import cleaned_tables, raw_tables
 from assets.split import split
 from coursepilot.home import ProjectHome
@@ -16,7 +17,7 @@ from resources import DatasetResource, EmbedderResource, ProjectHomeResource, Tr
 
 ASSETS = [raw_tables, cleaned_tables, split, learner_features, learner_labels, course_embeddings, tfidf_course_vectors,
           course_labels, similar_courses, attribute_embeddings, learner_profiles, als_model, bpr_model, baseline_models,
-          hybrid_model, neural_hybrid_model, recommender]
+          hybrid_model, neural_hybrid_model, rating_models, recommender]
 
 FULL_JOB = "full_pipeline"
 

@@ -111,8 +111,11 @@ def test_full_graph_tracks_models_and_reuses_the_embedding_cache(tmp_path, xs_fo
     assert {r.info.run_name for r in runs} == {
         "learner_labels_rf", "learner_labels_svm", "course_labels_logreg", "als", "bpr", "popularity", "user_knn",
         "content_minilm", "content_tfidf", "hybrid", "hybrid_level", "hybrid_tfidf", "hybrid_tfidf_level", "neural_hybrid",
-        "recommender"}
-    assert all("test_ndcg_at_10" in r.data.metrics for r in runs if not r.info.run_name.startswith(("learner_", "course_")))
+        "recommender", "global_mean", "biases", "user_knn_rating"}
+    rating_runs = {"global_mean", "biases", "user_knn_rating"}
+    assert all("test_ndcg_at_10" in r.data.metrics for r in runs
+               if not r.info.run_name.startswith(("learner_", "course_")) and r.info.run_name not in rating_runs)
+    assert all(r.data.metrics["test_mae"] > 0 for r in runs if r.info.run_name in rating_runs)
     served = next(r for r in runs if r.info.run_name == "recommender")
     assert served.data.metrics["valid_ndcg_at_10"] > 0 and served.data.tags["model"] in ("hybrid", "hybrid_level")
     versions = client.search_model_versions("name='coursepilot-recommender'")

@@ -174,3 +174,21 @@ def test_neural_hybrid_early_stops_on_validation_and_beats_popularity(warehouse,
 def test_top_k_orders_best_first():
     scores = np.array([[0.1, 0.9, 0.5, -np.inf], [3.0, 2.0, 1.0, 0.0]])
     assert top_k(scores, 3).tolist() == [[1, 2, 0], [0, 1, 2]]
+
+
+def test_rating_prediction_hand_computed_and_better_than_the_mean(warehouse):
+    from coursepilot.models.base import split_frame
+    from coursepilot.models.ratings import RatingModels, rating_errors
+
+    train = pd.DataFrame({"learner_id": ["a", "a", "b", "b", "c"], "course_id": ["x", "y", "x", "y", "x"],
+                          "rating": [5.0, 3.0, 4.0, 2.0, 1.0]})
+    models = RatingModels((1.0, 5.0), regularisation=0.0, passes=1).fit(train)
+    assert models.predict("global_mean", train[:1])[0] == pytest.approx(3.0)
+    assert rating_errors(np.array([3.0, 5.0]), np.array([4.0, 5.0])) == {"mae": 0.5, "mse": 0.5}
+    # a and b rate alike; c's prediction for y leans on them: mu_c + their centred ratings of y
+    predicted = models.predict("user_knn_rating", pd.DataFrame({"learner_id": ["c"], "course_id": ["y"]}))[0]
+    assert predicted == pytest.approx(1.0, abs=1e-9)  # clipped at the scale's floor: 1 + (-1) = 0 -> 1
+    real = RatingModels((1.0, 5.0)).fit(split_frame(warehouse, ("train",)))
+    test = split_frame(warehouse, ("test",)).dropna(subset=["rating"])
+    mean_mae = rating_errors(test["rating"], real.predict("global_mean", test))["mae"]
+    assert rating_errors(test["rating"], real.predict("biases", test))["mae"] < mean_mae

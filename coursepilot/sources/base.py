@@ -34,6 +34,7 @@ class SourceData:
     files: list[Path]
     truth: dict[str, Frame] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    explicit_ratings: bool = True  # False where "rating" only encodes enrolment states (IBM: 2 audited, 3 completed)
 
     def tables(self) -> dict[str, Frame]:
         return {"learners": self.learners, "courses": self.courses, "interactions": self.interactions}

@@ -56,4 +56,4 @@ def load(path: str | Path) -> SourceData:
         files.append(folder / PROFILES)
     else:
         learners = interactions.drop_duplicates("learner_id")[["learner_id", "_file", "_row"]]
-    return SourceData("ibm", learners, courses, interactions, RATING_SCALE, files)
+    return SourceData("ibm", learners, courses, interactions, RATING_SCALE, files, explicit_ratings=False)
