@@ -197,9 +197,14 @@ class CourseLabels:
 
 def label_courses(course_ids, vectors: np.ndarray, difficulty: pd.Series, difficulty_source: pd.Series,
                   folds: int = 5, seed: int = 0) -> CourseLabels:
-    """Logistic regression p(intensive | e_d), equation (3), trained on the courses with a difficulty."""
+    """Logistic regression p(intensive | e_d), equation (3), trained on the courses with a difficulty.
+
+    Where the source labels some courses, only those train and score the classifier (derived
+    difficulties would make the cross-validation circular); otherwise the derived ones do.
+    """
     y = difficulty.isin(INTENSIVE_LEVELS).to_numpy()
-    labelled = difficulty.notna().to_numpy()
+    from_source = (difficulty_source == "source").to_numpy() & difficulty.notna().to_numpy()
+    labelled = from_source if from_source.any() else difficulty.notna().to_numpy()
     counts = np.bincount(y[labelled].astype(int), minlength=2)
     if counts.min() < folds:
         note = (f"no classifier trained: too few courses per class to cross-validate (accessible {counts[0]}, "
