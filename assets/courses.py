@@ -13,7 +13,7 @@ from coursepilot.warehouse import read_vectors, replace_tables, vector_column
 from resources import EmbedderResource, ProjectHomeResource, TrackingResource, WarehouseResource
 
 from .lineage import run_tags
-from .metadata import markdown_table
+from .metadata import confusion_table, markdown_table
 
 GROUP = "courses"
 
@@ -85,8 +85,7 @@ def course_labels(context: AssetExecutionContext, config: CourseLabelSettings, w
     scores = pd.DataFrame([{"model": n, "accuracy": round(s.accuracy, 4), "f1": round(s.f1, 4)} for n, s in result.cv.items()])
     return MaterializeResult(metadata={
         **metadata, "cv_scores": markdown_table(scores),
-        "confusion_matrix": markdown_table(pd.DataFrame(result.cv["logreg"].confusion, index=["true accessible", "true intensive"],
-                                                        columns=["predicted accessible", "predicted intensive"]).reset_index(names="")),
+        "confusion_matrix": confusion_table(result.cv["logreg"].confusion, "accessible", "intensive"),
         "mlflow_run": MetadataValue.text(run_id)})
 
 

@@ -12,7 +12,7 @@ from coursepilot.warehouse import replace_tables, table_exists
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource
 
 from .lineage import run_tags
-from .metadata import markdown_table
+from .metadata import confusion_table, markdown_table
 
 GROUP = "learners"
 
@@ -83,6 +83,5 @@ def learner_labels(context: AssetExecutionContext, config: LearnerLabelSettings,
         "threshold": result.threshold if result.threshold is not None else "n/a (ground truth)",
         "adaptive_share": round(float(result.labels["adaptive"].mean()), 4),
         "rf_svm_agreement": round(result.agreement, 4), "scores": markdown_table(_scores_table(result)),
-        "confusion_matrix": markdown_table(pd.DataFrame(confusion, index=["true non-adaptive", "true adaptive"],
-                                                        columns=["predicted non-adaptive", "predicted adaptive"]).reset_index(names="")),
+        "confusion_matrix": confusion_table(confusion, "non-adaptive", "adaptive"),
         "mlflow_runs": MetadataValue.json(run_ids)})

@@ -30,6 +30,14 @@ def _context(con):
     return scale, data, held_out(con, data, "test", scale)
 
 
+def _with_validation(context, warehouse: WarehouseResource, share: float, seed: int):
+    """(rating scale, data, test sets, data minus the validation carve, validation sets, lineage tags)."""
+    with warehouse.get_connection(read_only=True) as con:
+        scale, data, relevant = _context(con)
+        fit_data, valid = validation_data(con, data, scale, share, seed)
+        return scale, data, relevant, fit_data, valid, run_tags(context, con)
+
+
 def _metrics_table(results: dict[str, dict[str, float]]) -> MetadataValue:
     keys = ["precision@10", "recall@10", "ndcg@10", "map@10", "hit@10", "mrr"]
     frame = pd.DataFrame([{"model": name, **{k: round(m.get(k, float("nan")), 4) for k in keys}} for name, m in results.items()])
@@ -59,10 +67,7 @@ def _factor_asset(algorithm: str, settings_type):
            description=f"implicit {algorithm.upper()} on the confidence-weighted training matrix; factors under <home>/models.")
     def factor_model(context: AssetExecutionContext, config: settings_type, warehouse: WarehouseResource,
                      home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
-        with warehouse.get_connection(read_only=True) as con:
-            scale, data, relevant = _context(con)
-            fit_data, valid = validation_data(con, data, scale, config.validation_share, config.seed)
-            tags = run_tags(context, con)
+        _, data, relevant, fit_data, valid, tags = _with_validation(context, warehouse, config.validation_share, config.seed)
         factors, tried = tune_factors(algorithm, config.model_params(), config.factor_candidates, fit_data, valid)
         context.log.info(f"validation nDCG@10 by factors: {tried}; refitting with {factors}")
         params = {**config.model_params(), "factors": factors}
@@ -119,10 +124,7 @@ def _fitted_als(home, data) -> Factorisation:
        description="alpha*CF + (1-alpha)*sim (+ level alignment), alpha and level weight tuned on a validation split carved from train.")
 def hybrid_model(context: AssetExecutionContext, config: HybridSettings, warehouse: WarehouseResource,
                  home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
-    with warehouse.get_connection(read_only=True) as con:
-        scale, data, relevant = _context(con)
-        fit_data, valid = validation_data(con, data, scale, config.validation_share, config.seed)
-        tags = run_tags(context, con)
+    _, data, relevant, fit_data, valid, tags = _with_validation(context, warehouse, config.validation_share, config.seed)
     tracker = tracking.tracker(home.home)
     als_params = load_params(home.home, "als")
     results, tunings, runs = {}, {}, {}
@@ -198,10 +200,7 @@ class NeuralSettings(Config):
        description="Neural hybrid: shared attention over ALS factors and MiniLM embeddings, BPR loss, early-stopped on validation.")
 def neural_hybrid_model(context: AssetExecutionContext, config: NeuralSettings, warehouse: WarehouseResource,
                         home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
-    with warehouse.get_connection(read_only=True) as con:
-        scale, data, relevant = _context(con)
-        fit_data, valid = validation_data(con, data, scale, config.validation_share, config.seed)
-        tags = run_tags(context, con)
+    _, data, relevant, fit_data, valid, tags = _with_validation(context, warehouse, config.validation_share, config.seed)
     params = {k: v for k, v in config.model_dump().items() if k != "validation_share"}
     model = NeuralHybrid(**params, als_params=load_params(home.home, "als")).fit(data, fit_data, valid)
     for record in model.history:
