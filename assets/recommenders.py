@@ -72,9 +72,12 @@ def _factor_asset(algorithm: str, settings_type):
         context.log.info(f"validation nDCG@10 by factors: {tried}; refitting with {factors}")
         params = {**config.model_params(), "factors": factors}
         model = Factorisation(algorithm, **params)
-        metrics, run_id = train_and_track(model, data, relevant, tracking.tracker(home.home), tags,
+        tracker = tracking.tracker(home.home)
+        metrics, run_id = train_and_track(model, data, relevant, tracker, tags,
                                           {**params, **{f"valid_ndcg_at_10_f{f}": round(v, 4) for f, v in tried.items()}})
-        save_arrays(home.home, model.name, params, user_factors=model.user_factors, item_factors=model.item_factors)
+        path = save_arrays(home.home, model.name, params, user_factors=model.user_factors, item_factors=model.item_factors)
+        with tracker.mlflow.start_run(run_id=run_id):
+            tracker.mlflow.log_artifact(str(path))
         return MaterializeResult(metadata={"test_metrics": _metrics_table({model.name: metrics}), "mlflow_run": run_id,
                                            "factors": factors, "validation_ndcg@10_by_factors": MetadataValue.json(tried),
                                            "test_learners": len(relevant), **{f"test_{k}": round(v, 4) for k, v in metrics.items() if k.endswith("@10")}})
