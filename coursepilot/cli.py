@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--model", metavar="URI", help="MLflow model URI (default: models:/coursepilot-recommender@champion)")
     _add_home_flag(rec)
 
+    peers = commands.add_parser("peers", help="top-k peers to learn with, from the last pipeline run",
+                                description="Print a learner's recommended peers (from the warehouse's peer_recommendations) with reasons.")
+    peers.add_argument("--learner", metavar="ID", required=True, help="a known learner id")
+    peers.add_argument("-k", type=int, default=10, help="how many peers (default 10, at most the run's k)")
+    _add_home_flag(peers)
+
     ui = commands.add_parser("ui", help="start the Dagster UI on 127.0.0.1",
                              description="Start `dagster dev` on the project's instance and code location.")
     _add_home_flag(ui)
@@ -157,6 +163,30 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_peers(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from .warehouse import connect, table_exists
+
+    home = ProjectHome.resolve(args.home)
+    if not home.warehouse.exists():
+        raise ValueError(f"no warehouse at {home.warehouse}; run `coursepilot run` first")
+    with connect(home.warehouse, read_only=True) as con:
+        if not table_exists(con, "peer_recommendations"):
+            raise ValueError("no peer recommendations yet; run `coursepilot run` first")
+        rows = con.execute("SELECT rank, peer_id, score, reason FROM peer_recommendations WHERE learner_id = ? AND rank <= ? "
+                           "ORDER BY rank", [args.learner, args.k]).fetchall()
+        if not rows and not con.execute("SELECT 1 FROM learners WHERE learner_id = ?", [args.learner]).fetchone():
+            raise ValueError(f"unknown learner {args.learner!r}")
+    table = Table(title=f"Peers for learner {args.learner}")
+    for col in ("rank", "peer", "score", "reason"):
+        table.add_column(col)
+    for rank, peer, score, reason in rows:
+        table.add_row(str(rank), peer, f"{score:.3f}", reason)
+    console.print(table if rows else f"learner {args.learner} has no peers yet (no training interactions)")
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from pipelines.run import REPO_ROOT, prepare_dagster_home
 
@@ -174,7 +204,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"run": cmd_run, "generate": cmd_generate, "recommend": cmd_recommend, "ui": cmd_ui}
+    handlers = {"run": cmd_run, "generate": cmd_generate, "recommend": cmd_recommend, "peers": cmd_peers, "ui": cmd_ui}
     try:
         return handlers[args.command](args)
     except (ValidationError, ValueError, FileNotFoundError) as err:

@@ -103,7 +103,8 @@ def test_full_graph_tracks_models_and_reuses_the_embedding_cache(tmp_path, xs_fo
     assert meta["course_labels"]["difficulty_method"].value == "source"
     with connect(home.warehouse, read_only=True) as con:
         for table, rows in (("course_embeddings", 80), ("course_labels", 80), ("learner_profiles", 800),
-                            ("similar_courses", 800), ("attribute_embeddings", None), ("tfidf_course_vectors", None)):
+                            ("similar_courses", 800), ("attribute_embeddings", None), ("tfidf_course_vectors", None),
+                            ("learner_state", None), ("peer_clusters", None), ("peer_recommendations", None)):
             count = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             assert count == rows if rows else count > 0, table
     client = mlflow.MlflowClient(f"sqlite:///{home.mlflow_db}")
@@ -111,11 +112,13 @@ def test_full_graph_tracks_models_and_reuses_the_embedding_cache(tmp_path, xs_fo
     assert {r.info.run_name for r in runs} == {
         "learner_labels_rf", "learner_labels_svm", "course_labels_logreg", "als", "bpr", "popularity", "user_knn",
         "content_minilm", "content_tfidf", "hybrid", "hybrid_level", "hybrid_tfidf", "hybrid_tfidf_level", "neural_hybrid",
-        "recommender", "global_mean", "biases", "user_knn_rating"}
-    rating_runs = {"global_mean", "biases", "user_knn_rating"}
+        "recommender", "global_mean", "biases", "user_knn_rating", "peer_recommendations"}
+    rating_runs = {"global_mean", "biases", "user_knn_rating", "peer_recommendations"}
     assert all("test_ndcg_at_10" in r.data.metrics for r in runs
                if not r.info.run_name.startswith(("learner_", "course_")) and r.info.run_name not in rating_runs)
-    assert all(r.data.metrics["test_mae"] > 0 for r in runs if r.info.run_name in rating_runs)
+    assert all(r.data.metrics["test_mae"] > 0 for r in runs if r.info.run_name in rating_runs - {"peer_recommendations"})
+    peers = next(r for r in runs if r.info.run_name == "peer_recommendations")
+    assert 0 < peers.data.metrics["hybrid_peers_ndcg_at_10"] <= 1
     served = next(r for r in runs if r.info.run_name == "recommender")
     assert served.data.metrics["valid_ndcg_at_10"] > 0 and served.data.tags["model"] in ("hybrid", "hybrid_level")
     versions = client.search_model_versions("name='coursepilot-recommender'")

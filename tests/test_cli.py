@@ -23,7 +23,7 @@ def cli(*args: str, home=None, check: bool = True) -> subprocess.CompletedProces
     return done
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["generate"], ["recommend"], ["ui"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["generate"], ["recommend"], ["peers"], ["ui"]])
 def test_help_explains_every_flag(command):
     out = cli(*command, "--help").stdout
     assert "usage: coursepilot" in out
@@ -54,6 +54,7 @@ def test_run_end_to_end_then_bad_data_keeps_tables(tmp_path):
     shown = cli("recommend", "--learner", "L0000001", "-k", "3", home=home).stdout
     assert "Top 3 for learner L0000001" in shown and shown.count("C000") >= 3
     assert "matches your profile" in cli("recommend", "--profile", "web developer learning React", home=home).stdout
+    assert "Peers for learner L0000001" in cli("peers", "--learner", "L0000001", "-k", "3", home=home).stdout
     unknown = cli("recommend", "--learner", "nobody", home=home, check=False)
     assert unknown.returncode == 2 and "unknown learner 'nobody'" in unknown.stdout
     fresh = subprocess.run([sys.executable, "-c", (

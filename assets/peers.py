@@ -1,0 +1,199 @@
+"""Peer stage: learning state over time, dynamic peer clusters, top-k peer recommendations."""
+
+import base64
+import io
+
+import numpy as np
+import pandas as pd
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+
+from coursepilot import ingest
+from coursepilot.metrics import mean_metrics, per_learner
+from coursepilot.models.base import interaction_matrix, split_frame
+from coursepilot.models.store import load_arrays, save_arrays
+from coursepilot.peer_ranking import PeerConfig, active_peers, cf_peers, cluster_random_peers, hybrid_peers, relevant_peers
+from coursepilot.peers import ClusterConfig, ClusterSpace, StateWeights, align_labels, dbscan, kmeans
+from coursepilot.peers import learner_state as compute_state
+from coursepilot.profiles import load_profiles
+from coursepilot.significance import paired_ttest
+from coursepilot.warehouse import columns, replace_tables
+from resources import ProjectHomeResource, TrackingResource, WarehouseResource
+
+from .lineage import run_tags
+from .metadata import markdown_table
+
+GROUP = "peers"
+
+
+class StateSettings(Config):
+    alpha: float = 0.3
+    beta: float = 0.4
+    gamma: float = 0.3
+    eta1: float = 0.4
+    eta2: float = 0.3
+    eta3: float = 0.3
+    delta: float = 0.5
+    theta: float = 0.6
+
+
+def _train_with_courses(con) -> pd.DataFrame:
+    duration = ", c.duration_min" if "duration_min" in columns(con, "courses") else ""
+    return con.execute(f"SELECT i.*, l.difficulty{duration} FROM interactions i JOIN split s USING (learner_id, course_id) "
+                       "JOIN course_labels l USING (course_id) JOIN courses c USING (course_id) WHERE s.split = 'train'").df()
+
+
+@asset(group_name=GROUP, kinds={"duckdb"}, deps=["split", "course_labels"],
+       description="Per learner and week: watch W, rating R, engagement E, proficiency D (eq. 3), state T (eq. 6), "
+                   "knowledge P (eq. 20) and the next target difficulty (eq. 21).")
+def learner_state(context: AssetExecutionContext, config: StateSettings, warehouse: WarehouseResource) -> MaterializeResult:
+    with warehouse.get_connection() as con:
+        frame = _train_with_courses(con)
+        state = compute_state(frame, ingest.source_info(con)["rating_scale"], StateWeights(**config.model_dump()))
+        replace_tables(con, {"learner_state": state})
+    missing = [s for s in ("W", "R") if s not in state]
+    if missing:
+        context.log.info(f"signals the source lacks, left out of T and P (weights renormalised): {', '.join(missing)}")
+    last = state.sort_values("week").groupby("learner_id").tail(1)
+    return MaterializeResult(metadata={
+        "dagster/row_count": len(state), "windows": int(state["week"].nunique()), "learners": int(state["learner_id"].nunique()),
+        "signals": ", ".join(s for s in ("W", "R", "E") if s in state),
+        "mean_P_last_window": round(float(last["P"].mean()), 4),
+        "share_pushed_harder": round(float((last["P"] > config.theta).mean()), 4)})
+
+
+class ClusterSettings(Config):
+    k: int = 0  # 0: choose by silhouette within k_min..k_max on the last window, then keep for every window
+    k_min: int = 4
+    k_max: int = 16
+    svd_dims: int = 32
+    profile_dims: int = 16
+    dbscan_max_learners: int = 20_000
+    seed: int = 0
+
+    def cluster_config(self) -> ClusterConfig:
+        return ClusterConfig(k=self.k or None, k_range=(self.k_min, self.k_max), svd_dims=self.svd_dims,
+                             profile_dims=self.profile_dims, dbscan_max_learners=self.dbscan_max_learners, seed=self.seed)
+
+
+def _plot(features: np.ndarray, labels: np.ndarray, seed: int) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(features), min(3000, len(features)), replace=False)
+    xy = PCA(2, random_state=seed).fit_transform(features[idx])
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.scatter(xy[:, 0], xy[:, 1], c=labels[idx], s=6, cmap="tab20")
+    ax.set(title="Peer clusters, last window (PCA of cluster features)", xlabel="PC 1", ylabel="PC 2")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+@asset(group_name=GROUP, kinds={"duckdb", "sklearn"}, deps=["learner_state", "learner_profiles"],
+       description="K-means and DBSCAN peer groups per weekly window over interactions (eq. 13), profiles (eq. 18-19) and context.")
+def peer_clusters(context: AssetExecutionContext, config: ClusterSettings, warehouse: WarehouseResource,
+                  home: ProjectHomeResource) -> MaterializeResult:
+    settings = config.cluster_config()
+    with warehouse.get_connection() as con:
+        profiles = load_profiles(con)
+        ids = profiles.ids
+        train = split_frame(con, ("train",))
+        state = con.execute("SELECT learner_id, week, D, T FROM learner_state").df()
+        windows = sorted(state["week"].unique()) or [0]
+        start = train["ts"].min().normalize() if "ts" in train and train["ts"].notna().any() else None
+        train_window = ((train["ts"] - start).dt.days // 7).fillna(0).astype(int) if start is not None else pd.Series(0, index=train.index)
+        courses = np.unique(train["course_id"])
+
+        def matrix_at(window):
+            return interaction_matrix(train[train_window <= window], ids, courses, None)
+
+        def features_at(window, space):
+            upto = state[state["week"] <= window].sort_values("week").groupby("learner_id").tail(1).set_index("learner_id")
+            return space.transform(matrix_at(window), upto["D"].reindex(ids).to_numpy(float), upto["T"].reindex(ids).to_numpy(float))
+
+        space = ClusterSpace(settings).fit(matrix_at(windows[-1]), profiles.stacked())
+        last_features = features_at(windows[-1], space)
+        _, _, k, silhouettes = kmeans(last_features, settings)
+        fixed = ClusterConfig(**{**settings.__dict__, "k": k})
+        rows, moved, previous, previous_labels = [], {}, None, None
+        for window in windows:
+            features = last_features if window == windows[-1] else features_at(window, space)
+            labels, centroids, _, _ = kmeans(features, fixed)
+            labels, centroids = align_labels(previous, centroids, labels)
+            if previous_labels is not None:
+                moved[int(window)] = int((labels != previous_labels).sum())
+            previous, previous_labels = centroids, labels
+            rows.append(pd.DataFrame({"learner_id": ids, "week": int(window), "cluster": labels}))
+        noise = dbscan(last_features, settings)
+        clusters = pd.concat(rows, ignore_index=True)
+        clusters["dbscan_cluster"] = pd.NA
+        last_rows = clusters["week"] == windows[-1]
+        clusters.loc[last_rows, "dbscan_cluster"] = noise
+        replace_tables(con, {"peer_clusters": clusters.astype({"dbscan_cluster": "Int64"})})
+    save_arrays(home.home, "peer_centroids", {"k": k, "week": int(windows[-1])}, centroids=previous, labels=previous_labels)
+    sizes = pd.Series(previous_labels).value_counts().sort_index()
+    ran = noise[noise > -2]
+    return MaterializeResult(metadata={
+        "dagster/row_count": len(clusters), "k": k, "windows": len(windows),
+        "silhouette_by_k": MetadataValue.json({str(key): round(v, 4) for key, v in silhouettes.items()}),
+        "silhouette": round(silhouettes[k], 4),
+        "cluster_sizes": markdown_table(pd.DataFrame({"cluster": sizes.index, "learners": sizes.to_numpy()})),
+        "moved_since_previous_window": MetadataValue.json(moved),
+        "dbscan_clusters": int(len(set(ran) - {-1})), "dbscan_noise_share": round(float(np.mean(ran == -1)), 4) if len(ran) else 0.0,
+        "cluster_map": MetadataValue.md(f"![clusters](data:image/png;base64,{_plot(last_features, previous_labels, config.seed)})")})
+
+
+class PeerSettings(Config):
+    k: int = 10
+    interaction_weight: float = 0.5
+    profile_weight: float = 0.3
+    level_weight: float = 0.2
+    neighbour_clusters: int = 2
+    max_candidates: int = 3000
+    seed: int = 0
+
+
+@asset(group_name=GROUP, kinds={"duckdb", "mlflow"}, deps=["peer_clusters"],
+       description="Top-k peers per learner from their cluster and the nearest ones, with reasons; evaluated against three baselines.")
+def peer_recommendations(context: AssetExecutionContext, config: PeerSettings, warehouse: WarehouseResource,
+                         home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
+    clusters = load_arrays(home.home, "peer_centroids")
+    with warehouse.get_connection() as con:
+        profiles = load_profiles(con)
+        ids = profiles.ids
+        courses = np.asarray([r[0] for r in con.execute("SELECT course_id FROM courses ORDER BY 1").fetchall()], dtype=object)
+        train = interaction_matrix(split_frame(con, ("train",)), ids, courses, None)
+        test = interaction_matrix(split_frame(con, ("test",)), ids, courses, None)
+        state = con.execute("SELECT learner_id, D FROM learner_state QUALIFY row_number() OVER (PARTITION BY learner_id ORDER BY week DESC) = 1").df()
+        jobs = con.execute("SELECT learner_id, job FROM learner_profiles ORDER BY learner_id").df()["job"].to_numpy(object)
+        proficiency = state.set_index("learner_id")["D"].reindex(ids).to_numpy(float)
+        peers = hybrid_peers(train, profiles, proficiency, clusters["labels"], clusters["centroids"], jobs, PeerConfig(**config.model_dump()))
+        table = pd.DataFrame({"learner_id": ids[peers["learner"]], "rank": peers["rank"], "peer_id": ids[peers["peer"]],
+                              "score": peers["score"], "reason": peers["reason"]})
+        replace_tables(con, {"peer_recommendations": table})
+        tags = run_tags(context, con)
+
+    relevant = relevant_peers(test)
+    rankings = {"hybrid_peers": {r: list(g) for r, g in peers.groupby("learner")["peer"]},
+                "cf_peers": dict(enumerate(map(list, cf_peers(train, config.k)))),
+                "cluster_random": dict(enumerate(map(list, cluster_random_peers(clusters["labels"], config.k, config.seed)))),
+                "active_peers": dict(enumerate(map(list, active_peers(train, config.k))))}
+    keys = ("precision@5", "precision@10", "recall@10", "ndcg@10", "map@10")
+    results = {name: {k: v for k, v in mean_metrics(r, relevant, (5, 10)).items() if k in keys} for name, r in rankings.items()}
+    ours = per_learner(rankings["hybrid_peers"], relevant, "ndcg", 10)
+    tests = {name: paired_ttest(ours, per_learner(rankings[name], relevant, "ndcg", 10)) for name in rankings if name != "hybrid_peers"}
+    tracker = tracking.tracker(home.home)
+    with tracker.run("peer_recommendations", {**tags, "model": "hybrid_peers"}):
+        tracker.mlflow.log_params(config.model_dump())
+        tracker.mlflow.log_metrics({f"{name}_{k.replace('@', '_at_')}": v for name, m in results.items() for k, v in m.items()})
+        tracker.log_dict({"paired_ttests_ndcg_at_10": tests}, "significance.json")
+    metrics = pd.DataFrame([{"model": n, **{k: round(v, 4) for k, v in m.items()}} for n, m in results.items()])
+    significance = pd.DataFrame([{"vs": n, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in t.items()}} for n, t in tests.items()])
+    return MaterializeResult(metadata={
+        "dagster/row_count": len(table), "evaluated_learners": len(relevant), "peer_metrics": markdown_table(metrics),
+        "paired_ttests_ndcg@10": markdown_table(significance), "example": markdown_table(table.head(10))})

@@ -1,0 +1,127 @@
+"""Top-k peer recommendations and their baselines (second paper, section 3.3 and Table 2).
+
+Hybrid peers: candidates are the learner's K-means cluster and its ``neighbour_clusters`` nearest
+clusters (at most ``max_candidates``, sampled); score = a * interaction cosine + b * profile cosine
+(eq. 19) + c * level closeness (1 - |D_u - D_v| / 2, D on 1-3). A learner is never their own peer;
+every learner has a K-means cluster, so DBSCAN noise points get peers too. Each peer comes with the
+reason that contributed most: courses in common, same job or similar interests, similar level.
+Baselines on the same data: ``cf_peers`` (interaction cosine over everyone), ``cluster_random``
+(random members of the same cluster) and ``active_peers`` (the most active learners).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from sklearn.preprocessing import normalize
+
+from .models.base import top_k
+from .profiles import LearnerProfiles
+
+
+@dataclass(frozen=True)
+class PeerConfig:
+    k: int = 10
+    interaction_weight: float = 0.5
+    profile_weight: float = 0.3
+    level_weight: float = 0.2
+    neighbour_clusters: int = 2
+    max_candidates: int = 3000
+    seed: int = 0
+
+
+def _profile_similarity(profiles: LearnerProfiles, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """cos(E_u*, E_v*) (eq. 19) for every pair of ``rows`` x ``cols``, from the profile parts."""
+    dot = sum(profiles.parts[p][rows] @ profiles.parts[p][cols].T for p in profiles.parts)
+    nr = np.sqrt(sum((profiles.parts[p][rows] ** 2).sum(axis=1) for p in profiles.parts))
+    nc = np.sqrt(sum((profiles.parts[p][cols] ** 2).sum(axis=1) for p in profiles.parts))
+    denominator = np.outer(nr, nc)
+    return np.divide(dot, denominator, out=np.zeros_like(dot, dtype=np.float64), where=denominator > 0)
+
+
+def hybrid_peers(matrix: sparse.csr_matrix, profiles: LearnerProfiles, proficiency: np.ndarray, labels: np.ndarray,
+                 centroids: np.ndarray, jobs: np.ndarray, config: PeerConfig = PeerConfig()) -> pd.DataFrame:
+    """learner (row), rank, peer (row), score, reason for every learner."""
+    rng = np.random.default_rng(config.seed)
+    unit = normalize(matrix, axis=1).tocsr()
+    binary = (matrix > 0).astype(np.float32).tocsr()
+    level = np.nan_to_num(proficiency, nan=2.0)
+    centre_distance = ((centroids[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
+    out = []
+    for cluster in range(len(centroids)):
+        members = np.flatnonzero(labels == cluster)
+        if not len(members):
+            continue
+        near = np.argsort(centre_distance[cluster])[: 1 + config.neighbour_clusters]
+        pool = np.flatnonzero(np.isin(labels, near))
+        if len(pool) > config.max_candidates:
+            pool = np.union1d(rng.choice(pool, config.max_candidates, replace=False), members[: config.max_candidates // 4])
+        for start in range(0, len(members), 1024):
+            rows = members[start:start + 1024]
+            parts = {
+                "interaction": config.interaction_weight * (unit[rows] @ unit[pool].T).toarray(),
+                "profile": config.profile_weight * _profile_similarity(profiles, rows, pool),
+                "level": config.level_weight * (1 - np.abs(level[rows][:, None] - level[pool][None, :]) / 2),
+            }
+            score = sum(parts.values())
+            score[rows[:, None] == pool[None, :]] = -np.inf
+            k = min(config.k, len(pool) - 1)
+            if k < 1:
+                continue
+            best = top_k(score, k)
+            for i, row in enumerate(rows):
+                for rank, j in enumerate(best[i], start=1):
+                    peer = pool[j]
+                    reason = max(parts, key=lambda name: parts[name][i, j])
+                    out.append((row, rank, peer, float(score[i, j]), _reason(reason, row, peer, binary, jobs)))
+    return pd.DataFrame(out, columns=["learner", "rank", "peer", "score", "reason"])
+
+
+def _reason(kind: str, row: int, peer: int, binary: sparse.csr_matrix, jobs: np.ndarray) -> str:
+    if kind == "interaction":
+        shared = int(binary[row].multiply(binary[peer]).sum())
+        return f"{shared} course{'s' if shared != 1 else ''} in common"
+    if kind == "profile":
+        same = isinstance(jobs[row], str) and jobs[row] == jobs[peer]
+        return f"same job ({jobs[row]})" if same else "similar interests"
+    return "similar level"
+
+
+def cf_peers(matrix: sparse.csr_matrix, k: int) -> np.ndarray:
+    """Top-k learners by interaction cosine (eq. 8) over everyone."""
+    unit = normalize(matrix, axis=1).tocsr()
+    out = np.zeros((matrix.shape[0], k), dtype=np.int64)
+    for start in range(0, matrix.shape[0], 512):
+        rows = np.arange(start, min(start + 512, matrix.shape[0]))
+        sims = (unit[rows] @ unit.T).toarray()
+        sims[np.arange(len(rows)), rows] = -np.inf
+        out[rows] = top_k(sims, k)
+    return out
+
+
+def cluster_random_peers(labels: np.ndarray, k: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for row, label in enumerate(labels):
+        members = np.flatnonzero(labels == label)
+        members = members[members != row]
+        out.append(rng.choice(members, min(k, len(members)), replace=False))
+    return out
+
+
+def active_peers(matrix: sparse.csr_matrix, k: int) -> list[np.ndarray]:
+    activity = np.diff(matrix.indptr)
+    order = np.argsort(-activity, kind="stable")[: k + 1]
+    return [order[order != row][:k] for row in range(matrix.shape[0])]
+
+
+def relevant_peers(test: sparse.csr_matrix) -> dict[int, set[int]]:
+    """{learner: learners sharing at least one test-period course with them}, learners with any only."""
+    binary = (test > 0).astype(np.float32).tocsr()
+    shared = (binary @ binary.T).tocsr()
+    shared.setdiag(0)
+    shared.eliminate_zeros()
+    return {row: set(shared[row].indices) for row in range(shared.shape[0]) if shared[row].nnz}

@@ -1,0 +1,199 @@
+"""Dynamic peer learning (second paper, sections 3.2, 3.3 and 3.5).
+
+Learning state, per learner and weekly window (one window without timestamps), from training data:
+- W_u(t): mean watch share (0-1); R_u(t): mean rating scaled 0-1; E_u(t): engagement minutes
+  (watch share x course duration, else clicks, else courses taken) min-max scaled over all windows;
+  a signal the source lacks is left out and the weights of the others are renormalised;
+- D_u(t), equation (3): (1/|I_u|) sum_i d_i W_ui over the courses taken up to t, d_i = 1, 2, 3 for
+  basic, intermediate, advanced (W_ui = 1 without watch data);
+- T_u(t) = alpha R + beta W + gamma E (eq. 6); P_u(t) = eta1 W + eta2 R + eta3 E (eq. 20);
+- d_{t+1} = d_t + delta (P_u(t) - theta) (eq. 21), starting from the mean difficulty (0-2) of the
+  learner's first window and clipped to [0, 2]: the target difficulty of the next course.
+
+Peer groups per window: K-means (k by silhouette within a range, or fixed) over the interaction
+vectors up to t (eq. 13, reduced by truncated SVD) joined with the multi-factor profile (eq. 18-19,
+reduced) and context (D_u(t), T_u(t)); DBSCAN on the same vectors. Cluster labels are matched to the
+previous window's (Hungarian assignment on centroids) so a changed label means a learner moved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.optimize import linear_sum_assignment
+from sklearn.cluster import DBSCAN, MiniBatchKMeans
+from sklearn.decomposition import TruncatedSVD
+from sklearn.metrics import silhouette_score
+from sklearn.neighbors import NearestNeighbors
+from sklearn.preprocessing import normalize
+
+from .schema import DIFFICULTY_LEVELS
+
+
+@dataclass(frozen=True)
+class StateWeights:
+    alpha: float = 0.3  # T_u: rating
+    beta: float = 0.4  # T_u: watch
+    gamma: float = 0.3  # T_u: engagement
+    eta1: float = 0.4  # P_u: watch
+    eta2: float = 0.3  # P_u: rating
+    eta3: float = 0.3  # P_u: engagement
+    delta: float = 0.5
+    theta: float = 0.6
+
+
+def _combine(parts: dict[str, pd.Series], weights: dict[str, float]) -> pd.Series:
+    """Weighted sum over the signals present, weights renormalised to sum to 1."""
+    present = {k: w for k, w in weights.items() if k in parts}
+    total = sum(present.values())
+    return sum(parts[k].fillna(0.0) * (w / total) for k, w in present.items())
+
+
+def learner_state(frame: pd.DataFrame, rating_scale, weights: StateWeights = StateWeights()) -> pd.DataFrame:
+    """Per (learner, window): W, R, E, D, T, P and the target difficulty for the next course.
+
+    ``frame``: training interactions with ``difficulty`` (text) and ``duration_min`` joined from courses.
+    """
+    frame = frame.copy()
+    if "ts" in frame and frame["ts"].notna().any():
+        start = frame["ts"].min().normalize()
+        frame["week"] = ((frame["ts"] - start).dt.days // 7).fillna(0).astype(int)
+    else:
+        frame["week"] = 0
+    watch = frame["watch_pct"] / 100.0 if "watch_pct" in frame else None
+    level = frame["difficulty"].map({v: i + 1 for i, v in enumerate(DIFFICULTY_LEVELS)}) if "difficulty" in frame else None
+    signals = {}
+    if watch is not None:
+        frame["W"] = watch
+        signals["W"] = "mean"
+    if "rating" in frame and rating_scale:
+        low, high = rating_scale
+        frame["R"] = (frame["rating"] - low) / (high - low)
+        signals["R"] = "mean"
+    if watch is not None and "duration_min" in frame:
+        frame["E"] = watch * frame["duration_min"]
+    elif "clicks" in frame:
+        frame["E"] = frame["clicks"]
+    else:
+        frame["E"] = 1.0
+    signals["E"] = "sum"
+    state = frame.groupby(["learner_id", "week"]).agg(n=("course_id", "size"), **{k: (k, agg) for k, agg in signals.items()})
+    state["E"] = (state["E"] - state["E"].min()) / max(state["E"].max() - state["E"].min(), 1e-12)
+    # D_u(t), eq. 3, cumulative over the windows up to t
+    if level is not None:
+        frame["dw"] = level * (watch.fillna(1.0) if watch is not None else 1.0)
+        frame["known"] = level.notna().astype(float)
+        per = frame.groupby(["learner_id", "week"])[["dw", "known"]].sum().groupby(level=0).cumsum()
+        state["D"] = (per["dw"] / per["known"].where(per["known"] > 0)).reindex(state.index)
+        first = frame.assign(lv=level - 1).groupby(["learner_id", "week"])["lv"].mean()
+    else:
+        state["D"] = np.nan
+        first = pd.Series(np.nan, index=state.index)
+    parts = {k: state[k] for k in ("W", "R", "E") if k in state}
+    state["T"] = _combine(parts, {"R": weights.alpha, "W": weights.beta, "E": weights.gamma})
+    state["P"] = _combine(parts, {"W": weights.eta1, "R": weights.eta2, "E": weights.eta3})
+    state["target_difficulty"] = _adjust(state, first.reindex(state.index), weights)
+    return state.reset_index()
+
+
+def _adjust(state: pd.DataFrame, first_level: pd.Series, weights: StateWeights) -> pd.Series:
+    """Equation (21) run forward through each learner's windows."""
+    out = np.empty(len(state))
+    learners = state.index.get_level_values(0).to_numpy()
+    p = state["P"].to_numpy()
+    start = first_level.to_numpy()
+    d = 0.0
+    for i in range(len(state)):
+        if i == 0 or learners[i] != learners[i - 1]:
+            d = start[i] if np.isfinite(start[i]) else 1.0
+        d = float(np.clip(d + weights.delta * (p[i] - weights.theta), 0, 2))
+        out[i] = d
+    return pd.Series(out, index=state.index)
+
+
+def adjust_difficulty(d: float, p: float, delta: float, theta: float) -> float:
+    """One step of equation (21), unclipped: harder when P > theta, easier when below."""
+    return d + delta * (p - theta)
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    k: int | None = None  # None: chosen by silhouette within k_range
+    k_range: tuple[int, int] = (4, 16)
+    svd_dims: int = 32
+    profile_dims: int = 16
+    context_weight: float = 1.0
+    silhouette_sample: int = 5000
+    dbscan_max_learners: int = 20_000
+    dbscan_min_samples: int = 5
+    seed: int = 0
+
+
+class ClusterSpace:
+    """[SVD(interaction rows), SVD(profile), D/3, T] per learner, each block scaled to unit rows.
+
+    The projections are fitted once (on the last window) and applied to every window, so that the
+    windows share one space and clusters can be followed from one window to the next.
+    """
+
+    def __init__(self, config: ClusterConfig):
+        self.config = config
+
+    def fit(self, interactions: sparse.csr_matrix, profiles: np.ndarray) -> "ClusterSpace":
+        self.svd = []
+        for matrix, dims in ((interactions, self.config.svd_dims), (profiles, self.config.profile_dims)):
+            dims = max(1, min(dims, matrix.shape[1] - 1, matrix.shape[0] - 1))
+            self.svd.append(TruncatedSVD(dims, random_state=self.config.seed).fit(matrix))
+        self.profile_block = normalize(self.svd[1].transform(profiles))
+        return self
+
+    def transform(self, interactions: sparse.csr_matrix, proficiency: np.ndarray, temporal: np.ndarray) -> np.ndarray:
+        context = np.column_stack([np.nan_to_num(proficiency / 3.0, nan=0.5), np.nan_to_num(temporal, nan=0.5)])
+        return np.hstack([normalize(self.svd[0].transform(interactions)), self.profile_block,
+                          self.config.context_weight * context]).astype(np.float32)
+
+
+def kmeans(features: np.ndarray, config: ClusterConfig) -> tuple[np.ndarray, np.ndarray, int, dict[int, float]]:
+    """(labels, centroids, k, silhouette by k) with MiniBatchKMeans."""
+    rng = np.random.default_rng(config.seed)
+    sample = rng.choice(len(features), min(len(features), config.silhouette_sample), replace=False)
+    candidates = [config.k] if config.k else range(config.k_range[0], min(config.k_range[1], len(features) - 1) + 1)
+    scores, fitted = {}, {}
+    for k in candidates:
+        model = MiniBatchKMeans(k, random_state=config.seed, n_init=3, batch_size=4096).fit(features)
+        fitted[k] = model
+        labels = model.labels_[sample]
+        scores[k] = float(silhouette_score(features[sample], labels)) if len(set(labels)) > 1 else -1.0
+    best = max(scores, key=scores.get)
+    return fitted[best].labels_, fitted[best].cluster_centers_, best, scores
+
+
+def align_labels(previous_centroids: np.ndarray | None, centroids: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Relabel clusters to the nearest previous ones (Hungarian assignment), so labels persist over windows."""
+    if previous_centroids is None or len(previous_centroids) != len(centroids):
+        return labels, centroids
+    cost = ((centroids[:, None, :] - previous_centroids[None, :, :]) ** 2).sum(axis=2)
+    rows, cols = linear_sum_assignment(cost)
+    mapping = np.empty(len(centroids), dtype=int)
+    mapping[rows] = cols
+    ordered = np.empty_like(centroids)
+    ordered[mapping] = centroids
+    return mapping[labels], ordered
+
+
+def dbscan(features: np.ndarray, config: ClusterConfig) -> np.ndarray:
+    """DBSCAN labels (-1 = noise) on at most ``dbscan_max_learners`` learners (others -2: not run).
+
+    eps is the median distance to the ``min_samples``-th neighbour, a common density heuristic.
+    """
+    labels = np.full(len(features), -2)
+    rng = np.random.default_rng(config.seed)
+    idx = np.sort(rng.choice(len(features), min(len(features), config.dbscan_max_learners), replace=False))
+    sample = features[idx]
+    distances, _ = NearestNeighbors(n_neighbors=config.dbscan_min_samples + 1).fit(sample).kneighbors(sample)
+    eps = float(np.median(distances[:, -1])) or 1e-3
+    labels[idx] = DBSCAN(eps=eps, min_samples=config.dbscan_min_samples).fit_predict(sample)
+    return labels

@@ -1,0 +1,122 @@
+"""Learning state (equations 3, 6, 20, 21) by hand, dynamic clusters, peer ranking and significance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+from coursepilot.peer_ranking import PeerConfig, active_peers, cf_peers, cluster_random_peers, hybrid_peers, relevant_peers
+from coursepilot.peers import (ClusterConfig, ClusterSpace, StateWeights, adjust_difficulty, align_labels, dbscan, kmeans,
+                               learner_state)
+from coursepilot.profiles import LearnerProfiles, normalise_rows
+from coursepilot.significance import paired_ttest
+
+T0 = pd.Timestamp("2025-01-06")
+
+
+def frame(rows):
+    return pd.DataFrame(rows, columns=["learner_id", "course_id", "watch_pct", "rating", "ts", "difficulty", "duration_min"])
+
+
+def test_state_equations_by_hand():
+    weights = StateWeights(alpha=0.2, beta=0.5, gamma=0.3, eta1=0.6, eta2=0.4, eta3=0.0, delta=0.5, theta=0.5)
+    data = frame([
+        ("u", "a", 100.0, 5.0, T0, "beginner", 60.0),
+        ("u", "b", 50.0, 3.0, T0 + pd.Timedelta(days=1), "advanced", 60.0),
+        ("u", "c", 100.0, 1.0, T0 + pd.Timedelta(days=8), "intermediate", 30.0),
+        ("v", "a", 20.0, 1.0, T0 + pd.Timedelta(days=2), "beginner", 60.0),
+    ])
+    state = learner_state(data, (1.0, 5.0), weights).set_index(["learner_id", "week"])
+    week0, week1 = state.loc[("u", 0)], state.loc[("u", 1)]
+    assert week0["W"] == pytest.approx(0.75) and week0["R"] == pytest.approx((1.0 + 0.5) / 2)
+    # eq. 3: D = (1/|I|) sum d_i W_ui, cumulative: week 0 (1*1 + 3*0.5)/2, week 1 adds 2*1
+    assert week0["D"] == pytest.approx(1.25) and week1["D"] == pytest.approx((1 + 1.5 + 2) / 3)
+    # engagement minutes 90, 30, 12 min-max scaled over all learner-weeks
+    assert week0["E"] == pytest.approx(1.0) and state.loc[("v", 0), "E"] == pytest.approx(0.0)
+    assert week0["T"] == pytest.approx(0.2 * 0.75 + 0.5 * 0.75 + 0.3 * 1.0)  # eq. 6
+    assert week0["P"] == pytest.approx(0.6 * 0.75 + 0.4 * 0.75)  # eq. 20
+    # eq. 21 from the first week's mean level (beginner 0, advanced 2 -> 1.0), clipped to [0, 2]
+    assert week0["target_difficulty"] == pytest.approx(1.0 + 0.5 * (0.75 - 0.5))
+    assert week1["target_difficulty"] == pytest.approx(week0["target_difficulty"] + 0.5 * (week1["P"] - 0.5))
+    assert adjust_difficulty(1.0, 0.9, 0.5, 0.6) > 1.0 > adjust_difficulty(1.0, 0.3, 0.5, 0.6)
+
+
+def test_missing_signals_are_left_out_and_weights_renormalised():
+    data = frame([("u", "a", np.nan, np.nan, T0, "beginner", 60.0)]).drop(columns=["watch_pct", "rating"])
+    state = learner_state(data, None)
+    assert "W" not in state and "R" not in state
+    assert state.loc[0, "T"] == pytest.approx(state.loc[0, "E"])  # only E remains, with weight 1
+
+
+def _blocks(n_per: int = 30, rng=np.random.default_rng(0)):
+    """Two groups of learners: basic courses 0-9 and advanced courses 10-19."""
+    rows, cols = [], []
+    for u in range(2 * n_per):
+        base = 0 if u < n_per else 10
+        for c in rng.choice(10, 4, replace=False):
+            rows.append(u)
+            cols.append(base + c)
+    return sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(2 * n_per, 20))
+
+
+def test_a_learner_moving_to_advanced_courses_changes_cluster():
+    config = ClusterConfig(k=2, svd_dims=4, profile_dims=2, silhouette_sample=100)
+    before = _blocks()
+    mover = 0  # starts with the basic group
+    after = before.tolil()
+    after[mover, :] = 0
+    for c in (10, 11, 12, 13, 14):
+        after[mover, c] = 1
+    profiles = np.ones((before.shape[0], 3))
+    level_before = np.where(np.arange(60) < 30, 1.0, 3.0)
+    level_after = level_before.copy()
+    level_after[mover] = 3.0
+    space = ClusterSpace(config).fit(after.tocsr(), profiles)
+    f0 = space.transform(before, level_before, np.full(60, 0.5))
+    f1 = space.transform(after.tocsr(), level_after, np.full(60, 0.5))
+    l0, c0, _, _ = kmeans(f0, config)
+    l1, c1, _, _ = kmeans(f1, config)
+    l1, _ = align_labels(c0, c1, l1)
+    assert l0[mover] == l0[1] != l0[45]  # with the basic group first
+    assert l1[mover] == l1[45] != l1[1]  # then with the advanced group
+    assert (l0 != l1).sum() == 1  # nobody else moved
+
+
+def _profiles(n, rng=np.random.default_rng(1)):
+    return LearnerProfiles(np.arange(n), {p: normalise_rows(rng.normal(size=(n, 8)).astype(np.float32)) for p in ("desc", "job", "soft", "theme")})
+
+
+def test_peers_never_include_the_learner_and_noise_points_get_peers():
+    matrix = _blocks()
+    config = ClusterConfig(k=2, svd_dims=4, profile_dims=2, dbscan_min_samples=5)
+    features = ClusterSpace(config).fit(matrix, np.ones((60, 3))).transform(matrix, np.full(60, 2.0), np.full(60, 0.5))
+    features[7] += 50.0  # an outlier DBSCAN calls noise
+    noise = dbscan(features, config)
+    assert noise[7] == -1
+    labels, centroids, _, _ = kmeans(features, config)
+    jobs = np.array(["analyst"] * 60, dtype=object)
+    peers = hybrid_peers(matrix, _profiles(60), np.full(60, 2.0), labels, centroids, jobs, PeerConfig(k=5))
+    assert not (peers["learner"] == peers["peer"]).any()
+    assert (peers.groupby("learner").size() == 5).all() and peers["learner"].nunique() == 60
+    assert 7 in set(peers["learner"])
+    assert peers["reason"].str.match(r"\d+ courses? in common|same job \(analyst\)|similar interests|similar level").all()
+    for ranked in (cf_peers(matrix, 5), cluster_random_peers(labels, 5), active_peers(matrix, 5)):
+        assert all(row not in list(p) for row, p in enumerate(ranked))
+
+
+def test_relevant_peers_share_a_test_course():
+    test = sparse.csr_matrix(np.array([[1, 0, 0], [1, 1, 0], [0, 0, 1], [0, 0, 0]]))
+    assert relevant_peers(test) == {0: {1}, 1: {0}}
+
+
+def test_paired_ttest():
+    a, b = np.array([0.5, 0.6, 0.7, 0.9]), np.array([0.4, 0.6, 0.5, 0.6])
+    result = paired_ttest(a, b)
+    diff = a - b
+    assert result["mean_diff"] == pytest.approx(diff.mean()) and result["df"] == 3
+    assert result["cohens_d"] == pytest.approx(diff.mean() / diff.std(ddof=1))
+    assert result["ci_low"] < result["mean_diff"] < result["ci_high"] and 0 < result["p"] < 1
+    with pytest.raises(ValueError):
+        paired_ttest([1.0], [0.0])
