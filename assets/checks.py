@@ -1,10 +1,14 @@
-"""Asset checks on the cleaned tables: unique keys, referential integrity, ranges and null rates."""
+"""Asset checks: unique keys, referential integrity, ranges and null rates of the cleaned tables; champion age."""
+
+import os
+import time
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetChecksDefinition, asset_check
 
 from coursepilot import ingest, quality
+from coursepilot.registry import MODEL_NAME, champion_version
 from coursepilot.schema import TABLES
-from resources import WarehouseResource
+from resources import ProjectHomeResource, TrackingResource, WarehouseResource
 
 
 def _result(check: quality.CheckResult, severity=AssetCheckSeverity.ERROR) -> AssetCheckResult:
@@ -37,4 +41,20 @@ def interactions_referential_integrity(warehouse: WarehouseResource) -> AssetChe
         return _result(quality.referential_integrity(con))
 
 
-CHECKS = [check for table in TABLES for check in _table_checks(table)] + [interactions_referential_integrity]
+
+
+@asset_check(asset="recommender", name="champion_freshness", blocking=False,
+             description="the @champion model is younger than COURSEPILOT_MAX_MODEL_AGE_HOURS (default 48)")
+def champion_freshness(home: ProjectHomeResource, tracking: TrackingResource) -> AssetCheckResult:
+    max_age = float(os.environ.get("COURSEPILOT_MAX_MODEL_AGE_HOURS", "48"))
+    client = tracking.tracker(home.home).mlflow.MlflowClient()
+    version = champion_version(client)
+    if version is None:
+        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN, description="no @champion yet")
+    age = (time.time() - client.get_model_version(MODEL_NAME, version).creation_timestamp / 1000) / 3600
+    return AssetCheckResult(passed=age <= max_age, severity=AssetCheckSeverity.WARN,
+                            description=f"champion version {version} is {age:.1f} h old (limit {max_age:g} h)",
+                            metadata={"champion_version": int(version), "age_hours": round(age, 2), "max_age_hours": max_age})
+
+
+CHECKS = [check for table in TABLES for check in _table_checks(table)] + [interactions_referential_integrity, champion_freshness]

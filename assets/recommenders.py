@@ -219,9 +219,14 @@ def neural_hybrid_model(context: AssetExecutionContext, config: NeuralSettings, 
                                        "history": markdown_table(pd.DataFrame(model.history).round(4)), "mlflow_run": run_id})
 
 
+class GateSettings(Config):
+    tolerance: float = 0.01  # a challenger may be this much worse (validation nDCG@10) and still be promoted
+
+
 @asset(group_name=GROUP, kinds={"mlflow"}, deps=["hybrid_model", "als_model"],
-       description="The serving recommender (MLflow pyfunc) registered as a new version of coursepilot-recommender.")
-def recommender(context: AssetExecutionContext, warehouse: WarehouseResource, home: ProjectHomeResource,
+       description="The serving recommender (MLflow pyfunc): a new version of coursepilot-recommender, @challenger, "
+                   "promoted to @champion by the gate.")
+def recommender(context: AssetExecutionContext, config: GateSettings, warehouse: WarehouseResource, home: ProjectHomeResource,
                 tracking: TrackingResource) -> MaterializeResult:
     with warehouse.get_connection(read_only=True) as con:
         _, data, relevant = _context(con)
@@ -241,13 +246,10 @@ def recommender(context: AssetExecutionContext, warehouse: WarehouseResource, ho
         tracker.mlflow.log_params(choice)
         tracker.mlflow.log_metrics(metrics)
         info = registry.log_serving_model(bundle, str(data.learner_ids[0]))
-    client = tracker.mlflow.MlflowClient()
     version = str(info.registered_model_version)
-    client.set_registered_model_alias(registry.MODEL_NAME, "challenger", version)
-    aliases = client.get_registered_model(registry.MODEL_NAME).aliases
-    if "champion" not in aliases:
-        client.set_registered_model_alias(registry.MODEL_NAME, "champion", version)
-        context.log.info(f"version {version} is the first: it becomes @champion")
-    return MaterializeResult(metadata={"registered_model": registry.MODEL_NAME, "version": version,
-                                       "aliases": ", ".join(a for a, v in client.get_registered_model(registry.MODEL_NAME).aliases.items() if str(v) == version),
-                                       "model_uri": info.model_uri, **choice})
+    promoted, reason = registry.promotion_gate(tracker.mlflow.MlflowClient(), version, config.tolerance)
+    (context.log.info if promoted else context.log.warning)(reason)
+    return MaterializeResult(metadata={"registered_model": registry.MODEL_NAME, "version": version, "promoted": promoted,
+                                       "gate": reason, "champion": registry.champion_version(tracker.mlflow.MlflowClient()),
+                                       "model_uri": info.model_uri, "valid_ndcg@10": round(metrics["valid_ndcg_at_10"], 4),
+                                       **choice})

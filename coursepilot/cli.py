@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--model", metavar="URI", help="MLflow model URI (default: models:/coursepilot-recommender@champion)")
     _add_home_flag(rec)
 
+    promote = commands.add_parser("promote", help="make a registered version the @champion (a manual rollback)",
+                                  description="Point coursepilot-recommender@champion at an existing version.")
+    promote.add_argument("--version", required=True, help="the model version to serve")
+    _add_home_flag(promote)
+
     peers = commands.add_parser("peers", help="top-k peers to learn with, from the last pipeline run",
                                 description="Print a learner's recommended peers (from the warehouse's peer_recommendations) with reasons.")
     peers.add_argument("--learner", metavar="ID", required=True, help="a known learner id")
@@ -163,6 +168,22 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_promote(args: argparse.Namespace) -> int:
+    from mlflow.exceptions import MlflowException
+
+    from .registry import MODEL_NAME, champion_version, promote
+    from .tracking import Tracker
+
+    client = Tracker(ProjectHome.resolve(args.home)).mlflow.MlflowClient()
+    before = champion_version(client)
+    try:
+        promote(client, args.version)
+    except MlflowException:
+        raise ValueError(f"{MODEL_NAME} has no version {args.version}") from None
+    console.print(f"{MODEL_NAME}@champion: version {before} -> {args.version}")
+    return 0
+
+
 def cmd_peers(args: argparse.Namespace) -> int:
     from rich.table import Table
 
@@ -204,7 +225,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"run": cmd_run, "generate": cmd_generate, "recommend": cmd_recommend, "peers": cmd_peers, "ui": cmd_ui}
+    handlers = {"run": cmd_run, "generate": cmd_generate, "recommend": cmd_recommend, "peers": cmd_peers, "promote": cmd_promote, "ui": cmd_ui}
     try:
         return handlers[args.command](args)
     except (ValidationError, ValueError, FileNotFoundError) as err:

@@ -159,3 +159,45 @@ def load_recommender(alias: str = "champion", home: ProjectHome | None = None, u
 
 def temporary_bundle_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="coursepilot-bundle-"))
+
+
+def champion_version(client) -> str | None:
+    try:
+        return str(client.get_model_version_by_alias(MODEL_NAME, "champion").version)
+    except Exception:  # noqa: BLE001 - MLflow raises a generic RestException when the alias is unset
+        return None
+
+
+def validation_score(client, version: str) -> float | None:
+    """The validation nDCG@10 recorded in the run that registered ``version``."""
+    run_id = client.get_model_version(MODEL_NAME, version).run_id
+    return client.get_run(run_id).data.metrics.get("valid_ndcg_at_10") if run_id else None
+
+
+def promotion_gate(client, version: str, tolerance: float) -> tuple[bool, str]:
+    """Make ``version`` the champion only if its validation nDCG@10 is no worse than the champion's minus ``tolerance``.
+
+    Every new version is the ``@challenger`` first. Returns (promoted, reason). Upstream blocking asset
+    checks have already stopped the run (and so this call) when any of them failed.
+    """
+    client.set_registered_model_alias(MODEL_NAME, "challenger", version)
+    current = champion_version(client)
+    new_score = validation_score(client, version)
+    if new_score is None:
+        return False, f"version {version} has no validation nDCG@10: not promoted"
+    if current is None:
+        client.set_registered_model_alias(MODEL_NAME, "champion", version)
+        return True, f"version {version} is the first with a validation score: champion (nDCG@10 {new_score:.4f})"
+    old_score = validation_score(client, current)
+    if old_score is not None and new_score < old_score - tolerance:
+        return False, (f"version {version} kept as challenger: validation nDCG@10 {new_score:.4f} is below the champion's "
+                       f"(version {current}) {old_score:.4f} minus the tolerance {tolerance}")
+    client.set_registered_model_alias(MODEL_NAME, "champion", version)
+    return True, (f"version {version} promoted: validation nDCG@10 {new_score:.4f} vs champion version {current} "
+                  f"{'n/a' if old_score is None else f'{old_score:.4f}'} (tolerance {tolerance})")
+
+
+def promote(client, version: str) -> None:
+    """Point ``@champion`` at an existing version by hand (a rollback)."""
+    client.get_model_version(MODEL_NAME, str(version))  # raises when the version does not exist
+    client.set_registered_model_alias(MODEL_NAME, "champion", str(version))

@@ -14,6 +14,8 @@ from assets.recommenders import (als_model, baseline_models, bpr_model, hybrid_m
 from assets.source_data import cleaned_tables, raw_tables
 from assets.split import split
 from coursepilot.home import ProjectHome
+from pipelines.schedules import nightly_schedule
+from pipelines.sensors import source_change_sensor
 from resources import DatasetResource, EmbedderResource, ProjectHomeResource, TrackingResource, warehouse_resource
 
 ASSETS = [raw_tables, cleaned_tables, split, learner_features, learner_labels, course_embeddings, tfidf_course_vectors,
@@ -34,12 +36,15 @@ def build_definitions(home: ProjectHome | None = None, dataset: DatasetResource 
     written by two steps at once (and the run queue in ``dagster.yaml`` runs one run at a time).
     """
     home = home or ProjectHome.resolve()
+    dataset = dataset or DatasetResource.from_env()
     return Definitions(
         assets=ASSETS,
         asset_checks=CHECKS,
         jobs=[full_pipeline],
+        schedules=[nightly_schedule(full_pipeline)],
+        sensors=[source_change_sensor(full_pipeline, dataset)],
         resources={
-            "dataset": dataset or DatasetResource.from_env(),
+            "dataset": dataset,
             "warehouse": warehouse_resource(home),
             "home": ProjectHomeResource(root=str(home.root)),
             "embedder": EmbedderResource(),

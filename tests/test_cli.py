@@ -23,7 +23,7 @@ def cli(*args: str, home=None, check: bool = True) -> subprocess.CompletedProces
     return done
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["generate"], ["recommend"], ["peers"], ["ui"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["generate"], ["recommend"], ["peers"], ["promote"], ["ui"]])
 def test_help_explains_every_flag(command):
     out = cli(*command, "--help").stdout
     assert "usage: coursepilot" in out
@@ -55,6 +55,9 @@ def test_run_end_to_end_then_bad_data_keeps_tables(tmp_path):
     assert "Top 3 for learner L0000001" in shown and shown.count("C000") >= 3
     assert "matches your profile" in cli("recommend", "--profile", "web developer learning React", home=home).stdout
     assert "Peers for learner L0000001" in cli("peers", "--learner", "L0000001", "-k", "3", home=home).stdout
+    assert "version 1 -> 1" in cli("promote", "--version", "1", home=home).stdout
+    missing = cli("promote", "--version", "9", home=home, check=False)
+    assert missing.returncode == 2 and "has no version 9" in missing.stdout
     unknown = cli("recommend", "--learner", "nobody", home=home, check=False)
     assert unknown.returncode == 2 and "unknown learner 'nobody'" in unknown.stdout
     fresh = subprocess.run([sys.executable, "-c", (

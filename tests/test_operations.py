@@ -1,0 +1,79 @@
+"""Nightly schedule, source-change sensor, promotion gate and rollback, with Dagster's and MLflow's own APIs."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+from dagster import DagsterInstance, RunRequest, SkipReason, build_schedule_context, build_sensor_context
+
+from coursepilot.home import ProjectHome
+from coursepilot.registry import MODEL_NAME, champion_version, promote, promotion_gate
+from pipelines.definitions import build_definitions
+from resources import DatasetResource
+
+
+def test_nightly_schedule_defaults_and_config(tmp_path, monkeypatch):
+    schedule = build_definitions(ProjectHome.resolve(tmp_path)).resolve_schedule_def("nightly_retrain")
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 2 * * *", "UTC")
+    assert schedule.default_status.value == "RUNNING" and schedule.job_name == "full_pipeline"
+    result = schedule.evaluate_tick(build_schedule_context(instance=DagsterInstance.ephemeral()))
+    assert len(result.run_requests) == 1
+    monkeypatch.setenv("COURSEPILOT_NIGHTLY_CRON", "30 3 * * 1-5")
+    monkeypatch.setenv("COURSEPILOT_TIMEZONE", "Europe/Paris")
+    schedule = build_definitions(ProjectHome.resolve(tmp_path)).resolve_schedule_def("nightly_retrain")
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("30 3 * * 1-5", "Europe/Paris")
+
+
+def test_sensor_runs_on_a_real_change_only(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "events.csv").write_text("user,item\nu1,c1\n")
+    defs = build_definitions(ProjectHome.resolve(tmp_path / "home"), DatasetResource(format="generic", path=str(data)))
+    sensor = defs.resolve_sensor_def("source_change")
+
+    def tick(cursor):
+        context = build_sensor_context(cursor=cursor, instance=DagsterInstance.ephemeral())
+        return sensor.evaluate_tick(context), context.cursor
+
+    first, cursor = tick(None)
+    assert not first.run_requests and "recorded the fingerprint" in first.skip_message
+    same, cursor_again = tick(cursor)
+    assert not same.run_requests and cursor_again == cursor
+    (data / "events.csv").touch()  # a new mtime alone is no change
+    assert not tick(cursor)[0].run_requests
+    (data / "events.csv").write_text("user,item\nu1,c1\nu2,c1\n")
+    changed, new_cursor = tick(cursor)
+    assert len(changed.run_requests) == 1 and changed.run_requests[0].run_key == new_cursor != cursor
+    synthetic = build_definitions(ProjectHome.resolve(tmp_path / "home"), DatasetResource()).resolve_sensor_def("source_change")
+    assert "synthetic" in synthetic.evaluate_tick(build_sensor_context(instance=DagsterInstance.ephemeral())).skip_message
+
+
+@pytest.fixture
+def client(tmp_path):
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = mlflow.MlflowClient()
+    client.create_registered_model(MODEL_NAME)
+    return client
+
+
+def register(client, score: float | None) -> str:
+    with mlflow.start_run() as run:
+        if score is not None:
+            mlflow.log_metric("valid_ndcg_at_10", score)
+    return str(client.create_model_version(MODEL_NAME, f"runs:/{run.info.run_id}/recommender", run.info.run_id).version)
+
+
+def test_gate_keeps_the_champion_against_a_worse_model_and_rollback_works(client):
+    assert promotion_gate(client, register(client, 0.20), tolerance=0.01)[0]
+    worse = register(client, 0.15)
+    promoted, reason = promotion_gate(client, worse, tolerance=0.01)
+    assert not promoted and "below the champion" in reason
+    assert champion_version(client) == "1" and str(client.get_model_version_by_alias(MODEL_NAME, "challenger").version) == worse
+    close = register(client, 0.195)  # within the tolerance
+    assert promotion_gate(client, close, tolerance=0.01)[0] and champion_version(client) == close
+    unscored = register(client, None)  # a partial run that recorded no validation score
+    assert not promotion_gate(client, unscored, tolerance=0.01)[0] and champion_version(client) == close
+    promote(client, "1")
+    assert champion_version(client) == "1"
+    with pytest.raises(Exception):
+        promote(client, "42")
