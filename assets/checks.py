@@ -57,4 +57,5 @@ def champion_freshness(home: ProjectHomeResource, tracking: TrackingResource) ->
                             metadata={"champion_version": int(version), "age_hours": round(age, 2), "max_age_hours": max_age})
 
 
-CHECKS = [check for table in TABLES for check in _table_checks(table)] + [interactions_referential_integrity, champion_freshness]
+DATA_CHECKS = [check for table in TABLES for check in _table_checks(table)] + [interactions_referential_integrity]
+CHECKS = [*DATA_CHECKS, champion_freshness]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from dagster import Definitions, DagsterInstance, materialize
 
-from assets.checks import CHECKS
+from assets.checks import DATA_CHECKS
 from assets.source_data import cleaned_tables, raw_tables
 from coursepilot import quality
 from coursepilot.home import ProjectHome
@@ -17,7 +17,7 @@ from .test_validation import EVENTS, make
 
 
 def run(home: ProjectHome, dataset: DatasetResource):
-    return materialize([raw_tables, cleaned_tables, *CHECKS], instance=DagsterInstance.ephemeral(), raise_on_error=False,
+    return materialize([raw_tables, cleaned_tables, *DATA_CHECKS], instance=DagsterInstance.ephemeral(), raise_on_error=False,
                        resources={"dataset": dataset, "warehouse": warehouse_resource(home),
                                   "home": ProjectHomeResource(root=str(home.root))})
 
@@ -27,7 +27,7 @@ def test_materialize_synthetic_with_checks(tmp_path, xs_folder):
     result = run(home, DatasetResource(format="synthetic", path=str(xs_folder)))
     assert result.success
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == len(CHECKS) and all(e.passed for e in evaluations)
+    assert len(evaluations) == len(DATA_CHECKS) and all(e.passed for e in evaluations)
     counts = {m.asset_key.to_user_string(): m.metadata["dagster/row_count"].value
               for m in result.asset_materializations_for_node("cleaned_tables")}
     assert counts == {"learners": 800, "courses": 80, "interactions": 12_000}
@@ -128,4 +128,6 @@ def test_full_graph_tracks_models_and_reuses_the_embedding_cache(tmp_path, xs_fo
     second = job.execute_in_process(instance=DagsterInstance.ephemeral())
     assert second.success and embedded(second)[:2] == (0, 80)
     aliases = client.get_registered_model("coursepilot-recommender").aliases
-    assert aliases == {"champion": 1, "challenger": 2}  # a new version is a challenger; the first stays champion
+    assert aliases == {"champion": 2, "challenger": 2}  # same data, same validation score: the gate promotes it
+    freshness = [e for e in second.get_asset_check_evaluations() if e.check_name == "champion_freshness"]
+    assert len(freshness) == 1 and freshness[0].passed
