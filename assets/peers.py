@@ -9,17 +9,20 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 
 from coursepilot import ingest
 from coursepilot.metrics import mean_metrics, per_learner
-from coursepilot.models.base import interaction_matrix, split_frame
-from coursepilot.models.store import load_arrays, save_arrays
+from coursepilot.evaluation import held_out
+from coursepilot.models.base import interaction_matrix, load_train_data, split_frame
+from coursepilot.models.store import load_arrays, load_params, save_arrays
 from coursepilot.peer_ranking import PeerConfig, active_peers, cf_peers, cluster_random_peers, hybrid_peers, relevant_peers
 from coursepilot.peers import ClusterConfig, ClusterSpace, StateWeights, align_labels, dbscan, kmeans
 from coursepilot.peers import learner_state as compute_state
 from coursepilot.profiles import load_profiles
 from coursepilot.significance import paired_ttest
+from coursepilot.training import train_and_track
 from coursepilot.warehouse import columns, replace_tables
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource
 
 from .lineage import run_tags
+from .recommenders import fitted_hybrid
 from .metadata import markdown_table
 
 GROUP = "peers"
@@ -146,6 +149,37 @@ def peer_clusters(context: AssetExecutionContext, config: ClusterSettings, wareh
         "moved_since_previous_window": MetadataValue.json(moved),
         "dbscan_clusters": int(len(set(ran) - {-1})), "dbscan_noise_share": round(float(np.mean(ran == -1)), 4) if len(ran) else 0.0,
         "cluster_map": MetadataValue.md(f"![clusters](data:image/png;base64,{_plot(last_features, previous_labels, config.seed)})")})
+
+
+@asset(group_name=GROUP, kinds={"mlflow"}, deps=["learner_state", "hybrid_model", "als_model"],
+       description="Does equation (21)'s target difficulty help? The tuned hybrid with t_s from eq. 21 vs from the learner labels, on test.")
+def difficulty_steering(context: AssetExecutionContext, warehouse: WarehouseResource, home: ProjectHomeResource,
+                        tracking: TrackingResource) -> MaterializeResult:
+    with warehouse.get_connection(read_only=True) as con:
+        scale = ingest.source_info(con)["rating_scale"]
+        data = load_train_data(con, scale)
+        relevant = held_out(con, data, "test", scale)
+        last = con.execute("SELECT learner_id, target_difficulty FROM learner_state "
+                           "QUALIFY row_number() OVER (PARTITION BY learner_id ORDER BY week DESC) = 1").df()
+        tags = run_tags(context, con)
+    targets = last.set_index("learner_id")["target_difficulty"].reindex(data.learner_ids).to_numpy(float)
+    chosen = load_params(home.home, "hybrid")
+    if chosen["level_weight"] == 0:
+        reason = "validation gave the level term no weight: there is nothing for eq. 21's target to steer"
+        context.log.warning(reason)
+        return MaterializeResult(metadata={"skipped": reason})
+    tracker = tracking.tracker(home.home)
+    results, runs = {}, {}
+    for name, steer in (("hybrid_level", None), ("hybrid_eq21", targets)):
+        model = fitted_hybrid(home.home, data, name=name, targets=steer)
+        results[name], runs[name] = train_and_track(model, data, relevant, tracker, tags,
+                                                    {"alpha": chosen["alpha"], "level_weight": chosen["level_weight"],
+                                                     "targets": "eq. 21" if steer is not None else "learner labels"}, fit=False)
+    table = pd.DataFrame([{"model": n, **{k: round(m[k], 4) for k in ("precision@10", "recall@10", "ndcg@10", "map@10")}}
+                          for n, m in results.items()])
+    gain = results["hybrid_eq21"]["ndcg@10"] - results["hybrid_level"]["ndcg@10"]
+    return MaterializeResult(metadata={"test_metrics": markdown_table(table), "ndcg@10_gain_of_eq21": round(gain, 4),
+                                       "mlflow_runs": MetadataValue.json(runs)})
 
 
 class PeerSettings(Config):

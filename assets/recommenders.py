@@ -115,6 +115,13 @@ class HybridSettings(Config):
     seed: int = 0
 
 
+def fitted_hybrid(home, data, content: str = "minilm", name: str = "hybrid", targets=None) -> Hybrid:
+    """The hybrid with the weights ``hybrid_model`` chose, on the ``als_model`` factors."""
+    choice = load_params(home, "hybrid")
+    return Hybrid(_fitted_als(home, data), Content(content).fit(data), choice["alpha"], choice["level_weight"], name).fit(
+        data, fit_parts=False, targets=targets)
+
+
 def _fitted_als(home, data) -> Factorisation:
     """The ALS model the ``als_model`` asset trained on the full training split."""
     model = Factorisation("als", **load_params(home, "als"))

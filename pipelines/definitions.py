@@ -7,7 +7,7 @@ from dagster import AssetSelection, Definitions, define_asset_job, in_process_ex
 from assets.checks import CHECKS
 from assets.courses import course_embeddings, course_labels, similar_courses, tfidf_course_vectors
 from assets.learners import learner_features, learner_labels
-from assets.peers import learner_state, peer_clusters, peer_recommendations
+from assets.peers import difficulty_steering, learner_state, peer_clusters, peer_recommendations
 from assets.profiles import attribute_embeddings, learner_profiles
 from assets.recommenders import (als_model, baseline_models, bpr_model, hybrid_model, neural_hybrid_model, rating_models,
                                  recommender)
@@ -20,7 +20,8 @@ from resources import DatasetResource, EmbedderResource, ProjectHomeResource, Tr
 
 ASSETS = [raw_tables, cleaned_tables, split, learner_features, learner_labels, course_embeddings, tfidf_course_vectors,
           course_labels, similar_courses, attribute_embeddings, learner_profiles, als_model, bpr_model, baseline_models,
-          hybrid_model, neural_hybrid_model, rating_models, recommender, learner_state, peer_clusters, peer_recommendations]
+          hybrid_model, neural_hybrid_model, rating_models, recommender, learner_state, peer_clusters, peer_recommendations,
+          difficulty_steering]
 
 FULL_JOB = "full_pipeline"
 

@@ -38,12 +38,15 @@ class Hybrid(Recommender):
     def __init__(self, cf: Recommender, content: Recommender, alpha: float = 0.5, level_weight: float = 0.0, name: str = "hybrid"):
         self.cf, self.content, self.alpha, self.level_weight, self.name = cf, content, alpha, level_weight, name
 
-    def fit(self, data: TrainData, fit_parts: bool = True) -> "Hybrid":
+    def fit(self, data: TrainData, fit_parts: bool = True, targets: np.ndarray | None = None) -> "Hybrid":
+        """``targets`` replaces t_s (e.g. equation 21's target difficulty, 0-2; NaN falls back to t_s)."""
         super().fit(data)
         if fit_parts:
             self.cf.fit(data)
             self.content.fit(data)
         self.targets = level_targets(data)
+        if targets is not None:
+            self.targets = np.where(np.isfinite(targets), targets, self.targets)
         return self
 
     def parts(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
