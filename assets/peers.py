@@ -11,7 +11,7 @@ from coursepilot import ingest
 from coursepilot.metrics import mean_metrics, per_learner
 from coursepilot.evaluation import held_out
 from coursepilot.models.base import interaction_matrix, load_train_data, split_frame
-from coursepilot.models.store import load_arrays, load_params, save_arrays
+from coursepilot.models.store import load_arrays, load_params, model_path, save_arrays, write_json
 from coursepilot.peer_ranking import PeerConfig, active_peers, cf_peers, cluster_random_peers, hybrid_peers, relevant_peers
 from coursepilot.peers import ClusterConfig, ClusterSpace, StateWeights, align_labels, dbscan, kmeans
 from coursepilot.peers import learner_state as compute_state
@@ -221,6 +221,7 @@ def peer_recommendations(context: AssetExecutionContext, config: PeerSettings, w
     results = {name: {k: v for k, v in mean_metrics(r, relevant, (5, 10)).items() if k in keys} for name, r in rankings.items()}
     ours = per_learner(rankings["hybrid_peers"], relevant, "ndcg", 10)
     tests = {name: paired_ttest(ours, per_learner(rankings[name], relevant, "ndcg", 10)) for name in rankings if name != "hybrid_peers"}
+    write_json(model_path(home.home, "peer_metrics").with_suffix(".json"), {"peers": results, "significance": tests})
     tracker = tracking.tracker(home.home)
     with tracker.run("peer_recommendations", {**tags, "model": "hybrid_peers"}):
         tracker.mlflow.log_params(config.model_dump())

@@ -60,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="lowest level of the assets' own log lines printed while the run goes (default INFO); "
                           "every step's result is always shown")
 
+    ev = commands.add_parser("evaluate", help="run the pipeline on a source and write the evaluation report",
+                             description="Materialize the whole graph on --data (same code as the evaluation_report asset) "
+                                         "and copy report.json, report.md and the plots into --out.")
+    _add_source_flags(ev)
+    ev.add_argument("--out", required=True, metavar="DIR", help="where to write the report files")
+    ev.add_argument("--home", metavar="DIR", default=None,
+                    help="project home for this evaluation (default: DIR/home, apart from your main project home)")
+
     gen = commands.add_parser("generate", help="write a synthetic dataset (Parquet) with ground-truth labels",
                               description="Generate learners, courses and interactions from the latent model "
                                           "documented in README (Synthetic data), plus truth_learners / truth_courses.")
@@ -120,6 +128,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     print_summary(console, home, result, dataset)
     console.print(f"[green bold]Materialized every asset[/] in {elapsed:.1f} s.")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import shutil
+    from pathlib import Path
+
+    from pipelines.run import failure_message, run_pipeline
+
+    if args.format == "catalog":
+        raise ValueError("the catalog format has courses only: there are no interactions to rank, so nothing to evaluate")
+    out = Path(args.out)
+    home = ProjectHome.resolve(args.home or out / "home").ensure()
+    dataset = _dataset(args)
+    console.rule(f"coursepilot evaluate: {dataset.describe()}")
+    result = run_pipeline(home, dataset, console, "WARNING")
+    if not result.success:
+        console.print(f"[red bold]Evaluation failed[/]: {failure_message(result)}")
+        return 1
+    report = home.reports / result.run_id
+    if not (report / "report.json").exists():
+        raise ValueError("the run wrote no report: the source has no interactions to rank")
+    for file in report.iterdir():
+        shutil.copy2(file, out / file.name)
+    console.print(f"[green bold]Report written[/] to {out} (report.md, report.json, plots)")
     return 0
 
 
@@ -225,7 +258,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"run": cmd_run, "generate": cmd_generate, "recommend": cmd_recommend, "peers": cmd_peers, "promote": cmd_promote, "ui": cmd_ui}
+    handlers = {"run": cmd_run, "evaluate": cmd_evaluate, "generate": cmd_generate, "recommend": cmd_recommend, "peers": cmd_peers, "promote": cmd_promote, "ui": cmd_ui}
     try:
         return handlers[args.command](args)
     except (ValidationError, ValueError, FileNotFoundError) as err:

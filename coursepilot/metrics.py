@@ -51,3 +51,37 @@ def mean_metrics(rankings: dict, relevant: dict, ks=(5, 10)) -> dict[str, float]
 def per_learner(rankings: dict, relevant: dict, metric: str, k: int) -> np.ndarray:
     """One metric per learner (in ``relevant`` order), for paired significance tests."""
     return np.array([ranking_metrics(rankings.get(u, []), items, k)[metric] for u, items in relevant.items()])
+
+
+def hit_matrix(top: np.ndarray, relevant: list[set]) -> np.ndarray:
+    """(learners, k) booleans: is the item at each rank relevant?"""
+    return np.array([[item in rel for item in row] for row, rel in zip(top.tolist(), relevant)], dtype=bool).reshape(top.shape)
+
+
+def metrics_from_hits(hits: np.ndarray, n_relevant: np.ndarray, ks, n_candidates: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-learner ``<metric>@<k>`` arrays from a hit matrix, vectorised (same definitions as ``ranking_metrics``).
+
+    With ``n_candidates`` it adds accuracy@k: the share of candidate courses classified right when the
+    top k are called relevant and the rest not, (TP + TN) / candidates.
+    """
+    n_relevant = np.asarray(n_relevant, dtype=float)
+    ranks = np.arange(1, hits.shape[1] + 1)
+    gains = hits / np.log2(ranks + 1)
+    precision_at = np.cumsum(hits, axis=1) / ranks
+    out = {}
+    for k in ks:
+        h = hits[:, :k]
+        tp = h.sum(axis=1)
+        ideal = np.array([np.sum(1 / np.log2(np.arange(1, int(min(r, k)) + 1) + 1)) for r in n_relevant])
+        p, r = tp / k, tp / n_relevant
+        out[f"precision@{k}"], out[f"recall@{k}"] = p, r
+        out[f"f1@{k}"] = np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=(p + r) > 0)
+        out[f"hit@{k}"] = (tp > 0).astype(float)
+        out[f"ndcg@{k}"] = gains[:, :k].sum(axis=1) / ideal
+        out[f"map@{k}"] = (precision_at[:, :k] * h).sum(axis=1) / np.minimum(n_relevant, k)
+        if n_candidates is not None:
+            tn = n_candidates - k - (n_relevant - tp)
+            out[f"accuracy@{k}"] = (tp + tn) / n_candidates
+    first = np.where(hits.any(axis=1), hits.argmax(axis=1) + 1, 0)
+    out["mrr"] = np.divide(1.0, first, out=np.zeros(len(first)), where=first > 0)
+    return out

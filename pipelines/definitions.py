@@ -6,6 +6,7 @@ from dagster import AssetSelection, Definitions, define_asset_job, in_process_ex
 
 from assets.checks import CHECKS
 from assets.courses import course_embeddings, course_labels, similar_courses, tfidf_course_vectors
+from assets.evaluation import evaluation_report
 from assets.learners import learner_features, learner_labels
 from assets.peers import difficulty_steering, learner_state, peer_clusters, peer_recommendations
 from assets.profiles import attribute_embeddings, learner_profiles
@@ -21,7 +22,7 @@ from resources import DatasetResource, EmbedderResource, ProjectHomeResource, Tr
 ASSETS = [raw_tables, cleaned_tables, split, learner_features, learner_labels, course_embeddings, tfidf_course_vectors,
           course_labels, similar_courses, attribute_embeddings, learner_profiles, als_model, bpr_model, baseline_models,
           hybrid_model, neural_hybrid_model, rating_models, recommender, learner_state, peer_clusters, peer_recommendations,
-          difficulty_steering]
+          difficulty_steering, evaluation_report]
 
 FULL_JOB = "full_pipeline"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from dagster import Definitions, DagsterInstance, materialize
 
@@ -112,11 +114,13 @@ def test_full_graph_tracks_models_and_reuses_the_embedding_cache(tmp_path, xs_fo
     assert {r.info.run_name for r in runs} - {"hybrid_eq21"} == {
         "learner_labels_rf", "learner_labels_svm", "course_labels_logreg", "als", "bpr", "popularity", "user_knn",
         "content_minilm", "content_tfidf", "hybrid", "hybrid_level", "hybrid_tfidf", "hybrid_tfidf_level", "neural_hybrid",
-        "recommender", "global_mean", "biases", "user_knn_rating", "peer_recommendations"}
-    rating_runs = {"global_mean", "biases", "user_knn_rating", "peer_recommendations"}
+        "recommender", "global_mean", "biases", "user_knn_rating", "peer_recommendations", "evaluation_report"}
+    rating_runs = {"global_mean", "biases", "user_knn_rating", "peer_recommendations", "evaluation_report"}
     assert all("test_ndcg_at_10" in r.data.metrics for r in runs
                if not r.info.run_name.startswith(("learner_", "course_")) and r.info.run_name not in rating_runs)
-    assert all(r.data.metrics["test_mae"] > 0 for r in runs if r.info.run_name in rating_runs - {"peer_recommendations"})
+    assert all(r.data.metrics["test_mae"] > 0 for r in runs if r.info.run_name in {"global_mean", "biases", "user_knn_rating"})
+    report = json.loads((home.reports / "latest" / "report.json").read_text())
+    assert "neural_hybrid" in report["models"] and report["peers"]["hybrid_peers"]["ndcg@10"] > 0
     peers = next(r for r in runs if r.info.run_name == "peer_recommendations")
     assert 0 < peers.data.metrics["hybrid_peers_ndcg_at_10"] <= 1
     served = next(r for r in runs if r.info.run_name == "recommender")

@@ -23,7 +23,7 @@ def cli(*args: str, home=None, check: bool = True) -> subprocess.CompletedProces
     return done
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["generate"], ["recommend"], ["peers"], ["promote"], ["ui"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["evaluate"], ["generate"], ["recommend"], ["peers"], ["promote"], ["ui"]])
 def test_help_explains_every_flag(command):
     out = cli(*command, "--help").stdout
     assert "usage: coursepilot" in out
@@ -73,6 +73,11 @@ def test_run_end_to_end_then_bad_data_keeps_tables(tmp_path):
     assert "events.csv, column 'rating', row 1" in " ".join(failed.stdout.split())
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM interactions").fetchone()[0] == 12_000
+
+
+def test_evaluate_refuses_a_catalogue(tmp_path):
+    done = cli("evaluate", "--format", "catalog", "--data", str(tmp_path), "--out", str(tmp_path / "out"), check=False)
+    assert done.returncode == 2 and "nothing to evaluate" in " ".join(done.stdout.split())
 
 
 def test_unknown_path_is_a_clear_error(tmp_path):

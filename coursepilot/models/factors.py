@@ -31,9 +31,10 @@ class Factorisation(Recommender):
             else:
                 from implicit.cpu.bpr import BayesianPersonalizedRanking
 
+                # one thread: implicit's multithreaded SGD is not reproducible, and the same seed must give the same model
                 model = BayesianPersonalizedRanking(factors=p["factors"], learning_rate=p["learning_rate"],
                                                     regularization=p["regularization"], iterations=p["iterations"],
-                                                    random_state=p["seed"])
+                                                    random_state=p["seed"], num_threads=1)
             model.fit(data.matrix, show_progress=False)
         self.user_factors = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors = np.asarray(model.item_factors, dtype=np.float32)

@@ -1,0 +1,56 @@
+"""Evaluation stage: every model on the same splits over several seeds, cold start, peers, significance."""
+
+import base64
+import json
+import shutil
+
+import pandas as pd
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+
+from coursepilot.models.store import load_params, model_path
+from coursepilot.report import ReportConfig, evaluate_all, flat_keys, write_report
+from resources import ProjectHomeResource, TrackingResource, WarehouseResource
+
+from .lineage import run_tags
+from .metadata import markdown_table
+
+
+class ReportSettings(Config):
+    seeds: list[int] = [0, 1, 2]
+    test_share: float = 0.2
+    neural_seeds: int = 1
+
+
+@asset(group_name="evaluation", kinds={"mlflow"}, deps=["recommender", "peer_recommendations", "hybrid_model", "als_model"],
+       description="report.json, report.md and plots: every model over several split seeds, cold start, peers and paired t-tests.")
+def evaluation_report(context: AssetExecutionContext, config: ReportSettings, warehouse: WarehouseResource,
+                      home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
+    report_config = ReportConfig(seeds=tuple(config.seeds), test_share=config.test_share, neural_seeds=config.neural_seeds,
+                                 chosen=load_params(home.home, "hybrid")["chosen"],
+                                 als_params={k: v for k, v in load_params(home.home, "als").items() if k != "seed"})
+    with warehouse.get_connection(read_only=True) as con:
+        if not con.execute("SELECT count(*) FROM interactions").fetchone()[0]:
+            reason = "the source has no interactions (a catalogue): nothing to rank"
+            context.log.warning(reason)
+            return MaterializeResult(metadata={"skipped": reason})
+        report = evaluate_all(con, report_config, log=context.log.info)
+        tags = run_tags(context, con)
+    peers = json.loads(model_path(home.home, "peer_metrics").with_suffix(".json").read_text())
+    report["peers"] = peers["peers"]
+    report["significance"]["peers_vs"] = peers["significance"]
+    out = home.home.reports / context.run.run_id
+    files = write_report(report, out)
+    latest = home.home.reports / "latest"
+    shutil.rmtree(latest, ignore_errors=True)
+    shutil.copytree(out, latest)
+    tracker = tracking.tracker(home.home)
+    with tracker.run("evaluation_report", tags):
+        tracker.mlflow.log_metrics({k.replace("@", "_at_"): v for k, v in flat_keys(report).items() if not k.endswith("_std")})
+        for file in files:
+            tracker.mlflow.log_artifact(str(file))
+    models = pd.DataFrame(report["models"]).T[["precision@10", "recall@10", "ndcg@10", "map@10", "hit@10", "mrr", "coverage"]]
+    images = "\n\n".join(f"![{f.stem}](data:image/png;base64,{base64.b64encode(f.read_bytes()).decode()})"
+                         for f in files if f.suffix == ".png")
+    return MaterializeResult(metadata={"report_dir": MetadataValue.path(str(out)),
+                                       "models": markdown_table(models.round(4).reset_index(names="model")),
+                                       "seeds": MetadataValue.json(config.seeds), "plots": MetadataValue.md(images)})

@@ -1,0 +1,256 @@
+"""The evaluation report: every model on the same splits, cold start, peers, significance, plots.
+
+Protocol (README "Evaluation"): for each seed, the split is rebuilt with that seed on an in-memory
+copy of the warehouse (the pipeline's own tables are never touched); every model is trained on
+``train``; the hybrids are tuned on a validation carve of ``train``; all are scored on ``test``.
+The table reports the mean over seeds and the standard deviation (``<metric>@<k>_std``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from .embeddings import embed_texts
+from .metrics import hit_matrix, metrics_from_hits
+from .models.base import Recommender, TrainData, load_train_data, minmax_rows, top_k
+from .models.factors import Factorisation
+from .models.hybrid import Hybrid, tune, validation_data
+from .models.simple import Content, Popularity, UserKNN
+from .significance import paired_ttest
+from .splits import SplitConfig, build_split
+from .evaluation import held_out
+
+COPIED = ("learners", "courses", "interactions", "course_embeddings", "tfidf_course_vectors", "course_labels",
+          "learner_labels", "source_info")
+BASELINES = ("popularity", "als", "content_minilm", "user_knn")
+DEFINITIONS = {
+    "precision@k": "|top-k ∩ relevant| / k", "recall@k": "|top-k ∩ relevant| / |relevant|",
+    "f1@k": "harmonic mean of precision@k and recall@k", "hit@k": "1 if any relevant course is in the top k",
+    "ndcg@k": "DCG / ideal DCG with binary gains 1 / log2(rank + 1)",
+    "map@k": "mean over hits of precision at the hit's rank, divided by min(|relevant|, k)",
+    "mrr": "1 / rank of the first relevant course in the top 10 (0 without one)",
+    "accuracy@k": "(TP + TN) / candidates when the top k are called relevant and the other candidates not "
+                  "(the second paper's accuracy, made precise for ranking)",
+    "coverage": "share of the catalogue that appears in anybody's top 10",
+    "relevant": "the learner's test courses; candidates: every course not taken in training",
+}
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    seeds: tuple[int, ...] = (0, 1, 2)
+    ks: tuple[int, ...] = (5, 10)
+    test_share: float = 0.2
+    neural_seeds: int = 1  # the neural hybrid is slow: evaluated on the first N seeds only
+    chosen: str = "hybrid_level"
+    als_params: dict = field(default_factory=dict)
+    neural_params: dict = field(default_factory=dict)
+
+
+def isolated_copy(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """An in-memory database holding the tables the evaluation reads."""
+    memory = duckdb.connect()
+    memory.execute("SET enable_progress_bar = false")
+    for table in COPIED:
+        memory.register("incoming", con.execute(f"SELECT * FROM {table}").to_arrow_table())
+        memory.execute(f"CREATE TABLE {table} AS SELECT * FROM incoming")
+        memory.unregister("incoming")
+    return memory
+
+
+def _models(config: ReportConfig, data: TrainData, fit_data: TrainData, valid: dict, with_neural: bool) -> dict[str, Recommender]:
+    models: dict[str, Recommender] = {"popularity": Popularity(), "als": Factorisation("als", **config.als_params),
+                                      "bpr": Factorisation("bpr", **{**config.als_params, "iterations": 100, "regularization": 0.01}),
+                                      "user_knn": UserKNN(50), "content_minilm": Content("minilm"), "content_tfidf": Content("tfidf")}
+    for model in models.values():
+        model.fit(data)
+    for content, suffix in (("minilm", ""), ("tfidf", "_tfidf")):
+        tuning = tune(Hybrid(Factorisation("als", **config.als_params), Content(content)), fit_data, valid)
+        for name, level in ((f"hybrid{suffix}", False), (f"hybrid{suffix}_level", True)):
+            alpha, weight = tuning.choice(level)
+            hybrid = Hybrid(models["als"], models[f"content_{content}"], alpha, weight, name)
+            models[name] = hybrid.fit(data, fit_parts=False)
+    if with_neural:
+        from .models.neural import NeuralHybrid
+
+        models["neural_hybrid"] = NeuralHybrid(**config.neural_params, als_params=config.als_params).fit(data, fit_data, valid)
+    return models
+
+
+def _score(model: Recommender, data: TrainData, relevant: dict, ks) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    rows = np.array(list(relevant), dtype=np.int64)
+    top = model.recommend(rows, 10)
+    hits = hit_matrix(top, [relevant[r] for r in rows])
+    candidates = data.shape[1] - np.diff(data.matrix.indptr)[rows]
+    return metrics_from_hits(hits, np.array([len(relevant[r]) for r in rows]), (*ks, *range(1, 11)), candidates), top
+
+
+def _cold_learners(mem, data: TrainData, popularity: np.ndarray, k: int = 5) -> dict[str, dict[str, float]]:
+    """Learners whose interactions are all hidden, known only by job and software text."""
+    cols = {c[0] for c in mem.execute("DESCRIBE learners").fetchall()}
+    text_cols = [c for c in ("job", "software") if c in cols]
+    if not text_cols:
+        return {}
+    frame = mem.execute(f"SELECT s.learner_id, s.course_id, {', '.join('l.' + c for c in text_cols)} FROM split s "
+                        "JOIN learners l USING (learner_id) WHERE s.split = 'cold_learner'").df()
+    frame["profile"] = frame[text_cols].fillna("").agg(" ".join, axis=1).str.strip()
+    frame = frame[frame["profile"] != ""]
+    if frame.empty:
+        return {}
+    per = frame.groupby("learner_id").agg(profile=("profile", "first"), courses=("course_id", set))
+    relevant = [set(data.course_index(list(c))) - {-1} for c in per["courses"]]
+    vectors = embed_texts(list(per["profile"]))
+    similarity = minmax_rows(vectors @ data.course_vectors.T)
+    scores = {"profile_minilm": 0.8 * similarity + 0.2 * minmax_rows(popularity[None, :]),
+              "popularity": np.tile(popularity, (len(per), 1))}
+    return _cold_table(scores, relevant, k)
+
+
+def _cold_courses(mem, data: TrainData, models: dict[str, Recommender], k: int = 5) -> dict[str, dict[str, float]]:
+    """Courses removed from training: each learner who took some ranks the cold courses only."""
+    frame = mem.execute("SELECT learner_id, course_id FROM split WHERE split = 'cold_course'").df()
+    cold = np.unique(data.course_index(frame["course_id"].unique()))
+    cold = cold[cold >= 0]
+    rows = data.learner_index(frame["learner_id"])
+    frame = frame.assign(row=rows, col=data.course_index(frame["course_id"]))
+    frame = frame[(frame["row"] >= 0) & (np.diff(data.matrix.indptr)[np.maximum(frame["row"], 0)] > 0)]
+    if len(cold) <= k or frame.empty:
+        return {}
+    per = frame.groupby("row")["col"].apply(set)
+    learners = per.index.to_numpy()
+    relevant = [{int(np.searchsorted(cold, c)) for c in cols} for cols in per]
+    scores = {name: models[name].score(learners)[:, cold] for name in ("content_minilm", "content_tfidf", "popularity")}
+    scores["hybrid"] = models["hybrid"].score(learners)[:, cold]
+    return _cold_table(scores, relevant, k)
+
+
+def _cold_table(scores: dict[str, np.ndarray], relevant: list[set], k: int) -> dict[str, dict[str, float]]:
+    out = {}
+    for name, matrix in scores.items():
+        top = top_k(np.asarray(matrix, dtype=float), k)
+        per = metrics_from_hits(hit_matrix(top, relevant), np.array([len(r) for r in relevant]), (k,))
+        out[name] = {key: float(np.mean(per[key])) for key in (f"precision@{k}", f"recall@{k}", f"f1@{k}")}
+    return out
+
+
+def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print) -> dict:
+    """Run the protocol over ``config.seeds`` and return the report as a dict (see ``write_report``)."""
+    info = {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM source_info").fetchall()}
+    scale = tuple(info["rating_scale"]) if info["rating_scale"] else None
+    mem = isolated_copy(con)
+    per_seed, learners_per_seed, cold = [], [], {}
+    significance = {}
+    for i, seed in enumerate(config.seeds):
+        build_split(mem, SplitConfig(test_share=config.test_share, seed=seed))
+        data = load_train_data(mem, scale)
+        relevant = held_out(mem, data, "test", scale)
+        if not relevant:
+            raise ValueError("no learner has test interactions: this source has nothing to rank")
+        fit_data, valid = validation_data(mem, data, scale, 0.2, seed)
+        models = _models(config, data, fit_data, valid, with_neural=i < config.neural_seeds)
+        results, per_learner = {}, {}
+        for name, model in models.items():
+            per, top = _score(model, data, relevant, config.ks)
+            results[name] = {key: float(np.mean(v)) for key, v in per.items()}
+            results[name]["coverage"] = float(len(np.unique(top)) / data.shape[1])
+            per_learner[name] = per["ndcg@10"]
+            log(f"seed {seed}: {name} nDCG@10 {results[name]['ndcg@10']:.4f}")
+        per_seed.append(results)
+        learners_per_seed.append(len(relevant))
+        if i == 0:
+            chosen = config.chosen if config.chosen in per_learner else "hybrid"
+            significance = {"metric": "ndcg@10", "model": chosen, "seed": seed,
+                            "vs": {b: paired_ttest(per_learner[chosen], per_learner[b]) for b in BASELINES}}
+            cold = {"learners": _cold_learners(mem, data, np.log1p(np.asarray((data.matrix > 0).sum(axis=0)).ravel())),
+                    "courses": _cold_courses(mem, data, models)}
+    mem.close()
+    names = list(per_seed[0])
+    models_out = {}
+    for name in names:
+        runs = [r[name] for r in per_seed if name in r]
+        models_out[name] = {key: float(np.mean([r[key] for r in runs])) for key in runs[0]}
+        models_out[name].update({f"{key}_std": float(np.std([r[key] for r in runs])) for key in runs[0]})
+        models_out[name]["seeds"] = len(runs)
+    return {"source": {"format": info["format"], "fingerprint": info["fingerprint"]},
+            "config": {"seeds": list(config.seeds), "ks": list(config.ks), "test_share": config.test_share,
+                       "neural_seeds": config.neural_seeds, "test_learners_per_seed": learners_per_seed},
+            "definitions": DEFINITIONS, "models": models_out, "cold_start": cold, "significance": significance}
+
+
+def flat_keys(report: dict) -> dict[str, float]:
+    """``models.<name>.<metric>@<k>`` style keys of every number in the report."""
+    out = {}
+    for section in ("models", "peers"):
+        for name, metrics in report.get(section, {}).items():
+            out.update({f"{section}.{name}.{k}": v for k, v in metrics.items() if isinstance(v, float)})
+    for group, models in report.get("cold_start", {}).items():
+        for name, metrics in models.items():
+            out.update({f"cold_start.{group}.{name}.{k}": v for k, v in metrics.items()})
+    return out
+
+
+TABLE_METRICS = ("precision@5", "recall@5", "f1@5", "accuracy@5", "precision@10", "recall@10", "f1@10", "ndcg@5",
+                 "ndcg@10", "map@10", "hit@10", "mrr", "coverage")
+
+
+def write_report(report: dict, out: Path) -> list[Path]:
+    """report.json, report.md and PNG plots into ``out``; returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=float))
+    models = pd.DataFrame(report["models"]).T
+    lines = [f"# Evaluation report ({report['source']['format']}, seeds {report['config']['seeds']})", "",
+             f"Test learners per seed: {report['config']['test_learners_per_seed']}. Mean over seeds; ± one standard deviation.", "",
+             "## Models", "", _md(models, TABLE_METRICS, std=True), ""]
+    for group in ("learners", "courses"):
+        if report["cold_start"].get(group):
+            lines += [f"## Cold-start {group}", "", _md(pd.DataFrame(report["cold_start"][group]).T, ("precision@5", "recall@5", "f1@5")), ""]
+    if report.get("peers"):
+        lines += ["## Peers", "", _md(pd.DataFrame(report["peers"]).T, tuple(next(iter(report["peers"].values())))), ""]
+    sig = report.get("significance", {})
+    if sig:
+        rows = pd.DataFrame(sig["vs"]).T
+        lines += [f"## Paired t-tests ({sig['model']} vs baselines, {sig['metric']}, seed {sig['seed']})", "",
+                  _md(rows, ("mean_diff", "t", "df", "p", "ci_low", "ci_high", "cohens_d", "n")), ""]
+    lines += ["## Definitions", ""] + [f"- **{k}**: {v}" for k, v in report["definitions"].items()]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    files = [out / "report.json", out / "report.md"]
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, row in models.iterrows():
+        ax.plot(range(1, 11), [row.get(f"ndcg@{k}", np.nan) for k in range(1, 11)], marker="o", ms=3, label=name)
+    ax.set(xlabel="k", ylabel="nDCG@k", title="nDCG at k (mean over seeds)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.savefig(out / "ndcg_at_k.png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    files.append(out / "ndcg_at_k.png")
+    cold = {f"{g}: {m}": v["f1@5"] for g, models_ in report["cold_start"].items() for m, v in models_.items()}
+    if cold:
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        ax.barh(list(cold), list(cold.values()))
+        ax.set(xlabel="F1@5", title="Cold start")
+        fig.savefig(out / "cold_start.png", dpi=90, bbox_inches="tight")
+        plt.close(fig)
+        files.append(out / "cold_start.png")
+    return files
+
+
+def _md(frame: pd.DataFrame, columns, std: bool = False) -> str:
+    cols = [c for c in columns if c in frame.columns]
+    table = pd.DataFrame(index=frame.index)
+    for c in cols:
+        values = frame[c].astype(float).round(4).astype(str)
+        if std and f"{c}_std" in frame.columns:
+            values = values + " ± " + frame[f"{c}_std"].astype(float).round(4).astype(str)
+        table[c] = values
+    return table.reset_index(names="model").to_markdown(index=False)

@@ -1,0 +1,48 @@
+"""The evaluation report on a small synthetic warehouse: keys, determinism, isolation, files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from coursepilot.report import ReportConfig, evaluate_all, flat_keys, write_report
+
+from .test_recommenders import data, warehouse  # noqa: F401 - module fixtures reused
+
+MODELS = {"popularity", "als", "bpr", "user_knn", "content_minilm", "content_tfidf", "hybrid", "hybrid_level",
+          "hybrid_tfidf", "hybrid_tfidf_level"}
+
+
+@pytest.fixture(scope="module")
+def report(warehouse):  # noqa: F811
+    return evaluate_all(warehouse, ReportConfig(seeds=(0, 1), neural_seeds=0), log=lambda _: None)
+
+
+def test_every_model_has_every_key(report):
+    assert set(report["models"]) == MODELS
+    keys = flat_keys(report)
+    for name in MODELS:
+        for metric in ("precision@5", "recall@5", "f1@5", "accuracy@5", "precision@10", "recall@10", "ndcg@10",
+                       "map@10", "hit@10", "mrr", "coverage"):
+            value = keys[f"models.{name}.{metric}"]
+            assert 0.0 <= value <= 1.0, (name, metric)
+            assert f"models.{name}.{metric}_std" in keys
+    assert set(report["cold_start"]) == {"learners", "courses"}
+    assert set(report["significance"]["vs"]) == {"popularity", "als", "content_minilm", "user_knn"}
+
+
+def test_same_seed_same_numbers_and_the_warehouse_is_untouched(report, warehouse):  # noqa: F811
+    before = warehouse.execute("SELECT split, count(*) FROM split GROUP BY 1 ORDER BY 1").fetchall()
+    again = evaluate_all(warehouse, ReportConfig(seeds=(0, 1), neural_seeds=0), log=lambda _: None)
+    assert flat_keys(again) == pytest.approx(flat_keys(report))
+    assert warehouse.execute("SELECT split, count(*) FROM split GROUP BY 1 ORDER BY 1").fetchall() == before
+
+
+def test_report_files(report, tmp_path):
+    files = write_report(report, tmp_path)
+    assert {f.name for f in files} >= {"report.json", "report.md", "ndcg_at_k.png"}
+    assert json.loads((tmp_path / "report.json").read_text())["models"]["als"]["ndcg@10"] == pytest.approx(report["models"]["als"]["ndcg@10"])
+    text = (tmp_path / "report.md").read_text()
+    assert "## Models" in text and "hybrid_level" in text and "## Definitions" in text
+    assert (tmp_path / "ndcg_at_k.png").read_bytes()[:4] == b"\x89PNG"
