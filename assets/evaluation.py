@@ -3,6 +3,7 @@
 import base64
 import json
 import shutil
+from pathlib import Path
 
 import pandas as pd
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
@@ -40,6 +41,9 @@ def evaluation_report(context: AssetExecutionContext, config: ReportSettings, wa
     report["significance"]["peers_vs"] = peers["significance"]
     out = home.home.reports / context.run.run_id
     files = write_report(report, out)
+    cluster_map = model_path(home.home, "cluster_map").with_suffix(".png")
+    if cluster_map.exists():
+        files.append(Path(shutil.copy2(cluster_map, out / "cluster_map.png")))
     latest = home.home.reports / "latest"
     shutil.rmtree(latest, ignore_errors=True)
     shutil.copytree(out, latest)

@@ -139,6 +139,8 @@ def peer_clusters(context: AssetExecutionContext, config: ClusterSettings, wareh
         clusters.loc[last_rows, "dbscan_cluster"] = noise
         replace_tables(con, {"peer_clusters": clusters.astype({"dbscan_cluster": "Int64"})})
     save_arrays(home.home, "peer_centroids", {"k": k, "week": int(windows[-1])}, centroids=previous, labels=previous_labels)
+    cluster_map = _plot(last_features, previous_labels, config.seed)
+    model_path(home.home, "cluster_map").with_suffix(".png").write_bytes(base64.b64decode(cluster_map))
     sizes = pd.Series(previous_labels).value_counts().sort_index()
     ran = noise[noise > -2]
     return MaterializeResult(metadata={
@@ -148,7 +150,7 @@ def peer_clusters(context: AssetExecutionContext, config: ClusterSettings, wareh
         "cluster_sizes": markdown_table(pd.DataFrame({"cluster": sizes.index, "learners": sizes.to_numpy()})),
         "moved_since_previous_window": MetadataValue.json(moved),
         "dbscan_clusters": int(len(set(ran) - {-1})), "dbscan_noise_share": round(float(np.mean(ran == -1)), 4) if len(ran) else 0.0,
-        "cluster_map": MetadataValue.md(f"![clusters](data:image/png;base64,{_plot(last_features, previous_labels, config.seed)})")})
+        "cluster_map": MetadataValue.md(f"![clusters](data:image/png;base64,{cluster_map})")})
 
 
 @asset(group_name=GROUP, kinds={"mlflow"}, deps=["learner_state", "hybrid_model", "als_model"],

@@ -164,6 +164,7 @@ def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print
         per_seed.append(results)
         learners_per_seed.append(len(relevant))
         if i == 0:
+            ratings = _rating_errors(mem, info, scale)
             chosen = config.chosen if config.chosen in per_learner else "hybrid"
             significance = {"metric": "ndcg@10", "model": chosen, "seed": seed,
                             "vs": {b: paired_ttest(per_learner[chosen], per_learner[b]) for b in BASELINES}}
@@ -180,13 +181,29 @@ def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print
     return {"source": {"format": info["format"], "fingerprint": info["fingerprint"]},
             "config": {"seeds": list(config.seeds), "ks": list(config.ks), "test_share": config.test_share,
                        "neural_seeds": config.neural_seeds, "test_learners_per_seed": learners_per_seed},
-            "definitions": DEFINITIONS, "models": models_out, "cold_start": cold, "significance": significance}
+            "definitions": DEFINITIONS, "models": models_out, "cold_start": cold, "significance": significance,
+            "ratings": ratings}
+
+
+def _rating_errors(mem, info: dict, scale) -> dict[str, dict[str, float]]:
+    """MAE and MSE of the rating models on the test ratings, where the source's ratings are explicit."""
+    from .models.base import split_frame
+    from .models.ratings import RatingModels, rating_errors
+
+    columns = {c[0] for c in mem.execute("DESCRIBE interactions").fetchall()}
+    if "rating" not in columns or not info.get("explicit_ratings", True) or scale is None:
+        return {}
+    test = split_frame(mem, ("test",)).dropna(subset=["rating"])
+    if test.empty:
+        return {}
+    models = RatingModels(scale).fit(split_frame(mem, ("train",)))
+    return {name: rating_errors(test["rating"], models.predict(name, test)) for name in models.NAMES}
 
 
 def flat_keys(report: dict) -> dict[str, float]:
     """``models.<name>.<metric>@<k>`` style keys of every number in the report."""
     out = {}
-    for section in ("models", "peers"):
+    for section in ("models", "peers", "ratings"):
         for name, metrics in report.get(section, {}).items():
             out.update({f"{section}.{name}.{k}": v for k, v in metrics.items() if isinstance(v, float)})
     for group, models in report.get("cold_start", {}).items():
@@ -217,6 +234,8 @@ def write_report(report: dict, out: Path) -> list[Path]:
             lines += [f"## Cold-start {group}", "", _md(pd.DataFrame(report["cold_start"][group]).T, ("precision@5", "recall@5", "f1@5")), ""]
     if report.get("peers"):
         lines += ["## Peers", "", _md(pd.DataFrame(report["peers"]).T, tuple(next(iter(report["peers"].values())))), ""]
+    if report.get("ratings"):
+        lines += ["## Rating prediction (test ratings, seed 0)", "", _md(pd.DataFrame(report["ratings"]).T, ("mae", "mse")), ""]
     sig = report.get("significance", {})
     if sig:
         rows = pd.DataFrame(sig["vs"]).T

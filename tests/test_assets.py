@@ -121,6 +121,7 @@ def test_full_graph_tracks_models_and_reuses_the_embedding_cache(tmp_path, xs_fo
     assert all(r.data.metrics["test_mae"] > 0 for r in runs if r.info.run_name in {"global_mean", "biases", "user_knn_rating"})
     report = json.loads((home.reports / "latest" / "report.json").read_text())
     assert "neural_hybrid" in report["models"] and report["peers"]["hybrid_peers"]["ndcg@10"] > 0
+    assert {p.name for p in (home.reports / "latest").iterdir()} >= {"report.json", "report.md", "ndcg_at_k.png", "cluster_map.png"}
     peers = next(r for r in runs if r.info.run_name == "peer_recommendations")
     assert 0 < peers.data.metrics["hybrid_peers_ndcg_at_10"] <= 1
     served = next(r for r in runs if r.info.run_name == "recommender")

@@ -30,6 +30,8 @@ def test_every_model_has_every_key(report):
             assert f"models.{name}.{metric}_std" in keys
     assert set(report["cold_start"]) == {"learners", "courses"}
     assert set(report["significance"]["vs"]) == {"popularity", "als", "content_minilm", "user_knn"}
+    assert set(report["ratings"]) == {"global_mean", "biases", "user_knn_rating"}
+    assert keys["ratings.biases.mae"] < keys["ratings.global_mean.mae"]
 
 
 def test_same_seed_same_numbers_and_the_warehouse_is_untouched(report, warehouse):  # noqa: F811
