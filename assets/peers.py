@@ -29,14 +29,16 @@ GROUP = "peers"
 
 
 class StateSettings(Config):
-    alpha: float = 0.3
-    beta: float = 0.4
-    gamma: float = 0.3
-    eta1: float = 0.4
-    eta2: float = 0.3
-    eta3: float = 0.3
-    delta: float = 0.5
-    theta: float = 0.6
+    """Mirrors :class:`coursepilot.peers.StateWeights`, whose defaults it takes."""
+
+    alpha: float = StateWeights.alpha
+    beta: float = StateWeights.beta
+    gamma: float = StateWeights.gamma
+    eta1: float = StateWeights.eta1
+    eta2: float = StateWeights.eta2
+    eta3: float = StateWeights.eta3
+    delta: float = StateWeights.delta
+    theta: float = StateWeights.theta
 
 
 def _train_with_courses(con) -> pd.DataFrame:
@@ -185,13 +187,15 @@ def difficulty_steering(context: AssetExecutionContext, warehouse: WarehouseReso
 
 
 class PeerSettings(Config):
-    k: int = 10
-    interaction_weight: float = 0.5
-    profile_weight: float = 0.3
-    level_weight: float = 0.2
-    neighbour_clusters: int = 2
-    max_candidates: int = 3000
-    seed: int = 0
+    """Mirrors :class:`coursepilot.peer_ranking.PeerConfig`, whose defaults it takes."""
+
+    k: int = PeerConfig.k
+    interaction_weight: float = PeerConfig.interaction_weight
+    profile_weight: float = PeerConfig.profile_weight
+    level_weight: float = PeerConfig.level_weight
+    neighbour_clusters: int = PeerConfig.neighbour_clusters
+    max_candidates: int = PeerConfig.max_candidates
+    seed: int = PeerConfig.seed
 
 
 @asset(group_name=GROUP, kinds={"duckdb", "mlflow"}, deps=["peer_clusters"],
