@@ -81,5 +81,7 @@ def print_summary(console: Console, home: ProjectHome, result: ExecuteInProcessR
     console.print(f"  warehouse (DuckDB)   {home.warehouse}")
     console.print(f"  Dagster runs/events  {home.dagster}  (run id {result.run_id})")
     console.print(f"  MLflow tracking      {home.mlflow_db}  (artifacts {home.mlflow_artifacts})")
+    if (home.reports / "latest" / "report.md").exists():
+        console.print(f"  evaluation report    {home.reports / 'latest' / 'report.md'}")
     console.print("Open the Dagster UI:  [bold]coursepilot ui[/]  (dagster dev on http://127.0.0.1:3000)")
     console.print(f"Open the MLflow UI:   [bold]mlflow ui --backend-store-uri sqlite:///{home.mlflow_db} --host 127.0.0.1 --workers 1[/]")
