@@ -149,7 +149,9 @@ class EmbeddingCache:
         table = pa.table({"key": list(vectors),
                           "vector": pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), DIM)})
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".cache-", suffix=".parquet", dir=self.path.parent)
+        for stale in self.path.parent.glob(f".{self.path.stem}-*.parquet"):  # left by a writer that was killed
+            stale.unlink(missing_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}-", suffix=".parquet", dir=self.path.parent)
         os.close(fd)
         try:
             pq.write_table(table, tmp)
