@@ -33,12 +33,14 @@ def learner_features(context: AssetExecutionContext, warehouse: WarehouseResourc
 
 
 class LearnerLabelSettings(Config):
-    threshold_quantile: float = 0.5
-    cv_folds: int = 5
-    rf_trees: int = 200
-    rf_max_train: int = 50_000
-    svm_max_train: int = 5_000
-    seed: int = 0
+    """Mirrors :class:`coursepilot.labels.LearnerLabelConfig`, whose defaults it takes."""
+
+    threshold_quantile: float = LearnerLabelConfig.threshold_quantile
+    cv_folds: int = LearnerLabelConfig.cv_folds
+    rf_trees: int = LearnerLabelConfig.rf_trees
+    rf_max_train: int = LearnerLabelConfig.rf_max_train
+    svm_max_train: int = LearnerLabelConfig.svm_max_train
+    seed: int = LearnerLabelConfig.seed
 
 
 def _scores_table(result) -> pd.DataFrame:

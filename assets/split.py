@@ -10,11 +10,13 @@ from .metadata import markdown_table
 
 
 class SplitSettings(Config):
-    test_share: float = 0.2
-    min_interactions: int = 3
-    cold_learner_share: float = 0.02
-    cold_course_share: float = 0.02
-    seed: int = 0
+    """Mirrors :class:`coursepilot.splits.SplitConfig`, whose defaults it takes."""
+
+    test_share: float = SplitConfig.test_share
+    min_interactions: int = SplitConfig.min_interactions
+    cold_learner_share: float = SplitConfig.cold_learner_share
+    cold_course_share: float = SplitConfig.cold_course_share
+    seed: int = SplitConfig.seed
 
 
 @asset(group_name="split", kinds={"duckdb"}, deps=["interactions"],
