@@ -20,6 +20,7 @@ from scipy import sparse
 
 from .home import ProjectHome
 from .models.base import minmax_rows, top_k
+from .tracking import tracking_uri
 
 MODEL_NAME = "coursepilot-recommender"
 COLD_START_POPULARITY = 0.2  # weight of popularity next to profile similarity for a new learner
@@ -122,10 +123,6 @@ def _pyfunc_class():
             return self.model.predict(pd.DataFrame(model_input))
 
     return CoursepilotRecommender
-
-
-def tracking_uri(home: ProjectHome) -> str:
-    return f"sqlite:///{home.mlflow_db}"
 
 
 def log_serving_model(bundle: Path, example_learner: str) -> object:

@@ -22,8 +22,16 @@ def git_commit() -> str:
         return "unknown"
 
 
+TRACKING_ENV = "MLFLOW_TRACKING_URI"
+
+
+def tracking_uri(home: ProjectHome) -> str:
+    """``$MLFLOW_TRACKING_URI`` when set (a PostgreSQL store or a tracking server), else ``<home>/mlflow.db``."""
+    return os.environ.get(TRACKING_ENV) or f"sqlite:///{home.mlflow_db}"
+
+
 class Tracker:
-    """Runs in the SQLite store ``<home>/mlflow.db``, artifacts under ``<home>/mlartifacts``."""
+    """Runs in the store of :func:`tracking_uri`; artifacts under ``<home>/mlartifacts`` unless a server keeps them."""
 
     def __init__(self, home: ProjectHome, experiment: str = EXPERIMENT):
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -31,11 +39,12 @@ class Tracker:
 
         home.ensure()
         self.mlflow = mlflow
-        self.uri = f"sqlite:///{home.mlflow_db}"
+        self.uri = tracking_uri(home)
         mlflow.set_tracking_uri(self.uri)
         found = mlflow.get_experiment_by_name(experiment)
-        self.experiment_id = found.experiment_id if found else mlflow.create_experiment(
-            experiment, artifact_location=home.mlflow_artifacts.as_uri())
+        # a tracking server has its own artifact store (--default-artifact-root / --artifacts-destination)
+        artifacts = None if self.uri.startswith(("http://", "https://")) else home.mlflow_artifacts.as_uri()
+        self.experiment_id = found.experiment_id if found else mlflow.create_experiment(experiment, artifact_location=artifacts)
 
     @contextmanager
     def run(self, name: str, tags: dict[str, str] | None = None):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
+import os
+
+from dagster import AssetSelection, Definitions, ExecutorDefinition, define_asset_job, in_process_executor, multiprocess_executor
 
 from assets.checks import CHECKS
 from assets.courses import course_embeddings, course_labels, similar_courses, tfidf_course_vectors
@@ -25,17 +27,44 @@ ASSETS = [raw_tables, cleaned_tables, split, learner_features, learner_labels, c
           difficulty_steering, evaluation_report]
 
 FULL_JOB = "full_pipeline"
+EXECUTOR_ENV = "COURSEPILOT_EXECUTOR"
+EXECUTORS = ("in_process", "multiprocess", "k8s", "celery")
 
 full_pipeline = define_asset_job(FULL_JOB, selection=AssetSelection.all(),
                                  description="Materialize the whole asset graph, checks included.")
+
+
+def executor(name: str | None = None) -> ExecutorDefinition:
+    """The step executor named by ``$COURSEPILOT_EXECUTOR`` (default ``in_process``).
+
+    Every executor runs one step at a time: each step writes the DuckDB warehouse, which allows a single
+    writing process (and no reader in another process while it writes). The others give each step its
+    own process (multiprocess), Kubernetes job (dagster-k8s) or Celery task (dagster-celery); the last
+    two need the project home on a volume every step can mount. See deploy/README.md.
+    """
+    name = name or os.environ.get(EXECUTOR_ENV) or "in_process"
+    if name == "in_process":
+        return in_process_executor
+    if name == "multiprocess":
+        return multiprocess_executor.configured({"max_concurrent": 1}, name="multiprocess")
+    if name == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor.configured({"max_concurrent": 1}, name="k8s_job")
+    if name == "celery":
+        from dagster_celery import celery_executor
+
+        return celery_executor.configured({"broker": {"env": "CELERY_BROKER_URL"}, "backend": {"env": "CELERY_RESULT_BACKEND"},
+                                           "config_source": {"worker_concurrency": 1}}, name="celery")
+    raise ValueError(f"{EXECUTOR_ENV}={name!r}: choose one of {', '.join(EXECUTORS)}")
 
 
 def build_definitions(home: ProjectHome | None = None, dataset: DatasetResource | None = None,
                       loggers: dict | None = None) -> Definitions:
     """Definitions for a project home and a data source (defaults: environment, then built-ins).
 
-    Steps run in one process: DuckDB allows one writing process per file, so the warehouse is never
-    written by two steps at once (and the run queue in ``dagster.yaml`` runs one run at a time).
+    Steps run one at a time (see :func:`executor`), and the run queue in ``dagster.yaml`` runs one run
+    at a time, so the warehouse is never written by two processes at once.
     """
     home = home or ProjectHome.resolve()
     dataset = dataset or DatasetResource.from_env()
@@ -52,7 +81,7 @@ def build_definitions(home: ProjectHome | None = None, dataset: DatasetResource 
             "embedder": EmbedderResource(),
             "tracking": TrackingResource(),
         },
-        executor=in_process_executor,
+        executor=executor(),
         loggers=loggers,
     )
 

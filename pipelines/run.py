@@ -16,6 +16,7 @@ from rich.table import Table
 
 from coursepilot import warehouse
 from coursepilot.home import ProjectHome
+from coursepilot.tracking import tracking_uri
 from resources import DatasetResource
 
 from .definitions import FULL_JOB, build_definitions
@@ -24,12 +25,22 @@ from .progress import StepProgress, progress_logger
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+INSTANCE_CONFIG_ENV = "COURSEPILOT_DAGSTER_CONFIG"
+
+
+def instance_config() -> Path:
+    """The dagster.yaml to use: ``$COURSEPILOT_DAGSTER_CONFIG`` (e.g. deploy/postgres/dagster.yaml) or the local default."""
+    chosen = os.environ.get(INSTANCE_CONFIG_ENV)
+    path = Path(chosen).expanduser().resolve() if chosen else REPO_ROOT / "dagster.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{INSTANCE_CONFIG_ENV}={chosen}: no such file" if chosen else f"{path} is missing")
+    return path
+
+
 def prepare_dagster_home(home: ProjectHome) -> Path:
-    """Make ``home/dagster`` the DAGSTER_HOME, with the project's ``dagster.yaml`` in it."""
+    """Make ``home/dagster`` the DAGSTER_HOME, with the chosen instance ``dagster.yaml`` copied in."""
     home.ensure()
-    template = REPO_ROOT / "dagster.yaml"
-    if template.exists():
-        shutil.copyfile(template, home.dagster / "dagster.yaml")
+    shutil.copyfile(instance_config(), home.dagster / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home.dagster)
     return home.dagster
 
@@ -80,8 +91,8 @@ def print_summary(console: Console, home: ProjectHome, result: ExecuteInProcessR
     console.print(f"[bold]Project home[/]  {home.root}")
     console.print(f"  warehouse (DuckDB)   {home.warehouse}")
     console.print(f"  Dagster runs/events  {home.dagster}  (run id {result.run_id})")
-    console.print(f"  MLflow tracking      {home.mlflow_db}  (artifacts {home.mlflow_artifacts})")
+    console.print(f"  MLflow tracking      {tracking_uri(home)}  (artifacts {home.mlflow_artifacts})")
     if (home.reports / "latest" / "report.md").exists():
         console.print(f"  evaluation report    {home.reports / 'latest' / 'report.md'}")
     console.print("Open the Dagster UI:  [bold]coursepilot ui[/]  (dagster dev on http://127.0.0.1:3000)")
-    console.print(f"Open the MLflow UI:   [bold]mlflow ui --backend-store-uri sqlite:///{home.mlflow_db} --host 127.0.0.1 --workers 1[/]")
+    console.print(f"Open the MLflow UI:   [bold]mlflow ui --backend-store-uri {tracking_uri(home)} --host 127.0.0.1 --workers 1[/]")

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import mlflow
 import pytest
-from dagster import DagsterInstance, RunRequest, SkipReason, build_schedule_context, build_sensor_context
+from dagster import (DagsterInstance, RunRequest, SkipReason, build_schedule_context, build_sensor_context,
+                     validate_run_config)
 
+from coursepilot import warehouse
 from coursepilot.home import ProjectHome
 from coursepilot.registry import MODEL_NAME, champion_version, promote, promotion_gate
-from pipelines.definitions import build_definitions
+from pipelines.definitions import EXECUTOR_ENV, EXECUTORS, build_definitions, executor
+from pipelines.run import prepare_dagster_home
 from resources import DatasetResource
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_nightly_schedule_defaults_and_config(tmp_path, monkeypatch):
@@ -77,3 +87,35 @@ def test_gate_keeps_the_champion_against_a_worse_model_and_rollback_works(client
     assert champion_version(client) == "1"
     with pytest.raises(Exception):
         promote(client, "42")
+
+
+@pytest.mark.parametrize("name", EXECUTORS)
+def test_every_executor_config_is_valid_and_runs_one_step_at_a_time(tmp_path, monkeypatch, name):
+    monkeypatch.setenv(EXECUTOR_ENV, name)
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")  # read, not connected to
+    monkeypatch.setenv("CELERY_RESULT_BACKEND", "redis://127.0.0.1:6379/1")
+    job = build_definitions(ProjectHome.resolve(tmp_path)).resolve_job_def("full_pipeline")
+    execution = validate_run_config(job, {}).get("execution", {})
+    assert job.executor_def.name == ("in_process" if name == "in_process" else executor(name).name)
+    config = next(iter(execution.values()), {}) if execution else {}
+    assert name == "in_process" or config.get("max_concurrent") == 1 or config.get("config_source") == {"worker_concurrency": 1}
+
+
+def test_unknown_executor_is_refused(monkeypatch):
+    monkeypatch.setenv(EXECUTOR_ENV, "threads")
+    with pytest.raises(ValueError, match="COURSEPILOT_EXECUTOR='threads': choose one of in_process, multiprocess"):
+        build_definitions()
+
+
+@pytest.mark.slow
+def test_multiprocess_executor_runs_each_step_in_its_own_process(tmp_path):
+    home = ProjectHome.resolve(tmp_path / "home")
+    env = dict(os.environ, COURSEPILOT_EXECUTOR="multiprocess", COURSEPILOT_SYNTHETIC_SIZE="XS", COURSEPILOT_HOME=str(home.root),
+               DAGSTER_HOME=str(prepare_dagster_home(home)))
+    done = subprocess.run([str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "pipelines.definitions",
+                           "--select", "raw_learners,raw_courses,raw_interactions,learners,courses,interactions,split"],
+                          env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "multiprocess" in done.stderr and done.stderr.count("STEP_WORKER_STARTED") >= 3
+    with warehouse.connect(home.warehouse, read_only=True) as con:
+        assert warehouse.row_count(con, "split") == warehouse.row_count(con, "interactions") > 0

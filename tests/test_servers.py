@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 
 import mlflow
 import pytest
 
 from coursepilot.registry import MODEL_NAME, promotion_gate
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.servers import free_port, get_json, serving
 
 
 @pytest.mark.slow
@@ -35,26 +24,11 @@ def test_mlflow_server_serves_the_registry_over_rest(tmp_path):
     assert promotion_gate(client, str(version), 0.01)[0]
 
     port = free_port()
-    env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store, "--host", "127.0.0.1",
-                               "--port", str(port), "--workers", "1", "--default-artifact-root", str(tmp_path / "artifacts")],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None, "mlflow server exited"
-                assert time.monotonic() < deadline, "mlflow server did not answer in 90 s"
-                time.sleep(0.5)
-        with urllib.request.urlopen(f"{base}/api/2.0/mlflow/registered-models/get?name={MODEL_NAME}", timeout=10) as reply:
-            model = json.load(reply)["registered_model"]
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store, "--host", "127.0.0.1",
+               "--port", str(port), "--workers", "1", "--default-artifact-root", str(tmp_path / "artifacts")]
+    with serving(command, f"{base}/health", env=dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")):
+        model = get_json(f"{base}/api/2.0/mlflow/registered-models/get?name={MODEL_NAME}")["registered_model"]
         assert {a["alias"]: a["version"] for a in model["aliases"]} == {"champion": "1", "challenger": "1"}
-        with urllib.request.urlopen(f"{base}/api/2.0/mlflow/registered-models/alias?name={MODEL_NAME}&alias=champion", timeout=10) as reply:
-            assert json.load(reply)["model_version"]["run_id"] == run.info.run_id
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(30)
+        alias = get_json(f"{base}/api/2.0/mlflow/registered-models/alias?name={MODEL_NAME}&alias=champion")
+        assert alias["model_version"]["run_id"] == run.info.run_id
