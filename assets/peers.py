@@ -121,7 +121,7 @@ def peer_clusters(context: AssetExecutionContext, config: ClusterSettings, wareh
             upto = state[state["week"] <= window].sort_values("week").groupby("learner_id").tail(1).set_index("learner_id")
             return space.transform(matrix_at(window), upto["D"].reindex(ids).to_numpy(float), upto["T"].reindex(ids).to_numpy(float))
 
-        space = ClusterSpace(settings).fit(matrix_at(windows[-1]), profiles.stacked())
+        space = ClusterSpace(settings).fit(matrix_at(windows[-1]), profiles)
         last_features = features_at(windows[-1], space)
         _, _, k, silhouettes = kmeans(last_features, settings)
         fixed = ClusterConfig(**{**settings.__dict__, "k": k})

@@ -51,6 +51,7 @@ class StageClock(logging.Handler):
         event, step = meta.get("dagster_event"), meta.get("step_key")
         kind = event.event_type_value if event is not None else None
         if kind == "STEP_START":
+            print(f"{time.strftime('%H:%M:%S')} {step}", flush=True)
             _reset_peak()
             self.open[step] = (time.perf_counter(), time.process_time())
         elif kind in ("STEP_SUCCESS", "STEP_FAILURE") and step in self.open:

@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import sparse
 from sklearn.preprocessing import normalize
 
+from .learner_neighbours import LearnerNeighbours
 from .models.base import top_k
 from .profiles import LearnerProfiles
 
@@ -72,43 +73,44 @@ def hybrid_peers(matrix: sparse.csr_matrix, profiles: LearnerProfiles, proficien
             if k < 1:
                 continue
             best = top_k(score, k)
-            for i, row in enumerate(rows):
-                for rank, j in enumerate(best[i], start=1):
-                    peer = pool[j]
-                    reason = max(parts, key=lambda name: parts[name][i, j])
-                    out.append((row, rank, peer, float(score[i, j]), _reason(reason, row, peer, binary, jobs)))
-    return pd.DataFrame(out, columns=["learner", "rank", "peer", "score", "reason"])
+            peers = pool[best]
+            kinds = np.stack([np.take_along_axis(parts[name], best, axis=1) for name in REASONS]).argmax(axis=0)
+            out.append(pd.DataFrame({"learner": np.repeat(rows, k), "rank": np.tile(np.arange(1, k + 1), len(rows)),
+                                     "peer": peers.ravel(), "score": np.take_along_axis(score, best, axis=1).ravel(),
+                                     "reason": _reasons(kinds.ravel(), np.repeat(rows, k), peers.ravel(), binary, jobs)}))
+    columns = ["learner", "rank", "peer", "score", "reason"]
+    return pd.concat(out, ignore_index=True)[columns] if out else pd.DataFrame(columns=columns)
 
 
-def _reason(kind: str, row: int, peer: int, binary: sparse.csr_matrix, jobs: np.ndarray) -> str:
-    if kind == "interaction":
-        shared = int(binary[row].multiply(binary[peer]).sum())
-        return f"{shared} course{'s' if shared != 1 else ''} in common"
-    if kind == "profile":
-        same = isinstance(jobs[row], str) and jobs[row] == jobs[peer]
-        return f"same job ({jobs[row]})" if same else "similar interests"
-    return "similar level"
+REASONS = ("interaction", "profile", "level")
+
+
+def _reasons(kinds: np.ndarray, rows: np.ndarray, peers: np.ndarray, binary: sparse.csr_matrix, jobs: np.ndarray) -> np.ndarray:
+    """The one-line reason of each (row, peer) pair from the part that contributed most."""
+    shared = np.asarray(binary[rows].multiply(binary[peers]).sum(axis=1)).ravel().astype(int)
+    job_of = pd.Series(jobs[rows], dtype=object)
+    same_job = (job_of == pd.Series(jobs[peers], dtype=object)).to_numpy() & job_of.map(lambda j: isinstance(j, str)).to_numpy()
+    courses = pd.Series(shared).astype(str) + np.where(shared == 1, " course in common", " courses in common")
+    profile = np.where(same_job, "same job (" + job_of.astype(str) + ")", "similar interests")
+    return np.select([kinds == 0, kinds == 1], [courses.to_numpy(), profile], "similar level")
 
 
 def cf_peers(matrix: sparse.csr_matrix, k: int) -> np.ndarray:
-    """Top-k learners by interaction cosine (eq. 8) over everyone."""
-    unit = normalize(matrix, axis=1).tocsr()
-    out = np.zeros((matrix.shape[0], k), dtype=np.int64)
-    for start in range(0, matrix.shape[0], 512):
-        rows = np.arange(start, min(start + 512, matrix.shape[0]))
-        sims = (unit[rows] @ unit.T).toarray()
-        sims[np.arange(len(rows)), rows] = -np.inf
-        out[rows] = top_k(sims, k)
-    return out
+    """Top-k learners by interaction cosine (eq. 8) over everyone (HNSW candidates above 50,000 learners)."""
+    index = LearnerNeighbours(matrix, k)
+    rows = np.arange(matrix.shape[0])
+    return np.concatenate([index.search(rows[start:start + 4096])[0] for start in range(0, len(rows), 4096)])
 
 
 def cluster_random_peers(labels: np.ndarray, k: int, seed: int = 0) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
-    out = []
-    for row, label in enumerate(labels):
+    out: list[np.ndarray] = [np.zeros(0, np.int64)] * len(labels)
+    for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
-        members = members[members != row]
-        out.append(rng.choice(members, min(k, len(members)), replace=False))
+        for row in members:
+            pool = members if len(members) <= 4 * k + 1 else rng.choice(members, 4 * k + 1, replace=False)
+            others = pool[pool != row]
+            out[row] = rng.choice(others, min(k, len(others)), replace=False)
     return out
 
 

@@ -30,6 +30,7 @@ from sklearn.metrics import silhouette_score
 from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import normalize
 
+from .profiles import LearnerProfiles
 from .schema import DIFFICULTY_LEVELS
 
 
@@ -127,6 +128,7 @@ class ClusterConfig:
     profile_dims: int = 16
     context_weight: float = 1.0
     silhouette_sample: int = 5000
+    fit_sample: int = 50_000  # learners the SVD projections are fitted on
     dbscan_max_learners: int = 20_000
     dbscan_min_samples: int = 5
     seed: int = 0
@@ -135,19 +137,24 @@ class ClusterConfig:
 class ClusterSpace:
     """[SVD(interaction rows), SVD(profile), D/3, T] per learner, each block scaled to unit rows.
 
-    The projections are fitted once (on the last window) and applied to every window, so that the
-    windows share one space and clusters can be followed from one window to the next.
+    The projections are fitted once, on the last window and at most ``fit_sample`` learners, and
+    applied to every window, so that the windows share one space and clusters can be followed from
+    one window to the next. The 1,536-wide profile is never materialised for everyone at once.
     """
 
     def __init__(self, config: ClusterConfig):
         self.config = config
 
-    def fit(self, interactions: sparse.csr_matrix, profiles: np.ndarray) -> "ClusterSpace":
+    def fit(self, interactions: sparse.csr_matrix, profiles: LearnerProfiles, batch: int = 50_000) -> "ClusterSpace":
+        n = interactions.shape[0]
+        rng = np.random.default_rng(self.config.seed)
+        sample = np.sort(rng.choice(n, min(n, self.config.fit_sample), replace=False))
         self.svd = []
-        for matrix, dims in ((interactions, self.config.svd_dims), (profiles, self.config.profile_dims)):
+        for matrix, dims in ((interactions[sample], self.config.svd_dims), (profiles.stacked(sample), self.config.profile_dims)):
             dims = max(1, min(dims, matrix.shape[1] - 1, matrix.shape[0] - 1))
             self.svd.append(TruncatedSVD(dims, random_state=self.config.seed).fit(matrix))
-        self.profile_block = normalize(self.svd[1].transform(profiles))
+        self.profile_block = np.vstack([normalize(self.svd[1].transform(profiles.stacked(slice(start, start + batch))))
+                                        for start in range(0, n, batch)]).astype(np.float32)
         return self
 
     def transform(self, interactions: sparse.csr_matrix, proficiency: np.ndarray, temporal: np.ndarray) -> np.ndarray:

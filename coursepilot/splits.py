@@ -4,7 +4,8 @@ Each interaction gets one of:
 - ``cold_learner``: every interaction of a seeded sample of learners (only their profile is known);
 - ``cold_course``: every interaction with a seeded sample of courses (removed from training);
 - ``test``: per remaining learner with at least ``min_interactions``, the last ``test_share`` of
-  their interactions by time (seeded random order where there are no timestamps);
+  their interactions by time (seeded random order where there are no timestamps), at least one
+  and never all of them, so every test learner keeps something to train on;
 - ``train``: everything else.
 """
 
@@ -62,7 +63,7 @@ def build_split(con: duckdb.DuckDBPyConnection, config: SplitConfig = SplitConfi
         SELECT learner_id, course_id, 'cold_course' FROM flagged WHERE cold_course AND NOT cold_learner
         UNION ALL
         SELECT learner_id, course_id,
-               CASE WHEN n >= ? AND k > n - greatest(1, CAST(round(n * ?) AS BIGINT)) THEN 'test' ELSE 'train' END
+               CASE WHEN n >= ? AND k > n - least(n - 1, greatest(1, CAST(round(n * ?) AS BIGINT))) THEN 'test' ELSE 'train' END
         FROM warm
     """, [config.min_interactions, config.test_share])
     return dict(con.execute(f"SELECT split, count(*) FROM {SPLIT_TABLE} GROUP BY 1 ORDER BY 1").fetchall())

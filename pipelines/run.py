@@ -57,13 +57,14 @@ def run_pipeline(home: ProjectHome, dataset: DatasetResource, console: Console, 
 
 
 def failure_message(result: ExecuteInProcessResult) -> str:
-    """The user-facing reason of a failed run: the first failed step's error message."""
+    """The user-facing reason of a failed run: the first failed step's (or resource's) error message."""
     for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-            error = event.step_failure_data.error
-            while error.cause is not None and (error.cls_name or "").startswith("Dagster"):
-                error = error.cause
-            return f"step {event.step_key}: {error.message.strip()}"
+        error = getattr(event.event_specific_data, "error", None)
+        if error is None or not (event.is_step_failure or event.event_type_value in ("RESOURCE_INIT_FAILURE", "ENGINE_EVENT")):
+            continue
+        while error.cause is not None and (error.cls_name or "").startswith("Dagster"):
+            error = error.cause
+        return f"{'step ' + event.step_key if event.step_key else 'run'}: {error.message.strip()}"
     return "the run failed (see the Dagster run log)"
 
 

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from coursepilot import warehouse
 from coursepilot.home import ProjectHome
+from coursepilot.runlock import run_lock
 
 
 class ProjectHomeResource(ConfigurableResource):
@@ -22,7 +23,7 @@ class ProjectHomeResource(ConfigurableResource):
 
 
 class WarehouseResource(ConfigurableResource):
-    """The DuckDB warehouse file.
+    """The DuckDB warehouse file, locked for the run that uses it (``coursepilot.runlock``).
 
     Not ``dagster_duckdb.DuckDBResource``: its connection is not closed when the step raises, so
     a failed step would keep the file locked for the rest of the process.
@@ -30,6 +31,13 @@ class WarehouseResource(ConfigurableResource):
 
     database: str = Field(description="path of the DuckDB file")
     lock_wait_s: float = Field(default=30.0, description="how long to wait for another process's write lock")
+
+    @contextmanager
+    def yield_for_execution(self, context):
+        """Hold the project's run lock while a run uses the warehouse: a second run is refused, not interleaved."""
+        run = getattr(getattr(context, "dagster_run", None), "run_id", None)
+        with run_lock(f"{self.database}.run-lock", f"Dagster run {run}" if run else "run"):
+            yield self
 
     @contextmanager
     def get_connection(self, read_only: bool = False):

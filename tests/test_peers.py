@@ -69,7 +69,7 @@ def test_a_learner_moving_to_advanced_courses_changes_cluster():
     after[mover, :] = 0
     for c in (10, 11, 12, 13, 14):
         after[mover, c] = 1
-    profiles = np.ones((before.shape[0], 3))
+    profiles = LearnerProfiles(np.arange(60), {p: np.ones((60, 3), np.float32) for p in ("desc", "job", "soft", "theme")})
     level_before = np.where(np.arange(60) < 30, 1.0, 3.0)
     level_after = level_before.copy()
     level_after[mover] = 3.0
@@ -91,7 +91,7 @@ def _profiles(n, rng=np.random.default_rng(1)):
 def test_peers_never_include_the_learner_and_noise_points_get_peers():
     matrix = _blocks()
     config = ClusterConfig(k=2, svd_dims=4, profile_dims=2, dbscan_min_samples=5)
-    features = ClusterSpace(config).fit(matrix, np.ones((60, 3))).transform(matrix, np.full(60, 2.0), np.full(60, 0.5))
+    features = ClusterSpace(config).fit(matrix, _profiles(60)).transform(matrix, np.full(60, 2.0), np.full(60, 0.5))
     features[7] += 50.0  # an outlier DBSCAN calls noise
     noise = dbscan(features, config)
     assert noise[7] == -1
@@ -120,3 +120,12 @@ def test_paired_ttest():
     assert result["ci_low"] < result["mean_diff"] < result["ci_high"] and 0 < result["p"] < 1
     with pytest.raises(ValueError):
         paired_ttest([1.0], [0.0])
+
+
+def test_cluster_space_fitted_on_a_sample_places_every_learner():
+    matrix = sparse.random(500, 40, density=0.1, format="csr", random_state=3)
+    config = ClusterConfig(svd_dims=6, profile_dims=4, fit_sample=100)
+    space = ClusterSpace(config).fit(matrix, _profiles(500))
+    features = space.transform(matrix, np.full(500, 2.0), np.full(500, 0.5))
+    assert features.shape == (500, 6 + 4 + 2) and np.isfinite(features).all()
+    np.testing.assert_allclose(np.linalg.norm(features[:, 6:10], axis=1), 1.0, rtol=1e-5)

@@ -1,4 +1,4 @@
-"""The Dagster UI for real: `coursepilot ui` on 127.0.0.1, a nightly run launched over GraphQL, pages in Chromium."""
+"""The Dagster UI for real: `coursepilot ui` on 127.0.0.1, nightly runs launched over GraphQL and queued, pages in Chromium."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ mutation Launch($params: ExecutionParams!) {
     ... on RunConfigValidationInvalid { errors { message } }
   }
 }"""
-STATUS = "query Status($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+STATUS = "query Status($id: ID!) { runOrError(runId: $id) { ... on Run { status startTime endTime } } }"
 SCHEDULE = """
 query Schedule($selector: ScheduleSelector!) {
   scheduleOrError(scheduleSelector: $selector) {
@@ -43,14 +43,24 @@ def graphql(base: str, query: str, variables: dict) -> dict:
     return reply["data"]
 
 
-def wait_for_run(base: str, run_id: str, timeout: float = 600) -> str:
+def run_status(base: str, run_id: str) -> dict:
+    return graphql(base, STATUS, {"id": run_id})["runOrError"]
+
+
+def wait_for_run(base: str, run_id: str, timeout: float = 600) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = graphql(base, STATUS, {"id": run_id})["runOrError"]["status"]
-        if status in ("SUCCESS", "FAILURE", "CANCELED"):
-            return status
+        run = run_status(base, run_id)
+        if run["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
+            return run
         time.sleep(2)
     raise AssertionError(f"run {run_id} did not finish in {timeout:.0f} s")
+
+
+def launch(base: str) -> str:
+    launched = graphql(base, LAUNCH, {"params": {"selector": {**LOCATION, "jobName": "full_pipeline"}, "runConfigData": {}}})
+    assert launched["launchRun"]["__typename"] == "LaunchRunSuccess", launched
+    return launched["launchRun"]["run"]["runId"]
 
 
 @pytest.mark.slow
@@ -69,10 +79,14 @@ def test_dagster_ui_runs_the_nightly_job_and_renders_the_asset_graph(tmp_path):
         checks = {c["name"] for c in node["assetChecksOrError"]["checks"]}
         assert {"unique_key", "value_ranges", "null_rates", "referential_integrity"} <= checks
 
-        launched = graphql(base, LAUNCH, {"params": {"selector": {**LOCATION, "jobName": "full_pipeline"}, "runConfigData": {}}})
-        assert launched["launchRun"]["__typename"] == "LaunchRunSuccess", launched
-        run_id = launched["launchRun"]["run"]["runId"]
-        assert wait_for_run(base, run_id) == "SUCCESS", (tmp_path / "dagster-dev.log").read_text()[-4000:]
+        run_id, second = launch(base), launch(base)  # the run queue lets one run at a time write the warehouse
+        while run_status(base, run_id)["status"] in ("QUEUED", "NOT_STARTED", "STARTING"):
+            time.sleep(0.5)
+        assert run_status(base, second)["status"] == "QUEUED"
+        first, later = wait_for_run(base, run_id), wait_for_run(base, second)
+        log = (tmp_path / "dagster-dev.log").read_text()[-4000:]
+        assert first["status"] == later["status"] == "SUCCESS", log
+        assert later["startTime"] >= first["endTime"]
         assert (home / "warehouse.duckdb").exists() and (home / "reports" / "latest" / "report.md").exists()
 
         with sync_playwright() as playwright:

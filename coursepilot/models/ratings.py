@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy import sparse
-from sklearn.preprocessing import normalize
+
+from ..learner_neighbours import LearnerNeighbours
 
 
 def _codes(frame: pd.DataFrame, learners: pd.Index, courses: pd.Index) -> tuple[np.ndarray, np.ndarray]:
@@ -44,7 +45,7 @@ class RatingModels:
         shape = (len(self.learners), len(self.courses))
         self.centred = sparse.csr_matrix((r - self.user_mean[u], (u, i)), shape=shape)
         self.rated = sparse.csr_matrix((np.ones(len(r)), (u, i)), shape=shape)
-        self.unit = normalize(sparse.csr_matrix((r, (u, i)), shape=shape), axis=1)
+        self.index = LearnerNeighbours(sparse.csr_matrix((r, (u, i)), shape=shape), self.neighbours)
         return self
 
     def _biases(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
@@ -56,13 +57,7 @@ class RatingModels:
         rows = np.unique(u[known])
         for start in range(0, len(rows), batch):
             block = rows[start:start + batch]
-            sims = (self.unit[block] @ self.unit.T).toarray()
-            sims[np.arange(len(block)), block] = 0.0
-            k = min(self.neighbours, sims.shape[1] - 1)
-            if 0 < k < sims.shape[1]:
-                cut = np.partition(sims, sims.shape[1] - k, axis=1)[:, [sims.shape[1] - k]]
-                sims = np.where(sims >= cut, sims, 0.0)
-            weights = sparse.csr_matrix(sims)
+            weights = self.index.weights(block)
             numerator, denominator = (weights @ self.centred).toarray(), (abs(weights) @ self.rated).toarray()
             where = np.flatnonzero(np.isin(u, block) & (i >= 0))
             pos = np.searchsorted(block, u[where])

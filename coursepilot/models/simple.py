@@ -6,6 +6,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.preprocessing import normalize
 
+from ..learner_neighbours import LearnerNeighbours
 from .base import Recommender, TrainData
 
 
@@ -33,20 +34,13 @@ class UserKNN(Recommender):
 
     def fit(self, data: TrainData) -> "UserKNN":
         super().fit(data)
-        self.unit = normalize(data.matrix, norm="l2", axis=1).tocsr().astype(np.float32)
-        self.unit_t = self.unit.T.tocsr()
+        self.index = LearnerNeighbours(data.matrix, self.neighbours)
         return self
 
     def score(self, rows: np.ndarray) -> np.ndarray:
-        sims = (self.unit[rows] @ self.unit_t).toarray()  # (batch, learners)
-        sims[np.arange(len(rows)), rows] = 0.0  # a learner is not their own neighbour
-        k = min(self.neighbours, sims.shape[1] - 1)
-        if k < sims.shape[1]:
-            cut = np.partition(sims, sims.shape[1] - k, axis=1)[:, sims.shape[1] - k][:, None]
-            sims = np.where(sims >= cut, sims, 0.0)
-        weights = sparse.csr_matrix(sims)
+        weights = self.index.weights(rows)
         numerator = (weights @ self.data.matrix).toarray()
-        denominator = np.abs(sims).sum(axis=1, keepdims=True)
+        denominator = np.asarray(abs(weights).sum(axis=1))
         return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
 
 

@@ -1,0 +1,71 @@
+"""The k most similar learners by cosine of their sparse interaction rows (the second paper's eq. 8).
+
+Up to ``exact_limit`` learners the similarities are computed exactly, a batch of rows at a time.
+Above it, all-pairs similarity costs O(learners²), so candidates come from a usearch HNSW index over
+a truncated SVD of the rows and are re-scored with the exact sparse cosine: the neighbours and their
+weights are exact, only a true neighbour the index misses can be lost (``benchmarks/bench_neighbours.py``
+measures that recall).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+from sklearn.decomposition import TruncatedSVD
+from sklearn.preprocessing import normalize
+
+EXACT_LIMIT = 50_000
+
+
+class LearnerNeighbours:
+    """Top-``k`` neighbours of any learner row; ``weights(rows)`` gives them as a sparse similarity matrix."""
+
+    def __init__(self, matrix: sparse.spmatrix, k: int = 50, exact_limit: int = EXACT_LIMIT, svd_dims: int = 128,
+                 candidates: int = 4, seed: int = 0):
+        self.unit = normalize(sparse.csr_matrix(matrix, dtype=np.float32), norm="l2", axis=1)
+        self.n = self.unit.shape[0]
+        self.k = max(0, min(k, self.n - 1))
+        self.exact = self.n <= exact_limit
+        self.pool = min(self.n, candidates * self.k + 1)
+        if self.exact:
+            self.unit_t = self.unit.T.tocsr()
+        else:
+            from usearch.index import Index
+
+            dims = max(1, min(svd_dims, self.unit.shape[1] - 1))
+            self.reduced = normalize(TruncatedSVD(dims, random_state=seed).fit_transform(self.unit)).astype(np.float32)
+            self.index = Index(ndim=dims, metric="cos", dtype="f32", connectivity=16)
+            self.index.add(np.arange(self.n), self.reduced)
+
+    @property
+    def kind(self) -> str:
+        return "exact" if self.exact else "usearch-hnsw + exact re-score"
+
+    def search(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(neighbour positions, cosine similarities), each ``(len(rows), k)``, best first; never the row itself."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if self.k == 0:
+            return np.zeros((len(rows), 0), np.int64), np.zeros((len(rows), 0), np.float32)
+        if self.exact:
+            sims = (self.unit[rows] @ self.unit_t).toarray()
+            candidates = np.broadcast_to(np.arange(self.n), sims.shape)
+        else:
+            found = self.index.search(self.reduced[rows], self.pool)
+            candidates = found.keys.astype(np.int64).reshape(len(rows), -1)
+            missing = candidates >= self.n  # usearch pads short answers with an out-of-range key
+            candidates = np.where(missing, rows[:, None], candidates)
+            left, right = self.unit[np.repeat(rows, candidates.shape[1])], self.unit[candidates.ravel()]
+            sims = np.asarray(left.multiply(right).sum(axis=1)).reshape(candidates.shape)
+        sims = np.where(candidates == rows[:, None], -np.inf, sims)  # a learner is not their own neighbour
+        top = np.argpartition(-sims, self.k - 1, axis=1)[:, :self.k]
+        top = np.take_along_axis(top, np.take_along_axis(-sims, top, axis=1).argsort(axis=1), axis=1)
+        best = np.take_along_axis(sims, top, axis=1)
+        return np.take_along_axis(np.asarray(candidates), top, axis=1), np.where(np.isfinite(best), best, 0.0).astype(np.float32)
+
+    def weights(self, rows: np.ndarray) -> sparse.csr_matrix:
+        """``(len(rows), learners)``: sim(u, v) for the ``k`` neighbours v of each row u, zero elsewhere."""
+        neighbours, sims = self.search(rows)
+        indptr = np.arange(0, neighbours.size + 1, max(neighbours.shape[1], 1)) if neighbours.size else np.zeros(len(rows) + 1, int)
+        matrix = sparse.csr_matrix((sims.ravel(), neighbours.ravel(), indptr), shape=(len(rows), self.n))
+        matrix.eliminate_zeros()
+        return matrix

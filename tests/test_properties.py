@@ -1,0 +1,107 @@
+"""Property-based tests (hypothesis): the splitter on any interaction table, the generic adapter on any valid input."""
+
+from __future__ import annotations
+
+import string
+import tempfile
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from coursepilot.ingest import clean, write_raw
+from coursepilot.sources import load_source
+from coursepilot.splits import SplitConfig, build_split
+
+ids = st.text(string.ascii_letters + string.digits + "-_ .é", min_size=1, max_size=8).map(str.strip).filter(bool)
+
+
+@st.composite
+def interactions(draw):
+    learners = draw(st.lists(ids, min_size=1, max_size=12, unique=True))
+    courses = draw(st.lists(ids, min_size=1, max_size=10, unique=True))
+    pairs = draw(st.lists(st.tuples(st.sampled_from(learners), st.sampled_from(courses)), min_size=1, max_size=80, unique=True))
+    frame = pd.DataFrame(pairs, columns=["learner_id", "course_id"])
+    if draw(st.booleans()):
+        days = draw(st.lists(st.integers(0, 30), min_size=len(frame), max_size=len(frame)))
+        frame["ts"] = pd.Timestamp("2025-01-01") + pd.to_timedelta(days, unit="D")
+    return frame
+
+
+@settings(max_examples=60, deadline=None)
+@given(interactions(), st.floats(0.01, 0.99), st.integers(2, 5), st.floats(0, 0.5), st.floats(0, 0.5), st.integers(0, 10**6))
+def test_split_is_a_partition_that_never_leaks_into_training(frame, test_share, min_interactions, cold_learners, cold_courses, seed):
+    con = duckdb.connect()
+    con.execute("CREATE TABLE interactions AS SELECT * FROM frame")
+    counts = build_split(con, SplitConfig(test_share, min_interactions, cold_learners, cold_courses, seed))
+    split = con.execute("SELECT learner_id, course_id, split FROM split").df()
+    assert sum(counts.values()) == len(frame) == len(split)
+    assert not split.duplicated(["learner_id", "course_id"]).any()  # no pair in two parts
+    assert set(map(tuple, split[["learner_id", "course_id"]].to_numpy())) == set(map(tuple, frame.to_numpy()[:, :2]))
+    parts = {name: set(group) for name, group in split.groupby("split")["learner_id"]}
+    train_courses = set(split.loc[split["split"] == "train", "course_id"])
+    assert not parts.get("cold_learner", set()) & (parts.get("train", set()) | parts.get("test", set()))
+    assert not set(split.loc[split["split"] == "cold_course", "course_id"]) & train_courses
+    assert parts.get("test", set()) <= parts.get("train", set())  # every test learner keeps something to train on
+    tested = split[split["split"] == "test"].groupby("learner_id").size()
+    totals = split[split["split"].isin(["train", "test"])].groupby("learner_id").size()
+    assert (totals[tested.index] >= min_interactions).all()
+    con.close()
+
+
+@st.composite
+def generic_source(draw):
+    courses = draw(st.lists(ids, min_size=1, max_size=8, unique=True))
+    titles = draw(st.lists(st.text(string.printable.strip() + "éü ", min_size=1, max_size=40).map(str.strip).filter(bool),
+                           min_size=len(courses), max_size=len(courses)))
+    levels = draw(st.lists(st.sampled_from(["easy", "medium", "hard", ""]), min_size=len(courses), max_size=len(courses)))
+    learners = draw(st.lists(ids, min_size=1, max_size=8, unique=True))
+    pairs = draw(st.lists(st.tuples(st.sampled_from(learners), st.sampled_from(courses)), min_size=1, max_size=40, unique=True))
+    ratings = draw(st.lists(st.integers(1, 5), min_size=len(pairs), max_size=len(pairs)))
+    watched = draw(st.lists(st.floats(0, 1, allow_nan=False), min_size=len(pairs), max_size=len(pairs)))
+    return (pd.DataFrame({"code": courses, "name": titles, "level": levels}),
+            pd.DataFrame({"user": [p[0] for p in pairs], "item": [p[1] for p in pairs], "stars": ratings, "seen": watched}))
+
+
+MAPPING = """
+rating_scale: [1, 5]
+watch_scale: 1
+courses:
+  file: courses.{suffix}
+  columns: {{course_id: code, title: name, difficulty: level}}
+  values: {{difficulty: {{easy: beginner, medium: intermediate, hard: advanced, "": null}}}}
+interactions:
+  file: events.{suffix}
+  columns: {{learner_id: user, course_id: item, rating: stars, watch_pct: seen}}
+"""
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(generic_source(), st.sampled_from(["csv", "parquet"]))
+def test_generic_adapter_round_trips_any_valid_input(source, suffix):
+    courses, events = source
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        for name, frame in (("courses", courses), ("events", events)):
+            if suffix == "csv":
+                frame.to_csv(folder / f"{name}.csv", index=False)
+            else:
+                frame.to_parquet(folder / f"{name}.parquet")
+        (folder / "mapping.yaml").write_text(MAPPING.format(suffix=suffix))
+        con = duckdb.connect()
+        write_raw(con, load_source("generic", folder / "mapping.yaml"))
+        clean(con)
+        got = con.execute("SELECT course_id, title, difficulty FROM courses ORDER BY course_id").df()
+        want = courses.assign(level=courses["level"].map({"easy": "beginner", "medium": "intermediate", "hard": "advanced", "": None}))
+        want = want.rename(columns={"code": "course_id", "name": "title", "level": "difficulty"}).sort_values("course_id")
+        assert got["course_id"].tolist() == want["course_id"].tolist() and got["title"].tolist() == want["title"].tolist()
+        assert got["difficulty"].where(got["difficulty"].notna(), None).tolist() == want["difficulty"].tolist()
+        inter = con.execute("SELECT learner_id, course_id, rating, watch_pct FROM interactions ORDER BY 1, 2").df()
+        events = events.sort_values(["user", "item"])
+        assert inter["learner_id"].tolist() == events["user"].tolist() and inter["course_id"].tolist() == events["item"].tolist()
+        assert inter["rating"].tolist() == events["stars"].astype(float).tolist()
+        assert (abs(inter["watch_pct"].to_numpy() - events["seen"].to_numpy() * 100) < 1e-6).all()
+        assert con.execute("SELECT count(*) FROM learners").fetchone()[0] == events["user"].nunique()
+        con.close()
