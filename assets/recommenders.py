@@ -252,7 +252,7 @@ def recommender(context: AssetExecutionContext, config: GateSettings, warehouse:
     with tracker.run("recommender", {**tags, "model": choice["chosen"]}):
         tracker.mlflow.log_params(choice)
         tracker.mlflow.log_metrics(metrics)
-        info = registry.log_serving_model(bundle, str(data.learner_ids[0]))
+        info = registry.log_serving_model(bundle)
     version = str(info.registered_model_version)
     promoted, reason = registry.promotion_gate(tracker.mlflow.MlflowClient(), version, config.tolerance)
     (context.log.info if promoted else context.log.warning)(reason)

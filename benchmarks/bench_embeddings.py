@@ -1,4 +1,9 @@
-"""MiniLM on this CPU: throughput by batch size, and whether the paper's preprocessing helps.
+"""MiniLM on this CPU: torch vs ONNX throughput by batch size, and whether the paper's preprocessing helps.
+
+ONNX: sentence-transformers' own ONNX backend needs optimum-onnx, which pins transformers below the
+5.x that sentence-transformers 6.2 requires, so the transformer is exported with ``torch.onnx.export``
+and run by onnxruntime (mean pooling and normalisation as the model's own modules do); agreement is the
+lowest cosine between the two backends' embeddings of the same texts. Needs ``pip install -e '.[bench]'``.
 
 Preprocessing is judged by neighbour precision@10: the share of each course's 10 nearest courses
 (cosine) that share its label (synthetic theme, edX subject, MARS software).
@@ -8,12 +13,14 @@ Usage: python benchmarks/bench_embeddings.py [--texts N] [--batches 32 64 128 25
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from common import DATASETS, print_table
+from common import DATASETS, console, print_table
 from coursepilot.content import course_texts
 from coursepilot.embeddings import embed_texts, load_model
 from coursepilot.neighbours import CourseIndex
@@ -25,6 +32,57 @@ def neighbour_precision(vectors: np.ndarray, labels: np.ndarray, k: int = 10) ->
     top, _ = CourseIndex(np.arange(len(labels)), vectors).search(vectors, k + 1)
     hits = [np.mean(labels[[t for t in row if t != i][:k]] == labels[i]) for i, row in enumerate(top)]
     return float(np.mean(hits))
+
+
+class OnnxEncoder:
+    """The MiniLM transformer exported to ONNX and run by onnxruntime, pooled like the torch model."""
+
+    def __init__(self, model, folder: Path, threads: int = 2):
+        import onnxruntime
+        import torch
+
+        self.tokenizer, self.max_length = model.tokenizer, model.max_seq_length
+        sample = self.tokenizer(["a sentence"], return_tensors="pt")
+        names = ["input_ids", "attention_mask", "token_type_ids"]
+        path = folder / "minilm.onnx"
+        torch.onnx.export(model[0].auto_model, tuple(sample[n] for n in names), str(path), input_names=names,
+                          output_names=["tokens"], dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "tokens"]},
+                          dynamo=False)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        out = []
+        for start in range(0, len(texts), batch_size):
+            feed = self.tokenizer(texts[start:start + batch_size], padding=True, truncation=True, max_length=self.max_length,
+                                  return_tensors="np")
+            tokens = self.session.run(None, {k: v.astype(np.int64) for k, v in feed.items()})[0]
+            mask = feed["attention_mask"][..., None].astype(np.float32)
+            pooled = (tokens * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+            out.append(pooled / np.linalg.norm(pooled, axis=1, keepdims=True))
+        return np.vstack(out)
+
+
+def throughput(model, texts: list[str], batches: list[int]) -> tuple[list[list], float]:
+    """Rows (backend, batch, texts, sentences/s) for torch and ONNX, and the lowest cosine between them."""
+    rows, reference = [], None
+    for batch in batches:
+        started = time.perf_counter()
+        reference = model.encode(texts, batch_size=batch, normalize_embeddings=True, show_progress_bar=False)
+        rows.append(["torch", batch, len(texts), len(texts) / (time.perf_counter() - started)])
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        console.print("onnxruntime is not installed (pip install -e '.[bench]'): ONNX skipped")
+        return rows, float("nan")
+    with tempfile.TemporaryDirectory() as folder:
+        encoder = OnnxEncoder(model, Path(folder))
+        for batch in batches:
+            started = time.perf_counter()
+            onnx = encoder.encode(texts, batch)
+            rows.append(["onnx", batch, len(texts), len(texts) / (time.perf_counter() - started)])
+    return rows, float((onnx * reference).sum(axis=1).min())
 
 
 def catalogues() -> dict[str, tuple[pd.DataFrame, np.ndarray]]:
@@ -48,12 +106,9 @@ def main() -> None:
 
     model = load_model()
     texts = (course_texts(data["synthetic S (theme)"][0]) * 4)[: args.texts]
-    rows = []
-    for batch in args.batches:
-        started = time.perf_counter()
-        model.encode(texts, batch_size=batch, normalize_embeddings=True, show_progress_bar=False)
-        rows.append(["torch", batch, len(texts), len(texts) / (time.perf_counter() - started)])
-    print_table("all-MiniLM-L6-v2 throughput (sentences per second)", ["backend", "batch", "texts", "sentences/s"], rows)
+    rows, agreement = throughput(model, texts, args.batches)
+    print_table(f"all-MiniLM-L6-v2 throughput (sentences per second); lowest torch-ONNX cosine {agreement:.6f}",
+                ["backend", "batch", "texts", "sentences/s"], rows)
 
     rows = []
     for name, (courses, labels) in data.items():

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -241,6 +242,11 @@ def cmd_peers(args: argparse.Namespace) -> int:
     return 0
 
 
+def dagster_dev_command(port: int, workspace: Path) -> list[str]:
+    """``dagster dev`` on the loopback address only: the UI can launch runs and has no authentication."""
+    return [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port), "-w", str(workspace)]
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from pipelines.run import REPO_ROOT, prepare_dagster_home
 
@@ -249,8 +255,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     # `dagster dev` warns that `dg dev` supersedes it; both serve the same UI, and dg needs another package.
     env = dict(os.environ, DAGSTER_HOME=str(dagster_home), PYTHONWARNINGS="ignore:Function `dev_command` is superseded",
                **{HOME_ENV: str(home.root)})
-    command = [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(args.port),
-               "-w", str(REPO_ROOT / "workspace.yaml")]
+    command = dagster_dev_command(args.port, REPO_ROOT / "workspace.yaml")
     console.print(f"Dagster UI on http://127.0.0.1:{args.port} (instance {dagster_home}); Ctrl-C stops it.")
     # started in the instance folder, so the template dagster.yaml in the repository is not mistaken for it
     return subprocess.call(command, cwd=dagster_home, env=env)

@@ -112,33 +112,26 @@ class ServingModel:
         return pd.concat(out, ignore_index=True)[["query", "learner_id", "rank", "course_id", "title", "score", "reason"]]
 
 
-def _pyfunc_class():
-    import mlflow.pyfunc
-
-    class CoursepilotRecommender(mlflow.pyfunc.PythonModel):
-        def load_context(self, context):
-            self.model = ServingModel(context.artifacts["bundle"])
-
-        def predict(self, context, model_input, params=None):
-            return self.model.predict(pd.DataFrame(model_input))
-
-    return CoursepilotRecommender
+EXAMPLE_PROFILE = "data analyst who uses Python and SQL"
 
 
-def log_serving_model(bundle: Path, example_learner: str) -> object:
-    """Log the bundle as a pyfunc model in the active run and register a new version."""
+def log_serving_model(bundle: Path) -> object:
+    """Log the bundle as a pyfunc model (from code, no pickle) in the active run and register a new version.
+
+    The input example is a profile text, not a learner of the data: no learner data goes into the model's files.
+    """
     import mlflow
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    example = pd.DataFrame({"learner_id": [example_learner], "profile": [""], "k": [3]})
+    example = pd.DataFrame({"learner_id": [""], "profile": [EXAMPLE_PROFILE], "k": [3]})
     signature = ModelSignature(
         inputs=Schema([ColSpec("string", "learner_id", required=False), ColSpec("string", "profile", required=False),
                        ColSpec("long", "k", required=False)]),
         outputs=Schema([ColSpec("long", "query"), ColSpec("string", "learner_id", required=False), ColSpec("long", "rank"),
                         ColSpec("string", "course_id"), ColSpec("string", "title"), ColSpec("double", "score"),
                         ColSpec("string", "reason")]))
-    info = mlflow.pyfunc.log_model(name="recommender", python_model=_pyfunc_class()(), artifacts={"bundle": str(bundle)},
+    info = mlflow.pyfunc.log_model(name="recommender", python_model=str(Path(__file__).with_name("serving_pyfunc.py")), artifacts={"bundle": str(bundle)},
                                    signature=signature, input_example=example, registered_model_name=MODEL_NAME,
                                    pip_requirements=["mlflow", "pandas", "pyarrow", "scipy", "numpy", "sentence-transformers"])
     return info

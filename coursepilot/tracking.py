@@ -6,6 +6,7 @@ import os
 import subprocess
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from .home import ProjectHome
 
@@ -28,6 +29,15 @@ TRACKING_ENV = "MLFLOW_TRACKING_URI"
 def tracking_uri(home: ProjectHome) -> str:
     """``$MLFLOW_TRACKING_URI`` when set (a PostgreSQL store or a tracking server), else ``<home>/mlflow.db``."""
     return os.environ.get(TRACKING_ENV) or f"sqlite:///{home.mlflow_db}"
+
+
+def redact(uri: str) -> str:
+    """``uri`` with any password replaced by ``***``, for printing."""
+    parts = urlsplit(uri)
+    if not parts.password:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class Tracker:

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from coursepilot import warehouse
 from coursepilot.home import ProjectHome
-from coursepilot.tracking import tracking_uri
+from coursepilot.tracking import redact, tracking_uri
 from resources import DatasetResource
 
 from .definitions import FULL_JOB, build_definitions
@@ -92,8 +92,8 @@ def print_summary(console: Console, home: ProjectHome, result: ExecuteInProcessR
     console.print(f"[bold]Project home[/]  {home.root}")
     console.print(f"  warehouse (DuckDB)   {home.warehouse}")
     console.print(f"  Dagster runs/events  {home.dagster}  (run id {result.run_id})")
-    console.print(f"  MLflow tracking      {tracking_uri(home)}  (artifacts {home.mlflow_artifacts})")
+    console.print(f"  MLflow tracking      {redact(tracking_uri(home))}  (artifacts {home.mlflow_artifacts})")
     if (home.reports / "latest" / "report.md").exists():
         console.print(f"  evaluation report    {home.reports / 'latest' / 'report.md'}")
     console.print("Open the Dagster UI:  [bold]coursepilot ui[/]  (dagster dev on http://127.0.0.1:3000)")
-    console.print(f"Open the MLflow UI:   [bold]mlflow ui --backend-store-uri {tracking_uri(home)} --host 127.0.0.1 --workers 1[/]")
+    console.print(f"Open the MLflow UI:   [bold]mlflow ui --backend-store-uri {redact(tracking_uri(home))} --host 127.0.0.1 --workers 1[/]")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 from dagster import Definitions, DagsterInstance, materialize
 
@@ -97,8 +98,12 @@ def test_full_graph_tracks_models_and_reuses_the_embedding_cache(tmp_path, xs_fo
                 for e in result.get_asset_materialization_events()}
         return meta["course_embeddings"]["encoded"].value, meta["course_embeddings"]["cached"].value, meta
 
-    first = job.execute_in_process(instance=DagsterInstance.ephemeral())
+    instance = DagsterInstance.ephemeral()
+    first = job.execute_in_process(instance=instance)
     assert first.success
+    learner_ids = set(pd.read_parquet(xs_folder / "learners.parquet")["learner_id"].astype(str))
+    messages = " ".join(entry.user_message for entry in instance.all_logs(first.run_id))
+    assert not {word.strip(".,:;()'\"") for word in messages.split()} & learner_ids  # no learner data in the logs
     encoded, cached, meta = embedded(first)
     assert (encoded, cached) == (80, 0)
     assert meta["learner_labels"]["label_source"].value == "ground truth"
@@ -126,6 +131,8 @@ def test_full_graph_tracks_models_and_reuses_the_embedding_cache(tmp_path, xs_fo
     assert 0 < peers.data.metrics["hybrid_peers_ndcg_at_10"] <= 1
     served = next(r for r in runs if r.info.run_name == "recommender")
     assert served.data.metrics["valid_ndcg_at_10"] > 0 and served.data.tags["model"] in ("hybrid", "hybrid_level")
+    model_files = {p.name for p in (home.mlflow_artifacts).rglob("*") if p.is_file()}
+    assert "serving_pyfunc.py" in model_files and not {f for f in model_files if f.endswith((".pkl", ".pickle", ".cloudpickle"))}
     versions = client.search_model_versions("name='coursepilot-recommender'")
     assert len(versions) == 1 and client.get_registered_model("coursepilot-recommender").aliases == {"champion": 1, "challenger": 1}
     assert all(r.data.tags["data_fingerprint"] and r.data.tags["dagster_run_id"] == first.run_id for r in runs)

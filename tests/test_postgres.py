@@ -62,6 +62,7 @@ def test_nightly_job_on_postgresql_storage(tmp_path):
         done = subprocess.run([str(Path(sys.executable).parent / "coursepilot"), "run", "--size", "XS", "--home", str(home),
                                "--log-level", "WARNING"], env=env, capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert PASSWORD not in done.stdout + done.stderr  # the tracking URI is printed redacted
 
         assert psql("SELECT status FROM runs WHERE pipeline_name = 'full_pipeline'", "dagster") == "SUCCESS"
         assert int(psql("SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'", "dagster")) >= 20

@@ -77,7 +77,7 @@ class NeuralHybrid(Recommender):
         als = Factorisation("als", **self.als_params).fit(data)
         self.p = torch.from_numpy(als.user_factors)
         self.q = torch.from_numpy(als.item_factors)
-        self.e = torch.from_numpy(np.ascontiguousarray(data.course_vectors, dtype=np.float32))
+        self.e = torch.from_numpy(np.array(data.course_vectors, dtype=np.float32))  # a writable copy
         self.profiles = torch.from_numpy(np.asarray(normalize(data.matrix @ data.course_vectors), dtype=np.float32))
 
     def _train(self, data: TrainData, epochs: int, valid: dict | None = None) -> None:
