@@ -1,6 +1,6 @@
 """End-to-end: materialize the whole asset graph on synthetic data; wall, CPU and peak memory per stage.
 
-Usage: python benchmarks/bench_pipeline.py [--sizes S M L] [--workdir DIR] [--json FILE]
+Usage: python benchmarks/bench_pipeline.py [--sizes S M L] [--incremental] [--workdir DIR] [--json FILE]
 
 Each size runs in a fresh process (peak memory is its own) with a fresh project home. A stage is one
 Dagster step; its wall time runs from the step's start event to its success event, CPU time is the
@@ -8,6 +8,10 @@ process's CPU time (all threads) over the same span, and its peak is the residen
 reset at the step's start (``/proc/self/clear_refs``); the run's peak is the largest of those. Orchestration overhead is the run's total wall
 time minus the stages' own wall time: loading definitions, the run and event storage, launching the
 run, and the gaps between steps.
+
+``--incremental`` then appends 1% new courses (new texts) and 1% new interactions (a week after the
+last, half of them with the new courses) to the generated files and measures the nightly run again
+on the same project home: what a nightly retrain on slowly growing data costs.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import time
 from pathlib import Path
 from queue import Empty
 
-from common import print_table
+from common import console, print_table
 
 
 def _peak_kb() -> int:
@@ -60,7 +64,28 @@ class StageClock(logging.Handler):
                                  "peak_gb": _peak_kb() / 1024**2, "ok": kind == "STEP_SUCCESS"}
 
 
-def measure(size: str, workdir: str, queue) -> None:
+def append_increment(folder: Path, share: float = 0.01, seed: int = 1) -> tuple[int, int]:
+    """Append ``share`` new courses and ``share`` new interactions to a generated dataset; return both counts."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    courses, inter = pd.read_parquet(folder / "courses.parquet"), pd.read_parquet(folder / "interactions.parquet")
+    new = courses.sample(max(1, int(len(courses) * share)), random_state=seed).reset_index(drop=True)
+    new["course_id"] = [f"NEW{seed}-{i}" for i in range(len(new))]
+    new["title"] = new["title"] + " (new edition " + new.index.astype(str) + ")"
+    added = inter.sample(max(1, int(len(inter) * share)), random_state=seed).reset_index(drop=True)
+    added["course_id"] = np.where(rng.random(len(added)) < 0.5, rng.choice(new["course_id"], len(added)), added["course_id"])
+    if "ts" in added:
+        added["ts"] = inter["ts"].max() + pd.Timedelta(days=7)
+    added = added[~added.set_index(["learner_id", "course_id"]).index.isin(inter.set_index(["learner_id", "course_id"]).index)]
+    added = added.drop_duplicates(["learner_id", "course_id"])
+    pd.concat([courses, new], ignore_index=True).to_parquet(folder / "courses.parquet")
+    pd.concat([inter, added], ignore_index=True).to_parquet(folder / "interactions.parquet")
+    return len(new), len(added)
+
+
+def measure(size: str, workdir: str, queue, label: str) -> None:
     from dagster import DagsterInstance, LoggerDefinition
 
     from coursepilot.home import ProjectHome
@@ -82,7 +107,10 @@ def measure(size: str, workdir: str, queue) -> None:
     with DagsterInstance.get() as instance:
         result = defs.resolve_job_def(FULL_JOB).execute_in_process(
             instance=instance, raise_on_error=False, run_config={"loggers": {"clock": {}}})
-    queue.put({"size": size, "success": result.success, "stages": clock.stages,
+    meta = {e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
+            for e in result.get_asset_materialization_events()}
+    embedded = {k: meta["course_embeddings"][k].value for k in ("encoded", "cached")} if "course_embeddings" in meta else {}
+    queue.put({"size": size, "run": label, "success": result.success, "stages": clock.stages, "embeddings": embedded,
                "wall_s": time.perf_counter() - started, "cpu_s": time.process_time() - cpu_started,
                "peak_gb": max([_peak_kb() / 1024**2] + [s["peak_gb"] for s in clock.stages.values()])})
 
@@ -96,7 +124,8 @@ def report(run: dict) -> None:
     rows.append(["total", f"{run['wall_s']:.1f}", f"{run['cpu_s']:.1f}", f"{run['peak_gb']:.2f}",
                  "" if run["success"] else "run FAILED"])
     rows.append(["orchestration overhead", f"{overhead:.1f} ({overhead / run['wall_s']:.1%})", "", "", ""])
-    print_table(f"Size {run['size']}: per stage (seconds, GB)", ["stage", "wall s", "CPU s", "peak GB", ""], rows)
+    encoded = f"; courses encoded {run['embeddings']['encoded']}, from cache {run['embeddings']['cached']}" if run["embeddings"] else ""
+    print_table(f"Size {run['size']}, {run['run']}: per stage (seconds, GB){encoded}", ["stage", "wall s", "CPU s", "peak GB", ""], rows)
 
 
 def _wait(proc, queue) -> dict | None:
@@ -112,6 +141,7 @@ def _wait(proc, queue) -> dict | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", choices=["XS", "S", "M", "L"], default=["S"], help="synthetic size presets to run, each in a fresh process (default S)")
+    parser.add_argument("--incremental", action="store_true", help="after each full run, add 1%% new courses and interactions and time the nightly run")
     parser.add_argument("--workdir", help="where the project homes go (default: a temporary folder, removed afterwards)")
     parser.add_argument("--json", type=Path, help="also write the measurements to this JSON file")
     args = parser.parse_args()
@@ -120,16 +150,20 @@ def main() -> None:
     queue, runs = context.Queue(), []
     try:
         for size in args.sizes:
-            proc = context.Process(target=measure, args=(size, workdir, queue))
-            proc.start()
-            run = _wait(proc, queue)
-            if run is None:
-                print(f"size {size}: the run's process died (exit code {proc.exitcode}); out of memory?")
-                continue
-            runs.append(run)
-            report(run)
-            if args.json:
-                args.json.write_text(json.dumps(runs, indent=2))
+            for label in ("full run", "nightly +1%") if args.incremental else ("full run",):
+                if label != "full run":
+                    data = next((Path(workdir) / size / "data").iterdir())
+                    console.print(f"added {append_increment(data)} (courses, interactions) to {data}")
+                proc = context.Process(target=measure, args=(size, workdir, queue, label))
+                proc.start()
+                run = _wait(proc, queue)
+                if run is None:
+                    console.print(f"size {size}, {label}: the run's process died (exit code {proc.exitcode}); out of memory?")
+                    break
+                runs.append(run)
+                report(run)
+                if args.json:
+                    args.json.write_text(json.dumps(runs, indent=2))
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
