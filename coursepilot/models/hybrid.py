@@ -17,10 +17,11 @@ import pandas as pd
 from scipy import sparse
 
 from ..metrics import mean_metrics
-from .base import Recommender, TrainData, minmax_rows
+from .base import Recommender, TrainData, minmax_rows, top_k
 
 ALPHAS = tuple(round(a, 2) for a in np.linspace(0, 1, 11))
 LEVEL_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
+TUNING_LEARNERS = 20_000  # validation learners scored per grid point (a seeded sample above it)
 
 
 def level_targets(data: TrainData) -> np.ndarray:
@@ -97,26 +98,30 @@ def validation_data(con, data: TrainData, rating_scale, share: float = 0.2, seed
 
 
 def tune(hybrid: Hybrid, fit_data: TrainData, valid: dict, alphas=ALPHAS, level_weights=LEVEL_WEIGHTS,
-         batch: int = 2048) -> Tuning:
+         batch: int = 2048, max_learners: int = TUNING_LEARNERS, seed: int = 0) -> Tuning:
     """Grid-search alpha and the level weight by nDCG@10 on ``valid`` ({learner row: set of course columns}).
 
-    ``fit_data`` must not contain the validation interactions (nor, of course, any test one).
+    ``fit_data`` must not contain the validation interactions (nor, of course, any test one). Above
+    ``max_learners`` validation learners a seeded random sample of that many is scored: the grid's
+    ranking does not need more, and the cost no longer grows with the number of learners.
     """
     hybrid.fit(fit_data)
-    rows = np.array(list(valid))
+    rows = np.array(sorted(valid))
+    if len(rows) > max_learners:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, max_learners, replace=False))
+    sample = {int(r): valid[int(r)] for r in rows}
     seen = fit_data.matrix[rows]
+    parts = [tuple(p.astype(np.float32) for p in hybrid.parts(rows[s:s + batch])) for s in range(0, len(rows), batch)]
     results = []
-    parts = [hybrid.parts(rows[s:s + batch]) for s in range(0, len(rows), batch)]
     for alpha in alphas:
         for weight in level_weights:
             rankings = {}
             for start, (cf, content, level) in zip(range(0, len(rows), batch), parts):
                 scores = alpha * cf + (1 - alpha) * content + weight * level
-                block = seen[start:start + len(cf)]
-                scores[block.nonzero()] = -np.inf
-                top = np.argsort(-scores, axis=1)[:, :10]
+                scores[seen[start:start + len(cf)].nonzero()] = -np.inf
+                top = top_k(scores, min(10, scores.shape[1]))
                 rankings.update({int(r): list(t) for r, t in zip(rows[start:start + len(cf)], top)})
-            results.append((alpha, weight, mean_metrics(rankings, valid, ks=(10,))["ndcg@10"]))
+            results.append((alpha, weight, mean_metrics(rankings, sample, ks=(10,))["ndcg@10"]))
     grid = pd.DataFrame(results, columns=["alpha", "level_weight", "ndcg@10"])
     best = grid.sort_values(["ndcg@10", "level_weight"], ascending=[False, True]).iloc[0]
     plain = grid[grid["level_weight"] == 0].sort_values("ndcg@10", ascending=False).iloc[0]
