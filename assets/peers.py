@@ -8,11 +8,11 @@ import pandas as pd
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
 from coursepilot import ingest
-from coursepilot.metrics import mean_metrics, per_learner
 from coursepilot.evaluation import held_out
 from coursepilot.models.base import interaction_matrix, load_train_data, split_frame
 from coursepilot.models.store import load_arrays, load_params, model_path, save_arrays, write_json
-from coursepilot.peer_ranking import PeerConfig, active_peers, cf_peers, cluster_random_peers, hybrid_peers, relevant_peers
+from coursepilot.peer_ranking import (PeerConfig, active_peers, cf_peers, cluster_random_peers, evaluate_peers, hybrid_peers,
+                                      ranked_matrix)
 from coursepilot.peers import ClusterConfig, ClusterSpace, StateWeights, align_labels, dbscan, kmeans
 from coursepilot.peers import learner_state as compute_state
 from coursepilot.profiles import load_profiles
@@ -218,15 +218,13 @@ def peer_recommendations(context: AssetExecutionContext, config: PeerSettings, w
         replace_tables(con, {"peer_recommendations": table})
         tags = run_tags(context, con)
 
-    relevant = relevant_peers(test)
-    rankings = {"hybrid_peers": {r: list(g) for r, g in peers.groupby("learner")["peer"]},
-                "cf_peers": dict(enumerate(map(list, cf_peers(train, config.k)))),
-                "cluster_random": dict(enumerate(map(list, cluster_random_peers(clusters["labels"], config.k, config.seed)))),
-                "active_peers": dict(enumerate(map(list, active_peers(train, config.k))))}
+    rankings = {"hybrid_peers": ranked_matrix(peers, config.k), "cf_peers": cf_peers(train, config.k),
+                "cluster_random": ranked_matrix(cluster_random_peers(clusters["labels"], config.k, config.seed), config.k),
+                "active_peers": ranked_matrix(active_peers(train, config.k), config.k)}
     keys = ("precision@5", "precision@10", "recall@10", "ndcg@10", "map@10")
-    results = {name: {k: v for k, v in mean_metrics(r, relevant, (5, 10)).items() if k in keys} for name, r in rankings.items()}
-    ours = per_learner(rankings["hybrid_peers"], relevant, "ndcg", 10)
-    tests = {name: paired_ttest(ours, per_learner(rankings[name], relevant, "ndcg", 10)) for name in rankings if name != "hybrid_peers"}
+    scores, per, evaluated = evaluate_peers(test, rankings)
+    results = {name: {k: v for k, v in m.items() if k in keys} for name, m in scores.items()}
+    tests = {name: paired_ttest(per["hybrid_peers"], per[name]) for name in rankings if name != "hybrid_peers"}
     write_json(model_path(home.home, "peer_metrics").with_suffix(".json"), {"peers": results, "significance": tests})
     tracker = tracking.tracker(home.home)
     with tracker.run("peer_recommendations", {**tags, "model": "hybrid_peers"}):
@@ -236,5 +234,5 @@ def peer_recommendations(context: AssetExecutionContext, config: PeerSettings, w
     metrics = pd.DataFrame([{"model": n, **{k: round(v, 4) for k, v in m.items()}} for n, m in results.items()])
     significance = pd.DataFrame([{"vs": n, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in t.items()}} for n, t in tests.items()])
     return MaterializeResult(metadata={
-        "dagster/row_count": len(table), "evaluated_learners": len(relevant), "peer_metrics": markdown_table(metrics),
+        "dagster/row_count": len(table), "evaluated_learners": evaluated, "peer_metrics": markdown_table(metrics),
         "paired_ttests_ndcg@10": markdown_table(significance), "example": markdown_table(table.head(10))})

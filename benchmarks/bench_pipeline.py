@@ -55,13 +55,15 @@ class StageClock(logging.Handler):
         event, step = meta.get("dagster_event"), meta.get("step_key")
         kind = event.event_type_value if event is not None else None
         if kind == "STEP_START":
-            print(f"{time.strftime('%H:%M:%S')} {step}", flush=True)
+            print(f"{time.strftime('%H:%M:%S')} {step} started", flush=True)
             _reset_peak()
             self.open[step] = (time.perf_counter(), time.process_time())
         elif kind in ("STEP_SUCCESS", "STEP_FAILURE") and step in self.open:
             wall, cpu = self.open.pop(step)
-            self.stages[step] = {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu,
-                                 "peak_gb": _peak_kb() / 1024**2, "ok": kind == "STEP_SUCCESS"}
+            stage = self.stages[step] = {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu,
+                                         "peak_gb": _peak_kb() / 1024**2, "ok": kind == "STEP_SUCCESS"}
+            print(f"{time.strftime('%H:%M:%S')} {step} {'done' if stage['ok'] else 'FAILED'}: wall {stage['wall_s']:.1f} s, "
+                  f"CPU {stage['cpu_s']:.1f} s, peak {stage['peak_gb']:.2f} GB", flush=True)
 
 
 def append_increment(folder: Path, share: float = 0.01, seed: int = 1) -> tuple[int, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .metrics import mean_metrics
+from .metrics import hit_matrix, metrics_from_hits
 from .models.base import Recommender, TrainData, interaction_matrix, split_frame
 from .models.hybrid import relevant_sets
 
@@ -20,4 +20,6 @@ def evaluate(model: Recommender, relevant: dict[int, set[int]], ks=(5, 10)) -> d
     if not len(rows):
         return {}
     top = model.recommend(rows, max(ks))
-    return mean_metrics({int(r): list(t) for r, t in zip(rows, top)}, relevant, ks)
+    sets = [relevant[int(r)] for r in rows]
+    per = metrics_from_hits(hit_matrix(top, sets), np.array([len(s) for s in sets]), ks)
+    return {key: float(np.mean(values)) for key, values in per.items()}

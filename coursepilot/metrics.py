@@ -36,23 +36,6 @@ def ranking_metrics(ranked, relevant, k: int) -> dict[str, float]:
             "hit": float(n_hits > 0), "ndcg": dcg / ideal, "map": ap, "mrr": 0.0 if first is None else 1.0 / (first + 1)}
 
 
-def mean_metrics(rankings: dict, relevant: dict, ks=(5, 10)) -> dict[str, float]:
-    """``<metric>@<k>`` means (and ``mrr``) over the learners present in ``relevant``."""
-    totals: dict[str, list[float]] = {}
-    for learner, items in relevant.items():
-        ranked = rankings.get(learner, [])
-        for k in ks:
-            for name, value in ranking_metrics(ranked, items, k).items():
-                key = "mrr" if name == "mrr" else f"{name}@{k}"
-                totals.setdefault(key, []).append(value)
-    return {key: float(np.mean(values)) for key, values in totals.items()}
-
-
-def per_learner(rankings: dict, relevant: dict, metric: str, k: int) -> np.ndarray:
-    """One metric per learner (in ``relevant`` order), for paired significance tests."""
-    return np.array([ranking_metrics(rankings.get(u, []), items, k)[metric] for u, items in relevant.items()])
-
-
 def hit_matrix(top: np.ndarray, relevant: list[set]) -> np.ndarray:
     """(learners, k) booleans: is the item at each rank relevant?"""
     return np.array([[item in rel for item in row] for row, rel in zip(top.tolist(), relevant)], dtype=bool).reshape(top.shape)
@@ -72,7 +55,7 @@ def metrics_from_hits(hits: np.ndarray, n_relevant: np.ndarray, ks, n_candidates
     for k in ks:
         h = hits[:, :k]
         tp = h.sum(axis=1)
-        ideal = np.array([np.sum(1 / np.log2(np.arange(1, int(min(r, k)) + 1) + 1)) for r in n_relevant])
+        ideal = np.concatenate([[0.0], np.cumsum(1 / np.log2(np.arange(1, k + 1) + 1))])[np.minimum(n_relevant, k).astype(int)]
         p, r = tp / k, tp / n_relevant
         out[f"precision@{k}"], out[f"recall@{k}"] = p, r
         out[f"f1@{k}"] = np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=(p + r) > 0)

@@ -19,6 +19,7 @@ from scipy import sparse
 from sklearn.preprocessing import normalize
 
 from .learner_neighbours import LearnerNeighbours
+from .metrics import metrics_from_hits
 from .models.base import top_k
 from .profiles import LearnerProfiles
 
@@ -120,10 +121,59 @@ def active_peers(matrix: sparse.csr_matrix, k: int) -> list[np.ndarray]:
     return [order[order != row][:k] for row in range(matrix.shape[0])]
 
 
-def relevant_peers(test: sparse.csr_matrix) -> dict[int, set[int]]:
-    """{learner: learners sharing at least one test-period course with them}, learners with any only."""
+def ranked_matrix(ranked, k: int) -> np.ndarray:
+    """Peer lists (a list of arrays, or a frame of learner / rank / peer rows) as an ``(n, k)`` array, -1 padded."""
+    if isinstance(ranked, pd.DataFrame):
+        n = int(ranked["learner"].max()) + 1 if len(ranked) else 0
+        out = np.full((n, k), -1, dtype=np.int64)
+        keep = ranked["rank"].to_numpy() <= k
+        out[ranked["learner"].to_numpy()[keep], ranked["rank"].to_numpy()[keep] - 1] = ranked["peer"].to_numpy()[keep]
+        return out
+    out = np.full((len(ranked), k), -1, dtype=np.int64)
+    for row, peers in enumerate(ranked):
+        out[row, :min(k, len(peers))] = np.asarray(peers)[:k]
+    return out
+
+
+def relevant_counts(test: sparse.csr_matrix, batch: int = 2048) -> np.ndarray:
+    """Per learner: how many other learners share at least one test-period course with them (the relevant peers)."""
     binary = (test > 0).astype(np.float32).tocsr()
-    shared = (binary @ binary.T).tocsr()
-    shared.setdiag(0)
-    shared.eliminate_zeros()
-    return {row: set(shared[row].indices) for row in range(shared.shape[0]) if shared[row].nnz}
+    transposed = binary.T.tocsr()
+    has_test = np.diff(binary.indptr) > 0
+    out = np.zeros(binary.shape[0], dtype=np.int64)
+    for start in range(0, binary.shape[0], batch):
+        shared = binary[start:start + batch] @ transposed
+        out[start:start + batch] = np.diff(shared.indptr) - has_test[start:start + batch]  # not oneself
+    return out
+
+
+def peer_hits(test: sparse.csr_matrix, rows: np.ndarray, ranked: np.ndarray, batch: int = 100_000) -> np.ndarray:
+    """``(len(rows), k)`` booleans: does the peer at each rank share a test-period course with the learner?"""
+    binary = (test > 0).astype(np.float32).tocsr()
+    k = ranked.shape[1]
+    valid = ranked >= 0
+    peers = np.where(valid, ranked, 0).ravel()
+    learners = np.repeat(np.asarray(rows), k)
+    shared = np.zeros(len(learners))
+    for s in range(0, len(learners), batch):
+        shared[s:s + batch] = np.asarray(binary[learners[s:s + batch]].multiply(binary[peers[s:s + batch]]).sum(axis=1)).ravel()
+    return (shared.reshape(len(rows), k) > 0) & valid
+
+
+def evaluate_peers(test: sparse.csr_matrix, rankings: dict[str, np.ndarray], ks=(5, 10)) -> tuple[dict, dict, int]:
+    """(mean ``<metric>@<k>`` per ranking, per-learner nDCG@10 per ranking, learners evaluated).
+
+    A learner is evaluated when at least one other learner shares a test-period course with them;
+    a recommended peer is relevant when they do (DESIGN.md). Rankings are ``(n, k)`` arrays, -1 padded.
+    """
+    n_relevant = relevant_counts(test)
+    evaluated = np.flatnonzero(n_relevant > 0)
+    results, per = {}, {}
+    for name, ranked in rankings.items():
+        full = np.full((test.shape[0], max(ks)), -1, dtype=np.int64)
+        full[:min(len(ranked), len(full)), :min(ranked.shape[1], max(ks))] = ranked[:len(full), :max(ks)]
+        hits = peer_hits(test, evaluated, full[evaluated])
+        metrics = metrics_from_hits(hits, n_relevant[evaluated], ks)
+        results[name] = {key: float(np.mean(v)) for key, v in metrics.items()}
+        per[name] = metrics[f"ndcg@{max(ks)}"]
+    return results, per, len(evaluated)

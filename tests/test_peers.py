@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from coursepilot.peer_ranking import PeerConfig, active_peers, cf_peers, cluster_random_peers, hybrid_peers, relevant_peers
+from coursepilot.metrics import ranking_metrics
+from coursepilot.peer_ranking import (PeerConfig, active_peers, cf_peers, cluster_random_peers, evaluate_peers, hybrid_peers,
+                                      relevant_counts)
 from coursepilot.peers import (ClusterConfig, ClusterSpace, StateWeights, adjust_difficulty, align_labels, dbscan, kmeans,
                                learner_state)
 from coursepilot.profiles import LearnerProfiles, normalise_rows
@@ -106,9 +108,18 @@ def test_peers_never_include_the_learner_and_noise_points_get_peers():
         assert all(row not in list(p) for row, p in enumerate(ranked))
 
 
-def test_relevant_peers_share_a_test_course():
-    test = sparse.csr_matrix(np.array([[1, 0, 0], [1, 1, 0], [0, 0, 1], [0, 0, 0]]))
-    assert relevant_peers(test) == {0: {1}, 1: {0}}
+def test_peer_evaluation_matches_the_per_learner_definition():
+    test = sparse.csr_matrix(np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0]]))
+    assert relevant_counts(test).tolist() == [1, 2, 1, 0, 0]  # learner 3 shares nothing, learner 4 has no test course
+    ranked = np.array([[3, 1], [2, -1], [0, 1], [0, 1], [0, 1]])
+    scores, per, evaluated = evaluate_peers(test, {"x": ranked}, ks=(1, 2))
+    relevant = {0: {1}, 1: {0, 2}, 2: {1}}
+    expected = {u: [ranking_metrics([p for p in ranked[u] if p >= 0], relevant[u], k) for k in (1, 2)] for u in relevant}
+    assert evaluated == 3
+    assert scores["x"]["ndcg@2"] == pytest.approx(np.mean([expected[u][1]["ndcg"] for u in relevant]))
+    assert scores["x"]["recall@2"] == pytest.approx(np.mean([expected[u][1]["recall"] for u in relevant]))
+    assert scores["x"]["precision@1"] == pytest.approx(np.mean([expected[u][0]["precision"] for u in relevant]))
+    np.testing.assert_allclose(per["x"], [expected[u][1]["ndcg"] for u in relevant])
 
 
 def test_paired_ttest():

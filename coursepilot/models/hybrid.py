@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ..metrics import mean_metrics
+from ..metrics import hit_matrix, metrics_from_hits
 from .base import Recommender, TrainData, minmax_rows, top_k
 
 ALPHAS = tuple(round(a, 2) for a in np.linspace(0, 1, 11))
@@ -109,19 +109,20 @@ def tune(hybrid: Hybrid, fit_data: TrainData, valid: dict, alphas=ALPHAS, level_
     rows = np.array(sorted(valid))
     if len(rows) > max_learners:
         rows = np.sort(np.random.default_rng(seed).choice(rows, max_learners, replace=False))
-    sample = {int(r): valid[int(r)] for r in rows}
+    sets = [valid[int(r)] for r in rows]
+    n_relevant = np.array([len(x) for x in sets])
     seen = fit_data.matrix[rows]
     parts = [tuple(p.astype(np.float32) for p in hybrid.parts(rows[s:s + batch])) for s in range(0, len(rows), batch)]
     results = []
     for alpha in alphas:
         for weight in level_weights:
-            rankings = {}
+            tops = []
             for start, (cf, content, level) in zip(range(0, len(rows), batch), parts):
                 scores = alpha * cf + (1 - alpha) * content + weight * level
                 scores[seen[start:start + len(cf)].nonzero()] = -np.inf
-                top = top_k(scores, min(10, scores.shape[1]))
-                rankings.update({int(r): list(t) for r, t in zip(rows[start:start + len(cf)], top)})
-            results.append((alpha, weight, mean_metrics(rankings, sample, ks=(10,))["ndcg@10"]))
+                tops.append(top_k(scores, min(10, scores.shape[1])))
+            ndcg = metrics_from_hits(hit_matrix(np.vstack(tops), sets), n_relevant, (10,))["ndcg@10"]
+            results.append((alpha, weight, float(ndcg.mean())))
     grid = pd.DataFrame(results, columns=["alpha", "level_weight", "ndcg@10"])
     best = grid.sort_values(["ndcg@10", "level_weight"], ascending=[False, True]).iloc[0]
     plain = grid[grid["level_weight"] == 0].sort_values("ndcg@10", ascending=False).iloc[0]
