@@ -45,9 +45,15 @@ class Factorisation(Recommender):
 
 
 def tune_factors(algorithm: str, params: dict, candidates, fit_data: TrainData, valid: dict) -> tuple[int, dict[int, float]]:
-    """The number of factors with the best validation nDCG@10 (``fit_data`` excludes the validation carve)."""
-    from ..evaluation import evaluate
+    """The number of factors with the best validation nDCG@10 (``fit_data`` excludes the validation carve).
 
+    Scored on a seeded sample of at most 20,000 validation learners.
+    """
+    from ..evaluation import evaluate
+    from ..metrics import sample_learners
+    from .hybrid import TUNING_LEARNERS
+
+    valid = sample_learners(valid, TUNING_LEARNERS)
     scores = {int(f): evaluate(Factorisation(algorithm, **{**params, "factors": int(f)}).fit(fit_data), valid, ks=(10,))["ndcg@10"]
               for f in candidates}
     return max(scores, key=lambda f: (scores[f], -f)), scores

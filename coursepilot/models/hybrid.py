@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ..metrics import hit_matrix, metrics_from_hits
+from ..metrics import hit_matrix, metrics_from_hits, sample_learners
 from .base import Recommender, TrainData, minmax_rows, top_k
 
 ALPHAS = tuple(round(a, 2) for a in np.linspace(0, 1, 11))
@@ -106,9 +106,8 @@ def tune(hybrid: Hybrid, fit_data: TrainData, valid: dict, alphas=ALPHAS, level_
     ranking does not need more, and the cost no longer grows with the number of learners.
     """
     hybrid.fit(fit_data)
+    valid = sample_learners(valid, max_learners, seed)
     rows = np.array(sorted(valid))
-    if len(rows) > max_learners:
-        rows = np.sort(np.random.default_rng(seed).choice(rows, max_learners, replace=False))
     sets = [valid[int(r)] for r in rows]
     n_relevant = np.array([len(x) for x in sets])
     seen = fit_data.matrix[rows]

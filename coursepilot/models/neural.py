@@ -8,7 +8,7 @@ course's tokens are then weighted by attention to that learner, so how much the 
 decided per learner and course. Score = <learner, attended course> + course bias.
 
 Training: BPR loss with ``negatives`` uniformly sampled courses per positive, Adam, early stopping
-on validation nDCG@10 (``patience`` epochs); the final model is retrained on all training data for
+on validation nDCG@10 (``patience`` epochs; at most 20,000 sampled validation learners); the final model is retrained on all training data for
 the best number of epochs. Runs on the CPU.
 """
 
@@ -20,8 +20,10 @@ from sklearn.preprocessing import normalize
 from torch import nn
 
 from ..evaluation import evaluate
+from ..metrics import sample_learners
 from .base import Recommender, TrainData
 from .factors import Factorisation
+from .hybrid import TUNING_LEARNERS
 
 
 class _Network(nn.Module):
@@ -127,7 +129,7 @@ class NeuralHybrid(Recommender):
         """Early-stop on ``valid`` using ``valid_data`` (train minus the validation carve), then retrain on ``data``."""
         with torch.inference_mode(False):
             if valid:
-                self._train(valid_data, self.params["max_epochs"], valid)
+                self._train(valid_data, self.params["max_epochs"], sample_learners(valid, TUNING_LEARNERS, self.params["seed"]))
                 self._train(data, max(self.best_epochs, 1))
             else:
                 self._train(data, self.params["max_epochs"])
