@@ -45,7 +45,16 @@ class OnnxEncoder:
         sample = self.tokenizer(["a sentence"], return_tensors="pt")
         names = ["input_ids", "attention_mask", "token_type_ids"]
         path = folder / "minilm.onnx"
-        torch.onnx.export(model[0].auto_model, tuple(sample[n] for n in names), str(path), input_names=names,
+        class Tokens(torch.nn.Module):  # keyword arguments: the transformer's positional order is not stable
+            def __init__(self, transformer):
+                super().__init__()
+                self.transformer = transformer
+
+            def forward(self, input_ids, attention_mask, token_type_ids):
+                return self.transformer(input_ids=input_ids, attention_mask=attention_mask,
+                                        token_type_ids=token_type_ids).last_hidden_state
+
+        torch.onnx.export(Tokens(model[0].auto_model).eval(), tuple(sample[n] for n in names), str(path), input_names=names,
                           output_names=["tokens"], dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "tokens"]},
                           dynamo=False)
         options = onnxruntime.SessionOptions()

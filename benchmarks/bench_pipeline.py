@@ -77,7 +77,8 @@ def append_increment(folder: Path, share: float = 0.01, seed: int = 1) -> tuple[
     new["course_id"] = [f"NEW{seed}-{i}" for i in range(len(new))]
     new["title"] = new["title"] + " (new edition " + new.index.astype(str) + ")"
     added = inter.sample(max(1, int(len(inter) * share)), random_state=seed).reset_index(drop=True)
-    added["course_id"] = np.where(rng.random(len(added)) < 0.5, rng.choice(new["course_id"], len(added)), added["course_id"])
+    added["course_id"] = np.where(rng.random(len(added)) < 0.5, rng.choice(new["course_id"], len(added)),
+                                  rng.choice(courses["course_id"], len(added)))
     if "ts" in added:
         added["ts"] = inter["ts"].max() + pd.Timedelta(days=7)
     added = added[~added.set_index(["learner_id", "course_id"]).index.isin(inter.set_index(["learner_id", "course_id"]).index)]
