@@ -73,6 +73,12 @@ def test_run_end_to_end_then_bad_data_keeps_tables(tmp_path):
     assert "events.csv, column 'rating', row 1" in " ".join(failed.stdout.split())
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM interactions").fetchone()[0] == 12_000
+    # a failed run registers nothing and leaves the champion where it was
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    assert len(client.search_model_versions("name='coursepilot-recommender'")) == 1
+    assert client.get_registered_model("coursepilot-recommender").aliases == {"champion": 1, "challenger": 1}
 
 
 def test_evaluate_refuses_a_catalogue(tmp_path):
