@@ -23,11 +23,13 @@ def git_commit() -> str:
         return "unknown"
 
 
-TRACKING_ENV = "MLFLOW_TRACKING_URI"
+# not MLFLOW_TRACKING_URI: mlflow.set_tracking_uri() writes that variable itself, so it would carry one
+# project home's store into the next home used in the same process (or its subprocesses)
+TRACKING_ENV = "COURSEPILOT_MLFLOW_URI"
 
 
 def tracking_uri(home: ProjectHome) -> str:
-    """``$MLFLOW_TRACKING_URI`` when set (a PostgreSQL store or a tracking server), else ``<home>/mlflow.db``."""
+    """``$COURSEPILOT_MLFLOW_URI`` when set (a PostgreSQL store or a tracking server), else ``<home>/mlflow.db``."""
     return os.environ.get(TRACKING_ENV) or f"sqlite:///{home.mlflow_db}"
 
 

@@ -58,7 +58,7 @@ def test_nightly_job_on_postgresql_storage(tmp_path):
         env = dict(os.environ, COURSEPILOT_DAGSTER_CONFIG=str(REPO / "deploy" / "postgres" / "dagster.yaml"),
                    DAGSTER_PG_HOST="127.0.0.1", DAGSTER_PG_PORT=str(port), DAGSTER_PG_USER="coursepilot",
                    DAGSTER_PG_PASSWORD=PASSWORD, DAGSTER_PG_DB="dagster",
-                   MLFLOW_TRACKING_URI=f"postgresql://coursepilot:{PASSWORD}@127.0.0.1:{port}/mlflow")
+                   COURSEPILOT_MLFLOW_URI=f"postgresql://coursepilot:{PASSWORD}@127.0.0.1:{port}/mlflow")
         done = subprocess.run([str(Path(sys.executable).parent / "coursepilot"), "run", "--size", "XS", "--home", str(home),
                                "--log-level", "WARNING"], env=env, capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -48,3 +48,15 @@ def test_instance_config_path_is_checked(monkeypatch, tmp_path):
         instance_config()
     monkeypatch.setenv(INSTANCE_CONFIG_ENV, str(REPO / "deploy" / "postgres" / "dagster.yaml"))
     assert instance_config().name == "dagster.yaml"
+
+
+def test_each_home_keeps_its_own_tracking_store(tmp_path, monkeypatch):
+    from coursepilot.home import ProjectHome
+    from coursepilot.tracking import TRACKING_ENV, tracking_uri
+
+    monkeypatch.delenv(TRACKING_ENV, raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'another-home.db'}")  # as mlflow.set_tracking_uri leaves it
+    home = ProjectHome.resolve(tmp_path / "home")
+    assert tracking_uri(home) == f"sqlite:///{home.mlflow_db}"
+    monkeypatch.setenv(TRACKING_ENV, "postgresql://cp:pw@127.0.0.1:5432/mlflow")
+    assert tracking_uri(home) == "postgresql://cp:pw@127.0.0.1:5432/mlflow"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # MLflow tracking server for a team: runs and the model registry in PostgreSQL, artifacts in an
 # object store (S3 or anything S3-compatible; set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
-# MLFLOW_S3_ENDPOINT_URL in the environment). Clients then use MLFLOW_TRACKING_URI=http://HOST:5000.
+# MLFLOW_S3_ENDPOINT_URL in the environment). Clients then use COURSEPILOT_MLFLOW_URI=http://HOST:5000.
 # Needs: pip install 'mlflow==3.17.2' 'psycopg[binary]' boto3
 # MLFLOW_HOST defaults to 127.0.0.1; set it to the address your clients reach, behind your own auth proxy.
 set -euo pipefail
