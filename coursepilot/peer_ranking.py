@@ -135,9 +135,11 @@ def ranked_matrix(ranked, k: int) -> np.ndarray:
     return out
 
 
-def relevant_counts(test: sparse.csr_matrix, batch: int = 2048) -> np.ndarray:
-    """Per learner: how many other learners share at least one test-period course with them (the relevant peers)."""
-    binary = (test > 0).astype(np.float32).tocsr()
+def relevant_counts(binary: sparse.csr_matrix, batch: int = 2048) -> np.ndarray:
+    """Per learner: how many other learners share at least one test-period course with them (the relevant peers).
+
+    ``binary``: the 0/1 learners x courses matrix of test-period interactions.
+    """
     transposed = binary.T.tocsr()
     has_test = np.diff(binary.indptr) > 0
     out = np.zeros(binary.shape[0], dtype=np.int64)
@@ -147,9 +149,8 @@ def relevant_counts(test: sparse.csr_matrix, batch: int = 2048) -> np.ndarray:
     return out
 
 
-def peer_hits(test: sparse.csr_matrix, rows: np.ndarray, ranked: np.ndarray, batch: int = 100_000) -> np.ndarray:
+def peer_hits(binary: sparse.csr_matrix, rows: np.ndarray, ranked: np.ndarray, batch: int = 100_000) -> np.ndarray:
     """``(len(rows), k)`` booleans: does the peer at each rank share a test-period course with the learner?"""
-    binary = (test > 0).astype(np.float32).tocsr()
     k = ranked.shape[1]
     valid = ranked >= 0
     peers = np.where(valid, ranked, 0).ravel()
@@ -166,13 +167,14 @@ def evaluate_peers(test: sparse.csr_matrix, rankings: dict[str, np.ndarray], ks=
     A learner is evaluated when at least one other learner shares a test-period course with them;
     a recommended peer is relevant when they do (DESIGN.md). Rankings are ``(n, k)`` arrays, -1 padded.
     """
-    n_relevant = relevant_counts(test)
+    binary = (test > 0).astype(np.float32).tocsr()
+    n_relevant = relevant_counts(binary)
     evaluated = np.flatnonzero(n_relevant > 0)
     results, per = {}, {}
     for name, ranked in rankings.items():
         full = np.full((test.shape[0], max(ks)), -1, dtype=np.int64)
         full[:min(len(ranked), len(full)), :min(ranked.shape[1], max(ks))] = ranked[:len(full), :max(ks)]
-        hits = peer_hits(test, evaluated, full[evaluated])
+        hits = peer_hits(binary, evaluated, full[evaluated])
         metrics = metrics_from_hits(hits, n_relevant[evaluated], ks)
         results[name] = {key: float(np.mean(v)) for key, v in metrics.items()}
         per[name] = metrics[f"ndcg@{max(ks)}"]
