@@ -10,6 +10,7 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 
 from coursepilot.models.store import load_params, model_path
 from coursepilot.report import ReportConfig, evaluate_all, flat_keys, write_report
+from coursepilot.sampling import POPULATION_LEARNERS
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource
 
 from .lineage import run_tags
@@ -20,6 +21,7 @@ class ReportSettings(Config):
     seeds: list[int] = [0, 1, 2]
     test_share: float = 0.2
     neural_seeds: int = 1
+    max_learners: int = POPULATION_LEARNERS  # each seed evaluates a seeded sample of at most this many learners (0: all)
 
 
 @asset(group_name="evaluation", kinds={"mlflow"}, deps=["recommender", "peer_recommendations", "hybrid_model", "als_model"],
@@ -27,6 +29,7 @@ class ReportSettings(Config):
 def evaluation_report(context: AssetExecutionContext, config: ReportSettings, warehouse: WarehouseResource,
                       home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
     report_config = ReportConfig(seeds=tuple(config.seeds), test_share=config.test_share, neural_seeds=config.neural_seeds,
+                                 max_learners=config.max_learners,
                                  chosen=load_params(home.home, "hybrid")["chosen"],
                                  als_params={k: v for k, v in load_params(home.home, "als").items() if k != "seed"})
     with warehouse.get_connection(read_only=True) as con:

@@ -12,7 +12,7 @@ from coursepilot.evaluation import held_out
 from coursepilot.models.base import interaction_matrix, load_train_data, split_frame
 from coursepilot.models.store import load_arrays, load_params, model_path, save_arrays, write_json
 from coursepilot.peer_ranking import (PeerConfig, active_peers, cf_peers, cluster_random_peers, evaluate_peers, hybrid_peers,
-                                      ranked_matrix)
+                                      ranked_matrix, scored_candidates)
 from coursepilot.peers import ClusterConfig, ClusterSpace, StateWeights, align_labels, dbscan, kmeans
 from coursepilot.peers import learner_state as compute_state
 from coursepilot.profiles import load_profiles
@@ -22,7 +22,7 @@ from coursepilot.warehouse import columns, replace_tables
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource
 
 from .lineage import run_tags
-from .recommenders import fitted_hybrid
+from .recommenders import fitted_hybrid, previous_choice
 from .metadata import markdown_table
 
 GROUP = "peers"
@@ -74,9 +74,10 @@ class ClusterSettings(Config):
     profile_dims: int = 16
     dbscan_max_learners: int = 20_000
     seed: int = 0
+    retune: bool = True  # False (the nightly job): keep the k the last silhouette search chose
 
-    def cluster_config(self) -> ClusterConfig:
-        return ClusterConfig(k=self.k or None, k_range=(self.k_min, self.k_max), svd_dims=self.svd_dims,
+    def cluster_config(self, kept_k: int | None = None) -> ClusterConfig:
+        return ClusterConfig(k=self.k or kept_k or None, k_range=(self.k_min, self.k_max), svd_dims=self.svd_dims,
                              profile_dims=self.profile_dims, dbscan_max_learners=self.dbscan_max_learners, seed=self.seed)
 
 
@@ -103,7 +104,7 @@ def _plot(features: np.ndarray, labels: np.ndarray, seed: int) -> str:
        description="K-means and DBSCAN peer groups per weekly window over interactions (eq. 13), profiles (eq. 18-19) and context.")
 def peer_clusters(context: AssetExecutionContext, config: ClusterSettings, warehouse: WarehouseResource,
                   home: ProjectHomeResource) -> MaterializeResult:
-    settings = config.cluster_config()
+    settings = config.cluster_config(None if config.retune else previous_choice(home.home, "peer_centroids", "k"))
     with warehouse.get_connection() as con:
         profiles = load_profiles(con)
         ids = profiles.ids
@@ -218,11 +219,11 @@ def peer_recommendations(context: AssetExecutionContext, config: PeerSettings, w
         replace_tables(con, {"peer_recommendations": table})
         tags = run_tags(context, con)
 
-    rankings = {"hybrid_peers": ranked_matrix(peers, config.k), "cf_peers": cf_peers(train, config.k),
+    rankings = {"hybrid_peers": ranked_matrix(peers, config.k), "cf_peers": cf_peers(train, config.k, scored_candidates(test, seed=config.seed)),
                 "cluster_random": ranked_matrix(cluster_random_peers(clusters["labels"], config.k, config.seed), config.k),
                 "active_peers": ranked_matrix(active_peers(train, config.k), config.k)}
     keys = ("precision@5", "precision@10", "recall@10", "ndcg@10", "map@10")
-    scores, per, evaluated = evaluate_peers(test, rankings)
+    scores, per, evaluated = evaluate_peers(test, rankings, seed=config.seed)
     results = {name: {k: v for k, v in m.items() if k in keys} for name, m in scores.items()}
     tests = {name: paired_ttest(per["hybrid_peers"], per[name]) for name in rankings if name != "hybrid_peers"}
     write_json(model_path(home.home, "peer_metrics").with_suffix(".json"), {"peers": results, "significance": tests})

@@ -14,6 +14,7 @@ from coursepilot.models.hybrid import Hybrid, level_targets, tune, validation_da
 from coursepilot.models.neural import NeuralHybrid, save_state
 from coursepilot.models.simple import Content, Popularity, UserKNN
 from coursepilot.models.store import load_arrays, load_params, model_path, save_arrays, write_json
+from coursepilot.sampling import POPULATION_LEARNERS, restrict, sample_rows
 from coursepilot.training import train_and_track
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource
 
@@ -30,12 +31,24 @@ def _context(con):
     return scale, data, held_out(con, data, "test", scale)
 
 
-def _with_validation(context, warehouse: WarehouseResource, share: float, seed: int):
-    """(rating scale, data, test sets, data minus the validation carve, validation sets, lineage tags)."""
+def _population(context, max_learners: int, seed: int, data, relevant, fit_data=None, valid=None):
+    """``data``, test sets (and validation data and sets) of a seeded sample of at most ``max_learners`` learners (0: all)."""
+    rows = sample_rows(data.shape[0], max_learners, seed) if max_learners else None
+    if rows is None:
+        return data, relevant, fit_data, valid
+    context.log.info(f"comparison model: trained and scored on a seeded sample of {len(rows):,} of {data.shape[0]:,} learners")
+    return (data.subset(rows), restrict(relevant, rows), fit_data.subset(rows) if fit_data is not None else None,
+            restrict(valid, rows) if valid is not None else None)
+
+
+def _with_validation(context, warehouse: WarehouseResource, share: float, seed: int, max_learners: int = 0):
+    """(rating scale, data, test sets, data minus the validation carve, validation sets, lineage tags), of a
+    sample of at most ``max_learners`` learners when that is set (see :func:`_population`)."""
     with warehouse.get_connection(read_only=True) as con:
         scale, data, relevant = _context(con)
         fit_data, valid = validation_data(con, data, scale, share, seed)
-        return scale, data, relevant, fit_data, valid, run_tags(context, con)
+        tags = run_tags(context, con)
+    return (scale, *_population(context, max_learners, seed, data, relevant, fit_data, valid), tags)
 
 
 def _metrics_table(results: dict[str, dict[str, float]]) -> MetadataValue:
@@ -52,14 +65,28 @@ class FactorSettings(Config):
     alpha: float = 2.0
     validation_share: float = 0.2
     seed: int = 0
+    retune: bool = True  # False (the nightly job): keep the factor count the last tuning chose, fit once
+    max_learners: int = 0  # 0: every learner; otherwise a seeded sample of at most this many (coursepilot.sampling)
 
     def model_params(self) -> dict:
-        return {k: v for k, v in self.model_dump().items() if k not in ("factor_candidates", "validation_share")}
+        return {k: v for k, v in self.model_dump().items()
+                if k not in ("factor_candidates", "validation_share", "retune", "max_learners")}
 
 
 class BprSettings(FactorSettings):
+    """BPR is a comparison model (ALS serves): above ``max_learners`` it trains on a sample."""
+
     iterations: int = 100
     regularization: float = 0.01
+    max_learners: int = POPULATION_LEARNERS
+
+
+def previous_choice(home, name: str, key: str):
+    """``key`` of the parameters the last run stored for model ``name``, or None when there is none."""
+    try:
+        return load_params(home, name).get(key)
+    except FileNotFoundError:
+        return None
 
 
 def _factor_asset(algorithm: str, settings_type):
@@ -67,9 +94,14 @@ def _factor_asset(algorithm: str, settings_type):
            description=f"implicit {algorithm.upper()} on the confidence-weighted training matrix; factors under <home>/models.")
     def factor_model(context: AssetExecutionContext, config: settings_type, warehouse: WarehouseResource,
                      home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
-        _, data, relevant, fit_data, valid, tags = _with_validation(context, warehouse, config.validation_share, config.seed)
-        factors, tried = tune_factors(algorithm, config.model_params(), config.factor_candidates, fit_data, valid)
-        context.log.info(f"validation nDCG@10 by factors: {tried}; refitting with {factors}")
+        _, data, relevant, fit_data, valid, tags = _with_validation(context, warehouse, config.validation_share, config.seed,
+                                                                    config.max_learners)
+        factors, tried = (None if config.retune else previous_choice(home.home, algorithm, "factors")), {}
+        if factors is None:
+            factors, tried = tune_factors(algorithm, config.model_params(), config.factor_candidates, fit_data, valid)
+            context.log.info(f"validation nDCG@10 by factors: {tried}; refitting with {factors}")
+        else:
+            context.log.info(f"kept {factors} factors from the last tuning (retune=False)")
         params = {**config.model_params(), "factors": factors}
         model = Factorisation(algorithm, **params)
         tracker = tracking.tracker(home.home)
@@ -80,7 +112,8 @@ def _factor_asset(algorithm: str, settings_type):
             tracker.mlflow.log_artifact(str(path))
         return MaterializeResult(metadata={"test_metrics": _metrics_table({model.name: metrics}), "mlflow_run": run_id,
                                            "factors": factors, "validation_ndcg@10_by_factors": MetadataValue.json(tried),
-                                           "test_learners": len(relevant), **{f"test_{k}": round(v, 4) for k, v in metrics.items() if k.endswith("@10")}})
+                                           "trained_learners": data.shape[0], "test_learners": len(relevant),
+                                           **{f"test_{k}": round(v, 4) for k, v in metrics.items() if k.endswith("@10")}})
 
     return factor_model
 
@@ -91,6 +124,8 @@ bpr_model = _factor_asset("bpr", BprSettings)
 
 class BaselineSettings(Config):
     neighbours: int = 50
+    max_learners: int = POPULATION_LEARNERS  # comparison models: a seeded sample above it (0: every learner)
+    seed: int = 0
 
 
 @asset(group_name=GROUP, kinds={"mlflow"}, deps=DEPS,
@@ -100,6 +135,7 @@ def baseline_models(context: AssetExecutionContext, config: BaselineSettings, wa
     with warehouse.get_connection(read_only=True) as con:
         _, data, relevant = _context(con)
         tags = run_tags(context, con)
+    data, relevant, _, _ = _population(context, config.max_learners, config.seed, data, relevant)
     tracker = tracking.tracker(home.home)
     results, runs = {}, {}
     for model, params in ((Popularity(), {}), (UserKNN(config.neighbours), {"neighbours": config.neighbours}),
@@ -107,12 +143,13 @@ def baseline_models(context: AssetExecutionContext, config: BaselineSettings, wa
         results[model.name], runs[model.name] = train_and_track(model, data, relevant, tracker, tags, params)
         context.log.info(f"{model.name}: nDCG@10 {results[model.name].get('ndcg@10', 0):.4f}")
     return MaterializeResult(metadata={"test_metrics": _metrics_table(results), "mlflow_runs": MetadataValue.json(runs),
-                                       "test_learners": len(relevant)})
+                                       "trained_learners": data.shape[0], "test_learners": len(relevant)})
 
 
 class HybridSettings(Config):
     validation_share: float = 0.2
     seed: int = 0
+    retune: bool = True  # False (the nightly job): keep the last alpha and level weight; score them on validation only
 
 
 def fitted_hybrid(home, data, content: str = "minilm", name: str = "hybrid", targets=None) -> Hybrid:
@@ -136,10 +173,16 @@ def hybrid_model(context: AssetExecutionContext, config: HybridSettings, warehou
                  home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
     _, data, relevant, fit_data, valid, tags = _with_validation(context, warehouse, config.validation_share, config.seed)
     tracker = tracking.tracker(home.home)
-    als_params = load_params(home.home, "als")
+    cf = Factorisation("als", **load_params(home.home, "als")).fit(fit_data)  # one validation fit serves every grid
+    previous = None if config.retune else previous_choice(home.home, "hybrid", "alpha")
+    kept = {}
+    if previous is not None:
+        weight = load_params(home.home, "hybrid")["level_weight"]
+        kept = {"alphas": (previous,), "level_weights": tuple(sorted({0.0, weight}))}
+        context.log.info(f"kept alpha {previous} and level weight {weight} from the last tuning (retune=False)")
     results, tunings, runs = {}, {}, {}
-    for content in ("minilm", "tfidf"):
-        tuning = tunings[content] = tune(Hybrid(Factorisation("als", **als_params), Content(content)), fit_data, valid)
+    for content in ("minilm",) if kept else ("minilm", "tfidf"):
+        tuning = tunings[content] = tune(Hybrid(cf, Content(content).fit(fit_data)), fit_data, valid, fit_parts=False, **kept)
         suffix = "" if content == "minilm" else "_tfidf"
         for name, level in ((f"hybrid{suffix}", False), (f"hybrid{suffix}_level", True)):
             alpha, weight = tuning.choice(level)
@@ -165,6 +208,8 @@ def hybrid_model(context: AssetExecutionContext, config: HybridSettings, warehou
 class RatingSettings(Config):
     regularisation: float = 5.0
     neighbours: int = 50
+    max_learners: int = POPULATION_LEARNERS  # comparison models: a seeded sample above it (0: every learner)
+    seed: int = 0
 
 
 @asset(group_name=GROUP, kinds={"mlflow"}, deps=["split"],
@@ -182,16 +227,21 @@ def rating_models(context: AssetExecutionContext, config: RatingSettings, wareho
                   "the source's ratings encode enrolment states, not opinions: MAE / MSE would mean nothing")
         context.log.warning(f"rating prediction skipped: {reason}")
         return MaterializeResult(metadata={"skipped": reason})
+    learners = np.sort(train["learner_id"].unique())
+    rows = sample_rows(len(learners), config.max_learners, config.seed) if config.max_learners else None
+    if rows is not None:
+        context.log.info(f"rating models: trained and scored on a seeded sample of {len(rows):,} of {len(learners):,} learners")
+        train, test = (frame[frame["learner_id"].isin(learners[rows])] for frame in (train, test))
     models = RatingModels(tuple(info["rating_scale"]), config.regularisation, config.neighbours).fit(train)
-    tracker, rows, runs = tracking.tracker(home.home), [], {}
+    tracker, table, runs = tracking.tracker(home.home), [], {}
     for name in models.NAMES:
         errors = rating_errors(test["rating"], models.predict(name, test))
         with tracker.run(name, {**tags, "model": name}) as run:
             tracker.mlflow.log_params({**config.model_dump(), "rating_scale": info["rating_scale"]})
             tracker.mlflow.log_metrics({f"test_{k}": v for k, v in errors.items()} | {"test_ratings": len(test)})
-        rows.append({"model": name, **{k: round(v, 4) for k, v in errors.items()}})
+        table.append({"model": name, **{k: round(v, 4) for k, v in errors.items()}})
         runs[name] = run.info.run_id
-    return MaterializeResult(metadata={"test_ratings": len(test), "errors": markdown_table(pd.DataFrame(rows)),
+    return MaterializeResult(metadata={"test_ratings": len(test), "errors": markdown_table(pd.DataFrame(table)),
                                        "mlflow_runs": MetadataValue.json(runs)})
 
 
@@ -204,14 +254,16 @@ class NeuralSettings(Config):
     batch_size: int = 4096
     validation_share: float = 0.2
     seed: int = 0
+    max_learners: int = POPULATION_LEARNERS  # a comparison model: a seeded sample above it (0: every learner)
 
 
 @asset(group_name=GROUP, kinds={"pytorch", "mlflow"}, deps=["als_model", *DEPS],
        description="Neural hybrid: shared attention over ALS factors and MiniLM embeddings, BPR loss, early-stopped on validation.")
 def neural_hybrid_model(context: AssetExecutionContext, config: NeuralSettings, warehouse: WarehouseResource,
                         home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
-    _, data, relevant, fit_data, valid, tags = _with_validation(context, warehouse, config.validation_share, config.seed)
-    params = {k: v for k, v in config.model_dump().items() if k != "validation_share"}
+    _, data, relevant, fit_data, valid, tags = _with_validation(context, warehouse, config.validation_share, config.seed,
+                                                                config.max_learners)
+    params = {k: v for k, v in config.model_dump().items() if k not in ("validation_share", "max_learners")}
     model = NeuralHybrid(**params, als_params=load_params(home.home, "als")).fit(data, fit_data, valid)
     for record in model.history:
         context.log.info(", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))

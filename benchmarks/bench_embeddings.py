@@ -1,9 +1,8 @@
 """MiniLM on this CPU: torch vs ONNX throughput by batch size, and whether the paper's preprocessing helps.
 
-ONNX: sentence-transformers' own ONNX backend needs optimum-onnx, which pins transformers below the
-5.x that sentence-transformers 6.2 requires, so the transformer is exported with ``torch.onnx.export``
-and run by onnxruntime (mean pooling and normalisation as the model's own modules do); agreement is the
-lowest cosine between the two backends' embeddings of the same texts. Needs ``pip install -e '.[bench]'``.
+ONNX: the product's own backend (``coursepilot/onnx_encoder.py``: the transformer exported with
+``torch.onnx.export``, run by onnxruntime, pooled as the model's own modules do); agreement is the
+lowest cosine between the two backends' embeddings of the same texts.
 
 Preprocessing is judged by neighbour precision@10: the share of each course's 10 nearest courses
 (cosine) that share its label (synthetic theme, edX subject, MARS software).
@@ -22,8 +21,9 @@ import pandas as pd
 
 from common import DATASETS, console, print_table
 from coursepilot.content import course_texts
-from coursepilot.embeddings import embed_texts, load_model
+from coursepilot.embeddings import MODEL_NAME, embed_texts, load_model
 from coursepilot.neighbours import CourseIndex
+from coursepilot.onnx_encoder import OnnxEncoder
 from coursepilot.sources import load_source
 from coursepilot.synthetic import SIZES, generate
 
@@ -34,45 +34,6 @@ def neighbour_precision(vectors: np.ndarray, labels: np.ndarray, k: int = 10) ->
     return float(np.mean(hits))
 
 
-class OnnxEncoder:
-    """The MiniLM transformer exported to ONNX and run by onnxruntime, pooled like the torch model."""
-
-    def __init__(self, model, folder: Path, threads: int = 2):
-        import onnxruntime
-        import torch
-
-        self.tokenizer, self.max_length = model.tokenizer, model.max_seq_length
-        sample = self.tokenizer(["a sentence"], return_tensors="pt")
-        names = ["input_ids", "attention_mask", "token_type_ids"]
-        path = folder / "minilm.onnx"
-        class Tokens(torch.nn.Module):  # keyword arguments: the transformer's positional order is not stable
-            def __init__(self, transformer):
-                super().__init__()
-                self.transformer = transformer
-
-            def forward(self, input_ids, attention_mask, token_type_ids):
-                return self.transformer(input_ids=input_ids, attention_mask=attention_mask,
-                                        token_type_ids=token_type_ids).last_hidden_state
-
-        torch.onnx.export(Tokens(model[0].auto_model).eval(), tuple(sample[n] for n in names), str(path), input_names=names,
-                          output_names=["tokens"], dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "tokens"]},
-                          dynamo=False)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
-        out = []
-        for start in range(0, len(texts), batch_size):
-            feed = self.tokenizer(texts[start:start + batch_size], padding=True, truncation=True, max_length=self.max_length,
-                                  return_tensors="np")
-            tokens = self.session.run(None, {k: v.astype(np.int64) for k, v in feed.items()})[0]
-            mask = feed["attention_mask"][..., None].astype(np.float32)
-            pooled = (tokens * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
-            out.append(pooled / np.linalg.norm(pooled, axis=1, keepdims=True))
-        return np.vstack(out)
-
-
 def throughput(model, texts: list[str], batches: list[int]) -> tuple[list[list], float]:
     """Rows (backend, batch, texts, sentences/s) for torch and ONNX, and the lowest cosine between them."""
     rows, reference = [], None
@@ -80,13 +41,8 @@ def throughput(model, texts: list[str], batches: list[int]) -> tuple[list[list],
         started = time.perf_counter()
         reference = model.encode(texts, batch_size=batch, normalize_embeddings=True, show_progress_bar=False)
         rows.append(["torch", batch, len(texts), len(texts) / (time.perf_counter() - started)])
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        console.print("onnxruntime is not installed (pip install -e '.[bench]'): ONNX skipped")
-        return rows, float("nan")
     with tempfile.TemporaryDirectory() as folder:
-        encoder = OnnxEncoder(model, Path(folder))
+        encoder = OnnxEncoder(MODEL_NAME, Path(folder))
         for batch in batches:
             started = time.perf_counter()
             onnx = encoder.encode(texts, batch)

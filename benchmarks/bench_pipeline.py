@@ -10,8 +10,8 @@ time minus the stages' own wall time: loading definitions, the run and event sto
 run, and the gaps between steps.
 
 ``--incremental`` then appends 1% new courses (new texts) and 1% new interactions (a week after the
-last, half of them with the new courses) to the generated files and measures the nightly run again
-on the same project home: what a nightly retrain on slowly growing data costs.
+last, half of them with the new courses) to the generated files and measures the ``nightly_retrain``
+job on the same project home: what the nightly retrain on slowly growing data costs.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from pathlib import Path
 from queue import Empty
 
 from common import console, print_table
+
+from coursepilot.synthetic.growth import append_growth
 
 
 def _peak_kb() -> int:
@@ -66,33 +68,11 @@ class StageClock(logging.Handler):
                   f"CPU {stage['cpu_s']:.1f} s, peak {stage['peak_gb']:.2f} GB", flush=True)
 
 
-def append_increment(folder: Path, share: float = 0.01, seed: int = 1) -> tuple[int, int]:
-    """Append ``share`` new courses and ``share`` new interactions to a generated dataset; return both counts."""
-    import numpy as np
-    import pandas as pd
-
-    rng = np.random.default_rng(seed)
-    courses, inter = pd.read_parquet(folder / "courses.parquet"), pd.read_parquet(folder / "interactions.parquet")
-    new = courses.sample(max(1, int(len(courses) * share)), random_state=seed).reset_index(drop=True)
-    new["course_id"] = [f"NEW{seed}-{i}" for i in range(len(new))]
-    new["title"] = new["title"] + " (new edition " + new.index.astype(str) + ")"
-    added = inter.sample(max(1, int(len(inter) * share)), random_state=seed).reset_index(drop=True)
-    added["course_id"] = np.where(rng.random(len(added)) < 0.5, rng.choice(new["course_id"], len(added)),
-                                  rng.choice(courses["course_id"], len(added)))
-    if "ts" in added:
-        added["ts"] = inter["ts"].max() + pd.Timedelta(days=7)
-    added = added[~added.set_index(["learner_id", "course_id"]).index.isin(inter.set_index(["learner_id", "course_id"]).index)]
-    added = added.drop_duplicates(["learner_id", "course_id"])
-    pd.concat([courses, new], ignore_index=True).to_parquet(folder / "courses.parquet")
-    pd.concat([inter, added], ignore_index=True).to_parquet(folder / "interactions.parquet")
-    return len(new), len(added)
-
-
-def measure(size: str, workdir: str, queue, label: str) -> None:
+def measure(size: str, workdir: str, queue, label: str, job_name: str) -> None:
     from dagster import DagsterInstance, LoggerDefinition
 
     from coursepilot.home import ProjectHome
-    from pipelines.definitions import FULL_JOB, build_definitions
+    from pipelines.definitions import build_definitions
     from pipelines.run import prepare_dagster_home
     from resources import DatasetResource
 
@@ -108,8 +88,9 @@ def measure(size: str, workdir: str, queue, label: str) -> None:
 
     defs = build_definitions(home, DatasetResource(size=size), loggers={"clock": LoggerDefinition(make)})
     with DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(FULL_JOB).execute_in_process(
-            instance=instance, raise_on_error=False, run_config={"loggers": {"clock": {}}})
+        job = defs.resolve_job_def(job_name)
+        result = job.execute_in_process(instance=instance, raise_on_error=False,
+                                        run_config={**(job.run_config or {}), "loggers": {"clock": {}}})
     meta = {e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
             for e in result.get_asset_materialization_events()}
     embedded = {k: meta["course_embeddings"][k].value for k in ("encoded", "cached")} if "course_embeddings" in meta else {}
@@ -144,7 +125,7 @@ def _wait(proc, queue) -> dict | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", choices=["XS", "S", "M", "L"], default=["S"], help="synthetic size presets to run, each in a fresh process (default S)")
-    parser.add_argument("--incremental", action="store_true", help="after each full run, add 1%% new courses and interactions and time the nightly run")
+    parser.add_argument("--incremental", action="store_true", help="after each full run, add 1%% new courses and interactions and time the nightly_retrain job")
     parser.add_argument("--workdir", help="where the project homes go (default: a temporary folder, removed afterwards)")
     parser.add_argument("--json", type=Path, help="also write the measurements to this JSON file")
     args = parser.parse_args()
@@ -153,11 +134,11 @@ def main() -> None:
     queue, runs = context.Queue(), []
     try:
         for size in args.sizes:
-            for label in ("full run", "nightly +1%") if args.incremental else ("full run",):
-                if label != "full run":
+            for label, job_name in (("full run", "full_pipeline"), ("nightly +1%", "nightly_retrain"))[:2 if args.incremental else 1]:
+                if job_name != "full_pipeline":
                     data = next((Path(workdir) / size / "data").iterdir())
-                    console.print(f"added {append_increment(data)} (courses, interactions) to {data}")
-                proc = context.Process(target=measure, args=(size, workdir, queue, label))
+                    console.print(f"added {append_growth(data)} (courses, interactions) to {data}")
+                proc = context.Process(target=measure, args=(size, workdir, queue, label, job_name))
                 proc.start()
                 run = _wait(proc, queue)
                 if run is None:

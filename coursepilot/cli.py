@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                                           "Dagster instance, then print the tables, check results and where things live.")
     _add_source_flags(run)
     _add_home_flag(run)
+    run.add_argument("--job", choices=["full_pipeline", "nightly_retrain"], default="full_pipeline",
+                     help="full_pipeline (default): every asset, tuning, comparison models and the evaluation report; "
+                          "nightly_retrain: the serving path with the last tuned settings (what the nightly schedule runs)")
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                      help="lowest level of the assets' own log lines printed while the run goes (default INFO); "
                           "every step's result is always shown")
@@ -121,7 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     dataset = _dataset(args)
     console.rule(f"coursepilot run: {dataset.describe()}")
     started = time.perf_counter()
-    result = run_pipeline(home, dataset, console, args.log_level)
+    result = run_pipeline(home, dataset, console, args.log_level, args.job)
     elapsed = time.perf_counter() - started
     if not result.success:
         console.print(f"[red bold]Run failed[/] after {elapsed:.1f} s: {failure_message(result)}")

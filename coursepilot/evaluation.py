@@ -7,6 +7,7 @@ import numpy as np
 from .metrics import hit_matrix, metrics_from_hits
 from .models.base import Recommender, TrainData, interaction_matrix, split_frame
 from .models.hybrid import relevant_sets
+from .sampling import SCORED_LEARNERS, sample_learners
 
 
 def held_out(con, data: TrainData, split: str = "test", rating_scale=None) -> dict[int, set[int]]:
@@ -14,8 +15,13 @@ def held_out(con, data: TrainData, split: str = "test", rating_scale=None) -> di
     return relevant_sets(interaction_matrix(split_frame(con, (split,)), data.learner_ids, data.course_ids, rating_scale))
 
 
-def evaluate(model: Recommender, relevant: dict[int, set[int]], ks=(5, 10)) -> dict[str, float]:
-    """Mean ranking metrics of ``model`` (already fitted) over the learners in ``relevant``."""
+def evaluate(model: Recommender, relevant: dict[int, set[int]], ks=(5, 10), max_learners: int = SCORED_LEARNERS) -> dict[str, float]:
+    """Mean ranking metrics of ``model`` (already fitted) over the learners in ``relevant``.
+
+    Above ``max_learners`` the mean is over a seeded sample of that many (the same sample for every
+    model scored on the same split; see ``coursepilot.sampling``).
+    """
+    relevant = sample_learners(relevant, max_learners)
     rows = np.array(list(relevant), dtype=np.int64)
     if not len(rows):
         return {}

@@ -36,14 +36,6 @@ def ranking_metrics(ranked, relevant, k: int) -> dict[str, float]:
             "hit": float(n_hits > 0), "ndcg": dcg / ideal, "map": ap, "mrr": 0.0 if first is None else 1.0 / (first + 1)}
 
 
-def sample_learners(relevant: dict, limit: int, seed: int = 0) -> dict:
-    """``relevant`` restricted to a seeded random sample of at most ``limit`` learners (all of them when fewer)."""
-    if len(relevant) <= limit:
-        return relevant
-    keys = np.sort(np.random.default_rng(seed).choice(np.array(list(relevant)), limit, replace=False))
-    return {int(k): relevant[int(k)] for k in keys}
-
-
 def hit_matrix(top: np.ndarray, relevant: list[set]) -> np.ndarray:
     """(learners, k) booleans: is the item at each rank relevant?"""
     return np.array([[item in rel for item in row] for row, rel in zip(top.tolist(), relevant)], dtype=bool).reshape(top.shape)

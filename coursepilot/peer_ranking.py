@@ -22,6 +22,7 @@ from .learner_neighbours import LearnerNeighbours
 from .metrics import metrics_from_hits
 from .models.base import top_k
 from .profiles import LearnerProfiles
+from .sampling import SCORED_LEARNERS, sample_rows
 
 
 @dataclass(frozen=True)
@@ -96,11 +97,15 @@ def _reasons(kinds: np.ndarray, rows: np.ndarray, peers: np.ndarray, binary: spa
     return np.select([kinds == 0, kinds == 1], [courses.to_numpy(), profile], "similar level")
 
 
-def cf_peers(matrix: sparse.csr_matrix, k: int) -> np.ndarray:
-    """Top-k learners by interaction cosine (eq. 8) over everyone (HNSW candidates above 50,000 learners)."""
+def cf_peers(matrix: sparse.csr_matrix, k: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """``(n, k)`` top-k learners by interaction cosine (eq. 8) among everyone (HNSW candidates above 50,000
+    learners), for ``rows`` only when given (the others -1): an evaluation baseline needs only the scored learners."""
     index = LearnerNeighbours(matrix, k)
-    rows = np.arange(matrix.shape[0])
-    return np.concatenate([index.search(rows[start:start + 4096])[0] for start in range(0, len(rows), 4096)])
+    rows = np.arange(matrix.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
+    out = np.full((matrix.shape[0], index.k), -1, dtype=np.int64)
+    for start in range(0, len(rows), 4096):
+        out[rows[start:start + 4096]] = index.search(rows[start:start + 4096])[0]
+    return out
 
 
 def cluster_random_peers(labels: np.ndarray, k: int, seed: int = 0) -> list[np.ndarray]:
@@ -135,18 +140,26 @@ def ranked_matrix(ranked, k: int) -> np.ndarray:
     return out
 
 
-def relevant_counts(binary: sparse.csr_matrix, batch: int = 2048) -> np.ndarray:
-    """Per learner: how many other learners share at least one test-period course with them (the relevant peers).
-
-    ``binary``: the 0/1 learners x courses matrix of test-period interactions.
+def relevant_counts(binary: sparse.csr_matrix, rows: np.ndarray | None = None, batch: int = 2048) -> np.ndarray:
+    """Per learner of ``rows`` (default: all): how many other learners share at least one test-period course
+    with them (the relevant peers). ``binary``: the 0/1 learners x courses matrix of test-period interactions.
     """
+    rows = np.arange(binary.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
     transposed = binary.T.tocsr()
     has_test = np.diff(binary.indptr) > 0
-    out = np.zeros(binary.shape[0], dtype=np.int64)
-    for start in range(0, binary.shape[0], batch):
-        shared = binary[start:start + batch] @ transposed
-        out[start:start + batch] = np.diff(shared.indptr) - has_test[start:start + batch]  # not oneself
+    out = np.zeros(len(rows), dtype=np.int64)
+    for start in range(0, len(rows), batch):
+        block = rows[start:start + batch]
+        out[start:start + batch] = np.diff((binary[block] @ transposed).indptr) - has_test[block]  # not oneself
     return out
+
+
+def scored_candidates(test: sparse.csr_matrix, max_learners: int = SCORED_LEARNERS, seed: int = 0) -> np.ndarray:
+    """Learners with a test-period course, a seeded sample of at most ``max_learners``: the ones peer rankings
+    are scored on (those of them with at least one relevant peer)."""
+    rows = np.flatnonzero(np.diff(test.tocsr().indptr) > 0)
+    chosen = sample_rows(len(rows), max_learners, seed)
+    return rows if chosen is None else rows[chosen]
 
 
 def peer_hits(binary: sparse.csr_matrix, rows: np.ndarray, ranked: np.ndarray, batch: int = 100_000) -> np.ndarray:
@@ -161,21 +174,24 @@ def peer_hits(binary: sparse.csr_matrix, rows: np.ndarray, ranked: np.ndarray, b
     return (shared.reshape(len(rows), k) > 0) & valid
 
 
-def evaluate_peers(test: sparse.csr_matrix, rankings: dict[str, np.ndarray], ks=(5, 10)) -> tuple[dict, dict, int]:
+def evaluate_peers(test: sparse.csr_matrix, rankings: dict[str, np.ndarray], ks=(5, 10),
+                   max_learners: int = SCORED_LEARNERS, seed: int = 0) -> tuple[dict, dict, int]:
     """(mean ``<metric>@<k>`` per ranking, per-learner nDCG@10 per ranking, learners evaluated).
 
     A learner is evaluated when at least one other learner shares a test-period course with them;
     a recommended peer is relevant when they do (DESIGN.md). Rankings are ``(n, k)`` arrays, -1 padded.
+    Above ``max_learners`` learners with test courses, a seeded sample of them (:func:`scored_candidates`).
     """
     binary = (test > 0).astype(np.float32).tocsr()
-    n_relevant = relevant_counts(binary)
-    evaluated = np.flatnonzero(n_relevant > 0)
+    candidates = scored_candidates(binary, max_learners, seed)
+    counts = relevant_counts(binary, candidates)
+    evaluated, n_relevant = candidates[counts > 0], counts[counts > 0]
     results, per = {}, {}
     for name, ranked in rankings.items():
         full = np.full((test.shape[0], max(ks)), -1, dtype=np.int64)
         full[:min(len(ranked), len(full)), :min(ranked.shape[1], max(ks))] = ranked[:len(full), :max(ks)]
         hits = peer_hits(binary, evaluated, full[evaluated])
-        metrics = metrics_from_hits(hits, n_relevant[evaluated], ks)
+        metrics = metrics_from_hits(hits, n_relevant, ks)
         results[name] = {key: float(np.mean(v)) for key, v in metrics.items()}
         per[name] = metrics[f"ndcg@{max(ks)}"]
     return results, per, len(evaluated)

@@ -1,7 +1,8 @@
 """The evaluation report: every model on the same splits, cold start, peers, significance, plots.
 
 Protocol (README "Evaluation"): for each seed, the split is rebuilt with that seed on an in-memory
-copy of the warehouse (the pipeline's own tables are never touched); every model is trained on
+copy of the warehouse (the pipeline's own tables are never touched; above ``max_learners`` learners
+the copy holds a seeded sample of that many, the same for every seed); every model is trained on
 ``train``; the hybrids are tuned on a validation carve of ``train``; all are scored on ``test``.
 The table reports the mean over seeds and the standard deviation (``<metric>@<k>_std``).
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .embeddings import embed_texts
 from .metrics import hit_matrix, metrics_from_hits
@@ -22,12 +24,14 @@ from .models.base import Recommender, TrainData, load_train_data, minmax_rows, t
 from .models.factors import Factorisation
 from .models.hybrid import Hybrid, tune, validation_data
 from .models.simple import Content, Popularity, UserKNN
+from .sampling import POPULATION_LEARNERS, sample_rows
 from .significance import paired_ttest
 from .splits import SplitConfig, build_split
 from .evaluation import held_out
 
 COPIED = ("learners", "courses", "interactions", "course_embeddings", "tfidf_course_vectors", "course_labels",
           "learner_labels", "source_info")
+PER_LEARNER = ("learners", "interactions", "learner_labels")  # copied for the sampled learners only
 BASELINES = ("popularity", "als", "content_minilm", "user_knn")
 DEFINITIONS = {
     "precision@k": "|top-k ∩ relevant| / k", "recall@k": "|top-k ∩ relevant| / |relevant|",
@@ -51,16 +55,24 @@ class ReportConfig:
     chosen: str = "hybrid_level"
     als_params: dict = field(default_factory=dict)
     neural_params: dict = field(default_factory=dict)
+    max_learners: int = POPULATION_LEARNERS  # 0: every learner
 
 
-def isolated_copy(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    """An in-memory database holding the tables the evaluation reads."""
+def isolated_copy(con: duckdb.DuckDBPyConnection, max_learners: int = 0, seed: int = 0) -> duckdb.DuckDBPyConnection:
+    """An in-memory database holding the tables the evaluation reads (a seeded sample of learners above ``max_learners``)."""
     memory = duckdb.connect()
     memory.execute("SET enable_progress_bar = false")
+    ids = [r[0] for r in con.execute("SELECT learner_id FROM learners ORDER BY 1").fetchall()]
+    rows = sample_rows(len(ids), max_learners, seed) if max_learners else None
+    if rows is not None:
+        con.register("sampled_learners", pa.table({"learner_id": pa.array([ids[r] for r in rows])}))
     for table in COPIED:
-        memory.register("incoming", con.execute(f"SELECT * FROM {table}").to_arrow_table())
+        kept = " WHERE learner_id IN (SELECT learner_id FROM sampled_learners)" if rows is not None and table in PER_LEARNER else ""
+        memory.register("incoming", con.execute(f"SELECT * FROM {table}{kept}").to_arrow_table())
         memory.execute(f"CREATE TABLE {table} AS SELECT * FROM incoming")
         memory.unregister("incoming")
+    if rows is not None:
+        con.unregister("sampled_learners")
     return memory
 
 
@@ -70,8 +82,9 @@ def _models(config: ReportConfig, data: TrainData, fit_data: TrainData, valid: d
                                       "user_knn": UserKNN(50), "content_minilm": Content("minilm"), "content_tfidf": Content("tfidf")}
     for model in models.values():
         model.fit(data)
+    cf = Factorisation("als", **config.als_params).fit(fit_data)  # one validation fit serves both grids
     for content, suffix in (("minilm", ""), ("tfidf", "_tfidf")):
-        tuning = tune(Hybrid(Factorisation("als", **config.als_params), Content(content)), fit_data, valid)
+        tuning = tune(Hybrid(cf, Content(content).fit(fit_data)), fit_data, valid, fit_parts=False)
         for name, level in ((f"hybrid{suffix}", False), (f"hybrid{suffix}_level", True)):
             alpha, weight = tuning.choice(level)
             hybrid = Hybrid(models["als"], models[f"content_{content}"], alpha, weight, name)
@@ -143,7 +156,7 @@ def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print
     """Run the protocol over ``config.seeds`` and return the report as a dict (see ``write_report``)."""
     info = {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM source_info").fetchall()}
     scale = tuple(info["rating_scale"]) if info["rating_scale"] else None
-    mem = isolated_copy(con)
+    mem = isolated_copy(con, config.max_learners)
     per_seed, learners_per_seed, cold = [], [], {}
     significance = {}
     for i, seed in enumerate(config.seeds):
@@ -170,6 +183,7 @@ def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print
                             "vs": {b: paired_ttest(per_learner[chosen], per_learner[b]) for b in BASELINES}}
             cold = {"learners": _cold_learners(mem, data, np.log1p(np.asarray((data.matrix > 0).sum(axis=0)).ravel())),
                     "courses": _cold_courses(mem, data, models)}
+    mem_learners = mem.execute("SELECT count(*) FROM learners").fetchone()[0]
     mem.close()
     names = list(per_seed[0])
     models_out = {}
@@ -180,6 +194,7 @@ def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print
         models_out[name]["seeds"] = len(runs)
     return {"source": {"format": info["format"], "fingerprint": info["fingerprint"]},
             "config": {"seeds": list(config.seeds), "ks": list(config.ks), "test_share": config.test_share,
+                       "learners": mem_learners, "max_learners": config.max_learners,
                        "neural_seeds": config.neural_seeds, "test_learners_per_seed": learners_per_seed},
             "definitions": DEFINITIONS, "models": models_out, "cold_start": cold, "significance": significance,
             "ratings": ratings}
@@ -227,7 +242,9 @@ def write_report(report: dict, out: Path) -> list[Path]:
     (out / "report.json").write_text(json.dumps(report, indent=2, default=float))
     models = pd.DataFrame(report["models"]).T
     lines = [f"# Evaluation report ({report['source']['format']}, seeds {report['config']['seeds']})", "",
-             f"Test learners per seed: {report['config']['test_learners_per_seed']}. Mean over seeds; ± one standard deviation.", "",
+             f"Learners: {report['config']['learners']:,} (a seeded sample above {report['config']['max_learners']:,}; "
+             f"0 means no sample). Test learners per seed: {report['config']['test_learners_per_seed']}. "
+             "Mean over seeds; ± one standard deviation.", "",
              "## Models", "", _md(models, TABLE_METRICS, std=True), ""]
     for group in ("learners", "courses"):
         if report["cold_start"].get(group):

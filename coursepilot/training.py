@@ -6,6 +6,7 @@ import time
 
 from .evaluation import evaluate
 from .models.base import Recommender, TrainData
+from .sampling import SCORED_LEARNERS
 from .tracking import Tracker
 
 
@@ -21,5 +22,6 @@ def train_and_track(model: Recommender, data: TrainData, relevant: dict, tracker
         tracker.mlflow.log_params({**params, "learners": data.shape[0], "courses": data.shape[1],
                                    "train_interactions": int(data.matrix.nnz)})
         tracker.mlflow.log_metrics({"fit_seconds": seconds, "test_learners": len(relevant),
+                                    "scored_learners": min(len(relevant), SCORED_LEARNERS),
                                     **{f"test_{k.replace('@', '_at_')}": v for k, v in metrics.items()}})
         return metrics, run.info.run_id

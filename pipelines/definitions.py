@@ -17,7 +17,7 @@ from assets.recommenders import (als_model, baseline_models, bpr_model, hybrid_m
 from assets.source_data import cleaned_tables, raw_tables
 from assets.split import split
 from coursepilot.home import ProjectHome
-from pipelines.schedules import nightly_schedule
+from pipelines.schedules import nightly_schedule, weekly_schedule
 from pipelines.sensors import source_change_sensor
 from resources import DatasetResource, EmbedderResource, ProjectHomeResource, TrackingResource, warehouse_resource
 
@@ -26,12 +26,23 @@ ASSETS = [raw_tables, cleaned_tables, split, learner_features, learner_labels, c
           hybrid_model, neural_hybrid_model, rating_models, recommender, learner_state, peer_clusters, peer_recommendations,
           difficulty_steering, evaluation_report]
 
-FULL_JOB = "full_pipeline"
+COMPARISONS = [bpr_model, baseline_models, neural_hybrid_model, rating_models, difficulty_steering, evaluation_report]
+"""Assets that exist to measure and compare: rebuilt by the full job (weekly), not by the nightly retrain."""
+
+FULL_JOB, NIGHTLY_JOB = "full_pipeline", "nightly_retrain"
 EXECUTOR_ENV = "COURSEPILOT_EXECUTOR"
 EXECUTORS = ("in_process", "multiprocess", "k8s", "celery")
+KEEP_TUNING = {"config": {"retune": False}}
 
 full_pipeline = define_asset_job(FULL_JOB, selection=AssetSelection.all(),
-                                 description="Materialize the whole asset graph, checks included.")
+                                 description="Materialize the whole asset graph, checks included: tuning, every comparison "
+                                             "model and the evaluation report.")
+nightly_retrain = define_asset_job(
+    NIGHTLY_JOB, selection=AssetSelection.all() - AssetSelection.assets(*COMPARISONS),
+    config={"ops": {name: KEEP_TUNING for name in ("als_model", "hybrid_model", "peer_clusters")}},
+    description="The serving path on the newest data: cleaned tables, labels, embeddings (new texts only), ALS and the "
+                "hybrid with the last tuned settings, the registered model through the gate, peer groups and peers. "
+                "Tunes from scratch where no earlier run left settings.")
 
 
 def executor(name: str | None = None) -> ExecutorDefinition:
@@ -71,8 +82,8 @@ def build_definitions(home: ProjectHome | None = None, dataset: DatasetResource 
     return Definitions(
         assets=ASSETS,
         asset_checks=CHECKS,
-        jobs=[full_pipeline],
-        schedules=[nightly_schedule(full_pipeline)],
+        jobs=[full_pipeline, nightly_retrain],
+        schedules=[nightly_schedule(nightly_retrain), weekly_schedule(full_pipeline)],
         sensors=[source_change_sensor(full_pipeline, dataset)],
         resources={
             "dataset": dataset,

@@ -45,15 +45,17 @@ def prepare_dagster_home(home: ProjectHome) -> Path:
     return home.dagster
 
 
-def run_pipeline(home: ProjectHome, dataset: DatasetResource, console: Console, log_level: str = "INFO") -> ExecuteInProcessResult:
-    """Materialize every asset (and run every check) on ``dataset``, showing progress on ``console``."""
+def run_pipeline(home: ProjectHome, dataset: DatasetResource, console: Console, log_level: str = "INFO",
+                 job_name: str = FULL_JOB) -> ExecuteInProcessResult:
+    """Materialize the job's assets (and run their checks) on ``dataset``, showing progress on ``console``."""
     prepare_dagster_home(home)
-    job = build_definitions(home, dataset).resolve_job_def(FULL_JOB)
+    job = build_definitions(home, dataset).resolve_job_def(job_name)
     with StepProgress(console, len(job.graph.node_defs), logging.getLevelName(log_level)) as handler:
         defs = build_definitions(home, dataset, loggers={"progress": progress_logger(handler)})
         with DagsterInstance.get() as instance:
-            return defs.resolve_job_def(FULL_JOB).execute_in_process(
-                instance=instance, raise_on_error=False, run_config={"loggers": {"progress": {}}})
+            job = defs.resolve_job_def(job_name)
+            return job.execute_in_process(instance=instance, raise_on_error=False,
+                                          run_config={**(job.run_config or {}), "loggers": {"progress": {}}})
 
 
 def failure_message(result: ExecuteInProcessResult) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,6 +14,7 @@ from assets.checks import DATA_CHECKS
 from assets.source_data import cleaned_tables, raw_tables
 from coursepilot import quality
 from coursepilot.home import ProjectHome
+from coursepilot.synthetic.growth import append_growth
 from coursepilot.warehouse import connect
 from pipelines.definitions import build_definitions
 from resources import DatasetResource, ProjectHomeResource, warehouse_resource
@@ -86,11 +89,12 @@ def test_dataset_from_env(monkeypatch, tmp_path):
 
 
 @pytest.mark.slow
-def test_full_graph_tracks_models_and_reuses_the_embedding_cache(tmp_path, xs_folder):
+def test_full_graph_then_a_nightly_retrain_on_grown_data(tmp_path, xs_folder):
     import mlflow
 
     home = ProjectHome.resolve(tmp_path / "home")
-    defs = build_definitions(home, DatasetResource(format="synthetic", path=str(xs_folder)))
+    folder = Path(shutil.copytree(xs_folder, tmp_path / "data"))
+    defs = build_definitions(home, DatasetResource(format="synthetic", path=str(folder)))
     job = defs.resolve_job_def("full_pipeline")
 
     def embedded(result):
@@ -137,9 +141,27 @@ def test_full_graph_tracks_models_and_reuses_the_embedding_cache(tmp_path, xs_fo
     assert len(versions) == 1 and client.get_registered_model("coursepilot-recommender").aliases == {"champion": 1, "challenger": 1}
     assert all(r.data.tags["data_fingerprint"] and r.data.tags["dagster_run_id"] == first.run_id for r in runs)
 
-    second = job.execute_in_process(instance=DagsterInstance.ephemeral())
-    assert second.success and embedded(second)[:2] == (0, 80)
-    aliases = client.get_registered_model("coursepilot-recommender").aliases
-    assert aliases == {"champion": 2, "challenger": 2}  # same data, same validation score: the gate promotes it
+    new_courses, new_interactions = append_growth(folder, share=0.02)  # a new course and about 2% more interactions
+    assert new_courses == 1 and new_interactions > 200
+    nightly = defs.resolve_job_def("nightly_retrain")
+    second = nightly.execute_in_process(instance=DagsterInstance.ephemeral())
+    assert second.success
+    encoded, cached, after = embedded(second)
+    assert (encoded, cached) == (1, 80)  # only the new course is encoded
+    assert after["als_model"]["factors"].value == meta["als_model"]["factors"].value  # kept, not retuned
+    assert after["als_model"]["validation_ndcg@10_by_factors"].value == {}
+    assert meta["als_model"]["validation_ndcg@10_by_factors"].value  # the full run tuned
+    assert after["peer_clusters"]["k"].value == meta["peer_clusters"]["k"].value
+    assert len(after["peer_clusters"]["silhouette_by_k"].value) == 1
+    assert after["hybrid_model"]["alpha"].value == meta["hybrid_model"]["alpha"].value
+    assert not set(after) & {"bpr_model", "baseline_models", "neural_hybrid_model", "rating_models", "evaluation_report"}
+    with connect(home.warehouse, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM course_embeddings").fetchone()[0] == 81
+        assert con.execute("SELECT count(*) FROM interactions").fetchone()[0] == 12_000 + new_interactions
+    later = client.search_runs([client.get_experiment_by_name("coursepilot").experiment_id],
+                               f"tags.dagster_run_id = '{second.run_id}'")
+    assert {r.info.run_name for r in later} >= {"als", "hybrid", "recommender", "peer_recommendations"}
+    assert not {r.info.run_name for r in later} & {"bpr", "neural_hybrid", "evaluation_report"}
+    assert client.get_registered_model("coursepilot-recommender").aliases["challenger"] == 2
     freshness = [e for e in second.get_asset_check_evaluations() if e.check_name == "champion_freshness"]
     assert len(freshness) == 1 and freshness[0].passed

@@ -53,3 +53,20 @@ def test_unknown_model_is_refused_offline(tmp_path):
 
 def test_preprocess_drops_stop_words_and_punctuation():
     assert preprocess("The Basics of SQL: a first course!") == "basics sql course"
+
+
+def test_onnx_backend_agrees_with_torch_and_keeps_its_export(tmp_path):
+    texts = ["Introduction to Python programming for data analysis with pandas",
+             "Watercolour painting techniques for landscapes and portraits", "SQL joins " * 300]  # the last is truncated
+    reference = embed_texts(texts)
+    stats = EmbedStats()
+    onnx = embed_texts(texts, cache=EmbeddingCache(tmp_path), stats=stats, backend="onnx")
+    assert onnx.shape == (3, DIM) and onnx.dtype == np.float32 and stats.truncated == 1
+    assert (onnx * reference).sum(axis=1).min() > 0.999
+    exported = list((tmp_path / "onnx").glob("*.onnx"))
+    assert len(exported) == 1 and not list((tmp_path / "onnx").glob(".*"))  # no temporary file left behind
+    again = EmbedStats()
+    embed_texts(texts[:2], cache=EmbeddingCache(tmp_path), stats=again, backend="onnx")
+    assert (again.encoded, again.cached) == (0, 2)  # the cache key is the model and the text, not the backend
+    with pytest.raises(ValueError, match="choose one of torch, onnx"):
+        embed_texts(["a new text"], backend="tensorflow")

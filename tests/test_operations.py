@@ -25,13 +25,27 @@ REPO = Path(__file__).resolve().parents[1]
 def test_nightly_schedule_defaults_and_config(tmp_path, monkeypatch):
     schedule = build_definitions(ProjectHome.resolve(tmp_path)).resolve_schedule_def("nightly_retrain")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 2 * * *", "UTC")
-    assert schedule.default_status.value == "RUNNING" and schedule.job_name == "full_pipeline"
+    assert schedule.default_status.value == "RUNNING" and schedule.job_name == "nightly_retrain"
     result = schedule.evaluate_tick(build_schedule_context(instance=DagsterInstance.ephemeral()))
     assert len(result.run_requests) == 1
     monkeypatch.setenv("COURSEPILOT_NIGHTLY_CRON", "30 3 * * 1-5")
     monkeypatch.setenv("COURSEPILOT_TIMEZONE", "Europe/Paris")
     schedule = build_definitions(ProjectHome.resolve(tmp_path)).resolve_schedule_def("nightly_retrain")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("30 3 * * 1-5", "Europe/Paris")
+
+
+def test_weekly_full_rebuild_and_the_nightly_job_keeps_tuning(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSEPILOT_WEEKLY_CRON", "0 4 * * 6")
+    defs = build_definitions(ProjectHome.resolve(tmp_path))
+    weekly = defs.resolve_schedule_def("weekly_full")
+    assert (weekly.cron_schedule, weekly.job_name, weekly.default_status.value) == ("0 4 * * 6", "full_pipeline", "RUNNING")
+    nightly = defs.resolve_job_def("nightly_retrain")
+    steps = {n.name for n in nightly.graph.node_defs}
+    assert {"course_embeddings", "als_model", "hybrid_model", "recommender", "peer_recommendations"} <= steps
+    assert not steps & {"bpr_model", "baseline_models", "neural_hybrid_model", "rating_models", "evaluation_report"}
+    assert {op: cfg["config"] for op, cfg in nightly.run_config["ops"].items()} == {
+        "als_model": {"retune": False}, "hybrid_model": {"retune": False}, "peer_clusters": {"retune": False}}
+    assert {n.name for n in defs.resolve_job_def("full_pipeline").graph.node_defs} > steps
 
 
 def test_sensor_runs_on_a_real_change_only(tmp_path):

@@ -51,6 +51,11 @@ class TrainData:
         return TrainData(self.learner_ids, self.course_ids, matrix.tocsr(), self.course_vectors, self.course_tfidf,
                          self.difficulty, self.p_adaptive, self.extras)
 
+    def subset(self, rows: np.ndarray) -> "TrainData":
+        """Only the learner ``rows`` (in that order), with the same courses and content."""
+        return TrainData(self.learner_ids[rows], self.course_ids, self.matrix[rows], self.course_vectors, self.course_tfidf,
+                         self.difficulty, None if self.p_adaptive is None else self.p_adaptive[rows], self.extras)
+
 
 def interaction_matrix(frame: pd.DataFrame, learner_ids: np.ndarray, course_ids: np.ndarray,
                        rating_scale) -> sparse.csr_matrix:

@@ -50,8 +50,7 @@ def tune_factors(algorithm: str, params: dict, candidates, fit_data: TrainData, 
     Scored on a seeded sample of at most 20,000 validation learners.
     """
     from ..evaluation import evaluate
-    from ..metrics import sample_learners
-    from .hybrid import TUNING_LEARNERS
+    from ..sampling import TUNING_LEARNERS, sample_learners
 
     valid = sample_learners(valid, TUNING_LEARNERS)
     scores = {int(f): evaluate(Factorisation(algorithm, **{**params, "factors": int(f)}).fit(fit_data), valid, ks=(10,))["ndcg@10"]

@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ..metrics import hit_matrix, metrics_from_hits, sample_learners
+from ..metrics import hit_matrix, metrics_from_hits
+from ..sampling import TUNING_LEARNERS, sample_learners
 from .base import Recommender, TrainData, minmax_rows, top_k
 
 ALPHAS = tuple(round(a, 2) for a in np.linspace(0, 1, 11))
 LEVEL_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
-TUNING_LEARNERS = 20_000  # validation learners scored per grid point (a seeded sample above it)
 
 
 def level_targets(data: TrainData) -> np.ndarray:
@@ -98,14 +98,15 @@ def validation_data(con, data: TrainData, rating_scale, share: float = 0.2, seed
 
 
 def tune(hybrid: Hybrid, fit_data: TrainData, valid: dict, alphas=ALPHAS, level_weights=LEVEL_WEIGHTS,
-         batch: int = 2048, max_learners: int = TUNING_LEARNERS, seed: int = 0) -> Tuning:
+         batch: int = 2048, max_learners: int = TUNING_LEARNERS, seed: int = 0, fit_parts: bool = True) -> Tuning:
     """Grid-search alpha and the level weight by nDCG@10 on ``valid`` ({learner row: set of course columns}).
 
     ``fit_data`` must not contain the validation interactions (nor, of course, any test one). Above
     ``max_learners`` validation learners a seeded random sample of that many is scored: the grid's
     ranking does not need more, and the cost no longer grows with the number of learners.
+    ``fit_parts=False`` when the CF and content parts are already fitted on ``fit_data`` (shared by several grids).
     """
-    hybrid.fit(fit_data)
+    hybrid.fit(fit_data, fit_parts=fit_parts)
     valid = sample_learners(valid, max_learners, seed)
     rows = np.array(sorted(valid))
     sets = [valid[int(r)] for r in rows]

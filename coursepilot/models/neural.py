@@ -20,10 +20,9 @@ from sklearn.preprocessing import normalize
 from torch import nn
 
 from ..evaluation import evaluate
-from ..metrics import sample_learners
+from ..sampling import TUNING_LEARNERS, sample_learners
 from .base import Recommender, TrainData
 from .factors import Factorisation
-from .hybrid import TUNING_LEARNERS
 
 
 class _Network(nn.Module):
