@@ -288,7 +288,7 @@ class GateSettings(Config):
 def recommender(context: AssetExecutionContext, config: GateSettings, warehouse: WarehouseResource, home: ProjectHomeResource,
                 tracking: TrackingResource) -> MaterializeResult:
     with warehouse.get_connection(read_only=True) as con:
-        _, data, relevant = _context(con)
+        data = load_train_data(con, ingest.source_info(con)["rating_scale"])
         titles = con.execute("SELECT title FROM courses ORDER BY course_id").df()["title"].to_numpy()
         tags = run_tags(context, con)
     factors = load_arrays(home.home, "als")

@@ -60,9 +60,11 @@ class Content(Recommender):
         if vectors is None:
             raise ValueError(f"{self.name} needs course {self.kind} vectors")
         self.courses = vectors
-        self.profiles = normalize(data.matrix @ vectors, norm="l2", axis=1)
         return self
 
     def score(self, rows: np.ndarray) -> np.ndarray:
-        scores = self.profiles[rows] @ self.courses.T
+        # E_u for the requested rows only: a TF-IDF profile holds every term of every course the learner took,
+        # so profiles for a million learners at once would take tens of GB
+        profiles = normalize(self.data.matrix[rows] @ self.courses, norm="l2", axis=1)
+        scores = profiles @ self.courses.T
         return scores.toarray() if sparse.issparse(scores) else np.asarray(scores)
