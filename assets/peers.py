@@ -5,17 +5,19 @@ import io
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
 from coursepilot import ingest
 from coursepilot.evaluation import held_out
-from coursepilot.models.base import interaction_matrix, load_train_data, split_frame
+from coursepilot.models.base import load_train_data, split_matrix
 from coursepilot.models.store import load_arrays, load_params, model_path, save_arrays, write_json
 from coursepilot.peer_ranking import (PeerConfig, active_peers, cf_peers, cluster_random_peers, evaluate_peers, hybrid_peers,
                                       ranked_matrix, scored_candidates)
-from coursepilot.peers import ClusterConfig, ClusterSpace, StateWeights, align_labels, dbscan, kmeans
+from coursepilot.peers import ClusterConfig, ClusterSpace, StateWeights, align_labels, dbscan, kmeans, latest_by_window
 from coursepilot.peers import learner_state as compute_state
-from coursepilot.profiles import load_profiles
+from coursepilot.profiles import engagement_weights, load_profiles
+from coursepilot.splits import coded_interactions
 from coursepilot.significance import paired_ttest
 from coursepilot.training import train_and_track
 from coursepilot.warehouse import columns, replace_tables
@@ -100,6 +102,17 @@ def _plot(features: np.ndarray, labels: np.ndarray, seed: int) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+def _course_ids(con) -> np.ndarray:
+    return np.asarray([r[0] for r in con.execute("SELECT course_id FROM courses ORDER BY 1").fetchall()], dtype=object)
+
+
+def _weeks(train: pd.DataFrame) -> np.ndarray:
+    """Weekly window of each interaction, counted from the first training week as in ``learner_state`` (0 without ts)."""
+    if "ts" not in train or not train["ts"].notna().any():
+        return np.zeros(len(train), dtype=np.int64)
+    return ((train["ts"] - train["ts"].min().normalize()).dt.days // 7).fillna(0).astype(np.int64).to_numpy()
+
+
 @asset(group_name=GROUP, kinds={"duckdb", "sklearn"}, deps=["learner_state", "learner_profiles"],
        description="K-means and DBSCAN peer groups per weekly window over interactions (eq. 13), profiles (eq. 18-19) and context.")
 def peer_clusters(context: AssetExecutionContext, config: ClusterSettings, warehouse: WarehouseResource,
@@ -108,35 +121,39 @@ def peer_clusters(context: AssetExecutionContext, config: ClusterSettings, wareh
     with warehouse.get_connection() as con:
         profiles = load_profiles(con)
         ids = profiles.ids
-        train = split_frame(con, ("train",))
+        courses = _course_ids(con)
+        train = coded_interactions(con, ("train",), ids, courses)
         state = con.execute("SELECT learner_id, week, D, T FROM learner_state").df()
-        windows = sorted(state["week"].unique()) or [0]
-        start = train["ts"].min().normalize() if "ts" in train and train["ts"].notna().any() else None
-        train_window = ((train["ts"] - start).dt.days // 7).fillna(0).astype(int) if start is not None else pd.Series(0, index=train.index)
-        courses = np.unique(train["course_id"])
+        windows = np.sort(state["week"].unique()) if len(state) else np.array([0])
+        context_by_window = latest_by_window(state, ids, windows)
+        del state
+        week = _weeks(train)
+        rows, cols, weights = train["row"].to_numpy(), train["col"].to_numpy(), engagement_weights(train, None).astype(np.float32)
+        del train
 
         def matrix_at(window):
-            return interaction_matrix(train[train_window <= window], ids, courses, None)
+            keep = week <= window
+            return sparse.csr_matrix((weights[keep], (rows[keep], cols[keep])), shape=(len(ids), len(courses)))
 
-        def features_at(window, space):
-            upto = state[state["week"] <= window].sort_values("week").groupby("learner_id").tail(1).set_index("learner_id")
-            return space.transform(matrix_at(window), upto["D"].reindex(ids).to_numpy(float), upto["T"].reindex(ids).to_numpy(float))
+        def features_at(i, space):
+            return space.transform(matrix_at(windows[i]), context_by_window["D"][:, i], context_by_window["T"][:, i])
 
         space = ClusterSpace(settings).fit(matrix_at(windows[-1]), profiles)
-        last_features = features_at(windows[-1], space)
+        del profiles
+        last_features = features_at(len(windows) - 1, space)
         _, _, k, silhouettes = kmeans(last_features, settings)
         fixed = ClusterConfig(**{**settings.__dict__, "k": k})
-        rows, moved, previous, previous_labels = [], {}, None, None
-        for window in windows:
-            features = last_features if window == windows[-1] else features_at(window, space)
+        frames, moved, previous, previous_labels = [], {}, None, None
+        for i, window in enumerate(windows):
+            features = last_features if i == len(windows) - 1 else features_at(i, space)
             labels, centroids, _, _ = kmeans(features, fixed)
             labels, centroids = align_labels(previous, centroids, labels)
             if previous_labels is not None:
                 moved[int(window)] = int((labels != previous_labels).sum())
             previous, previous_labels = centroids, labels
-            rows.append(pd.DataFrame({"learner_id": ids, "week": int(window), "cluster": labels}))
+            frames.append(pd.DataFrame({"learner_id": ids, "week": int(window), "cluster": labels}))
         noise = dbscan(last_features, settings)
-        clusters = pd.concat(rows, ignore_index=True)
+        clusters = pd.concat(frames, ignore_index=True)
         clusters["dbscan_cluster"] = pd.NA
         last_rows = clusters["week"] == windows[-1]
         clusters.loc[last_rows, "dbscan_cluster"] = noise
@@ -207,9 +224,8 @@ def peer_recommendations(context: AssetExecutionContext, config: PeerSettings, w
     with warehouse.get_connection() as con:
         profiles = load_profiles(con)
         ids = profiles.ids
-        courses = np.asarray([r[0] for r in con.execute("SELECT course_id FROM courses ORDER BY 1").fetchall()], dtype=object)
-        train = interaction_matrix(split_frame(con, ("train",)), ids, courses, None)
-        test = interaction_matrix(split_frame(con, ("test",)), ids, courses, None)
+        courses = _course_ids(con)
+        train, test = (split_matrix(con, (split,), ids, courses, None) for split in ("train", "test"))
         state = con.execute("SELECT learner_id, D FROM learner_state QUALIFY row_number() OVER (PARTITION BY learner_id ORDER BY week DESC) = 1").df()
         jobs = con.execute("SELECT learner_id, job FROM learner_profiles ORDER BY learner_id").df()["job"].to_numpy(object)
         proficiency = state.set_index("learner_id")["D"].reindex(ids).to_numpy(float)

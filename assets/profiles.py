@@ -42,7 +42,7 @@ def learner_profiles(warehouse: WarehouseResource) -> MaterializeResult:
         frame["desc"] = vector_column(profiles.parts["desc"])
         frame["theme"] = vector_column(profiles.parts["theme"])
         replace_tables(con, {"learner_profiles": pa.table(frame)})
-    known = {p: int((profiles.parts[p] != 0).any(axis=1).sum()) for p in profiles.parts}
+    known = profiles.known()
     return MaterializeResult(metadata={
         "dagster/row_count": len(learners),
         "learners_with_part": markdown_table(pd.DataFrame({"part": list(known), "learners": list(known.values())}))})

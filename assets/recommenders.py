@@ -14,7 +14,7 @@ from coursepilot.models.hybrid import Hybrid, level_targets, tune, validation_da
 from coursepilot.models.neural import NeuralHybrid, save_state
 from coursepilot.models.simple import Content, Popularity, UserKNN
 from coursepilot.models.store import load_arrays, load_params, model_path, save_arrays, write_json
-from coursepilot.sampling import POPULATION_LEARNERS, restrict, sample_rows
+from coursepilot.sampling import POPULATION_LEARNERS, restrict, sample_rows, tuning_population
 from coursepilot.training import train_and_track
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource
 
@@ -172,6 +172,7 @@ def _fitted_als(home, data) -> Factorisation:
 def hybrid_model(context: AssetExecutionContext, config: HybridSettings, warehouse: WarehouseResource,
                  home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
     _, data, relevant, fit_data, valid, tags = _with_validation(context, warehouse, config.validation_share, config.seed)
+    fit_data, valid = tuning_population(fit_data, valid)
     tracker = tracking.tracker(home.home)
     cf = Factorisation("als", **load_params(home.home, "als")).fit(fit_data)  # one validation fit serves every grid
     previous = None if config.retune else previous_choice(home.home, "hybrid", "alpha")

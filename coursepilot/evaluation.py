@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from .metrics import hit_matrix, metrics_from_hits
-from .models.base import Recommender, TrainData, interaction_matrix, split_frame
+from .models.base import Recommender, TrainData, split_matrix
 from .models.hybrid import relevant_sets
 from .sampling import SCORED_LEARNERS, sample_learners
 
 
 def held_out(con, data: TrainData, split: str = "test", rating_scale=None) -> dict[int, set[int]]:
     """{learner row: course columns} of a split, for learners and courses the model knows."""
-    return relevant_sets(interaction_matrix(split_frame(con, (split,)), data.learner_ids, data.course_ids, rating_scale))
+    return relevant_sets(split_matrix(con, (split,), data.learner_ids, data.course_ids, rating_scale))
 
 
 def evaluate(model: Recommender, relevant: dict[int, set[int]], ks=(5, 10), max_learners: int = SCORED_LEARNERS) -> dict[str, float]:

@@ -4,7 +4,9 @@ Up to ``exact_limit`` learners the similarities are computed exactly, a batch of
 Above it, all-pairs similarity costs O(learners²), so candidates come from a usearch HNSW index over
 a truncated SVD of the rows and are re-scored with the exact sparse cosine: the neighbours and their
 weights are exact, only a true neighbour the index misses can be lost (``benchmarks/bench_neighbours.py``
-measures that recall).
+measures that recall). Where only a few rows will be asked (``index=False``), no index is built and
+large populations are searched exactly on sparse products: only learners sharing a course with the
+row are scored, and a row with fewer than ``k`` such learners gets fewer neighbours (padded with -1).
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ class LearnerNeighbours:
     """Top-``k`` neighbours of any learner row; ``weights(rows)`` gives them as a sparse similarity matrix."""
 
     def __init__(self, matrix: sparse.spmatrix, k: int = 50, exact_limit: int = EXACT_LIMIT, svd_dims: int = 128,
-                 candidates: int = 4, seed: int = 0):
+                 candidates: int = 4, seed: int = 0, index: bool = True):
         self.unit = normalize(sparse.csr_matrix(matrix, dtype=np.float32), norm="l2", axis=1)
         self.n = self.unit.shape[0]
         self.k = max(0, min(k, self.n - 1))
-        self.exact = self.n <= exact_limit
+        self.dense = self.n <= exact_limit
+        self.exact = self.dense or not index
         self.pool = min(self.n, candidates * self.k + 1)
         if self.exact:
             self.unit_t = self.unit.T.tocsr()
@@ -39,13 +42,15 @@ class LearnerNeighbours:
 
     @property
     def kind(self) -> str:
-        return "exact" if self.exact else "usearch-hnsw + exact re-score"
+        return ("exact" if self.dense else "exact (sparse)") if self.exact else "usearch-hnsw + exact re-score"
 
     def search(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(neighbour positions, cosine similarities), each ``(len(rows), k)``, best first; never the row itself."""
         rows = np.asarray(rows, dtype=np.int64)
         if self.k == 0:
             return np.zeros((len(rows), 0), np.int64), np.zeros((len(rows), 0), np.float32)
+        if self.exact and not self.dense:
+            return self._sparse_search(rows)
         if self.exact:
             sims = (self.unit[rows] @ self.unit_t).toarray()
             candidates = np.broadcast_to(np.arange(self.n), sims.shape)
@@ -62,9 +67,27 @@ class LearnerNeighbours:
         best = np.take_along_axis(sims, top, axis=1)
         return np.take_along_axis(np.asarray(candidates), top, axis=1), np.where(np.isfinite(best), best, 0.0).astype(np.float32)
 
+    def _sparse_search(self, rows: np.ndarray, batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`search` over the learners sharing a course with each row (the only ones with cosine > 0)."""
+        found = np.full((len(rows), self.k), -1, dtype=np.int64)
+        sims = np.zeros((len(rows), self.k), dtype=np.float32)
+        for start in range(0, len(rows), batch):
+            product = (self.unit[rows[start:start + batch]] @ self.unit_t).tocsr()
+            for i, row in enumerate(rows[start:start + batch], start):
+                lo, hi = product.indptr[i - start], product.indptr[i - start + 1]
+                candidates, scores = product.indices[lo:hi], product.data[lo:hi]
+                keep = (candidates != row) & (scores > 0)
+                candidates, scores = candidates[keep], scores[keep]
+                take = min(self.k, len(candidates))
+                top = np.argpartition(-scores, take - 1)[:take] if take < len(candidates) else np.arange(take)
+                top = top[np.argsort(-scores[top], kind="stable")]
+                found[i, :take], sims[i, :take] = candidates[top], scores[top]
+        return found, sims
+
     def weights(self, rows: np.ndarray) -> sparse.csr_matrix:
         """``(len(rows), learners)``: sim(u, v) for the ``k`` neighbours v of each row u, zero elsewhere."""
         neighbours, sims = self.search(rows)
+        sims, neighbours = np.where(neighbours < 0, 0.0, sims), np.maximum(neighbours, 0)  # padding carries no weight
         indptr = np.arange(0, neighbours.size + 1, max(neighbours.shape[1], 1)) if neighbours.size else np.zeros(len(rows) + 1, int)
         matrix = sparse.csr_matrix((sims.ravel(), neighbours.ravel(), indptr), shape=(len(rows), self.n))
         matrix.eliminate_zeros()

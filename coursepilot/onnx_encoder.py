@@ -77,12 +77,18 @@ class OnnxEncoder:
 
     def encode(self, texts: list[str], batch_size: int = 32, **_ignored) -> np.ndarray:
         """L2-normalised mean-pooled embeddings, float32 (keyword arguments of SentenceTransformer.encode are accepted)."""
+        order = np.argsort([-len(t) for t in texts], kind="stable")  # texts of similar length share a batch: less padding
+        ordered = [texts[i] for i in order]
         out = []
         for start in range(0, len(texts), batch_size):
-            feed = self.tokenizer(texts[start:start + batch_size], padding=True, truncation=True, max_length=self.max_seq_length,
+            feed = self.tokenizer(ordered[start:start + batch_size], padding=True, truncation=True, max_length=self.max_seq_length,
                                   return_tensors="np")
             tokens = self.session.run(None, {name: feed[name].astype(np.int64) for name in INPUTS})[0]
             mask = feed["attention_mask"][..., None].astype(np.float32)
             pooled = (tokens * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
             out.append(pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12))
-        return np.vstack(out).astype(np.float32) if out else np.zeros((0, 384), np.float32)
+        if not out:
+            return np.zeros((0, 384), np.float32)
+        vectors = np.empty((len(texts), out[0].shape[1]), dtype=np.float32)
+        vectors[order] = np.vstack(out)
+        return vectors

@@ -21,7 +21,7 @@ from sklearn.preprocessing import normalize
 from .learner_neighbours import LearnerNeighbours
 from .metrics import metrics_from_hits
 from .models.base import top_k
-from .profiles import LearnerProfiles
+from .profiles import LearnerProfiles, pair_dots
 from .sampling import SCORED_LEARNERS, sample_rows
 
 
@@ -38,7 +38,7 @@ class PeerConfig:
 
 def _profile_similarity(profiles: LearnerProfiles, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """cos(E_u*, E_v*) (eq. 19) for every pair of ``rows`` x ``cols``, from the profile parts."""
-    dot = sum(profiles.parts[p][rows] @ profiles.parts[p][cols].T for p in profiles.parts)
+    dot = sum(pair_dots(part, rows, cols) for part in profiles.parts.values())
     nr = np.sqrt(sum((profiles.parts[p][rows] ** 2).sum(axis=1) for p in profiles.parts))
     nc = np.sqrt(sum((profiles.parts[p][cols] ** 2).sum(axis=1) for p in profiles.parts))
     denominator = np.outer(nr, nc)
@@ -98,10 +98,11 @@ def _reasons(kinds: np.ndarray, rows: np.ndarray, peers: np.ndarray, binary: spa
 
 
 def cf_peers(matrix: sparse.csr_matrix, k: int, rows: np.ndarray | None = None) -> np.ndarray:
-    """``(n, k)`` top-k learners by interaction cosine (eq. 8) among everyone (HNSW candidates above 50,000
-    learners), for ``rows`` only when given (the others -1): an evaluation baseline needs only the scored learners."""
-    index = LearnerNeighbours(matrix, k)
+    """``(n, k)`` top-k learners by interaction cosine (eq. 8) among everyone, for ``rows`` only when given (the
+    others -1): an evaluation baseline needs only the scored learners. Exact for up to ``SCORED_LEARNERS`` rows
+    (HNSW candidates above that and above 50,000 learners; see ``LearnerNeighbours``)."""
     rows = np.arange(matrix.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
+    index = LearnerNeighbours(matrix, k, index=len(rows) > SCORED_LEARNERS)  # few queries: exact, no index to build
     out = np.full((matrix.shape[0], index.k), -1, dtype=np.int64)
     for start in range(0, len(rows), 4096):
         out[rows[start:start + 4096]] = index.search(rows[start:start + 4096])[0]

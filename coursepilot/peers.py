@@ -81,6 +81,8 @@ def learner_state(frame: pd.DataFrame, rating_scale, weights: StateWeights = Sta
     else:
         frame["E"] = 1.0
     signals["E"] = "sum"
+    codes, learner_ids = pd.factorize(frame["learner_id"], sort=True)  # integer keys group far faster than id strings
+    frame["learner_id"] = codes
     state = frame.groupby(["learner_id", "week"]).agg(n=("course_id", "size"), **{k: (k, agg) for k, agg in signals.items()})
     state["E"] = (state["E"] - state["E"].min()) / max(state["E"].max() - state["E"].min(), 1e-12)
     # D_u(t), eq. 3, cumulative over the windows up to t
@@ -97,21 +99,25 @@ def learner_state(frame: pd.DataFrame, rating_scale, weights: StateWeights = Sta
     state["T"] = _combine(parts, {"R": weights.alpha, "W": weights.beta, "E": weights.gamma})
     state["P"] = _combine(parts, {"W": weights.eta1, "R": weights.eta2, "E": weights.eta3})
     state["target_difficulty"] = _adjust(state, first.reindex(state.index), weights)
-    return state.reset_index()
+    state = state.reset_index()
+    state["learner_id"] = np.asarray(learner_ids, dtype=object)[state["learner_id"].to_numpy()]
+    return state
 
 
 def _adjust(state: pd.DataFrame, first_level: pd.Series, weights: StateWeights) -> pd.Series:
-    """Equation (21) run forward through each learner's windows."""
-    out = np.empty(len(state))
+    """Equation (21) run forward through each learner's windows (rows grouped by learner, in window order)."""
     learners = state.index.get_level_values(0).to_numpy()
     p = state["P"].to_numpy()
-    start = first_level.to_numpy()
-    d = 0.0
-    for i in range(len(state)):
-        if i == 0 or learners[i] != learners[i - 1]:
-            d = start[i] if np.isfinite(start[i]) else 1.0
-        d = float(np.clip(d + weights.delta * (p[i] - weights.theta), 0, 2))
-        out[i] = d
+    starts = np.flatnonzero(np.r_[True, learners[1:] != learners[:-1]])
+    sizes = np.diff(np.r_[starts, len(state)])
+    start = first_level.to_numpy()[starts]
+    d = np.where(np.isfinite(start), start, 1.0)
+    out = np.empty(len(state))
+    for step in range(int(sizes.max()) if len(sizes) else 0):  # one step per window, for every learner at once
+        live = sizes > step
+        rows = starts[live] + step
+        d[live] = np.clip(d[live] + weights.delta * (p[rows] - weights.theta), 0, 2)
+        out[rows] = d[live]
     return pd.Series(out, index=state.index)
 
 
@@ -128,7 +134,7 @@ class ClusterConfig:
     profile_dims: int = 16
     context_weight: float = 1.0
     silhouette_sample: int = 5000
-    fit_sample: int = 50_000  # learners the SVD projections are fitted on
+    fit_sample: int = 50_000  # learners the SVD projections and the candidate k are fitted on
     dbscan_max_learners: int = 20_000
     dbscan_min_samples: int = 5
     seed: int = 0
@@ -164,18 +170,31 @@ class ClusterSpace:
 
 
 def kmeans(features: np.ndarray, config: ClusterConfig) -> tuple[np.ndarray, np.ndarray, int, dict[int, float]]:
-    """(labels, centroids, k, silhouette by k) with MiniBatchKMeans."""
+    """(labels, centroids, k, silhouette by k) with MiniBatchKMeans.
+
+    Without a fixed k, each candidate is fitted on a seeded sample of ``fit_sample`` learners and
+    scored by silhouette on ``silhouette_sample`` of them; the best k is then fitted on everyone.
+    """
     rng = np.random.default_rng(config.seed)
-    sample = rng.choice(len(features), min(len(features), config.silhouette_sample), replace=False)
-    candidates = [config.k] if config.k else range(config.k_range[0], min(config.k_range[1], len(features) - 1) + 1)
-    scores, fitted = {}, {}
-    for k in candidates:
-        model = MiniBatchKMeans(k, random_state=config.seed, n_init=3, batch_size=4096).fit(features)
-        fitted[k] = model
-        labels = model.labels_[sample]
-        scores[k] = float(silhouette_score(features[sample], labels)) if len(set(labels)) > 1 else -1.0
-    best = max(scores, key=scores.get)
-    return fitted[best].labels_, fitted[best].cluster_centers_, best, scores
+    sample = features[rng.choice(len(features), min(len(features), config.fit_sample), replace=False)]
+    scored = sample[:config.silhouette_sample]  # the sample is in random order
+
+    def fit(k: int, rows: np.ndarray) -> MiniBatchKMeans:
+        return MiniBatchKMeans(k, random_state=config.seed, n_init=3, batch_size=4096).fit(rows)
+
+    def silhouette(model: MiniBatchKMeans) -> float:
+        labels = model.predict(scored)
+        return float(silhouette_score(scored, labels)) if len(set(labels)) > 1 else -1.0
+
+    if config.k:
+        best, scores = config.k, {}
+    else:
+        candidates = range(config.k_range[0], min(config.k_range[1], len(sample) - 1) + 1)
+        scores = {k: silhouette(fit(k, sample)) for k in candidates}
+        best = max(scores, key=scores.get)
+    model = fit(best, features)
+    scores.setdefault(best, silhouette(model))
+    return model.labels_, model.cluster_centers_, best, scores
 
 
 def align_labels(previous_centroids: np.ndarray | None, centroids: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -204,3 +223,20 @@ def dbscan(features: np.ndarray, config: ClusterConfig) -> np.ndarray:
     eps = float(np.median(distances[:, -1])) or 1e-3
     labels[idx] = DBSCAN(eps=eps, min_samples=config.dbscan_min_samples).fit_predict(sample)
     return labels
+
+
+def latest_by_window(state: pd.DataFrame, ids: np.ndarray, windows: np.ndarray, columns=("D", "T")) -> dict[str, np.ndarray]:
+    """Per column, an (learners, windows) array of each learner's latest state row at or before each window (NaN before
+    their first); ``state`` has ``learner_id``, ``week`` and the columns, ``ids`` gives the learner rows."""
+    rows = pd.Index(ids).get_indexer(state["learner_id"])
+    keep = rows >= 0
+    rows, cols = rows[keep], np.searchsorted(windows, state["week"].to_numpy()[keep])
+    present = np.full((len(ids), len(windows)), -1)
+    present[rows, cols] = np.arange(len(windows))[cols]
+    latest = np.maximum.accumulate(present, axis=1)  # the last window with a state row, -1 before any
+    out = {}
+    for name in columns:
+        grid = np.full((len(ids), len(windows)), np.nan)
+        grid[rows, cols] = state[name].to_numpy(float)[keep]
+        out[name] = np.where(latest >= 0, np.take_along_axis(grid, np.maximum(latest, 0), axis=1), np.nan)
+    return out

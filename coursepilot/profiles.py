@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .splits import train_interactions_sql
-from .warehouse import columns, read_vectors
+from .splits import coded_interactions
+from .warehouse import columns, read_rows_with_vectors, read_vectors
 
 PARTS = ("desc", "job", "soft", "theme")
 
@@ -50,13 +50,46 @@ def weighted_profiles(learner_pos: np.ndarray, course_pos: np.ndarray, weights: 
     return normalise_rows(np.asarray(w @ course_vectors, dtype=np.float32))
 
 
-def lookup(values: pd.Series, table: dict[str, np.ndarray], dim: int) -> np.ndarray:
+class CodedVectors:
+    """Rows of a small embedding table chosen by code (-1: unknown, a zero row).
+
+    The job and software parts repeat a few hundred texts over every learner; indexing gives dense
+    rows only for the learners asked for, so 1M profiles do not hold two 1M x 384 copies.
+    """
+
+    def __init__(self, codes: np.ndarray, table: np.ndarray):
+        self.codes = codes
+        self.table = np.vstack([table, np.zeros((1, table.shape[1]), dtype=np.float32)]).astype(np.float32)  # code -1: last row
+        self.gram = self.table @ self.table.T  # a few hundred texts: small
+
+    def __getitem__(self, rows) -> np.ndarray:
+        return self.table[self.codes[rows]]
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.codes), self.table.shape[1]
+
+    def known(self) -> int:
+        return int((self.codes >= 0).sum())
+
+    def pair_dots(self, rows, cols) -> np.ndarray:
+        """``(len(rows), len(cols))`` dot products, gathered from the table's Gram matrix (no 384-wide products)."""
+        return self.gram[np.ix_(self.codes[rows], self.codes[cols])]
+
+
+def pair_dots(part: "np.ndarray | CodedVectors", rows, cols) -> np.ndarray:
+    """Dot products of every ``rows`` x ``cols`` pair of one profile part."""
+    return part.pair_dots(rows, cols) if isinstance(part, CodedVectors) else part[rows] @ part[cols].T
+
+
+def lookup(values: pd.Series, table: dict[str, np.ndarray], dim: int) -> CodedVectors:
     """The embedding of each text value (zeros where missing)."""
-    out = np.zeros((len(values), dim), dtype=np.float32)
-    for i, value in enumerate(values):
-        if isinstance(value, str) and value in table:
-            out[i] = table[value]
-    return out
+    keys = list(table)
+    vectors = np.stack([table[k] for k in keys]) if keys else np.zeros((0, dim), dtype=np.float32)
+    return CodedVectors(pd.Index(keys, dtype=object).get_indexer(pd.Series(values, dtype=object)), vectors)
 
 
 @dataclass
@@ -64,7 +97,7 @@ class LearnerProfiles:
     """The four profile parts of a set of learners, aligned with ``ids``."""
 
     ids: np.ndarray
-    parts: dict[str, np.ndarray]  # part -> (n, d) float32, rows unit-norm or zero
+    parts: dict[str, np.ndarray | CodedVectors]  # part -> (n, d) float32, rows unit-norm or zero
 
     def stacked(self, rows=slice(None)) -> np.ndarray:
         """E_u* for the selected rows, equation (18)."""
@@ -77,6 +110,10 @@ class LearnerProfiles:
         norm_u = np.sqrt(sum(float(self.parts[p][u] @ self.parts[p][u]) for p in PARTS))
         norm_v = np.sqrt(sum((self.parts[p][others] ** 2).sum(axis=1) for p in PARTS))
         return np.divide(dot, norm_u * norm_v, out=np.zeros(len(others), dtype=np.float64), where=(norm_v > 0) & (norm_u > 0))
+
+    def known(self) -> dict[str, int]:
+        """Learners with a non-zero vector, per part."""
+        return {p: v.known() if isinstance(v, CodedVectors) else int((v != 0).any(axis=1).sum()) for p, v in self.parts.items()}
 
 
 ATTRIBUTES = {"job": ("learners", "job"), "software": ("learners", "software"), "theme": ("courses", "theme")}
@@ -116,28 +153,24 @@ def build_profiles(con, rating_scale) -> tuple[pd.DataFrame, LearnerProfiles]:
     dim = course_vectors.shape[1]
     theme = "theme" if "theme" in columns(con, "courses") else "NULL AS theme"
     courses = con.execute(f"SELECT course_id, {theme} FROM courses ORDER BY course_id").df()
-    theme_vectors = lookup(courses["theme"], attributes["theme"], dim)
-    train = con.execute(train_interactions_sql()).df()
-    learner_pos = pd.Index(learners["learner_id"]).get_indexer(train["learner_id"])
-    course_pos = pd.Index(course_ids).get_indexer(train["course_id"])
-    weights = engagement_weights(train, rating_scale)
+    theme_vectors = lookup(courses.set_index("course_id")["theme"].reindex(course_ids), attributes["theme"], dim)[:]
+    train = coded_interactions(con, ("train",), learners["learner_id"].to_numpy(), course_ids)
+    rows, cols, weights = train["row"].to_numpy(), train["col"].to_numpy(), engagement_weights(train, rating_scale)
     n = len(learners)
     parts = {
-        "desc": weighted_profiles(learner_pos, course_pos, weights, course_vectors, n),
+        "desc": weighted_profiles(rows, cols, weights, course_vectors, n),
         "job": lookup(learners.get("job", pd.Series([None] * n)), attributes["job"], dim),
         "soft": lookup(learners.get("software", pd.Series([None] * n)), attributes["software"], dim),
-        "theme": weighted_profiles(learner_pos, course_pos, weights, theme_vectors, n),
+        "theme": weighted_profiles(rows, cols, weights, theme_vectors, n),
     }
     return learners, LearnerProfiles(learners["learner_id"].to_numpy(), parts)
 
 
-
 def load_profiles(con) -> LearnerProfiles:
     """The stored ``learner_profiles`` with job and software parts looked up again."""
-    ids, desc = read_vectors(con, "learner_profiles", "learner_id", "desc")
-    _, theme = read_vectors(con, "learner_profiles", "learner_id", "theme")
-    meta = con.execute("SELECT job, software FROM learner_profiles ORDER BY learner_id").df()
+    frame, vectors = read_rows_with_vectors(con, "learner_profiles", "learner_id", ("desc", "theme"), ("job", "software"))
     attributes = attribute_table(con)
-    dim = desc.shape[1]
-    return LearnerProfiles(ids, {"desc": desc, "job": lookup(meta["job"], attributes["job"], dim),
-                                 "soft": lookup(meta["software"], attributes["software"], dim), "theme": theme})
+    dim = vectors["desc"].shape[1]
+    return LearnerProfiles(frame["learner_id"].to_numpy(dtype=object),
+                           {"desc": vectors["desc"], "job": lookup(frame["job"], attributes["job"], dim),
+                            "soft": lookup(frame["software"], attributes["software"], dim), "theme": vectors["theme"]})

@@ -4,6 +4,9 @@ The production path (ALS, the hybrid, the serving model, peers) always trains on
 Work that exists to measure or to compare stops growing with the platform above these sizes:
 
 - ``TUNING_LEARNERS``: validation learners scored per grid point or epoch while tuning;
+- ``TUNING_FIT_LEARNERS``: learners whose (validation-carved) training rows the tuning fits use
+  (each candidate factor count, the hybrid's validation ALS); the chosen settings are then fitted
+  once on everyone;
 - ``SCORED_LEARNERS``: test metrics are means over a seeded sample of at most this many test learners
   (the standard error of a mean nDCG@10 over 50,000 learners is about 0.001);
 - ``POPULATION_LEARNERS``: the comparison models (BPR, the baselines, the neural hybrid, the rating
@@ -18,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 TUNING_LEARNERS = 20_000
+TUNING_FIT_LEARNERS = 100_000
 SCORED_LEARNERS = 50_000
 POPULATION_LEARNERS = 30_000
 
@@ -40,3 +44,9 @@ def restrict(relevant: dict, rows: np.ndarray) -> dict:
     """``relevant`` ({learner row: columns}) re-keyed to positions in ``rows``, for learners in ``rows`` only."""
     position = {int(r): i for i, r in enumerate(rows)}
     return {position[r]: cols for r, cols in relevant.items() if r in position}
+
+
+def tuning_population(fit_data, valid: dict, limit: int = TUNING_FIT_LEARNERS, seed: int = 0):
+    """(``fit_data``, ``valid``) of a seeded sample of at most ``limit`` learners, for the fits that only tune."""
+    rows = sample_rows(fit_data.shape[0], limit, seed)
+    return (fit_data, valid) if rows is None else (fit_data.subset(rows), restrict(valid, rows))

@@ -57,3 +57,21 @@ def test_hnsw_neighbours_recall_the_exact_ones_with_exact_weights():
 def test_a_single_learner_has_no_neighbours():
     index = LearnerNeighbours(sparse.csr_matrix(np.ones((1, 3))), k=5)
     assert index.weights(np.array([0])).nnz == 0
+
+
+def test_sparse_exact_search_for_a_few_rows_matches_the_dense_one():
+    matrix = clustered_matrix(2000, 300, seed=2)
+    dense = LearnerNeighbours(matrix, k=8)
+    few = LearnerNeighbours(matrix, k=8, exact_limit=0, index=False)
+    assert (dense.kind, few.kind) == ("exact", "exact (sparse)")
+    rows = np.arange(0, 2000, 11)
+    found, sims = few.search(rows)
+    np.testing.assert_allclose(sims, dense.search(rows)[1], rtol=1e-5)
+    unit = normalize(matrix)
+    true = np.asarray(unit[np.repeat(rows, 8)].multiply(unit[found.ravel()]).sum(axis=1)).reshape(found.shape)
+    np.testing.assert_allclose(sims, true, rtol=1e-5)
+    assert not (found == rows[:, None]).any()
+    lonely = sparse.csr_matrix(([1.0, 1.0, 1.0], ([0, 1, 2], [0, 0, 1])), shape=(3, 2))  # learner 2 shares nothing
+    found, sims = LearnerNeighbours(lonely, k=2, exact_limit=0, index=False).search(np.array([0, 2]))
+    assert found.tolist() == [[1, -1], [-1, -1]] and sims[0, 0] == np.float32(1.0)
+    assert LearnerNeighbours(lonely, k=2, exact_limit=0, index=False).weights(np.array([0, 2])).nnz == 1

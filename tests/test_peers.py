@@ -11,7 +11,7 @@ from coursepilot.metrics import ranking_metrics
 from coursepilot.peer_ranking import (PeerConfig, active_peers, cf_peers, cluster_random_peers, evaluate_peers, hybrid_peers,
                                       relevant_counts)
 from coursepilot.peers import (ClusterConfig, ClusterSpace, StateWeights, adjust_difficulty, align_labels, dbscan, kmeans,
-                               learner_state)
+                               latest_by_window, learner_state)
 from coursepilot.profiles import LearnerProfiles, normalise_rows
 from coursepilot.significance import paired_ttest
 
@@ -140,3 +140,42 @@ def test_cluster_space_fitted_on_a_sample_places_every_learner():
     features = space.transform(matrix, np.full(500, 2.0), np.full(500, 0.5))
     assert features.shape == (500, 6 + 4 + 2) and np.isfinite(features).all()
     np.testing.assert_allclose(np.linalg.norm(features[:, 6:10], axis=1), 1.0, rtol=1e-5)
+
+
+def test_eq21_for_many_learners_equals_stepping_each_learner():
+    rng = np.random.default_rng(4)
+    rows = [(f"u{u}", f"c{i}", rng.uniform(0, 100), rng.uniform(1, 5), T0 + pd.Timedelta(days=int(rng.integers(0, 40))),
+             rng.choice(["beginner", "intermediate", "advanced"]), 30.0) for u in range(25) for i in range(int(rng.integers(1, 9)))]
+    weights = StateWeights(delta=0.8, theta=0.5)
+    state = learner_state(frame(rows), (1.0, 5.0), weights)
+    data = frame(rows).assign(week=lambda f: (f["ts"] - f["ts"].min().normalize()).dt.days // 7)
+    for learner, windows in state.groupby("learner_id"):
+        windows = windows.sort_values("week")
+        first = data[(data["learner_id"] == learner) & (data["week"] == windows["week"].iloc[0])]
+        d = first["difficulty"].map({"beginner": 0, "intermediate": 1, "advanced": 2}).mean()
+        for p, target in zip(windows["P"], windows["target_difficulty"]):
+            d = float(np.clip(adjust_difficulty(d, p, 0.8, 0.5), 0, 2))
+            assert target == pytest.approx(d)
+
+
+def test_latest_state_per_window_is_the_last_row_at_or_before_it():
+    rng = np.random.default_rng(5)
+    ids = np.array([f"u{i}" for i in range(40)], dtype=object)
+    state = pd.DataFrame([(u, w, rng.normal(), rng.normal()) for u in ids[:35] for w in range(6) if rng.random() < 0.5],
+                         columns=["learner_id", "week", "D", "T"])
+    windows = np.sort(state["week"].unique())
+    latest = latest_by_window(state, ids, windows)
+    for i, window in enumerate(windows):
+        upto = state[state["week"] <= window].sort_values("week").groupby("learner_id").tail(1).set_index("learner_id")
+        for name in ("D", "T"):
+            np.testing.assert_array_equal(latest[name][:, i], upto[name].reindex(ids).to_numpy(float))
+
+
+def test_k_chosen_on_a_sample_then_fitted_on_everyone():
+    rng = np.random.default_rng(6)
+    centres = rng.normal(size=(3, 5)) * 10
+    features = np.vstack([c + rng.normal(size=(400, 5)) for c in centres]).astype(np.float32)
+    labels, centroids, k, scores = kmeans(features, ClusterConfig(k_range=(2, 6), fit_sample=300, silhouette_sample=200))
+    assert k == 3 and set(scores) == {2, 3, 4, 5, 6} and max(scores, key=scores.get) == 3
+    assert len(labels) == 1200 and centroids.shape == (3, 5)
+    assert all(len(set(labels[i * 400:(i + 1) * 400])) == 1 for i in range(3))  # every blob is one cluster

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pytest
 
 from coursepilot.neighbours import CourseIndex
-from coursepilot.profiles import LearnerProfiles, normalise_rows, weighted_profiles
+from coursepilot.profiles import LearnerProfiles, lookup, normalise_rows, pair_dots, weighted_profiles
+from coursepilot.warehouse import read_rows_with_vectors, read_vectors, replace_tables, vector_column
 
 
 def test_weighted_profile_is_normalised_weighted_mean():
@@ -40,3 +43,32 @@ def test_usearch_index_agrees_with_exact_search():
     assert all(cid != 7 for cid, _ in exact.similar(7, 5))
     with pytest.raises(KeyError):
         exact.similar(99999)
+
+
+def test_coded_parts_give_the_looked_up_rows_and_the_same_similarity():
+    rng = np.random.default_rng(2)
+    table = {"analyst": normalise_rows(rng.normal(size=(1, 4)).astype(np.float32))[0],
+             "teacher": normalise_rows(rng.normal(size=(1, 4)).astype(np.float32))[0]}
+    jobs = pd.Series(["teacher", None, "analyst", "pilot", "teacher"])
+    coded = lookup(jobs, table, 4)
+    expected = np.stack([table["teacher"], np.zeros(4), table["analyst"], np.zeros(4), table["teacher"]])
+    np.testing.assert_array_equal(coded[np.arange(5)], expected)
+    assert coded.shape == (5, 4) and len(coded) == 5 and coded.known() == 3
+    parts = {p: normalise_rows(rng.normal(size=(5, 4)).astype(np.float32)) for p in ("desc", "soft", "theme")}
+    dense = LearnerProfiles(np.arange(5), {**parts, "job": expected.astype(np.float32)})
+    mixed = LearnerProfiles(np.arange(5), {**parts, "job": coded})
+    np.testing.assert_allclose(mixed.similarity(0), dense.similarity(0), atol=1e-6)
+    assert mixed.known() == dense.known() == {"desc": 5, "soft": 5, "theme": 5, "job": 3}
+    np.testing.assert_allclose(pair_dots(coded, [0, 2, 3], [1, 4]), expected[[0, 2, 3]] @ expected[[1, 4]].T, atol=1e-6)
+
+
+def test_vectors_read_in_batches_come_in_id_order(con):
+    rng = np.random.default_rng(3)
+    ids = [f"u{i:03d}" for i in rng.permutation(50)]
+    matrix = rng.normal(size=(50, 6)).astype(np.float32)
+    replace_tables(con, {"vectors": pa.table({"id": ids, "tag": [f"t{i}" for i in range(50)], "v": vector_column(matrix)})})
+    frame, vectors = read_rows_with_vectors(con, "vectors", "id", ("v",), ("tag",), batch_rows=7)
+    order = np.argsort(ids)
+    assert frame["id"].tolist() == sorted(ids) and frame["tag"].tolist() == [f"t{i}" for i in order]
+    np.testing.assert_array_equal(vectors["v"], matrix[order])
+    np.testing.assert_array_equal(vectors["v"], read_vectors(con, "vectors", "id", "v")[1])

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from coursepilot.ingest import clean, write_raw
+from coursepilot.models.base import split_frame
+from coursepilot.models.hybrid import carve_validation
 from coursepilot.sources import load_source
-from coursepilot.splits import SplitConfig, build_split
+from coursepilot.splits import SplitConfig, build_split, coded_interactions
 
 
 @pytest.fixture
@@ -58,3 +62,34 @@ def test_same_seed_same_split_other_seed_other_split(warehouse):
 def test_bad_config_is_refused():
     with pytest.raises(ValueError, match="test_share"):
         SplitConfig(test_share=1.5)
+
+
+def _ids(con, table: str, column: str) -> np.ndarray:
+    return np.array([r[0] for r in con.execute(f"SELECT {column} FROM {table} ORDER BY 1").fetchall()], dtype=object)
+
+
+def test_coded_interactions_are_the_split_with_positions(warehouse):
+    build_split(warehouse, SplitConfig())
+    learners, courses = _ids(warehouse, "learners", "learner_id")[::2], _ids(warehouse, "courses", "course_id")
+    coded = coded_interactions(warehouse, ("train", "test"), learners, courses)
+    frame = split_frame(warehouse, ("train", "test"))
+    expected = frame[frame["learner_id"].isin(learners)]
+    assert len(coded) == len(expected) > 0 and "learner_id" not in coded
+    got = pd.DataFrame({"learner_id": learners[coded["row"]], "course_id": courses[coded["col"]], "rating": coded["rating"]})
+    merged = got.merge(expected, on=["learner_id", "course_id"], suffixes=("", "_expected"))
+    assert len(merged) == len(expected)
+    np.testing.assert_array_equal(merged["rating"], merged["rating_expected"])
+    assert coded[["row", "col"]].apply(tuple, axis=1).is_monotonic_increasing
+
+
+def test_validation_carve_holds_each_learners_latest_share(warehouse):
+    build_split(warehouse, SplitConfig())
+    train = coded_interactions(warehouse, ("train",), _ids(warehouse, "learners", "learner_id"), _ids(warehouse, "courses", "course_id"))
+    held = carve_validation(train, 0.25, min_interactions=3, seed=1)
+    np.testing.assert_array_equal(held, carve_validation(train, 0.25, min_interactions=3, seed=1))
+    for _, group in train.assign(held=held).groupby("row"):
+        if len(group) < 3:
+            assert not group["held"].any()
+            continue
+        assert group["held"].sum() == max(1, round(len(group) * 0.25))
+        assert group.loc[group["held"], "ts"].min() >= group.loc[~group["held"], "ts"].max()

@@ -15,6 +15,7 @@ from scipy import sparse
 
 from ..profiles import engagement_weights
 from ..schema import DIFFICULTY_LEVELS
+from ..splits import coded_interactions
 from ..warehouse import columns, read_vectors
 
 
@@ -57,18 +58,20 @@ class TrainData:
                          self.difficulty, None if self.p_adaptive is None else self.p_adaptive[rows], self.extras)
 
 
-def interaction_matrix(frame: pd.DataFrame, learner_ids: np.ndarray, course_ids: np.ndarray,
-                       rating_scale) -> sparse.csr_matrix:
-    rows = pd.Index(learner_ids).get_indexer(frame["learner_id"])
-    cols = pd.Index(course_ids).get_indexer(frame["course_id"])
-    keep = (rows >= 0) & (cols >= 0)
-    weights = engagement_weights(frame, rating_scale)[keep]
-    return sparse.csr_matrix((weights.astype(np.float32), (rows[keep], cols[keep])),
-                             shape=(len(learner_ids), len(course_ids)))
+def interaction_matrix(coded: pd.DataFrame, shape: tuple[int, int], rating_scale) -> sparse.csr_matrix:
+    """Confidence matrix of interactions read by :func:`~coursepilot.splits.coded_interactions`."""
+    weights = engagement_weights(coded, rating_scale).astype(np.float32)
+    return sparse.csr_matrix((weights, (coded["row"].to_numpy(), coded["col"].to_numpy())), shape=shape)
+
+
+def split_matrix(con, splits: tuple[str, ...], learner_ids: np.ndarray, course_ids: np.ndarray, rating_scale) -> sparse.csr_matrix:
+    """Learners x courses confidence matrix of the interactions of ``splits``."""
+    coded = coded_interactions(con, splits, learner_ids, course_ids)
+    return interaction_matrix(coded, (len(learner_ids), len(course_ids)), rating_scale)
 
 
 def split_frame(con, splits: tuple[str, ...]) -> pd.DataFrame:
-    """Interactions of the given splits (all interaction columns)."""
+    """Interactions of the given splits (all interaction columns, with the ids)."""
     marks = ", ".join("?" for _ in splits)
     return con.execute(f"SELECT i.* FROM interactions i JOIN split s USING (learner_id, course_id) "
                        f"WHERE s.split IN ({marks})", list(splits)).df()
@@ -78,7 +81,7 @@ def load_train_data(con, rating_scale) -> TrainData:
     """Every learner and course of the warehouse, with the ``train`` split as the matrix."""
     learner_ids = np.asarray([r[0] for r in con.execute("SELECT learner_id FROM learners ORDER BY 1").fetchall()], dtype=object)
     course_ids, vectors = read_vectors(con, "course_embeddings", "course_id", "embedding")
-    matrix = interaction_matrix(split_frame(con, ("train",)), learner_ids, course_ids, rating_scale)
+    matrix = split_matrix(con, ("train",), learner_ids, course_ids, rating_scale)
     tfidf = con.execute("SELECT course_id, term, weight FROM tfidf_course_vectors").df()
     terms = pd.Index(tfidf["term"].unique())
     course_tfidf = sparse.csr_matrix((tfidf["weight"].to_numpy(np.float32),

@@ -47,11 +47,13 @@ class Factorisation(Recommender):
 def tune_factors(algorithm: str, params: dict, candidates, fit_data: TrainData, valid: dict) -> tuple[int, dict[int, float]]:
     """The number of factors with the best validation nDCG@10 (``fit_data`` excludes the validation carve).
 
-    Scored on a seeded sample of at most 20,000 validation learners.
+    Each candidate is fitted on at most ``TUNING_FIT_LEARNERS`` learners (a seeded sample) and
+    scored on at most ``TUNING_LEARNERS`` of their validation learners.
     """
     from ..evaluation import evaluate
-    from ..sampling import TUNING_LEARNERS, sample_learners
+    from ..sampling import TUNING_LEARNERS, sample_learners, tuning_population
 
+    fit_data, valid = tuning_population(fit_data, valid)
     valid = sample_learners(valid, TUNING_LEARNERS)
     scores = {int(f): evaluate(Factorisation(algorithm, **{**params, "factors": int(f)}).fit(fit_data), valid, ks=(10,))["ndcg@10"]
               for f in candidates}

@@ -18,7 +18,8 @@ from scipy import sparse
 
 from ..metrics import hit_matrix, metrics_from_hits
 from ..sampling import TUNING_LEARNERS, sample_learners
-from .base import Recommender, TrainData, minmax_rows, top_k
+from ..splits import coded_interactions
+from .base import Recommender, TrainData, interaction_matrix, minmax_rows, top_k
 
 ALPHAS = tuple(round(a, 2) for a in np.linspace(0, 1, 11))
 LEVEL_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
@@ -77,24 +78,27 @@ class Tuning:
 
 
 def carve_validation(train: pd.DataFrame, share: float = 0.2, min_interactions: int = 3, seed: int = 0) -> np.ndarray:
-    """Mask of training rows held out for tuning: each learner's latest ``share`` (seeded order without ts)."""
-    rng = np.random.default_rng(seed)
-    order = train.assign(_r=rng.random(len(train)))
-    order = order.sort_values(["learner_id", "ts", "_r"] if "ts" in order else ["learner_id", "_r"])
-    position = order.groupby("learner_id").cumcount()
-    size = order.groupby("learner_id")["learner_id"].transform("size")
-    held = (size >= min_interactions) & (position >= size - np.maximum(1, np.round(size * share)))
-    return held.reindex(train.index).to_numpy()
+    """Mask of training rows held out for tuning: each learner's latest ``share`` (seeded order without ts).
+
+    ``train``: coded interactions (a ``row`` per learner, see :func:`~coursepilot.splits.coded_interactions`).
+    """
+    learner = train["row"].to_numpy()
+    keys = [np.random.default_rng(seed).random(len(train))] + ([train["ts"].to_numpy()] if "ts" in train else []) + [learner]
+    order = np.lexsort(keys)  # by learner, then time, then the seeded tie-break
+    starts = np.r_[0, np.flatnonzero(np.diff(learner[order])) + 1]
+    sizes = np.diff(np.r_[starts, len(order)])
+    size, position = np.repeat(sizes, sizes), np.arange(len(order)) - np.repeat(starts, sizes)
+    held = np.empty(len(order), dtype=bool)
+    held[order] = (size >= min_interactions) & (position >= size - np.maximum(1, np.round(size * share)))
+    return held
 
 
 def validation_data(con, data: TrainData, rating_scale, share: float = 0.2, seed: int = 0) -> tuple[TrainData, dict]:
     """(training data minus the validation carve, {learner row: validation course columns}), from ``train`` only."""
-    from .base import interaction_matrix, split_frame
-
-    train = split_frame(con, ("train",))
+    train = coded_interactions(con, ("train",), data.learner_ids, data.course_ids)
     held = carve_validation(train, share, seed=seed)
-    fit_data = data.with_matrix(interaction_matrix(train[~held], data.learner_ids, data.course_ids, rating_scale))
-    return fit_data, relevant_sets(interaction_matrix(train[held], data.learner_ids, data.course_ids, rating_scale))
+    fit_data = data.with_matrix(interaction_matrix(train[~held], data.shape, rating_scale))
+    return fit_data, relevant_sets(interaction_matrix(train[held], data.shape, rating_scale))
 
 
 def tune(hybrid: Hybrid, fit_data: TrainData, valid: dict, alphas=ALPHAS, level_weights=LEVEL_WEIGHTS,
@@ -131,8 +135,6 @@ def tune(hybrid: Hybrid, fit_data: TrainData, valid: dict, alphas=ALPHAS, level_
 
 def relevant_sets(matrix: sparse.csr_matrix) -> dict[int, set[int]]:
     """{learner row: course columns} of the non-empty rows of a matrix."""
-    coo = matrix.tocoo()
-    out: dict[int, set[int]] = {}
-    for r, c in zip(coo.row, coo.col):
-        out.setdefault(int(r), set()).add(int(c))
-    return out
+    matrix = matrix.tocsr()
+    indptr, indices = matrix.indptr, matrix.indices
+    return {int(r): set(indices[indptr[r]:indptr[r + 1]].tolist()) for r in np.flatnonzero(np.diff(indptr))}
