@@ -22,7 +22,7 @@ from .learner_neighbours import LearnerNeighbours
 from .metrics import metrics_from_hits
 from .models.base import top_k
 from .profiles import LearnerProfiles, pair_dots
-from .sampling import SCORED_LEARNERS, sample_rows
+from .sampling import PEER_SCORED_LEARNERS, SCORED_LEARNERS, sample_rows
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ def relevant_counts(binary: sparse.csr_matrix, rows: np.ndarray | None = None, b
     return out
 
 
-def scored_candidates(test: sparse.csr_matrix, max_learners: int = SCORED_LEARNERS, seed: int = 0) -> np.ndarray:
+def scored_candidates(test: sparse.csr_matrix, max_learners: int = PEER_SCORED_LEARNERS, seed: int = 0) -> np.ndarray:
     """Learners with a test-period course, a seeded sample of at most ``max_learners``: the ones peer rankings
     are scored on (those of them with at least one relevant peer)."""
     rows = np.flatnonzero(np.diff(test.tocsr().indptr) > 0)
@@ -176,7 +176,7 @@ def peer_hits(binary: sparse.csr_matrix, rows: np.ndarray, ranked: np.ndarray, b
 
 
 def evaluate_peers(test: sparse.csr_matrix, rankings: dict[str, np.ndarray], ks=(5, 10),
-                   max_learners: int = SCORED_LEARNERS, seed: int = 0) -> tuple[dict, dict, int]:
+                   max_learners: int = PEER_SCORED_LEARNERS, seed: int = 0) -> tuple[dict, dict, int]:
     """(mean ``<metric>@<k>`` per ranking, per-learner nDCG@10 per ranking, learners evaluated).
 
     A learner is evaluated when at least one other learner shares a test-period course with them;

@@ -9,6 +9,8 @@ Work that exists to measure or to compare stops growing with the platform above 
   once on everyone;
 - ``SCORED_LEARNERS``: test metrics are means over a seeded sample of at most this many test learners
   (the standard error of a mean nDCG@10 over 50,000 learners is about 0.001);
+- ``PEER_SCORED_LEARNERS``: peer rankings are scored on a seeded sample of at most this many learners
+  (the exact CF peer baseline compares each of them with everyone: about 8 ms a learner at 1M);
 - ``POPULATION_LEARNERS``: the comparison models (BPR, the baselines, the neural hybrid, the rating
   models) and each seed of the evaluation report train and score on a seeded sample of at most this
   many learners, with all of their interactions.
@@ -23,6 +25,7 @@ import numpy as np
 TUNING_LEARNERS = 20_000
 TUNING_FIT_LEARNERS = 100_000
 SCORED_LEARNERS = 50_000
+PEER_SCORED_LEARNERS = 10_000
 POPULATION_LEARNERS = 30_000
 
 

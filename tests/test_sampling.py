@@ -11,7 +11,7 @@ from coursepilot.metrics import hit_matrix, metrics_from_hits
 from coursepilot.models.factors import Factorisation
 from coursepilot.peer_ranking import cf_peers, evaluate_peers, relevant_counts, scored_candidates
 from coursepilot.report import isolated_copy
-from coursepilot.sampling import restrict, sample_learners, sample_rows
+from coursepilot.sampling import restrict, sample_learners, sample_rows, tuning_population
 
 from .test_recommenders import data, test_sets, warehouse  # noqa: F401 - module fixtures reused
 
@@ -94,3 +94,12 @@ def test_report_copy_holds_a_seeded_sample_of_learners(warehouse):  # noqa: F811
     whole = isolated_copy(warehouse)
     assert whole.execute("SELECT count(*) FROM learners").fetchone()[0] == learners
     whole.close()
+
+
+def test_tuning_population_keeps_the_sampled_learners_and_their_validation_sets(data, test_sets):  # noqa: F811
+    fit_data, valid = tuning_population(data, test_sets, limit=60, seed=3)
+    rows = sample_rows(data.shape[0], 60, seed=3)
+    assert fit_data.shape == (60, data.shape[1]) and list(fit_data.learner_ids) == list(data.learner_ids[rows])
+    assert valid == restrict(test_sets, rows) and valid and max(valid) < 60
+    whole = tuning_population(data, test_sets, limit=data.shape[0])
+    assert whole[0] is data and whole[1] is test_sets
