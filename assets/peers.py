@@ -14,7 +14,8 @@ from coursepilot.models.base import load_train_data, split_matrix
 from coursepilot.models.store import load_arrays, load_params, model_path, save_arrays, write_json
 from coursepilot.peer_ranking import (PeerConfig, active_peers, cf_peers, cluster_random_peers, evaluate_peers, hybrid_peers,
                                       ranked_matrix, scored_candidates)
-from coursepilot.peers import ClusterConfig, ClusterSpace, StateWeights, align_labels, dbscan, kmeans, latest_by_window
+from coursepilot.peers import (ClusterConfig, ClusterSpace, StateWeights, align_labels, dbscan, kmeans, latest_by_window,
+                              weekly_windows)
 from coursepilot.peers import learner_state as compute_state
 from coursepilot.profiles import engagement_weights, load_profiles
 from coursepilot.splits import coded_interactions
@@ -106,13 +107,6 @@ def _course_ids(con) -> np.ndarray:
     return np.asarray([r[0] for r in con.execute("SELECT course_id FROM courses ORDER BY 1").fetchall()], dtype=object)
 
 
-def _weeks(train: pd.DataFrame) -> np.ndarray:
-    """Weekly window of each interaction, counted from the first training week as in ``learner_state`` (0 without ts)."""
-    if "ts" not in train or not train["ts"].notna().any():
-        return np.zeros(len(train), dtype=np.int64)
-    return ((train["ts"] - train["ts"].min().normalize()).dt.days // 7).fillna(0).astype(np.int64).to_numpy()
-
-
 @asset(group_name=GROUP, kinds={"duckdb", "sklearn"}, deps=["learner_state", "learner_profiles"],
        description="K-means and DBSCAN peer groups per weekly window over interactions (eq. 13), profiles (eq. 18-19) and context.")
 def peer_clusters(context: AssetExecutionContext, config: ClusterSettings, warehouse: WarehouseResource,
@@ -127,7 +121,7 @@ def peer_clusters(context: AssetExecutionContext, config: ClusterSettings, wareh
         windows = np.sort(state["week"].unique()) if len(state) else np.array([0])
         context_by_window = latest_by_window(state, ids, windows)
         del state
-        week = _weeks(train)
+        week = weekly_windows(train)  # the windows learner_state uses
         rows, cols, weights = train["row"].to_numpy(), train["col"].to_numpy(), engagement_weights(train, None).astype(np.float32)
         del train
 

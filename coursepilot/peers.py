@@ -53,17 +53,20 @@ def _combine(parts: dict[str, pd.Series], weights: dict[str, float]) -> pd.Serie
     return sum(parts[k].fillna(0.0) * (w / total) for k, w in present.items())
 
 
+def weekly_windows(frame: pd.DataFrame) -> np.ndarray:
+    """Weekly window of each interaction, counted from midnight of the first ``ts`` (all 0 without ts)."""
+    if "ts" not in frame or not frame["ts"].notna().any():
+        return np.zeros(len(frame), dtype=np.int64)
+    return ((frame["ts"] - frame["ts"].min().normalize()).dt.days // 7).fillna(0).astype(np.int64).to_numpy()
+
+
 def learner_state(frame: pd.DataFrame, rating_scale, weights: StateWeights = StateWeights()) -> pd.DataFrame:
     """Per (learner, window): W, R, E, D, T, P and the target difficulty for the next course.
 
     ``frame``: training interactions with ``difficulty`` (text) and ``duration_min`` joined from courses.
     """
     frame = frame.copy()
-    if "ts" in frame and frame["ts"].notna().any():
-        start = frame["ts"].min().normalize()
-        frame["week"] = ((frame["ts"] - start).dt.days // 7).fillna(0).astype(int)
-    else:
-        frame["week"] = 0
+    frame["week"] = weekly_windows(frame)
     watch = frame["watch_pct"] / 100.0 if "watch_pct" in frame else None
     level = frame["difficulty"].map({v: i + 1 for i, v in enumerate(DIFFICULTY_LEVELS)}) if "difficulty" in frame else None
     signals = {}
