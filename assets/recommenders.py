@@ -1,5 +1,8 @@
 """Recommender stage: baselines, factor models, the tuned hybrid, and the registered serving model."""
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
@@ -295,17 +298,18 @@ def recommender(context: AssetExecutionContext, config: GateSettings, warehouse:
     factors = load_arrays(home.home, "als")
     choice = load_params(home.home, "hybrid")
     metrics = choice.pop("metrics")
-    bundle = registry.save_bundle(registry.temporary_bundle_dir(), learner_ids=data.learner_ids, course_ids=data.course_ids,
-                                  titles=titles, seen=data.matrix, user_factors=factors["user_factors"],
-                                  item_factors=factors["item_factors"], course_vectors=data.course_vectors,
-                                  popularity=np.log1p(np.asarray((data.matrix > 0).sum(axis=0)).ravel()),
-                                  level_targets=level_targets(data), difficulty=data.difficulty,
-                                  alpha=choice["alpha"], level_weight=choice["level_weight"])
     tracker = tracking.tracker(home.home)
-    with tracker.run("recommender", {**tags, "model": choice["chosen"]}):
-        tracker.mlflow.log_params(choice)
-        tracker.mlflow.log_metrics(metrics)
-        info = registry.log_serving_model(bundle)
+    with tempfile.TemporaryDirectory(prefix="coursepilot-bundle-") as folder:
+        bundle = registry.save_bundle(Path(folder), learner_ids=data.learner_ids, course_ids=data.course_ids,
+                                      titles=titles, seen=data.matrix, user_factors=factors["user_factors"],
+                                      item_factors=factors["item_factors"], course_vectors=data.course_vectors,
+                                      popularity=np.log1p(np.asarray((data.matrix > 0).sum(axis=0)).ravel()),
+                                      level_targets=level_targets(data), difficulty=data.difficulty,
+                                      alpha=choice["alpha"], level_weight=choice["level_weight"])
+        with tracker.run("recommender", {**tags, "model": choice["chosen"]}):
+            tracker.mlflow.log_params(choice)
+            tracker.mlflow.log_metrics(metrics)
+            info = registry.log_serving_model(bundle)
     version = str(info.registered_model_version)
     promoted, reason = registry.promotion_gate(tracker.mlflow.MlflowClient(), version, config.tolerance)
     (context.log.info if promoted else context.log.warning)(reason)

@@ -11,7 +11,6 @@ The bundle holds plain arrays (``.npz`` without pickles) and Parquet tables, not
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -145,10 +144,6 @@ def load_recommender(alias: str = "champion", home: ProjectHome | None = None, u
     home = home or ProjectHome.resolve()
     mlflow.set_tracking_uri(tracking_uri(home))
     return mlflow.pyfunc.load_model(uri or f"models:/{MODEL_NAME}@{alias}")
-
-
-def temporary_bundle_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="coursepilot-bundle-"))
 
 
 def champion_version(client) -> str | None:

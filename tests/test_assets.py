@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -89,9 +90,12 @@ def test_dataset_from_env(monkeypatch, tmp_path):
 
 
 @pytest.mark.slow
-def test_full_graph_then_a_nightly_retrain_on_grown_data(tmp_path, xs_folder):
+def test_full_graph_then_a_nightly_retrain_on_grown_data(tmp_path, xs_folder, monkeypatch):
     import mlflow
 
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # the serving bundle is staged here, then removed
     home = ProjectHome.resolve(tmp_path / "home")
     folder = Path(shutil.copytree(xs_folder, tmp_path / "data"))
     defs = build_definitions(home, DatasetResource(format="synthetic", path=str(folder)))
@@ -140,6 +144,7 @@ def test_full_graph_then_a_nightly_retrain_on_grown_data(tmp_path, xs_folder):
     versions = client.search_model_versions("name='coursepilot-recommender'")
     assert len(versions) == 1 and client.get_registered_model("coursepilot-recommender").aliases == {"champion": 1, "challenger": 1}
     assert all(r.data.tags["data_fingerprint"] and r.data.tags["dagster_run_id"] == first.run_id for r in runs)
+    assert not list(scratch.glob("coursepilot-bundle-*"))
 
     new_courses, new_interactions = append_growth(folder, share=0.02)  # a new course and about 2% more interactions
     assert new_courses == 1 and new_interactions > 200
