@@ -185,12 +185,13 @@ def hybrid_model(context: AssetExecutionContext, config: HybridSettings, warehou
         kept = {"alphas": (previous,), "level_weights": tuple(sorted({0.0, weight}))}
         context.log.info(f"kept alpha {previous} and level weight {weight} from the last tuning (retune=False)")
     results, tunings, runs = {}, {}, {}
+    als = _fitted_als(home.home, data)
     for content in ("minilm",) if kept else ("minilm", "tfidf"):
         tuning = tunings[content] = tune(Hybrid(cf, Content(content).fit(fit_data)), fit_data, valid, fit_parts=False, **kept)
-        suffix = "" if content == "minilm" else "_tfidf"
+        suffix, similarity = "" if content == "minilm" else "_tfidf", Content(content).fit(data)
         for name, level in ((f"hybrid{suffix}", False), (f"hybrid{suffix}_level", True)):
             alpha, weight = tuning.choice(level)
-            hybrid = Hybrid(_fitted_als(home.home, data), Content(content).fit(data), alpha, weight, name).fit(data, fit_parts=False)
+            hybrid = Hybrid(als, similarity, alpha, weight, name).fit(data, fit_parts=False)
             results[name], runs[name] = train_and_track(hybrid, data, relevant, tracker, tags,
                                                         {"alpha": alpha, "level_weight": weight, "content": content,
                                                          "validation_share": config.validation_share}, fit=False)

@@ -12,6 +12,8 @@ Lists shorter than k are scored as if padded with misses.
 
 from __future__ import annotations
 
+from itertools import chain
+
 import numpy as np
 
 METRICS = ("precision", "recall", "f1", "hit", "ndcg", "map")
@@ -37,8 +39,13 @@ def ranking_metrics(ranked, relevant, k: int) -> dict[str, float]:
 
 
 def hit_matrix(top: np.ndarray, relevant: list[set]) -> np.ndarray:
-    """(learners, k) booleans: is the item at each rank relevant?"""
-    return np.array([[item in rel for item in row] for row, rel in zip(top.tolist(), relevant)], dtype=bool).reshape(top.shape)
+    """(learners, k) booleans: is the item at each rank relevant? Items are column indices (-1 pads a short list)."""
+    top = np.asarray(top, dtype=np.int64)
+    sizes = np.fromiter(map(len, relevant), dtype=np.int64, count=len(relevant))
+    items = np.fromiter(chain.from_iterable(relevant), dtype=np.int64, count=int(sizes.sum()))
+    width = int(max(top.max(initial=0), items.max(initial=0))) + 2  # one key per (learner, item + 1): -1 never matches
+    keys = np.repeat(np.arange(len(relevant), dtype=np.int64), sizes) * width + items + 1
+    return np.isin(np.arange(len(top), dtype=np.int64)[:, None] * width + top + 1, keys).reshape(top.shape)
 
 
 def metrics_from_hits(hits: np.ndarray, n_relevant: np.ndarray, ks, n_candidates: np.ndarray | None = None) -> dict[str, np.ndarray]:

@@ -24,6 +24,16 @@ def test_perfect_ranking_scores_one_and_short_lists_count_as_misses():
     assert short["precision"] == pytest.approx(0.1) and short["recall"] == pytest.approx(0.5)
 
 
+def test_hit_matrix_looks_up_each_learner_in_their_own_set():
+    rng = np.random.default_rng(0)
+    top = rng.integers(-1, 50, (200, 10))
+    relevant = [set(rng.integers(0, 50, rng.integers(1, 8)).tolist()) for _ in range(200)]
+    relevant[3] = {int(top[3, 0]) + 1000}  # an item above every ranked one
+    expected = np.array([[item in rel for item in row] for row, rel in zip(top.tolist(), relevant)])
+    assert expected.any() and not expected.all()
+    np.testing.assert_array_equal(hit_matrix(top, relevant), expected)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(0, 30), min_size=10, max_size=10, unique=True), st.sets(st.integers(0, 30), min_size=1, max_size=12))
 def test_vectorised_metrics_match_and_stay_in_unit_range(ranked, relevant):

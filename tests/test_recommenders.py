@@ -11,9 +11,9 @@ from coursepilot.content import course_texts, tfidf_vectors
 from coursepilot.embeddings import embed_texts
 from coursepilot.evaluation import evaluate, held_out
 from coursepilot.ingest import clean, write_raw
-from coursepilot.models.base import load_train_data, top_k
+from coursepilot.models.base import load_train_data, minmax_rows, top_k
 from coursepilot.models.factors import Factorisation
-from coursepilot.models.hybrid import Hybrid, level_targets, tune, validation_data
+from coursepilot.models.hybrid import Hybrid, blend_tops, level_targets, tune, validation_data
 from coursepilot.models.simple import Content, Popularity, UserKNN
 from coursepilot.registry import ServingModel, save_bundle
 from coursepilot.sources import load_source
@@ -98,6 +98,41 @@ def test_content_models_beat_a_random_ranking(data, test_sets):
     random = evaluate(RandomScores().fit(data), test_sets)["ndcg@10"]
     for name in ("content_minilm", "content_tfidf"):
         assert evaluate(MODELS[name]().fit(data), test_sets)["ndcg@10"] > random * 1.5, name
+
+
+@pytest.mark.parametrize("kind", ["minilm", "tfidf"])
+def test_content_scores_from_the_gram_matrix_equal_per_learner_profiles(data, kind):
+    rows = np.r_[np.arange(0, data.shape[0], 5), np.flatnonzero(np.diff(data.matrix.indptr) == 0)[:3]]
+    gram = Content(kind).fit(data)
+    profiles = Content(kind, gram_courses=0).fit(data)
+    assert gram.gram is not None and profiles.gram is None
+    expected = profiles.score(rows)
+    assert np.abs(expected).max() > 0.1
+    np.testing.assert_allclose(gram.score(rows), expected, atol=1e-5)
+
+
+def test_minmax_rows_spans_the_finite_scores_of_each_row():
+    scores = np.array([[2.0, 4.0, 3.0], [5.0, 5.0, 5.0], [np.nan, 1.0, 3.0], [1.0, np.inf, 2.0]])
+    np.testing.assert_allclose(minmax_rows(scores[:2]), [[0, 1, 0.5], [0, 0, 0]])
+    mixed = minmax_rows(scores)
+    np.testing.assert_allclose(mixed[:3], [[0, 1, 0.5], [0, 0, 0], [0, 0, 1]])
+    assert mixed[3, 0] == 0 and mixed[3, 2] == 1
+
+
+def test_grid_ranking_over_candidates_equals_ranking_every_course():
+    rng = np.random.default_rng(3)
+    rows, courses = 300, 400
+    taste = rng.random((rows, 1))
+    cf = (taste * rng.random((1, courses)) + 0.3 * rng.random((rows, courses))).astype(np.float32)
+    content = rng.random((rows, courses)).astype(np.float32) ** 3
+    level = np.choose(rng.integers(0, 3, courses), [1.0, 0.75, 0.5])[None, :].repeat(rows, 0).astype(np.float32)
+    seen = rng.random((rows, courses)) < 0.05
+    seen[:5, 8:] = True  # five learners with only 8 unseen courses
+    points = [(alpha, weight) for alpha in (0.0, 0.3, 0.7, 1.0) for weight in (0.0, 0.2, 0.8, 5.0)]
+    fast = blend_tops(cf, content, level, seen, points, candidates=20)
+    for (alpha, weight), top in zip(points, fast):
+        scores = np.where(seen, -np.inf, alpha * cf + (1 - alpha) * content + weight * level)
+        np.testing.assert_array_equal(top, top_k(scores, 10))
 
 
 def test_tuning_never_reads_test(warehouse, data):

@@ -133,8 +133,9 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 
 def minmax_rows(scores: np.ndarray) -> np.ndarray:
     """Per-learner min-max normalisation over the courses (the hybrid blends normalised parts)."""
-    finite = np.where(np.isfinite(scores), scores, np.nan)
-    low = np.nanmin(finite, axis=1, keepdims=True)
-    high = np.nanmax(finite, axis=1, keepdims=True)
+    low, high = scores.min(axis=1, keepdims=True), scores.max(axis=1, keepdims=True)
+    if not (np.isfinite(low).all() and np.isfinite(high).all()):  # the extremes over the finite scores only
+        finite = np.where(np.isfinite(scores), scores, np.nan)
+        low, high = np.nanmin(finite, axis=1, keepdims=True), np.nanmax(finite, axis=1, keepdims=True)
     span = np.where(high > low, high - low, 1.0)
     return np.nan_to_num((scores - low) / span, nan=0.0)

@@ -23,6 +23,7 @@ from .base import Recommender, TrainData, interaction_matrix, minmax_rows, top_k
 
 ALPHAS = tuple(round(a, 2) for a in np.linspace(0, 1, 11))
 LEVEL_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
+GRID_CANDIDATES = 100  # per part: each grid point ranks at most twice this many courses per learner (exactly)
 
 
 def level_targets(data: TrainData) -> np.ndarray:
@@ -115,22 +116,64 @@ def tune(hybrid: Hybrid, fit_data: TrainData, valid: dict, alphas=ALPHAS, level_
     rows = np.array(sorted(valid))
     sets = [valid[int(r)] for r in rows]
     n_relevant = np.array([len(x) for x in sets])
-    seen = fit_data.matrix[rows]
-    parts = [tuple(p.astype(np.float32) for p in hybrid.parts(rows[s:s + batch])) for s in range(0, len(rows), batch)]
-    results = []
-    for alpha in alphas:
-        for weight in level_weights:
-            tops = []
-            for start, (cf, content, level) in zip(range(0, len(rows), batch), parts):
-                scores = alpha * cf + (1 - alpha) * content + weight * level
-                scores[seen[start:start + len(cf)].nonzero()] = -np.inf
-                tops.append(top_k(scores, min(10, scores.shape[1])))
-            ndcg = metrics_from_hits(hit_matrix(np.vstack(tops), sets), n_relevant, (10,))["ndcg@10"]
-            results.append((alpha, weight, float(ndcg.mean())))
+    points = [(alpha, weight) for alpha in alphas for weight in level_weights]
+    tops = [[] for _ in points]
+    for start in range(0, len(rows), batch):
+        part = rows[start:start + batch]
+        cf, content, level = (p.astype(np.float32) for p in hybrid.parts(part))
+        for point, top in zip(tops, blend_tops(cf, content, level, fit_data.matrix[part].toarray() > 0, points)):
+            point.append(top)
+    results = [(alpha, weight, float(metrics_from_hits(hit_matrix(np.vstack(top), sets), n_relevant, (10,))["ndcg@10"].mean()))
+               for (alpha, weight), top in zip(points, tops)]
     grid = pd.DataFrame(results, columns=["alpha", "level_weight", "ndcg@10"])
     best = grid.sort_values(["ndcg@10", "level_weight"], ascending=[False, True]).iloc[0]
     plain = grid[grid["level_weight"] == 0].sort_values("ndcg@10", ascending=False).iloc[0]
     return Tuning(float(best["alpha"]), float(best["level_weight"]), float(best["ndcg@10"]), float(plain["alpha"]), grid)
+
+
+def blend_tops(cf: np.ndarray, content: np.ndarray, level: np.ndarray, seen: np.ndarray, points, k: int = 10,
+               candidates: int = GRID_CANDIDATES) -> list[np.ndarray]:
+    """Top-``k`` unseen columns of alpha*cf + (1-alpha)*content + w*level per row, for each (alpha, w) of ``points``.
+
+    The same ranking as sorting every course for every point, but each point ranks only the candidates:
+    each row's ``candidates`` best unseen courses by CF and by content. Any other unseen course scores at
+    most alpha*cf_N + (1-alpha)*content_N + w*max(level), with cf_N and content_N the N-th best values;
+    rows whose k-th candidate score beats that bound are exact, the rest are ranked over every course.
+    """
+    n = cf.shape[1]
+    k = min(k, n)
+    if 2 * candidates >= n:
+        return [_ranked(alpha * cf + (1 - alpha) * content + weight * level, seen, k) for alpha, weight in points]
+    index, bounds = [], []
+    for part in (cf, content):
+        unseen = np.where(seen, -np.inf, part)
+        best = np.argpartition(-unseen, candidates - 1, axis=1)[:, :candidates]
+        index.append(best)
+        bounds.append(np.take_along_axis(unseen, best, axis=1).min(axis=1))
+    index = np.sort(np.hstack(index), axis=1)
+    excluded = np.take_along_axis(seen, index, axis=1)
+    excluded[:, 1:] |= index[:, 1:] == index[:, :-1]  # a course that is a candidate twice counts once
+    cf_c, content_c, level_c = (np.take_along_axis(x, index, axis=1) for x in (cf, content, level))
+    top_level = np.where(seen, -np.inf, level).max(axis=1)
+    everything = np.isneginf(bounds[0]) | np.isneginf(bounds[1])  # fewer unseen courses than candidates: all are in
+    out = []
+    for alpha, weight in points:
+        blend = alpha * cf_c + (1 - alpha) * content_c + weight * level_c
+        local = _ranked(blend, excluded, k)  # sets the excluded candidates to -inf
+        kth = np.take_along_axis(blend, local[:, -1:], axis=1)[:, 0]
+        with np.errstate(invalid="ignore"):
+            bound = np.where(everything, -np.inf, alpha * bounds[0] + (1 - alpha) * bounds[1] + weight * top_level)
+        top = np.take_along_axis(index, local, axis=1)
+        rest = ~(kth > bound)
+        if rest.any():
+            top[rest] = _ranked(alpha * cf[rest] + (1 - alpha) * content[rest] + weight * level[rest], seen[rest], k)
+        out.append(top)
+    return out
+
+
+def _ranked(scores: np.ndarray, excluded: np.ndarray, k: int) -> np.ndarray:
+    scores[excluded] = -np.inf
+    return top_k(scores, k)
 
 
 def relevant_sets(matrix: sparse.csr_matrix) -> dict[int, set[int]]:
