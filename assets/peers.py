@@ -229,9 +229,10 @@ def peer_recommendations(context: AssetExecutionContext, config: PeerSettings, w
         replace_tables(con, {"peer_recommendations": table})
         tags = run_tags(context, con)
 
-    rankings = {"hybrid_peers": ranked_matrix(peers, config.k), "cf_peers": cf_peers(train, config.k, scored_candidates(test, seed=config.seed)),
-                "cluster_random": ranked_matrix(cluster_random_peers(clusters["labels"], config.k, config.seed), config.k),
-                "active_peers": ranked_matrix(active_peers(train, config.k), config.k)}
+    scored = scored_candidates(test, seed=config.seed)  # the baselines rank only the learners the evaluation scores
+    rankings = {"hybrid_peers": ranked_matrix(peers, config.k), "cf_peers": cf_peers(train, config.k, scored),
+                "cluster_random": cluster_random_peers(clusters["labels"], config.k, config.seed, scored),
+                "active_peers": active_peers(train, config.k, scored)}
     keys = ("precision@5", "precision@10", "recall@10", "ndcg@10", "map@10")
     scores, per, evaluated = evaluate_peers(test, rankings, seed=config.seed)
     results = {name: {k: v for k, v in m.items() if k in keys} for name, m in scores.items()}

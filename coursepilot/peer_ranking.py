@@ -109,35 +109,38 @@ def cf_peers(matrix: sparse.csr_matrix, k: int, rows: np.ndarray | None = None) 
     return out
 
 
-def cluster_random_peers(labels: np.ndarray, k: int, seed: int = 0) -> list[np.ndarray]:
+def cluster_random_peers(labels: np.ndarray, k: int, seed: int = 0, rows: np.ndarray | None = None) -> np.ndarray:
+    """``(n, k)`` random members of each learner's cluster (never themselves), for ``rows`` only when given (the others -1)."""
     rng = np.random.default_rng(seed)
-    out: list[np.ndarray] = [np.zeros(0, np.int64)] * len(labels)
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        for row in members:
-            pool = members if len(members) <= 4 * k + 1 else rng.choice(members, 4 * k + 1, replace=False)
-            others = pool[pool != row]
-            out[row] = rng.choice(others, min(k, len(others)), replace=False)
+    rows = np.arange(len(labels)) if rows is None else np.asarray(rows, dtype=np.int64)
+    members_of = {label: np.flatnonzero(labels == label) for label in np.unique(labels[rows])}
+    out = np.full((len(labels), k), -1, dtype=np.int64)
+    for row in rows:
+        members = members_of[labels[row]]
+        pool = members if len(members) <= 4 * k + 1 else rng.choice(members, 4 * k + 1, replace=False)
+        others = pool[pool != row]
+        chosen = rng.choice(others, min(k, len(others)), replace=False)
+        out[row, :len(chosen)] = chosen
     return out
 
 
-def active_peers(matrix: sparse.csr_matrix, k: int) -> list[np.ndarray]:
-    activity = np.diff(matrix.indptr)
-    order = np.argsort(-activity, kind="stable")[: k + 1]
-    return [order[order != row][:k] for row in range(matrix.shape[0])]
+def active_peers(matrix: sparse.csr_matrix, k: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """``(n, k)`` most active learners (most training courses), never the learner themselves; for ``rows`` only when given."""
+    rows = np.arange(matrix.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
+    order = np.argsort(-np.diff(matrix.indptr), kind="stable")[: k + 1]
+    own = order[None, :] == rows[:, None]
+    keep = np.argsort(own, axis=1, kind="stable")[:, :k]  # the others first, in activity order
+    out = np.full((matrix.shape[0], k), -1, dtype=np.int64)
+    out[rows, :keep.shape[1]] = np.where(np.take_along_axis(own, keep, axis=1), -1, order[keep])
+    return out
 
 
-def ranked_matrix(ranked, k: int) -> np.ndarray:
-    """Peer lists (a list of arrays, or a frame of learner / rank / peer rows) as an ``(n, k)`` array, -1 padded."""
-    if isinstance(ranked, pd.DataFrame):
-        n = int(ranked["learner"].max()) + 1 if len(ranked) else 0
-        out = np.full((n, k), -1, dtype=np.int64)
-        keep = ranked["rank"].to_numpy() <= k
-        out[ranked["learner"].to_numpy()[keep], ranked["rank"].to_numpy()[keep] - 1] = ranked["peer"].to_numpy()[keep]
-        return out
-    out = np.full((len(ranked), k), -1, dtype=np.int64)
-    for row, peers in enumerate(ranked):
-        out[row, :min(k, len(peers))] = np.asarray(peers)[:k]
+def ranked_matrix(ranked: pd.DataFrame, k: int) -> np.ndarray:
+    """Peer rows of a frame (learner / rank / peer) as an ``(n, k)`` array, -1 padded."""
+    n = int(ranked["learner"].max()) + 1 if len(ranked) else 0
+    out = np.full((n, k), -1, dtype=np.int64)
+    keep = ranked["rank"].to_numpy() <= k
+    out[ranked["learner"].to_numpy()[keep], ranked["rank"].to_numpy()[keep] - 1] = ranked["peer"].to_numpy()[keep]
     return out
 
 

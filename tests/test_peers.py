@@ -105,7 +105,16 @@ def test_peers_never_include_the_learner_and_noise_points_get_peers():
     assert 7 in set(peers["learner"])
     assert peers["reason"].str.match(r"\d+ courses? in common|same job \(analyst\)|similar interests|similar level").all()
     for ranked in (cf_peers(matrix, 5), cluster_random_peers(labels, 5), active_peers(matrix, 5)):
-        assert all(row not in list(p) for row, p in enumerate(ranked))
+        assert ranked.shape == (60, 5) and all(row not in list(p) for row, p in enumerate(ranked))
+    assert all(set(p[p >= 0]) <= set(np.flatnonzero(labels == labels[row])) for row, p in enumerate(cluster_random_peers(labels, 5)))
+    activity = np.diff(matrix.indptr)
+    most = active_peers(matrix, 5)
+    assert all((np.diff(activity[p]) <= 0).all() and activity[p].min() >= np.sort(activity[np.arange(60) != row])[-5]
+               for row, p in enumerate(most))
+    rows = np.flatnonzero(labels == np.bincount(labels).argmax())[:3]
+    for ranked in (cluster_random_peers(labels, 5, rows=rows), active_peers(matrix, 5, rows=rows)):
+        assert (ranked[rows] >= 0).all() and (np.delete(ranked, rows, axis=0) == -1).all()
+    np.testing.assert_array_equal(active_peers(matrix, 5, rows=rows)[rows], most[rows])
 
 
 def test_peer_evaluation_matches_the_per_learner_definition():
