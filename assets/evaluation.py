@@ -24,14 +24,21 @@ class ReportSettings(Config):
     max_learners: int = POPULATION_LEARNERS  # each seed evaluates a seeded sample of at most this many learners (0: all)
 
 
-@asset(group_name="evaluation", kinds={"mlflow"}, deps=["recommender", "peer_recommendations", "hybrid_model", "als_model"],
+@asset(group_name="evaluation", kinds={"mlflow"},
+       deps=["recommender", "peer_recommendations", "hybrid_model", "als_model", "neural_hybrid_model"],
        description="report.json, report.md and plots: every model over several split seeds, cold start, peers and paired t-tests.")
 def evaluation_report(context: AssetExecutionContext, config: ReportSettings, warehouse: WarehouseResource,
                       home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
+    try:  # the epochs the neural hybrid's early stopping chose (a home from before they were kept: early-stop per seed)
+        neural = load_params(home.home, "neural_hybrid")
+    except FileNotFoundError:
+        neural = {"best_epochs": None}
     report_config = ReportConfig(seeds=tuple(config.seeds), test_share=config.test_share, neural_seeds=config.neural_seeds,
                                  max_learners=config.max_learners,
                                  chosen=load_params(home.home, "hybrid")["chosen"],
-                                 als_params={k: v for k, v in load_params(home.home, "als").items() if k != "seed"})
+                                 als_params={k: v for k, v in load_params(home.home, "als").items() if k != "seed"},
+                                 neural_params={k: v for k, v in neural.items() if k != "best_epochs"},
+                                 neural_epochs=neural["best_epochs"])
     with warehouse.get_connection(read_only=True) as con:
         if not con.execute("SELECT count(*) FROM interactions").fetchone()[0]:
             reason = "the source has no interactions (a catalogue): nothing to rank"

@@ -276,6 +276,7 @@ def neural_hybrid_model(context: AssetExecutionContext, config: NeuralSettings, 
     metrics, run_id = train_and_track(model, data, relevant, tracker, tags, {**params, "best_epochs": model.best_epochs}, fit=False)
     state = model_path(home.home, "neural_hybrid").with_suffix(".pt")
     save_state(model, state)
+    write_json(state.with_suffix(".json"), {**params, "best_epochs": model.best_epochs})  # the report trains this many
     with tracker.mlflow.start_run(run_id=run_id):
         tracker.mlflow.log_artifact(str(state))
         tracker.log_dict({"history": model.history}, "training_history.json")

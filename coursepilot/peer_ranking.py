@@ -21,7 +21,7 @@ from sklearn.preprocessing import normalize
 from .learner_neighbours import LearnerNeighbours
 from .metrics import metrics_from_hits
 from .models.base import top_k
-from .profiles import LearnerProfiles, pair_dots
+from .profiles import LearnerProfiles
 from .sampling import PEER_SCORED_LEARNERS, SCORED_LEARNERS, sample_rows
 
 
@@ -36,22 +36,16 @@ class PeerConfig:
     seed: int = 0
 
 
-def _profile_similarity(profiles: LearnerProfiles, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """cos(E_u*, E_v*) (eq. 19) for every pair of ``rows`` x ``cols``, from the profile parts."""
-    dot = sum(pair_dots(part, rows, cols) for part in profiles.parts.values())
-    nr = np.sqrt(sum((profiles.parts[p][rows] ** 2).sum(axis=1) for p in profiles.parts))
-    nc = np.sqrt(sum((profiles.parts[p][cols] ** 2).sum(axis=1) for p in profiles.parts))
-    denominator = np.outer(nr, nc)
-    return np.divide(dot, denominator, out=np.zeros_like(dot, dtype=np.float64), where=denominator > 0)
-
-
 def hybrid_peers(matrix: sparse.csr_matrix, profiles: LearnerProfiles, proficiency: np.ndarray, labels: np.ndarray,
                  centroids: np.ndarray, jobs: np.ndarray, config: PeerConfig = PeerConfig()) -> pd.DataFrame:
-    """learner (row), rank, peer (row), score, reason for every learner."""
+    """learner (row), rank, peer (row), score, reason for every learner.
+
+    Candidates are scored a batch of learners at a time in float32, the pool's side prepared once per cluster.
+    """
     rng = np.random.default_rng(config.seed)
-    unit = normalize(matrix, axis=1).tocsr()
+    unit = normalize(matrix, axis=1).tocsr().astype(np.float32)
     binary = (matrix > 0).astype(np.float32).tocsr()
-    level = np.nan_to_num(proficiency, nan=2.0)
+    level = np.nan_to_num(proficiency, nan=2.0).astype(np.float32)
     centre_distance = ((centroids[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
     out = []
     for cluster in range(len(centroids)):
@@ -62,33 +56,32 @@ def hybrid_peers(matrix: sparse.csr_matrix, profiles: LearnerProfiles, proficien
         pool = np.flatnonzero(np.isin(labels, near))
         if len(pool) > config.max_candidates:
             pool = np.union1d(rng.choice(pool, config.max_candidates, replace=False), members[: config.max_candidates // 4])
+        k = min(config.k, len(pool) - 1)
+        if k < 1:
+            continue
+        cosine, pool_t = profiles.against(pool), unit[pool].T.tocsr()
         for start in range(0, len(members), 1024):
             rows = members[start:start + 1024]
-            parts = {
-                "interaction": config.interaction_weight * (unit[rows] @ unit[pool].T).toarray(),
-                "profile": config.profile_weight * _profile_similarity(profiles, rows, pool),
-                "level": config.level_weight * (1 - np.abs(level[rows][:, None] - level[pool][None, :]) / 2),
-            }
-            score = sum(parts.values())
-            score[rows[:, None] == pool[None, :]] = -np.inf
-            k = min(config.k, len(pool) - 1)
-            if k < 1:
-                continue
+            parts = (config.interaction_weight * (unit[rows] @ pool_t).toarray(), config.profile_weight * cosine(rows),
+                     config.level_weight * (1 - np.abs(np.subtract.outer(level[rows], level[pool])) / 2))
+            score = parts[0] + parts[1]
+            score += parts[2]
+            at = np.minimum(np.searchsorted(pool, rows), len(pool) - 1)
+            own = pool[at] == rows
+            score[np.flatnonzero(own), at[own]] = -np.inf  # a learner is never their own peer
             best = top_k(score, k)
-            peers = pool[best]
-            kinds = np.stack([np.take_along_axis(parts[name], best, axis=1) for name in REASONS]).argmax(axis=0)
-            out.append(pd.DataFrame({"learner": np.repeat(rows, k), "rank": np.tile(np.arange(1, k + 1), len(rows)),
-                                     "peer": peers.ravel(), "score": np.take_along_axis(score, best, axis=1).ravel(),
-                                     "reason": _reasons(kinds.ravel(), np.repeat(rows, k), peers.ravel(), binary, jobs)}))
+            learners, peers = np.repeat(rows, k), pool[best].ravel()
+            kinds = np.stack([np.take_along_axis(part, best, axis=1) for part in parts]).argmax(axis=0).ravel()
+            out.append(pd.DataFrame({"learner": learners, "rank": np.tile(np.arange(1, k + 1), len(rows)), "peer": peers,
+                                     "score": np.take_along_axis(score, best, axis=1).ravel().astype(np.float64),
+                                     "reason": _reasons(kinds, learners, peers, binary, jobs)}))
     columns = ["learner", "rank", "peer", "score", "reason"]
     return pd.concat(out, ignore_index=True)[columns] if out else pd.DataFrame(columns=columns)
 
 
-REASONS = ("interaction", "profile", "level")
-
-
 def _reasons(kinds: np.ndarray, rows: np.ndarray, peers: np.ndarray, binary: sparse.csr_matrix, jobs: np.ndarray) -> np.ndarray:
-    """The one-line reason of each (row, peer) pair from the part that contributed most."""
+    """The one-line reason of each (row, peer) pair from the part that contributed most (kinds: 0 interaction,
+    1 profile, 2 level)."""
     shared = np.asarray(binary[rows].multiply(binary[peers]).sum(axis=1)).ravel().astype(int)
     job_of = pd.Series(jobs[rows], dtype=object)
     same_job = (job_of == pd.Series(jobs[peers], dtype=object)).to_numpy() & job_of.map(lambda j: isinstance(j, str)).to_numpy()

@@ -14,6 +14,7 @@ term only where the source has that column.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -76,13 +77,8 @@ class CodedVectors:
         return int((self.codes >= 0).sum())
 
     def pair_dots(self, rows, cols) -> np.ndarray:
-        """``(len(rows), len(cols))`` dot products, gathered from the table's Gram matrix (no 384-wide products)."""
-        return self.gram[np.ix_(self.codes[rows], self.codes[cols])]
-
-
-def pair_dots(part: "np.ndarray | CodedVectors", rows, cols) -> np.ndarray:
-    """Dot products of every ``rows`` x ``cols`` pair of one profile part."""
-    return part.pair_dots(rows, cols) if isinstance(part, CodedVectors) else part[rows] @ part[cols].T
+        """Dot products of the pairs ``(rows[i], cols[i])``, gathered from the table's Gram matrix."""
+        return self.gram[self.codes[rows], self.codes[cols]]
 
 
 def lookup(values: pd.Series, table: dict[str, np.ndarray], dim: int) -> CodedVectors:
@@ -106,14 +102,54 @@ class LearnerProfiles:
     def similarity(self, u: int, others: np.ndarray | None = None) -> np.ndarray:
         """cos(E_u*, E_v*) for learner row ``u`` against ``others`` (default: everyone), equation (19)."""
         others = np.arange(len(self.ids)) if others is None else np.asarray(others)
-        dot = sum(self.parts[p][others] @ self.parts[p][u] for p in PARTS)
-        norm_u = np.sqrt(sum(float(self.parts[p][u] @ self.parts[p][u]) for p in PARTS))
-        norm_v = np.sqrt(sum((self.parts[p][others] ** 2).sum(axis=1) for p in PARTS))
-        return np.divide(dot, norm_u * norm_v, out=np.zeros(len(others), dtype=np.float64), where=(norm_v > 0) & (norm_u > 0))
+        return self.pair_similarity(np.full(len(others), u), others)
+
+    def pair_similarity(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """cos(E_u*, E_v*) of the pairs ``(rows[i], cols[i])`` (0 where either profile is empty)."""
+        dot = sum(part.pair_dots(rows, cols) if isinstance(part, CodedVectors) else np.einsum("ij,ij->i", part[rows], part[cols])
+                  for part in self.parts.values())
+        return np.asarray(dot, dtype=np.float64) * self.inverse_norms[rows] * self.inverse_norms[cols]
+
+    @cached_property
+    def inverse_norms(self) -> np.ndarray:
+        """1 / |E_u*| of every learner (0 for an empty profile)."""
+        squared = sum(part.gram.diagonal()[part.codes] if isinstance(part, CodedVectors) else np.einsum("ij,ij->i", part, part)
+                      for part in self.parts.values())
+        norms = np.sqrt(np.asarray(squared, dtype=np.float64))
+        return np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+
+    def against(self, pool: np.ndarray) -> "PoolCosine":
+        """cos(E_u*, E_v*) of any rows against the learners ``pool``, with the pool's side prepared once."""
+        return PoolCosine(self, pool)
 
     def known(self) -> dict[str, int]:
         """Learners with a non-zero vector, per part."""
         return {p: v.known() if isinstance(v, CodedVectors) else int((v != 0).any(axis=1).sum()) for p, v in self.parts.items()}
+
+
+class PoolCosine:
+    """``(rows, pool)`` cosines of eq. (19) in float32: one matrix product over the dense parts, rows of the
+    Gram columns for the coded ones (job, software), both sides' norms applied in place."""
+
+    def __init__(self, profiles: LearnerProfiles, pool: np.ndarray):
+        self.profiles = profiles
+        self.dense = [p for p in profiles.parts.values() if not isinstance(p, CodedVectors)]
+        self.coded = [p for p in profiles.parts.values() if isinstance(p, CodedVectors)]
+        self.pool_dense = np.ascontiguousarray(np.hstack([p[pool] for p in self.dense]).T, dtype=np.float32) if self.dense else None
+        self.pool_gram = [np.ascontiguousarray(p.gram[:, p.codes[pool]]) for p in self.coded]
+        self.pool_scale = profiles.inverse_norms[pool].astype(np.float32)
+        self.size = len(pool)
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        if self.pool_dense is not None:
+            out = np.hstack([p[rows] for p in self.dense]).astype(np.float32) @ self.pool_dense
+        else:
+            out = np.zeros((len(rows), self.size), dtype=np.float32)
+        for part, gram in zip(self.coded, self.pool_gram):
+            out += gram[part.codes[rows]]
+        out *= self.profiles.inverse_norms[rows].astype(np.float32)[:, None]
+        out *= self.pool_scale[None, :]
+        return out
 
 
 ATTRIBUTES = {"job": ("learners", "job"), "software": ("learners", "software"), "theme": ("courses", "theme")}

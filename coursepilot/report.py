@@ -55,6 +55,7 @@ class ReportConfig:
     chosen: str = "hybrid_level"
     als_params: dict = field(default_factory=dict)
     neural_params: dict = field(default_factory=dict)
+    neural_epochs: int | None = None  # None: early-stopped on each seed's validation carve; else trained this many epochs
     max_learners: int = POPULATION_LEARNERS  # 0: every learner
 
 
@@ -92,7 +93,11 @@ def _models(config: ReportConfig, data: TrainData, fit_data: TrainData, valid: d
     if with_neural:
         from .models.neural import NeuralHybrid
 
-        models["neural_hybrid"] = NeuralHybrid(**config.neural_params, als_params=config.als_params).fit(data, fit_data, valid)
+        if config.neural_epochs:  # the pipeline's early stopping chose the epochs, as its tuning chose the ALS factors
+            neural = NeuralHybrid(**{**config.neural_params, "max_epochs": config.neural_epochs}, als_params=config.als_params)
+            models["neural_hybrid"] = neural.fit(data)
+        else:
+            models["neural_hybrid"] = NeuralHybrid(**config.neural_params, als_params=config.als_params).fit(data, fit_data, valid)
     return models
 
 
@@ -195,7 +200,8 @@ def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print
     return {"source": {"format": info["format"], "fingerprint": info["fingerprint"]},
             "config": {"seeds": list(config.seeds), "ks": list(config.ks), "test_share": config.test_share,
                        "learners": mem_learners, "max_learners": config.max_learners,
-                       "neural_seeds": config.neural_seeds, "test_learners_per_seed": learners_per_seed},
+                       "neural_seeds": config.neural_seeds, "neural_epochs": config.neural_epochs,
+                       "test_learners_per_seed": learners_per_seed},
             "definitions": DEFINITIONS, "models": models_out, "cold_start": cold, "significance": significance,
             "ratings": ratings}
 

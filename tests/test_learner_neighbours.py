@@ -71,6 +71,8 @@ def test_sparse_exact_search_for_a_few_rows_matches_the_dense_one():
     true = np.asarray(unit[np.repeat(rows, 8)].multiply(unit[found.ravel()]).sum(axis=1)).reshape(found.shape)
     np.testing.assert_allclose(sims, true, rtol=1e-5)
     assert not (found == rows[:, None]).any()
+    blocks = LearnerNeighbours(matrix, k=8, exact_limit=0, index=False, block_columns=150)  # 14 blocks, merged per row
+    np.testing.assert_allclose(blocks.search(rows)[1], sims, rtol=1e-6)
     lonely = sparse.csr_matrix(([1.0, 1.0, 1.0], ([0, 1, 2], [0, 0, 1])), shape=(3, 2))  # learner 2 shares nothing
     found, sims = LearnerNeighbours(lonely, k=2, exact_limit=0, index=False).search(np.array([0, 2]))
     assert found.tolist() == [[1, -1], [-1, -1]] and sims[0, 0] == np.float32(1.0)

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import sparse
+from sklearn.preprocessing import normalize
 
 from coursepilot.metrics import ranking_metrics
 from coursepilot.peer_ranking import (PeerConfig, active_peers, cf_peers, cluster_random_peers, evaluate_peers, hybrid_peers,
@@ -115,6 +116,24 @@ def test_peers_never_include_the_learner_and_noise_points_get_peers():
     for ranked in (cluster_random_peers(labels, 5, rows=rows), active_peers(matrix, 5, rows=rows)):
         assert (ranked[rows] >= 0).all() and (np.delete(ranked, rows, axis=0) == -1).all()
     np.testing.assert_array_equal(active_peers(matrix, 5, rows=rows)[rows], most[rows])
+
+
+def test_hybrid_peer_scores_follow_the_weighted_parts_and_are_the_best_candidates():
+    matrix, profiles = _blocks(), _profiles(60)
+    proficiency = np.random.default_rng(3).uniform(1, 3, 60)
+    proficiency[5] = np.nan  # unknown: the middle level
+    labels, centroids = np.repeat([0, 1], 30), np.array([[0.0], [1.0]])
+    peers = hybrid_peers(matrix, profiles, proficiency, labels, centroids, np.full(60, None, dtype=object),
+                         PeerConfig(k=4, neighbour_clusters=0))  # candidates: the learner's own cluster
+    unit, level = normalize(matrix), np.nan_to_num(proficiency, nan=2.0)
+    for u in (0, 5, 40):
+        pool = np.flatnonzero(labels == labels[u])
+        pool = pool[pool != u]
+        expected = (0.5 * (unit[u] @ unit[pool].T).toarray()[0] + 0.3 * profiles.similarity(u, pool)
+                    + 0.2 * (1 - np.abs(level[u] - level[pool]) / 2))
+        got = peers[peers["learner"] == u]
+        np.testing.assert_allclose(got["score"], np.sort(expected)[::-1][:4], atol=1e-5)
+        assert got["peer"].tolist() == pool[np.argsort(-expected)[:4]].tolist()
 
 
 def test_peer_evaluation_matches_the_per_learner_definition():

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from coursepilot.neighbours import CourseIndex
-from coursepilot.profiles import LearnerProfiles, lookup, normalise_rows, pair_dots, weighted_profiles
+from coursepilot.profiles import LearnerProfiles, lookup, normalise_rows, weighted_profiles
 from coursepilot.warehouse import read_rows_with_vectors, read_vectors, replace_tables, vector_column
 
 
@@ -59,7 +59,13 @@ def test_coded_parts_give_the_looked_up_rows_and_the_same_similarity():
     mixed = LearnerProfiles(np.arange(5), {**parts, "job": coded})
     np.testing.assert_allclose(mixed.similarity(0), dense.similarity(0), atol=1e-6)
     assert mixed.known() == dense.known() == {"desc": 5, "soft": 5, "theme": 5, "job": 3}
-    np.testing.assert_allclose(pair_dots(coded, [0, 2, 3], [1, 4]), expected[[0, 2, 3]] @ expected[[1, 4]].T, atol=1e-6)
+    np.testing.assert_allclose(coded.pair_dots([0, 2, 3], [1, 4, 4]), (expected[[0, 2, 3]] * expected[[1, 4, 4]]).sum(axis=1), atol=1e-6)
+    # against a pool (the peer ranking's batches): every pair's cosine, float32, an unknown job included
+    pool = np.array([1, 3, 4])
+    np.testing.assert_allclose(mixed.against(pool)(np.array([0, 2, 3])),
+                               [[dense.similarity(r)[c] for c in pool] for r in (0, 2, 3)], atol=1e-6)
+    np.testing.assert_allclose(mixed.pair_similarity(np.array([0, 2]), np.array([4, 1])),
+                               [dense.similarity(0)[4], dense.similarity(2)[1]], atol=1e-6)
 
 
 def test_vectors_read_in_batches_come_in_id_order(con):

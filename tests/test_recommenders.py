@@ -132,7 +132,10 @@ def test_grid_ranking_over_candidates_equals_ranking_every_course():
     fast = blend_tops(cf, content, level, seen, points, candidates=20)
     for (alpha, weight), top in zip(points, fast):
         scores = np.where(seen, -np.inf, alpha * cf + (1 - alpha) * content + weight * level)
-        np.testing.assert_array_equal(top, top_k(scores, 10))
+        full = top_k(scores, 10)
+        finite = np.isfinite(np.take_along_axis(scores, full, axis=1))  # past the unseen courses, seen ones (-inf) in any order
+        np.testing.assert_array_equal(top[finite], full[finite])
+        assert not np.isfinite(np.take_along_axis(scores, top, axis=1)[~finite]).any()
 
 
 def test_tuning_never_reads_test(warehouse, data):
@@ -204,11 +207,33 @@ def test_neural_hybrid_early_stops_on_validation_and_beats_popularity(warehouse,
     assert evaluate(model, test_sets)["ndcg@10"] > popularity * 1.3
     top = model.recommend(np.arange(20), 10)
     assert all(not set(t) & set(data.matrix[r].indices) for r, t in enumerate(top))
+    # every course at once (matrix products, serving and evaluation) scores as pair by pair (training)
+    import torch
+
+    rows = np.arange(12)
+    with torch.no_grad():
+        user, query = model.net.learners(model.p[rows], model.profiles[rows])
+        keys, values = model.net.course_tokens(model.q, model.e)
+        pairs = torch.cartesian_prod(torch.from_numpy(rows), torch.arange(data.shape[1]))
+        u, c = pairs[:, 0], pairs[:, 1]
+        each = model.net.pair_scores(user[u], query[u], keys[c], values[c], c).reshape(len(rows), -1)
+    np.testing.assert_allclose(model.score(rows), each.numpy(), rtol=1e-4, atol=1e-5)
 
 
 def test_top_k_orders_best_first():
     scores = np.array([[0.1, 0.9, 0.5, -np.inf], [3.0, 2.0, 1.0, 0.0]])
     assert top_k(scores, 3).tolist() == [[1, 2, 0], [0, 1, 2]]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_top_k_batches_rank_like_a_full_sort(dtype):
+    scores = np.random.default_rng(0).standard_normal((300, 500)).astype(dtype)  # 150,000 scores: the torch path
+    scores[0, :5], scores[1, :400], scores[2] = np.nan, -np.inf, np.round(scores[2])  # NaN last, -inf, ties
+    for block in (scores, scores[:5, :30]):  # the torch path and the numpy one (a few rows, as when serving)
+        top = top_k(block, 10)
+        ranked = np.where(np.isnan(block), -np.inf, block)
+        np.testing.assert_array_equal(np.take_along_axis(ranked, top, axis=1), -np.sort(-ranked, axis=1)[:, :10])
+        assert all(len(set(row)) == 10 for row in top)
 
 
 def test_rating_prediction_hand_computed_and_better_than_the_mean(warehouse):

