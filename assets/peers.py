@@ -140,7 +140,7 @@ def peer_clusters(context: AssetExecutionContext, config: ClusterSettings, wareh
         frames, moved, previous, previous_labels = [], {}, None, None
         for i, window in enumerate(windows):
             features = last_features if i == len(windows) - 1 else features_at(i, space)
-            labels, centroids, _, _ = kmeans(features, fixed)
+            labels, centroids, _, _ = kmeans(features, fixed, init=previous)
             labels, centroids = align_labels(previous, centroids, labels)
             if previous_labels is not None:
                 moved[int(window)] = int((labels != previous_labels).sum())

@@ -12,8 +12,9 @@ Learning state, per learner and weekly window (one window without timestamps), f
 
 Peer groups per window: K-means (k by silhouette within a range, or fixed) over the interaction
 vectors up to t (eq. 13, reduced by truncated SVD) joined with the multi-factor profile (eq. 18-19,
-reduced) and context (D_u(t), T_u(t)); DBSCAN on the same vectors. Cluster labels are matched to the
-previous window's (Hungarian assignment on centroids) so a changed label means a learner moved.
+reduced) and context (D_u(t), T_u(t)); DBSCAN on the same vectors. Each window's K-means starts from the
+previous window's centroids, and its labels are matched to the previous window's (Hungarian assignment
+on centroids), so a changed label means a learner moved.
 """
 
 from __future__ import annotations
@@ -172,18 +173,20 @@ class ClusterSpace:
                           self.config.context_weight * context]).astype(np.float32)
 
 
-def kmeans(features: np.ndarray, config: ClusterConfig) -> tuple[np.ndarray, np.ndarray, int, dict[int, float]]:
+def kmeans(features: np.ndarray, config: ClusterConfig, init: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int, dict[int, float]]:
     """(labels, centroids, k, silhouette by k) with MiniBatchKMeans.
 
     Without a fixed k, each candidate is fitted on a seeded sample of ``fit_sample`` learners and
     scored by silhouette on ``silhouette_sample`` of them; the best k is then fitted on everyone.
+    ``init``: centroids to start from (the previous window's), one run instead of three seeded ones.
     """
     rng = np.random.default_rng(config.seed)
     sample = features[rng.choice(len(features), min(len(features), config.fit_sample), replace=False)]
     scored = sample[:config.silhouette_sample]  # the sample is in random order
 
-    def fit(k: int, rows: np.ndarray) -> MiniBatchKMeans:
-        return MiniBatchKMeans(k, random_state=config.seed, n_init=3, batch_size=4096).fit(rows)
+    def fit(k: int, rows: np.ndarray, start: np.ndarray | None = None) -> MiniBatchKMeans:
+        starts = {"n_init": 3} if start is None else {"init": start, "n_init": 1}
+        return MiniBatchKMeans(k, random_state=config.seed, batch_size=4096, **starts).fit(rows)
 
     def silhouette(model: MiniBatchKMeans) -> float:
         labels = model.predict(scored)
@@ -195,7 +198,7 @@ def kmeans(features: np.ndarray, config: ClusterConfig) -> tuple[np.ndarray, np.
         candidates = range(config.k_range[0], min(config.k_range[1], len(sample) - 1) + 1)
         scores = {k: silhouette(fit(k, sample)) for k in candidates}
         best = max(scores, key=scores.get)
-    model = fit(best, features)
+    model = fit(best, features, init if init is not None and len(init) == best else None)
     scores.setdefault(best, silhouette(model))
     return model.labels_, model.cluster_centers_, best, scores
 
