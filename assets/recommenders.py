@@ -17,7 +17,7 @@ from coursepilot.models.hybrid import Hybrid, level_targets, tune, validation_da
 from coursepilot.models.neural import NeuralHybrid, save_state
 from coursepilot.models.simple import Content, Popularity, UserKNN
 from coursepilot.models.store import load_arrays, load_params, model_path, save_arrays, write_json
-from coursepilot.sampling import POPULATION_LEARNERS, restrict, sample_rows, tuning_population
+from coursepilot.sampling import POPULATION_LEARNERS, sample_rows, tuning_population
 from coursepilot.training import train_and_track
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource
 
@@ -28,30 +28,28 @@ GROUP = "recommenders"
 DEPS = ["split", "course_embeddings", "tfidf_course_vectors", "course_labels", "learner_labels"]
 
 
-def _context(con):
+def _context(con, max_learners: int = 0, seed: int = 0):
+    """(rating scale, training data, test sets), of a seeded sample of at most ``max_learners`` learners when set."""
     scale = ingest.source_info(con)["rating_scale"]
-    data = load_train_data(con, scale)
+    data = load_train_data(con, scale, max_learners, seed)
     return scale, data, held_out(con, data, "test", scale)
-
-
-def _population(context, max_learners: int, seed: int, data, relevant, fit_data=None, valid=None):
-    """``data``, test sets (and validation data and sets) of a seeded sample of at most ``max_learners`` learners (0: all)."""
-    rows = sample_rows(data.shape[0], max_learners, seed) if max_learners else None
-    if rows is None:
-        return data, relevant, fit_data, valid
-    context.log.info(f"comparison model: trained and scored on a seeded sample of {len(rows):,} of {data.shape[0]:,} learners")
-    return (data.subset(rows), restrict(relevant, rows), fit_data.subset(rows) if fit_data is not None else None,
-            restrict(valid, rows) if valid is not None else None)
 
 
 def _with_validation(context, warehouse: WarehouseResource, share: float, seed: int, max_learners: int = 0):
     """(rating scale, data, test sets, data minus the validation carve, validation sets, lineage tags), of a
-    sample of at most ``max_learners`` learners when that is set (see :func:`_population`)."""
+    seeded sample of at most ``max_learners`` learners when that is set (only their rows are read)."""
     with warehouse.get_connection(read_only=True) as con:
-        scale, data, relevant = _context(con)
+        scale, data, relevant = _context(con, max_learners, seed)
         fit_data, valid = validation_data(con, data, scale, share, seed)
         tags = run_tags(context, con)
-    return (scale, *_population(context, max_learners, seed, data, relevant, fit_data, valid), tags)
+    _log_population(context, data, max_learners)
+    return scale, data, relevant, fit_data, valid, tags
+
+
+def _log_population(context, data, max_learners: int) -> None:
+    if max_learners:
+        context.log.info(f"comparison model: trained and scored on {data.shape[0]:,} learners "
+                         f"(a seeded sample where there are more than {max_learners:,})")
 
 
 def _metrics_table(results: dict[str, dict[str, float]]) -> MetadataValue:
@@ -136,9 +134,9 @@ class BaselineSettings(Config):
 def baseline_models(context: AssetExecutionContext, config: BaselineSettings, warehouse: WarehouseResource,
                     home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
     with warehouse.get_connection(read_only=True) as con:
-        _, data, relevant = _context(con)
+        _, data, relevant = _context(con, config.max_learners, config.seed)
         tags = run_tags(context, con)
-    data, relevant, _, _ = _population(context, config.max_learners, config.seed, data, relevant)
+    _log_population(context, data, config.max_learners)
     tracker = tracking.tracker(home.home)
     results, runs = {}, {}
     for model, params in ((Popularity(), {}), (UserKNN(config.neighbours), {"neighbours": config.neighbours}),
@@ -224,19 +222,20 @@ def rating_models(context: AssetExecutionContext, config: RatingSettings, wareho
     with warehouse.get_connection(read_only=True) as con:
         info = ingest.source_info(con)
         has_ratings = "rating" in columns(con, "interactions")
-        if has_ratings and info["explicit_ratings"]:
-            train, test = split_frame(con, ("train",)), split_frame(con, ("test",)).dropna(subset=["rating"])
+        if has_ratings and info["explicit_ratings"]:  # learners with training rows, a seeded sample of them above max_learners
+            learners = np.asarray([r[0] for r in con.execute("SELECT DISTINCT learner_id FROM split WHERE split = 'train' "
+                                                             "ORDER BY 1").fetchall()], dtype=object)
+            rows = sample_rows(len(learners), config.max_learners, config.seed) if config.max_learners else None
+            kept = None if rows is None else learners[rows]
+            train, test = split_frame(con, ("train",), kept), split_frame(con, ("test",), kept).dropna(subset=["rating"])
         tags = run_tags(context, con)
     if not (has_ratings and info["explicit_ratings"]):
         reason = ("the source has no ratings" if not has_ratings else
                   "the source's ratings encode enrolment states, not opinions: MAE / MSE would mean nothing")
         context.log.warning(f"rating prediction skipped: {reason}")
         return MaterializeResult(metadata={"skipped": reason})
-    learners = np.sort(train["learner_id"].unique())
-    rows = sample_rows(len(learners), config.max_learners, config.seed) if config.max_learners else None
     if rows is not None:
         context.log.info(f"rating models: trained and scored on a seeded sample of {len(rows):,} of {len(learners):,} learners")
-        train, test = (frame[frame["learner_id"].isin(learners[rows])] for frame in (train, test))
     models = RatingModels(tuple(info["rating_scale"]), config.regularisation, config.neighbours).fit(train)
     tracker, table, runs = tracking.tracker(home.home), [], {}
     for name in models.NAMES:

@@ -16,6 +16,7 @@ from coursepilot.models.factors import Factorisation
 from coursepilot.models.hybrid import Hybrid, blend_tops, level_targets, tune, validation_data
 from coursepilot.models.simple import Content, Popularity, UserKNN
 from coursepilot.registry import ServingModel, save_bundle
+from coursepilot.sampling import restrict, sample_rows
 from coursepilot.sources import load_source
 from coursepilot.splits import SplitConfig, build_split
 from coursepilot.synthetic import SyntheticSpec, write_dataset
@@ -57,6 +58,17 @@ def data(warehouse):
 @pytest.fixture(scope="module")
 def test_sets(warehouse, data):
     return held_out(warehouse, data, "test", SCALE)
+
+
+def test_a_sampled_load_equals_the_sample_of_everyone(warehouse, data):
+    rows = sample_rows(data.shape[0], 400, seed=4)
+    sampled, everyone = load_train_data(warehouse, SCALE, max_learners=400, seed=4), data.subset(rows)
+    np.testing.assert_array_equal(sampled.learner_ids, everyone.learner_ids)
+    np.testing.assert_array_equal(sampled.course_ids, everyone.course_ids)
+    assert (sampled.matrix != everyone.matrix).nnz == 0 and sampled.matrix.nnz > 0
+    np.testing.assert_array_equal(sampled.p_adaptive, everyone.p_adaptive)
+    assert held_out(warehouse, sampled, "test", SCALE) == restrict(held_out(warehouse, data, "test", SCALE), rows)
+    assert load_train_data(warehouse, SCALE, max_learners=data.shape[0]).shape == data.shape  # no more than that: everyone
 
 
 MODELS = {

@@ -74,6 +74,9 @@ def test_coded_interactions_are_the_split_with_positions(warehouse):
     coded = coded_interactions(warehouse, ("train", "test"), learners, courses)
     frame = split_frame(warehouse, ("train", "test"))
     expected = frame[frame["learner_id"].isin(learners)]
+    kept = split_frame(warehouse, ("train", "test"), learners)  # the same rows, read for those learners only
+    pd.testing.assert_frame_equal(kept.sort_values(["learner_id", "course_id"]).reset_index(drop=True),
+                                  expected.sort_values(["learner_id", "course_id"]).reset_index(drop=True))
     assert len(coded) == len(expected) > 0 and "learner_id" not in coded
     got = pd.DataFrame({"learner_id": learners[coded["row"]], "course_id": courses[coded["col"]], "rating": coded["rating"]})
     merged = got.merge(expected, on=["learner_id", "course_id"], suffixes=("", "_expected"))

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from scipy import sparse
 
 from ..profiles import engagement_weights
+from ..sampling import sample_rows
 from ..schema import DIFFICULTY_LEVELS
 from ..splits import coded_interactions
 from ..warehouse import columns, read_vectors
@@ -70,16 +72,29 @@ def split_matrix(con, splits: tuple[str, ...], learner_ids: np.ndarray, course_i
     return interaction_matrix(coded, (len(learner_ids), len(course_ids)), rating_scale)
 
 
-def split_frame(con, splits: tuple[str, ...]) -> pd.DataFrame:
-    """Interactions of the given splits (all interaction columns, with the ids)."""
+def split_frame(con, splits: tuple[str, ...], learner_ids=None) -> pd.DataFrame:
+    """Interactions of the given splits (all interaction columns, with the ids), of ``learner_ids`` only when given."""
     marks = ", ".join("?" for _ in splits)
-    return con.execute(f"SELECT i.* FROM interactions i JOIN split s USING (learner_id, course_id) "
-                       f"WHERE s.split IN ({marks})", list(splits)).df()
+    if learner_ids is None:
+        return con.execute(f"SELECT i.* FROM interactions i JOIN split s USING (learner_id, course_id) "
+                           f"WHERE s.split IN ({marks})", list(splits)).df()
+    con.register("_kept_learners", pa.table({"learner_id": pa.array(list(learner_ids), pa.string())}))
+    try:
+        return con.execute(f"SELECT i.* FROM interactions i JOIN split s USING (learner_id, course_id) "
+                           f"JOIN _kept_learners k USING (learner_id) WHERE s.split IN ({marks})", list(splits)).df()
+    finally:
+        con.unregister("_kept_learners")
 
 
-def load_train_data(con, rating_scale) -> TrainData:
-    """Every learner and course of the warehouse, with the ``train`` split as the matrix."""
+def load_train_data(con, rating_scale, max_learners: int = 0, seed: int = 0) -> TrainData:
+    """Every learner and course of the warehouse, with the ``train`` split as the matrix.
+
+    ``max_learners`` > 0: only a seeded sample of that many learners (``sampling.sample_rows`` over the
+    learners in id order), with all of their interactions; only their rows are read.
+    """
     learner_ids = np.asarray([r[0] for r in con.execute("SELECT learner_id FROM learners ORDER BY 1").fetchall()], dtype=object)
+    rows = sample_rows(len(learner_ids), max_learners, seed) if max_learners else None
+    learner_ids = learner_ids if rows is None else learner_ids[rows]
     course_ids, vectors = read_vectors(con, "course_embeddings", "course_id", "embedding")
     matrix = split_matrix(con, ("train",), learner_ids, course_ids, rating_scale)
     tfidf = con.execute("SELECT course_id, term, weight FROM tfidf_course_vectors").df()
