@@ -131,6 +131,17 @@ def test_minmax_rows_spans_the_finite_scores_of_each_row():
     assert mixed[3, 0] == 0 and mixed[3, 2] == 1
 
 
+def test_level_term_is_one_minus_half_the_level_distance(data):
+    hybrid = Hybrid(Popularity(), Popularity()).fit(data, targets=np.r_[np.nan, 0.0, 1.3, 2.0, np.full(data.shape[0] - 4, np.nan)])
+    hybrid.targets[0] = np.nan  # a learner without a training course of known difficulty
+    rows = np.array([0, 1, 2, 3])
+    targets, difficulty = hybrid.targets[rows][:, None], data.difficulty[None, :].astype(float)
+    expected = np.where((difficulty >= 0) & ~np.isnan(targets), 1 - np.abs(targets - difficulty) / 2, 0.5)
+    assert (data.difficulty >= 0).any()
+    np.testing.assert_allclose(hybrid.level(rows), expected)
+    np.testing.assert_allclose(minmax_rows(np.array([[1, 3, 5]])), [[0.0, 0.5, 1.0]])  # integer scores
+
+
 def test_grid_ranking_over_candidates_equals_ranking_every_course():
     rng = np.random.default_rng(3)
     rows, courses = 300, 400

@@ -19,6 +19,7 @@ from scipy import sparse
 from ..metrics import hit_matrix, metrics_from_hits
 from ..sampling import TUNING_LEARNERS, sample_learners
 from ..splits import coded_interactions
+from ..schema import DIFFICULTY_LEVELS
 from .base import Recommender, TrainData, interaction_matrix, minmax_rows, top_k
 
 ALPHAS = tuple(round(a, 2) for a in np.linspace(0, 1, 11))
@@ -54,11 +55,17 @@ class Hybrid(Recommender):
 
     def parts(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Normalised CF, normalised content and level-match scores."""
+        return minmax_rows(self.cf.score(rows)), minmax_rows(self.content.score(rows)), self.level(rows)
+
+    def level(self, rows: np.ndarray) -> np.ndarray:
+        """1 - |t_s - difficulty| / 2 per course, 0.5 where either is unknown: gathered from a table of each
+        learner's value at every difficulty level (one pass over the batch instead of six)."""
+        target = self.targets[rows]
+        levels = len(DIFFICULTY_LEVELS)
+        table = np.full((len(rows), levels + 1), 0.5)  # the last column: a course of unknown difficulty
+        table[:, :levels] = np.where(np.isnan(target)[:, None], 0.5, 1 - np.abs(target[:, None] - np.arange(levels)) / 2)
         difficulty = self.data.difficulty
-        target = self.targets[rows][:, None]
-        level = np.where(difficulty[None, :] >= 0, 1 - np.abs(target - difficulty[None, :]) / 2, 0.5)
-        level = np.where(np.isnan(target), 0.5, level)
-        return minmax_rows(self.cf.score(rows)), minmax_rows(self.content.score(rows)), level
+        return table[:, np.where(difficulty >= 0, difficulty, levels)]
 
     def score(self, rows: np.ndarray) -> np.ndarray:
         cf, content, level = self.parts(rows)
