@@ -41,15 +41,15 @@ def _with_validation(context, warehouse: WarehouseResource, share: float, seed: 
     with warehouse.get_connection(read_only=True) as con:
         scale, data, relevant = _context(con, max_learners, seed)
         fit_data, valid = validation_data(con, data, scale, share, seed)
+        _log_population(context, con, data)
         tags = run_tags(context, con)
-    _log_population(context, data, max_learners)
     return scale, data, relevant, fit_data, valid, tags
 
 
-def _log_population(context, data, max_learners: int) -> None:
-    if max_learners:
-        context.log.info(f"comparison model: trained and scored on {data.shape[0]:,} learners "
-                         f"(a seeded sample where there are more than {max_learners:,})")
+def _log_population(context, con, data) -> None:
+    everyone = con.execute("SELECT count(*) FROM learners").fetchone()[0]
+    if data.shape[0] < everyone:
+        context.log.info(f"comparison model: trained and scored on a seeded sample of {data.shape[0]:,} of {everyone:,} learners")
 
 
 def _metrics_table(results: dict[str, dict[str, float]]) -> MetadataValue:
@@ -135,8 +135,8 @@ def baseline_models(context: AssetExecutionContext, config: BaselineSettings, wa
                     home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
     with warehouse.get_connection(read_only=True) as con:
         _, data, relevant = _context(con, config.max_learners, config.seed)
+        _log_population(context, con, data)
         tags = run_tags(context, con)
-    _log_population(context, data, config.max_learners)
     tracker = tracking.tracker(home.home)
     results, runs = {}, {}
     for model, params in ((Popularity(), {}), (UserKNN(config.neighbours), {"neighbours": config.neighbours}),
