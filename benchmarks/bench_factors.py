@@ -12,11 +12,10 @@ unit vectors here since only the arithmetic is timed).
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import pandas as pd
-from common import print_table
+from common import best_of, print_table
 from scipy import sparse
 from threadpoolctl import threadpool_limits
 
@@ -25,15 +24,6 @@ from coursepilot.models.factors import Factorisation
 from coursepilot.models.hybrid import Hybrid
 from coursepilot.models.simple import Content
 from coursepilot.synthetic import SIZES, generate
-
-
-def best_of(repeats: int, fn) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def main() -> None:

@@ -11,11 +11,10 @@ same arrays. Milliseconds per batch, best of ``--repeats``; the two must choose 
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
-from common import print_table
+from common import best_of, print_table
 
 from coursepilot.models import base
 
@@ -31,15 +30,6 @@ def ranking(path: str):
 
     cells = base.TORCH_TOPK_CELLS
     return run
-
-
-def best_ms(repeats: int, fn) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return 1000 * min(times)
 
 
 def main() -> None:
@@ -58,7 +48,7 @@ def main() -> None:
             numpy_top, torch_top = ranking("numpy"), ranking("torch")
             same = np.array_equal(np.take_along_axis(scores, numpy_top(scores, args.k), axis=1),
                                   np.take_along_axis(scores, torch_top(scores, args.k), axis=1))
-            slow, fast = (best_ms(args.repeats, lambda f=f: f(scores, args.k)) for f in (numpy_top, torch_top))
+            slow, fast = (1000 * best_of(args.repeats, lambda f=f: f(scores, args.k)) for f in (numpy_top, torch_top))
             rows.append([courses, np.dtype(dtype).name, slow, fast, slow / fast, same])
     print_table(f"top {args.k} of {args.rows:,} rows, {torch.get_num_threads()} torch threads (ms per batch)",
                 ["courses", "dtype", "numpy", "torch.topk", "speed-up", "same scores"], rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -9,6 +10,16 @@ from rich.table import Table
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 console = Console(width=140)
+
+
+def best_of(repeats: int, fn) -> float:
+    """Seconds of the fastest of ``repeats`` calls of ``fn``."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)
 
 
 def print_table(title: str, columns: list[str], rows: list[list]) -> None:

@@ -75,15 +75,15 @@ def split_matrix(con, splits: tuple[str, ...], learner_ids: np.ndarray, course_i
 def split_frame(con, splits: tuple[str, ...], learner_ids=None) -> pd.DataFrame:
     """Interactions of the given splits (all interaction columns, with the ids), of ``learner_ids`` only when given."""
     marks = ", ".join("?" for _ in splits)
-    if learner_ids is None:
-        return con.execute(f"SELECT i.* FROM interactions i JOIN split s USING (learner_id, course_id) "
-                           f"WHERE s.split IN ({marks})", list(splits)).df()
-    con.register("_kept_learners", pa.table({"learner_id": pa.array(list(learner_ids), pa.string())}))
+    kept = "" if learner_ids is None else "JOIN _kept_learners k USING (learner_id) "
+    if learner_ids is not None:
+        con.register("_kept_learners", pa.table({"learner_id": pa.array(list(learner_ids), pa.string())}))
     try:
-        return con.execute(f"SELECT i.* FROM interactions i JOIN split s USING (learner_id, course_id) "
-                           f"JOIN _kept_learners k USING (learner_id) WHERE s.split IN ({marks})", list(splits)).df()
+        return con.execute(f"SELECT i.* FROM interactions i JOIN split s USING (learner_id, course_id) {kept}"
+                           f"WHERE s.split IN ({marks})", list(splits)).df()
     finally:
-        con.unregister("_kept_learners")
+        if learner_ids is not None:
+            con.unregister("_kept_learners")
 
 
 def load_train_data(con, rating_scale, max_learners: int = 0, seed: int = 0) -> TrainData:
