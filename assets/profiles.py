@@ -6,7 +6,7 @@ from dagster import MaterializeResult, asset
 
 from coursepilot import ingest
 from coursepilot.embeddings import EmbedStats
-from coursepilot.profiles import attribute_values, build_profiles
+from coursepilot.profiles import attribute_values, build_profiles, profile_tables
 from coursepilot.warehouse import replace_tables, vector_column
 from resources import EmbedderResource, ProjectHomeResource, WarehouseResource
 
@@ -32,17 +32,13 @@ def attribute_embeddings(warehouse: WarehouseResource, embedder: EmbedderResourc
 
 
 @asset(group_name=GROUP, kinds={"duckdb"}, deps=["attribute_embeddings", "course_embeddings", "split"],
-       description="Per learner: content (E_desc) and theme (E_theme) profiles from training courses, with job and software; E_u* = [desc, job, soft, theme].")
+       description="Per learner: content (E_desc) and theme (E_theme, as weights over the theme embeddings in learner_theme_basis) "
+                   "profiles from training courses, with job and software; E_u* = [desc, job, soft, theme].")
 def learner_profiles(warehouse: WarehouseResource) -> MaterializeResult:
     with warehouse.get_connection() as con:
         learners, profiles = build_profiles(con, ingest.source_info(con)["rating_scale"])
-        frame = {"learner_id": learners["learner_id"].tolist()}
-        for column in ("job", "software"):
-            frame[column] = learners[column].tolist() if column in learners else [None] * len(learners)
-        frame["desc"] = vector_column(profiles.parts["desc"])
-        frame["theme"] = vector_column(profiles.parts["theme"])
-        replace_tables(con, {"learner_profiles": pa.table(frame)})
+        replace_tables(con, profile_tables(learners, profiles))
     known = profiles.known()
     return MaterializeResult(metadata={
-        "dagster/row_count": len(learners),
+        "dagster/row_count": len(learners), "theme_basis_rows": len(profiles.parts["theme"].basis),
         "learners_with_part": markdown_table(pd.DataFrame({"part": list(known), "learners": list(known.values())}))})

@@ -18,10 +18,11 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from scipy import sparse
 
 from .splits import coded_interactions
-from .warehouse import columns, read_rows_with_vectors, read_vectors
+from .warehouse import columns, read_rows_with_vectors, read_vectors, vector_column
 
 PARTS = ("desc", "job", "soft", "theme")
 
@@ -46,9 +47,44 @@ def normalise_rows(matrix: np.ndarray) -> np.ndarray:
 def weighted_profiles(learner_pos: np.ndarray, course_pos: np.ndarray, weights: np.ndarray,
                       course_vectors: np.ndarray, n_learners: int) -> np.ndarray:
     """Row-normalised W @ E, with W the sparse learner x course engagement matrix."""
-    w = sparse.csr_matrix((weights.astype(np.float32), (learner_pos, course_pos)),
-                          shape=(n_learners, len(course_vectors)))
-    return normalise_rows(np.asarray(w @ course_vectors, dtype=np.float32))
+    return normalise_rows(np.asarray(_engagement(learner_pos, course_pos, weights, n_learners, len(course_vectors)) @ course_vectors,
+                                     dtype=np.float32))
+
+
+def _engagement(learner_pos, course_pos, weights, n_learners: int, n_courses: int) -> sparse.csr_matrix:
+    return sparse.csr_matrix((weights.astype(np.float32), (learner_pos, course_pos)), shape=(n_learners, n_courses))
+
+
+class DenseVectors:
+    """One stored row per learner (the content part, E_desc)."""
+
+    def __init__(self, matrix: np.ndarray):
+        self.matrix = np.asarray(matrix, dtype=np.float32)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        return self.matrix[rows]
+
+    def __len__(self) -> int:
+        return len(self.matrix)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.matrix.shape
+
+    def known(self) -> int:
+        return int((self.matrix != 0).any(axis=1).sum())
+
+    def squared_norms(self) -> np.ndarray:
+        return np.einsum("ij,ij->i", self.matrix, self.matrix)
+
+    def pair_dots(self, rows, cols) -> np.ndarray:
+        """Dot products of the pairs ``(rows[i], cols[i])``."""
+        return np.einsum("ij,ij->i", self.matrix[rows], self.matrix[cols])
+
+    def pool_dots(self, pool: np.ndarray):
+        """A function of rows giving their (len(rows), len(pool)) float32 dot products with ``pool``."""
+        side = np.ascontiguousarray(self.matrix[pool].T)
+        return lambda rows: self.matrix[rows] @ side
 
 
 class CodedVectors:
@@ -76,9 +112,71 @@ class CodedVectors:
     def known(self) -> int:
         return int((self.codes >= 0).sum())
 
+    def squared_norms(self) -> np.ndarray:
+        return self.gram.diagonal()[self.codes]
+
     def pair_dots(self, rows, cols) -> np.ndarray:
         """Dot products of the pairs ``(rows[i], cols[i])``, gathered from the table's Gram matrix."""
         return self.gram[self.codes[rows], self.codes[cols]]
+
+    def pool_dots(self, pool: np.ndarray):
+        """As :meth:`DenseVectors.pool_dots`: rows of the Gram matrix's columns for the pool."""
+        side = np.ascontiguousarray(self.gram[:, self.codes[pool]])
+        return lambda rows: side[self.codes[rows]]
+
+
+class SpanVectors:
+    """Rows ``coefficients @ basis`` kept as their coefficients over a small basis.
+
+    The theme part of a learner mixes the embeddings of a few dozen themes: stored and compared as
+    mixing weights, it is as exact as the 384-wide rows and a fraction of their size and products.
+    """
+
+    def __init__(self, coefficients: np.ndarray, basis: np.ndarray):
+        self.coefficients = np.asarray(coefficients, dtype=np.float32)
+        self.basis = np.asarray(basis, dtype=np.float32)
+        self.gram = self.basis @ self.basis.T
+
+    @classmethod
+    def weighted(cls, learner_pos: np.ndarray, course_pos: np.ndarray, weights: np.ndarray, courses: CodedVectors,
+                 n_learners: int) -> "SpanVectors":
+        """Row-normalised W @ E as :func:`weighted_profiles`, E the courses' coded vectors: over the code table,
+        or over the embedding axes where the table has more rows than axes."""
+        w = _engagement(learner_pos, course_pos, weights, n_learners, len(courses))
+        table = courses.table
+        if len(table) <= table.shape[1]:
+            one_hot = sparse.csr_matrix((np.ones(len(courses), np.float32), (np.arange(len(courses)), courses.codes % len(table))),
+                                        shape=(len(courses), len(table)))
+            span = cls(np.asarray((w @ one_hot).todense()), table)
+        else:
+            span = cls(np.asarray(w @ courses[:], dtype=np.float32), np.eye(table.shape[1], dtype=np.float32))
+        norms = np.sqrt(np.maximum(span.squared_norms(), 0))
+        span.coefficients = np.divide(span.coefficients, norms[:, None], out=np.zeros_like(span.coefficients),
+                                      where=norms[:, None] > 1e-6)
+        return span
+
+    def __getitem__(self, rows) -> np.ndarray:
+        return self.coefficients[rows] @ self.basis
+
+    def __len__(self) -> int:
+        return len(self.coefficients)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.coefficients), self.basis.shape[1]
+
+    def known(self) -> int:
+        return int((self.coefficients != 0).any(axis=1).sum())
+
+    def squared_norms(self) -> np.ndarray:
+        return np.einsum("ij,ij->i", self.coefficients @ self.gram, self.coefficients)
+
+    def pair_dots(self, rows, cols) -> np.ndarray:
+        return np.einsum("ij,ij->i", self.coefficients[rows] @ self.gram, self.coefficients[cols])
+
+    def pool_dots(self, pool: np.ndarray):
+        side = np.ascontiguousarray(self.gram @ self.coefficients[pool].T)
+        return lambda rows: self.coefficients[rows] @ side
 
 
 def lookup(values: pd.Series, table: dict[str, np.ndarray], dim: int) -> CodedVectors:
@@ -88,12 +186,18 @@ def lookup(values: pd.Series, table: dict[str, np.ndarray], dim: int) -> CodedVe
     return CodedVectors(pd.Index(keys, dtype=object).get_indexer(pd.Series(values, dtype=object)), vectors)
 
 
+Part = DenseVectors | CodedVectors | SpanVectors
+
+
 @dataclass
 class LearnerProfiles:
-    """The four profile parts of a set of learners, aligned with ``ids``."""
+    """The four profile parts of a set of learners, aligned with ``ids`` (a plain matrix is taken as dense rows)."""
 
     ids: np.ndarray
-    parts: dict[str, np.ndarray | CodedVectors]  # part -> (n, d) float32, rows unit-norm or zero
+    parts: dict[str, Part | np.ndarray]  # part -> rows unit-norm or zero
+
+    def __post_init__(self):
+        self.parts = {p: DenseVectors(v) if isinstance(v, np.ndarray) else v for p, v in self.parts.items()}
 
     def stacked(self, rows=slice(None)) -> np.ndarray:
         """E_u* for the selected rows, equation (18)."""
@@ -106,16 +210,13 @@ class LearnerProfiles:
 
     def pair_similarity(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """cos(E_u*, E_v*) of the pairs ``(rows[i], cols[i])`` (0 where either profile is empty)."""
-        dot = sum(part.pair_dots(rows, cols) if isinstance(part, CodedVectors) else np.einsum("ij,ij->i", part[rows], part[cols])
-                  for part in self.parts.values())
+        dot = sum(part.pair_dots(rows, cols) for part in self.parts.values())
         return np.asarray(dot, dtype=np.float64) * self.inverse_norms[rows] * self.inverse_norms[cols]
 
     @cached_property
     def inverse_norms(self) -> np.ndarray:
         """1 / |E_u*| of every learner (0 for an empty profile)."""
-        squared = sum(part.gram.diagonal()[part.codes] if isinstance(part, CodedVectors) else np.einsum("ij,ij->i", part, part)
-                      for part in self.parts.values())
-        norms = np.sqrt(np.asarray(squared, dtype=np.float64))
+        norms = np.sqrt(np.asarray(sum(part.squared_norms() for part in self.parts.values()), dtype=np.float64))
         return np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
 
     def against(self, pool: np.ndarray) -> "PoolCosine":
@@ -124,29 +225,22 @@ class LearnerProfiles:
 
     def known(self) -> dict[str, int]:
         """Learners with a non-zero vector, per part."""
-        return {p: v.known() if isinstance(v, CodedVectors) else int((v != 0).any(axis=1).sum()) for p, v in self.parts.items()}
+        return {p: v.known() for p, v in self.parts.items()}
 
 
 class PoolCosine:
-    """``(rows, pool)`` cosines of eq. (19) in float32: one matrix product over the dense parts, rows of the
-    Gram columns for the coded ones (job, software), both sides' norms applied in place."""
+    """``(rows, pool)`` cosines of eq. (19) in float32: each part's products with the pool (prepared once),
+    summed, both sides' norms applied in place."""
 
     def __init__(self, profiles: LearnerProfiles, pool: np.ndarray):
         self.profiles = profiles
-        self.dense = [p for p in profiles.parts.values() if not isinstance(p, CodedVectors)]
-        self.coded = [p for p in profiles.parts.values() if isinstance(p, CodedVectors)]
-        self.pool_dense = np.ascontiguousarray(np.hstack([p[pool] for p in self.dense]).T, dtype=np.float32) if self.dense else None
-        self.pool_gram = [np.ascontiguousarray(p.gram[:, p.codes[pool]]) for p in self.coded]
+        self.sides = [part.pool_dots(pool) for part in profiles.parts.values()]
         self.pool_scale = profiles.inverse_norms[pool].astype(np.float32)
-        self.size = len(pool)
 
     def __call__(self, rows: np.ndarray) -> np.ndarray:
-        if self.pool_dense is not None:
-            out = np.hstack([p[rows] for p in self.dense]).astype(np.float32) @ self.pool_dense
-        else:
-            out = np.zeros((len(rows), self.size), dtype=np.float32)
-        for part, gram in zip(self.coded, self.pool_gram):
-            out += gram[part.codes[rows]]
+        out = self.sides[0](rows)
+        for side in self.sides[1:]:
+            out += side(rows)
         out *= self.profiles.inverse_norms[rows].astype(np.float32)[:, None]
         out *= self.pool_scale[None, :]
         return out
@@ -189,7 +283,7 @@ def build_profiles(con, rating_scale) -> tuple[pd.DataFrame, LearnerProfiles]:
     dim = course_vectors.shape[1]
     theme = "theme" if "theme" in columns(con, "courses") else "NULL AS theme"
     courses = con.execute(f"SELECT course_id, {theme} FROM courses ORDER BY course_id").df()
-    theme_vectors = lookup(courses.set_index("course_id")["theme"].reindex(course_ids), attributes["theme"], dim)[:]
+    themes = lookup(courses.set_index("course_id")["theme"].reindex(course_ids), attributes["theme"], dim)
     train = coded_interactions(con, ("train",), learners["learner_id"].to_numpy(), course_ids)
     rows, cols, weights = train["row"].to_numpy(), train["col"].to_numpy(), engagement_weights(train, rating_scale)
     n = len(learners)
@@ -197,9 +291,20 @@ def build_profiles(con, rating_scale) -> tuple[pd.DataFrame, LearnerProfiles]:
         "desc": weighted_profiles(rows, cols, weights, course_vectors, n),
         "job": lookup(learners.get("job", pd.Series([None] * n)), attributes["job"], dim),
         "soft": lookup(learners.get("software", pd.Series([None] * n)), attributes["software"], dim),
-        "theme": weighted_profiles(rows, cols, weights, theme_vectors, n),
+        "theme": SpanVectors.weighted(rows, cols, weights, themes, n),
     }
     return learners, LearnerProfiles(learners["learner_id"].to_numpy(), parts)
+
+
+def profile_tables(learners: pd.DataFrame, profiles: LearnerProfiles) -> dict[str, pa.Table]:
+    """``learner_profiles`` (id, job, software, desc rows, theme coefficients) and ``learner_theme_basis``."""
+    frame = {"learner_id": learners["learner_id"].tolist()}
+    for column in ("job", "software"):
+        frame[column] = learners[column].tolist() if column in learners else [None] * len(learners)
+    theme = profiles.parts["theme"]
+    frame["desc"], frame["theme"] = vector_column(profiles.parts["desc"].matrix), vector_column(theme.coefficients)
+    return {"learner_profiles": pa.table(frame),
+            "learner_theme_basis": pa.table({"position": np.arange(len(theme.basis)), "embedding": vector_column(theme.basis)})}
 
 
 def load_profiles(con) -> LearnerProfiles:
@@ -207,6 +312,8 @@ def load_profiles(con) -> LearnerProfiles:
     frame, vectors = read_rows_with_vectors(con, "learner_profiles", "learner_id", ("desc", "theme"), ("job", "software"))
     attributes = attribute_table(con)
     dim = vectors["desc"].shape[1]
+    basis = read_vectors(con, "learner_theme_basis", "position", "embedding")[1]
     return LearnerProfiles(frame["learner_id"].to_numpy(dtype=object),
                            {"desc": vectors["desc"], "job": lookup(frame["job"], attributes["job"], dim),
-                            "soft": lookup(frame["software"], attributes["software"], dim), "theme": vectors["theme"]})
+                            "soft": lookup(frame["software"], attributes["software"], dim),
+                            "theme": SpanVectors(vectors["theme"], basis)})

@@ -95,9 +95,10 @@ def _models(config: ReportConfig, data: TrainData, fit_data: TrainData, valid: d
 
         if config.neural_epochs:  # the pipeline's early stopping chose the epochs, as its tuning chose the ALS factors
             neural = NeuralHybrid(**{**config.neural_params, "max_epochs": config.neural_epochs}, als_params=config.als_params)
-            models["neural_hybrid"] = neural.fit(data)
+            models["neural_hybrid"] = neural.fit(data, als=models["als"])
         else:
-            models["neural_hybrid"] = NeuralHybrid(**config.neural_params, als_params=config.als_params).fit(data, fit_data, valid)
+            neural = NeuralHybrid(**config.neural_params, als_params=config.als_params)
+            models["neural_hybrid"] = neural.fit(data, fit_data, valid, als=models["als"])
     return models
 
 

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from coursepilot.neighbours import CourseIndex
-from coursepilot.profiles import LearnerProfiles, lookup, normalise_rows, weighted_profiles
+from coursepilot.profiles import LearnerProfiles, SpanVectors, lookup, normalise_rows, weighted_profiles
 from coursepilot.warehouse import read_rows_with_vectors, read_vectors, replace_tables, vector_column
 
 
@@ -66,6 +66,26 @@ def test_coded_parts_give_the_looked_up_rows_and_the_same_similarity():
                                [[dense.similarity(r)[c] for c in pool] for r in (0, 2, 3)], atol=1e-6)
     np.testing.assert_allclose(mixed.pair_similarity(np.array([0, 2]), np.array([4, 1])),
                                [dense.similarity(0)[4], dense.similarity(2)[1]], atol=1e-6)
+
+
+@pytest.mark.parametrize("n_themes", [3, 12])  # fewer themes than axes: weights over them; more: over the axes
+def test_theme_part_as_weights_equals_the_weighted_mean_of_theme_embeddings(n_themes):
+    rng = np.random.default_rng(4)
+    table = {f"theme {i}": normalise_rows(rng.normal(size=(1, 8)).astype(np.float32))[0] for i in range(n_themes)}
+    themes = lookup(pd.Series([f"theme {i % (n_themes + 1)}" for i in range(20)]), table, 8)  # some courses have no known theme
+    learners, courses, weights = rng.integers(0, 29, 120), rng.integers(0, 20, 120), rng.uniform(1, 3, 120)
+    learners[courses % (n_themes + 1) == n_themes] = 29  # learner 29 took only courses without a theme
+    learners[learners == 28] = 27  # learner 28 took nothing
+    span = SpanVectors.weighted(learners, courses, weights, themes, 30)
+    dense = weighted_profiles(learners, courses, weights, themes[:], 30)
+    np.testing.assert_allclose(span[np.arange(30)], dense, atol=1e-6)
+    assert not dense[28:].any() and span.known() == int(dense.any(axis=1).sum()) >= 20
+    assert span.shape == (30, 8) and span.coefficients.shape[1] == (n_themes + 1 if n_themes < 8 else 8)
+    np.testing.assert_allclose(span.squared_norms(), (dense ** 2).sum(axis=1), atol=1e-5)
+    rows, cols = np.array([0, 5, 28, 29]), np.array([3, 5, 1, 2])
+    np.testing.assert_allclose(span.pair_dots(rows, cols), (dense[rows] * dense[cols]).sum(axis=1), atol=1e-6)
+    pool = np.array([2, 7, 28, 11])
+    np.testing.assert_allclose(span.pool_dots(pool)(rows), dense[rows] @ dense[pool].T, atol=1e-6)
 
 
 def test_vectors_read_in_batches_come_in_id_order(con):

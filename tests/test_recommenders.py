@@ -241,6 +241,11 @@ def test_neural_hybrid_early_stops_on_validation_and_beats_popularity(warehouse,
         u, c = pairs[:, 0], pairs[:, 1]
         each = model.net.pair_scores(user[u], query[u], keys[c], values[c], c).reshape(len(rows), -1)
     np.testing.assert_allclose(model.score(rows), each.numpy(), rtol=1e-4, atol=1e-5)
+    # given ALS factors (the report's ALS, fitted on the same data) are the CF tokens, not refitted
+    als = Factorisation("als", factors=8, iterations=3).fit(data)
+    given = NeuralHybrid(max_epochs=1, batch_size=2048).fit(data, als=als)
+    np.testing.assert_array_equal(given.p.numpy(), als.user_factors)
+    np.testing.assert_array_equal(given.q.numpy(), als.item_factors)
 
 
 def test_top_k_orders_best_first():

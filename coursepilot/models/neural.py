@@ -77,22 +77,23 @@ class NeuralHybrid(Recommender):
         self.history: list[dict] = []
         self.best_epochs = 0
 
-    def _inputs(self, data: TrainData) -> None:
-        als = Factorisation("als", **self.als_params).fit(data)
+    def _inputs(self, data: TrainData, als: Factorisation | None) -> None:
+        als = als or Factorisation("als", **self.als_params).fit(data)
         self.p = torch.from_numpy(als.user_factors)
         self.q = torch.from_numpy(als.item_factors)
         self.e = torch.from_numpy(np.array(data.course_vectors, dtype=np.float32))  # a writable copy
         self.profiles = torch.from_numpy(np.asarray(normalize(data.matrix @ data.course_vectors), dtype=np.float32))
 
-    def _train(self, data: TrainData, epochs: int, valid: dict | None = None) -> None:
+    def _train(self, data: TrainData, epochs: int, valid: dict | None = None, als: Factorisation | None = None) -> None:
         torch.manual_seed(self.params["seed"])
         rng = np.random.default_rng(self.params["seed"])
         self.data = data
-        self._inputs(data)
+        self._inputs(data, als)
         self.net = _Network(self.p.shape[1], self.e.shape[1], data.shape[1], self.params["dim"])
         optimiser = torch.optim.Adam(self.net.parameters(), lr=self.params["learning_rate"], weight_decay=self.params["weight_decay"])
         coo = data.matrix.tocoo()
         users, items = coo.row.astype(np.int64), coo.col.astype(np.int64)
+        negatives = self.params["negatives"]
         best, best_state, waited = -1.0, None, 0
         for epoch in range(1, epochs + 1):
             self.net.train()
@@ -100,14 +101,15 @@ class NeuralHybrid(Recommender):
             total = 0.0
             for start in range(0, len(order), self.params["batch_size"]):
                 idx = order[start:start + self.params["batch_size"]]
-                u = torch.from_numpy(np.repeat(users[idx], self.params["negatives"]))
-                pos = torch.from_numpy(np.repeat(items[idx], self.params["negatives"]))
-                neg = torch.from_numpy(rng.integers(0, data.shape[1], size=len(u)))
-                user, query = self.net.learners(self.p[u], self.profiles[u])
-                pos_keys, pos_values = self.net.course_tokens(self.q[pos], self.e[pos])
-                neg_keys, neg_values = self.net.course_tokens(self.q[neg], self.e[neg])
-                margin = (self.net.pair_scores(user, query, pos_keys, pos_values, pos)
-                          - self.net.pair_scores(user, query, neg_keys, neg_values, neg))
+                learner = torch.from_numpy(users[idx])
+                user, query = (t.repeat_interleave(negatives, dim=0) for t in self.net.learners(self.p[learner], self.profiles[learner]))
+                pos = torch.from_numpy(np.repeat(items[idx], negatives))
+                neg = torch.from_numpy(rng.integers(0, data.shape[1], size=len(pos)))
+                courses, at = torch.unique(torch.cat([pos, neg]), return_inverse=True)  # each course's tokens once per batch
+                keys, values = self.net.course_tokens(self.q[courses], self.e[courses])
+                pos_at, neg_at = at[:len(pos)], at[len(pos):]
+                margin = (self.net.pair_scores(user, query, keys[pos_at], values[pos_at], pos)
+                          - self.net.pair_scores(user, query, keys[neg_at], values[neg_at], neg))
                 loss = -torch.nn.functional.logsigmoid(margin).mean()
                 optimiser.zero_grad()
                 loss.backward()
@@ -127,14 +129,18 @@ class NeuralHybrid(Recommender):
         if best_state is not None:
             self.net.load_state_dict(best_state)
 
-    def fit(self, data: TrainData, valid_data: TrainData | None = None, valid: dict | None = None) -> "NeuralHybrid":
-        """Early-stop on ``valid`` using ``valid_data`` (train minus the validation carve), then retrain on ``data``."""
+    def fit(self, data: TrainData, valid_data: TrainData | None = None, valid: dict | None = None,
+            als: Factorisation | None = None) -> "NeuralHybrid":
+        """Early-stop on ``valid`` using ``valid_data`` (train minus the validation carve), then retrain on ``data``.
+
+        ``als``: ALS already fitted on ``data`` with ``als_params`` (its factors are the CF tokens; not refitted).
+        """
         with torch.inference_mode(False):
             if valid:
                 self._train(valid_data, self.params["max_epochs"], sample_learners(valid, TUNING_LEARNERS, self.params["seed"]))
-                self._train(data, max(self.best_epochs, 1))
+                self._train(data, max(self.best_epochs, 1), als=als)
             else:
-                self._train(data, self.params["max_epochs"])
+                self._train(data, self.params["max_epochs"], als=als)
         return self
 
     @torch.no_grad()
