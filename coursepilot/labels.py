@@ -15,6 +15,7 @@ derived from their text first (:func:`fill_difficulty`).
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +35,7 @@ from .features import FeatureTable
 from .schema import DIFFICULTY_LEVELS
 
 INTENSIVE_LEVELS = ("intermediate", "advanced")
+THREADS = 2  # the forest's jobs and the chunks every learner is labelled in
 
 
 @dataclass(frozen=True)
@@ -96,10 +98,17 @@ def _stratified_sample(y: np.ndarray, size: int, rng: np.random.Generator) -> np
 
 def _classifiers(config: LearnerLabelConfig) -> dict[str, object]:
     return {
-        "rf": RandomForestClassifier(n_estimators=config.rf_trees, min_samples_leaf=2, n_jobs=2, random_state=config.seed),
+        "rf": RandomForestClassifier(n_estimators=config.rf_trees, min_samples_leaf=2, n_jobs=THREADS, random_state=config.seed),
         "svm": make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler(),
                              CalibratedClassifierCV(SVC(kernel="rbf", C=1.0), method="sigmoid", ensemble=False)),
     }
+
+
+def _p_adaptive(model, X: np.ndarray) -> np.ndarray:
+    """P(adaptive) of every row, in row chunks on ``THREADS`` threads (the SVM predicts on one core, releasing the GIL)."""
+    with ThreadPoolExecutor(THREADS) as pool:
+        return np.concatenate(list(pool.map(lambda part: model.predict_proba(part)[:, 1],
+                                            np.array_split(X, min(THREADS, len(X))))))
 
 
 def label_learners(features: FeatureTable, truth: pd.Series | None = None,
@@ -139,7 +148,7 @@ def label_learners(features: FeatureTable, truth: pd.Series | None = None,
     rf_pos, svm_pos = (np.searchsorted(samples[n], common) for n in ("rf", "svm"))
     agreement = float(np.mean((oof["rf"][rf_pos] > 0.5) == (oof["svm"][svm_pos] > 0.5)))
 
-    proba = models[chosen].predict_proba(X)[:, 1]
+    proba = _p_adaptive(models[chosen], X)
     proba[samples[chosen]] = oof[chosen]
     labels = pd.DataFrame({"learner_id": ids, "adaptive": proba > 0.5, "p_adaptive": proba, "training_label": y})
     result = LearnerLabels(labels, source, threshold, cv, chosen, agreement, models, list(features.used))
