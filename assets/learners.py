@@ -7,11 +7,13 @@ from coursepilot import ingest
 from coursepilot.features import learner_features as compute_features
 from coursepilot.features import load_features, store_frame
 from coursepilot.labels import LearnerLabelConfig, label_learners
+from coursepilot.models.store import model_path, write_json
 from coursepilot.tracking import log_classifier
 from coursepilot.warehouse import replace_tables, table_exists
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource
 
 from .lineage import run_tags
+from .recommenders import previous_choice
 from .metadata import confusion_table, markdown_table
 
 GROUP = "learners"
@@ -41,6 +43,7 @@ class LearnerLabelSettings(Config):
     rf_max_train: int = LearnerLabelConfig.rf_max_train
     svm_max_train: int = LearnerLabelConfig.svm_max_train
     seed: int = LearnerLabelConfig.seed
+    retune: bool = True  # False (the nightly job): cross-validate and fit only the classifier the last run chose
 
 
 def _scores_table(result) -> pd.DataFrame:
@@ -69,11 +72,18 @@ def learner_labels(context: AssetExecutionContext, config: LearnerLabelSettings,
             replace_tables(con, {"learner_labels": pd.DataFrame({"learner_id": pd.Series(dtype=str), "adaptive": pd.Series(dtype=bool),
                                                                  "p_adaptive": pd.Series(dtype=float), "training_label": pd.Series(dtype=bool)})})
             return MaterializeResult(metadata={"dagster/row_count": 0, "skipped": reason})
-        result = label_learners(features, truth, LearnerLabelConfig(**config.model_dump()))
+        kept = None if config.retune else previous_choice(home.home, "learner_labels", "chosen")
+        settings = {k: v for k, v in config.model_dump().items() if k != "retune"}
+        result = label_learners(features, truth, LearnerLabelConfig(**settings, classifiers=(kept,) if kept else ("rf", "svm")))
+        if kept:
+            context.log.info(f"kept the {kept} classifier from the last run (retune=False); the other was not trained")
         replace_tables(con, {"learner_labels": result.labels})
         tags = run_tags(context, con)
+    choice = model_path(home.home, "learner_labels").with_suffix(".json")
+    choice.parent.mkdir(parents=True, exist_ok=True)
+    write_json(choice, {"chosen": result.chosen})
     tracker = tracking.tracker(home.home)
-    params = {**config.model_dump(), "features": ",".join(result.features), "label_source": result.label_source}
+    params = {**settings, "features": ",".join(result.features), "label_source": result.label_source}
     run_ids = {name: log_classifier(tracker, f"learner_labels_{name}", model,
                                     {**params, "classifier": name, "chosen": name == result.chosen},
                                     {"cv": result.cv[name], **({"truth": result.against_truth} if result.against_truth and name == result.chosen else {})},
@@ -84,6 +94,6 @@ def learner_labels(context: AssetExecutionContext, config: LearnerLabelSettings,
         "dagster/row_count": len(result.labels), "label_source": result.label_source, "chosen_model": result.chosen,
         "threshold": result.threshold if result.threshold is not None else "n/a (ground truth)",
         "adaptive_share": round(float(result.labels["adaptive"].mean()), 4),
-        "rf_svm_agreement": round(result.agreement, 4), "scores": markdown_table(_scores_table(result)),
+        "rf_svm_agreement": round(result.agreement, 4) if result.agreement is not None else f"n/a (only {result.chosen})", "scores": markdown_table(_scores_table(result)),
         "confusion_matrix": confusion_table(confusion, "non-adaptive", "adaptive"),
         "mlflow_runs": MetadataValue.json(run_ids)})

@@ -46,6 +46,7 @@ class LearnerLabelConfig:
     rf_max_train: int = 50_000  # learners sampled (stratified) to train and cross-validate the forest
     svm_max_train: int = 5_000  # an RBF SVM scales quadratically: it trains on a smaller sample
     seed: int = 0
+    classifiers: tuple[str, ...] = ("rf", "svm")  # one of them: keep an earlier choice, cross-validate only it
 
 
 @dataclass
@@ -68,7 +69,7 @@ class LearnerLabels:
     threshold: float | None
     cv: dict[str, Scores]  # "rf", "svm", "majority" on their training samples
     chosen: str
-    agreement: float  # share of learners on which RF and SVM agree (out-of-fold, common sample)
+    agreement: float | None  # share of learners on which RF and SVM agree (out-of-fold, common sample); None with one
     models: dict[str, object] = field(default_factory=dict)  # fitted rf and svm
     features: list[str] = field(default_factory=list)
     against_truth: Scores | None = None
@@ -135,7 +136,10 @@ def label_learners(features: FeatureTable, truth: pd.Series | None = None,
 
     folds = StratifiedKFold(config.cv_folds, shuffle=True, random_state=config.seed)
     samples = {"rf": _stratified_sample(y, config.rf_max_train, rng), "svm": _stratified_sample(y, config.svm_max_train, rng)}
-    models, oof, cv = _classifiers(config), {}, {}
+    unknown = set(config.classifiers) - {"rf", "svm"}
+    if unknown or not config.classifiers:
+        raise ValueError(f"classifiers must be among 'rf' and 'svm', got {config.classifiers!r}")
+    models, oof, cv = {n: m for n, m in _classifiers(config).items() if n in config.classifiers}, {}, {}
     for name, model in models.items():
         idx = samples[name]
         oof[name] = cross_val_predict(model, X[idx], y[idx], cv=folds, method="predict_proba")[:, 1]
@@ -143,10 +147,12 @@ def label_learners(features: FeatureTable, truth: pd.Series | None = None,
         models[name] = clone(model).fit(X[idx], y[idx])
     majority = bool(y.mean() >= 0.5)
     cv["majority"] = Scores.of(y[samples["rf"]], np.full(len(samples["rf"]), majority))
-    chosen = max(("rf", "svm"), key=lambda n: (cv[n].f1, n == "rf"))
-    common = np.intersect1d(samples["rf"], samples["svm"])
-    rf_pos, svm_pos = (np.searchsorted(samples[n], common) for n in ("rf", "svm"))
-    agreement = float(np.mean((oof["rf"][rf_pos] > 0.5) == (oof["svm"][svm_pos] > 0.5)))
+    chosen = max(models, key=lambda n: (cv[n].f1, n == "rf"))
+    agreement = None
+    if len(models) == 2:
+        common = np.intersect1d(samples["rf"], samples["svm"])
+        rf_pos, svm_pos = (np.searchsorted(samples[n], common) for n in ("rf", "svm"))
+        agreement = float(np.mean((oof["rf"][rf_pos] > 0.5) == (oof["svm"][svm_pos] > 0.5)))
 
     proba = _p_adaptive(models[chosen], X)
     proba[samples[chosen]] = oof[chosen]

@@ -76,6 +76,12 @@ def test_learner_classifiers_beat_majority_on_ground_truth(synthetic):
     assert result.against_truth.f1 > 0.75
     assert 0.8 < result.agreement <= 1.0
     assert result.labels["p_adaptive"].between(0, 1).all() and len(result.labels) == len(features.raw)
+    # the nightly keeps the chosen classifier: only it is cross-validated and fitted, with the same labels
+    kept = label_learners(features, truth, LearnerLabelConfig(rf_trees=100, classifiers=(result.chosen,)))
+    assert set(kept.models) == {result.chosen} and set(kept.cv) == {result.chosen, "majority"} and kept.agreement is None
+    np.testing.assert_allclose(kept.labels["p_adaptive"], result.labels["p_adaptive"])
+    with pytest.raises(ValueError, match="classifiers must be among"):
+        label_learners(features, truth, LearnerLabelConfig(classifiers=("knn",)))
 
 
 def test_threshold_rule_labels_when_no_ground_truth(synthetic):
