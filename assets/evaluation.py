@@ -1,7 +1,6 @@
 """Evaluation stage: every model on the same splits over several seeds, cold start, peers, significance."""
 
 import base64
-import json
 import shutil
 from pathlib import Path
 
@@ -46,7 +45,7 @@ def evaluation_report(context: AssetExecutionContext, config: ReportSettings, wa
             return MaterializeResult(metadata={"skipped": reason})
         report = evaluate_all(con, report_config, log=context.log.info)
         tags = run_tags(context, con)
-    peers = json.loads(model_path(home.home, "peer_metrics").with_suffix(".json").read_text())
+    peers = load_params(home.home, "peer_metrics")
     report["peers"] = peers["peers"]
     report["significance"]["peers_vs"] = peers["significance"]
     out = home.home.reports / context.run.run_id

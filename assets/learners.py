@@ -7,7 +7,7 @@ from coursepilot import ingest
 from coursepilot.features import learner_features as compute_features
 from coursepilot.features import load_features, store_frame
 from coursepilot.labels import LearnerLabelConfig, label_learners
-from coursepilot.models.store import model_path, write_json
+from coursepilot.models.store import save_params
 from coursepilot.tracking import log_classifier
 from coursepilot.warehouse import replace_tables, table_exists
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource
@@ -79,9 +79,7 @@ def learner_labels(context: AssetExecutionContext, config: LearnerLabelSettings,
             context.log.info(f"kept the {kept} classifier from the last run (retune=False); the other was not trained")
         replace_tables(con, {"learner_labels": result.labels})
         tags = run_tags(context, con)
-    choice = model_path(home.home, "learner_labels").with_suffix(".json")
-    choice.parent.mkdir(parents=True, exist_ok=True)
-    write_json(choice, {"chosen": result.chosen})
+    save_params(home.home, "learner_labels", {"chosen": result.chosen})
     tracker = tracking.tracker(home.home)
     params = {**settings, "features": ",".join(result.features), "label_source": result.label_source}
     run_ids = {name: log_classifier(tracker, f"learner_labels_{name}", model,

@@ -11,7 +11,7 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 from coursepilot import ingest
 from coursepilot.evaluation import held_out
 from coursepilot.models.base import load_train_data, split_matrix
-from coursepilot.models.store import load_arrays, load_params, model_path, save_arrays, write_json
+from coursepilot.models.store import load_arrays, load_params, model_path, save_arrays, save_params
 from coursepilot.peer_ranking import (PeerConfig, active_peers, cf_peers, cluster_random_peers, evaluate_peers, hybrid_peers,
                                       ranked_matrix, scored_candidates)
 from coursepilot.peers import (ClusterConfig, ClusterSpace, StateWeights, align_labels, dbscan, kmeans, latest_by_window,
@@ -237,7 +237,7 @@ def peer_recommendations(context: AssetExecutionContext, config: PeerSettings, w
     scores, per, evaluated = evaluate_peers(test, rankings, seed=config.seed)
     results = {name: {k: v for k, v in m.items() if k in keys} for name, m in scores.items()}
     tests = {name: paired_ttest(per["hybrid_peers"], per[name]) for name in rankings if name != "hybrid_peers"}
-    write_json(model_path(home.home, "peer_metrics").with_suffix(".json"), {"peers": results, "significance": tests})
+    save_params(home.home, "peer_metrics", {"peers": results, "significance": tests})
     tracker = tracking.tracker(home.home)
     with tracker.run("peer_recommendations", {**tags, "model": "hybrid_peers"}):
         tracker.mlflow.log_params(config.model_dump())

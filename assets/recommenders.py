@@ -16,7 +16,7 @@ from coursepilot.models.factors import Factorisation, tune_factors
 from coursepilot.models.hybrid import Hybrid, level_targets, tune, validation_data
 from coursepilot.models.neural import NeuralHybrid, save_state
 from coursepilot.models.simple import Content, Popularity, UserKNN
-from coursepilot.models.store import load_arrays, load_params, model_path, save_arrays, write_json
+from coursepilot.models.store import load_arrays, load_params, model_path, save_arrays, save_params
 from coursepilot.sampling import POPULATION_LEARNERS, sample_rows, tuning_population
 from coursepilot.training import train_and_track
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource
@@ -198,8 +198,8 @@ def hybrid_model(context: AssetExecutionContext, config: HybridSettings, warehou
     alpha, weight = best.choice(level)
     chosen = "hybrid_level" if level else "hybrid"
     choice = {"chosen": chosen, "alpha": alpha, "level_weight": weight}
-    write_json(model_path(home.home, "hybrid").with_suffix(".json"),
-               {**choice, "metrics": {"valid_ndcg_at_10": best.valid_ndcg,
+    save_params(home.home, "hybrid",
+                {**choice, "metrics": {"valid_ndcg_at_10": best.valid_ndcg,
                                       **{f"test_{k.replace('@', '_at_')}": v for k, v in results[chosen].items()}}})
     grid = best.grid.pivot(index="alpha", columns="level_weight", values="ndcg@10").round(4).reset_index()
     grid.columns = [f"w={c}" if c != "alpha" else c for c in grid.columns]
@@ -275,7 +275,7 @@ def neural_hybrid_model(context: AssetExecutionContext, config: NeuralSettings, 
     metrics, run_id = train_and_track(model, data, relevant, tracker, tags, {**params, "best_epochs": model.best_epochs}, fit=False)
     state = model_path(home.home, "neural_hybrid").with_suffix(".pt")
     save_state(model, state)
-    write_json(state.with_suffix(".json"), {**params, "best_epochs": model.best_epochs})  # the report trains this many
+    save_params(home.home, "neural_hybrid", {**params, "best_epochs": model.best_epochs})  # the report trains this many
     with tracker.mlflow.start_run(run_id=run_id):
         tracker.mlflow.log_artifact(str(state))
         tracker.log_dict({"history": model.history}, "training_history.json")

@@ -1,8 +1,8 @@
 """Learner labels (adaptive / non-adaptive) and course labels (cognitively intensive / accessible).
 
 Learners (first paper, section 3.2): a RandomForest and an SVM are trained on the learner features
-and cross-validated; the one with the higher mean cross-validated F1 (adaptive = positive class)
-is kept. Training labels are the ground truth where the source has it (synthetic data), otherwise
+and scored out of sample (the forest by its out-of-bag estimate, the SVM by k-fold
+cross-validation); the one with the higher out-of-sample F1 (adaptive = positive class) is kept. Training labels are the ground truth where the source has it (synthetic data), otherwise
 the paper's threshold rule: a learner is adaptive when their performance score (the mean of the
 normalised performance features: grade, completion rate, watch percentage) exceeds the cohort's
 ``threshold_quantile`` (the median by default).
@@ -41,7 +41,7 @@ THREADS = 2  # the forest's jobs and the chunks every learner is labelled in
 @dataclass(frozen=True)
 class LearnerLabelConfig:
     threshold_quantile: float = 0.5
-    cv_folds: int = 5
+    cv_folds: int = 5  # the SVM's; the forest is scored out of bag
     rf_trees: int = 200
     rf_max_train: int = 50_000  # learners sampled (stratified) to train and cross-validate the forest
     svm_max_train: int = 5_000  # an RBF SVM scales quadratically: it trains on a smaller sample
@@ -67,9 +67,9 @@ class LearnerLabels:
     labels: pd.DataFrame  # learner_id, adaptive, p_adaptive, training_label
     label_source: str  # "ground truth" or "threshold rule (q=...)"
     threshold: float | None
-    cv: dict[str, Scores]  # "rf", "svm", "majority" on their training samples
+    cv: dict[str, Scores]  # out of sample: "rf" out of bag, "svm" cross-validated, "majority"; on their training samples
     chosen: str
-    agreement: float | None  # share of learners on which RF and SVM agree (out-of-fold, common sample); None with one
+    agreement: float | None  # share of learners on which RF and SVM agree (out of sample, common sample); None with one
     models: dict[str, object] = field(default_factory=dict)  # fitted rf and svm
     features: list[str] = field(default_factory=list)
     against_truth: Scores | None = None
@@ -99,7 +99,8 @@ def _stratified_sample(y: np.ndarray, size: int, rng: np.random.Generator) -> np
 
 def _classifiers(config: LearnerLabelConfig) -> dict[str, object]:
     return {
-        "rf": RandomForestClassifier(n_estimators=config.rf_trees, min_samples_leaf=2, n_jobs=THREADS, random_state=config.seed),
+        "rf": RandomForestClassifier(n_estimators=config.rf_trees, min_samples_leaf=2, oob_score=True, n_jobs=THREADS,
+                                     random_state=config.seed),
         "svm": make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler(),
                              CalibratedClassifierCV(SVC(kernel="rbf", C=1.0), method="sigmoid", ensemble=False)),
     }
@@ -112,12 +113,31 @@ def _p_adaptive(model, X: np.ndarray) -> np.ndarray:
                                             np.array_split(X, min(THREADS, len(X))))))
 
 
+def _fit_out_of_sample(model, X: np.ndarray, y: np.ndarray, folds: StratifiedKFold) -> tuple[object, np.ndarray]:
+    """The model fitted on every row, and each row's out-of-sample P(adaptive).
+
+    A forest scores itself out of bag: each row is predicted by the trees whose bootstrap sample left
+    it out (about a third of them), so one fit replaces ``folds`` fits and a refit. A row drawn by
+    every tree (only with a handful of trees) gets the whole forest's probability. Other models:
+    ``folds``-fold cross-validated probabilities and a refit on every row.
+    """
+    if isinstance(model, RandomForestClassifier):
+        forest = clone(model).fit(X, y)
+        votes = forest.oob_decision_function_
+        proba = votes[:, 1].copy()
+        never_out = votes.sum(axis=1) == 0
+        if never_out.any():
+            proba[never_out] = forest.predict_proba(X[never_out])[:, 1]
+        return forest, proba
+    return clone(model).fit(X, y), cross_val_predict(model, X, y, cv=folds, method="predict_proba")[:, 1]
+
+
 def label_learners(features: FeatureTable, truth: pd.Series | None = None,
                    config: LearnerLabelConfig = LearnerLabelConfig()) -> LearnerLabels:
     """Train both classifiers, keep the better, and label every learner.
 
     ``truth`` (indexed by learner_id, bool) is used as training labels when given. A learner in the
-    chosen model's training sample gets its out-of-fold probability, so no label is an in-sample fit.
+    chosen model's training sample gets its out-of-sample probability, so no label is an in-sample fit.
     """
     rng = np.random.default_rng(config.seed)
     ids = features.normalised["learner_id"].to_numpy()
@@ -142,9 +162,8 @@ def label_learners(features: FeatureTable, truth: pd.Series | None = None,
     models, oof, cv = {n: m for n, m in _classifiers(config).items() if n in config.classifiers}, {}, {}
     for name, model in models.items():
         idx = samples[name]
-        oof[name] = cross_val_predict(model, X[idx], y[idx], cv=folds, method="predict_proba")[:, 1]
+        models[name], oof[name] = _fit_out_of_sample(model, X[idx], y[idx], folds)
         cv[name] = Scores.of(y[idx], oof[name] > 0.5)
-        models[name] = clone(model).fit(X[idx], y[idx])
     majority = bool(y.mean() >= 0.5)
     cv["majority"] = Scores.of(y[samples["rf"]], np.full(len(samples["rf"]), majority))
     chosen = max(models, key=lambda n: (cv[n].f1, n == "rf"))

@@ -10,7 +10,7 @@ from coursepilot.content import course_texts
 from coursepilot.embeddings import embed_texts
 from coursepilot.features import learner_features, load_features, min_max, store_frame
 from coursepilot.ingest import clean, write_raw
-from coursepilot.labels import LearnerLabelConfig, difficulty_from_cues, fill_difficulty, label_courses, label_learners, threshold_labels
+from coursepilot.labels import LearnerLabelConfig, _fit_out_of_sample, difficulty_from_cues, fill_difficulty, label_courses, label_learners, threshold_labels
 from coursepilot.sources import load_source
 from coursepilot.splits import SplitConfig, build_split
 from coursepilot.warehouse import replace_tables
@@ -76,12 +76,32 @@ def test_learner_classifiers_beat_majority_on_ground_truth(synthetic):
     assert result.against_truth.f1 > 0.75
     assert 0.8 < result.agreement <= 1.0
     assert result.labels["p_adaptive"].between(0, 1).all() and len(result.labels) == len(features.raw)
-    # the nightly keeps the chosen classifier: only it is cross-validated and fitted, with the same labels
+    # the nightly keeps the chosen classifier: only it is scored and fitted, with the same labels
     kept = label_learners(features, truth, LearnerLabelConfig(rf_trees=100, classifiers=(result.chosen,)))
     assert set(kept.models) == {result.chosen} and set(kept.cv) == {result.chosen, "majority"} and kept.agreement is None
     np.testing.assert_allclose(kept.labels["p_adaptive"], result.labels["p_adaptive"])
     with pytest.raises(ValueError, match="classifiers must be among"):
         label_learners(features, truth, LearnerLabelConfig(classifiers=("knn",)))
+
+
+def test_forest_scores_out_of_bag_not_in_sample():
+    """On labels independent of the features, the forest's out-of-bag probabilities guess (about half right),
+    while its in-sample ones have learnt the noise; a row drawn by every tree gets the whole forest's probability."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.model_selection import StratifiedKFold
+
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(800, 4)), rng.random(800) < 0.5
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    forest, proba = _fit_out_of_sample(RandomForestClassifier(100, min_samples_leaf=2, oob_score=True, random_state=0), X, y, folds)
+    assert np.mean((forest.predict_proba(X)[:, 1] > 0.5) == y) > 0.9
+    assert 0.4 < np.mean((proba > 0.5) == y) < 0.6
+    with pytest.warns(UserWarning, match="OOB"):
+        forest, proba = _fit_out_of_sample(RandomForestClassifier(2, oob_score=True, random_state=0), X, y, folds)
+    never_out = forest.oob_decision_function_.sum(axis=1) == 0
+    assert never_out.any() and (~never_out).any()
+    np.testing.assert_allclose(proba[never_out], forest.predict_proba(X[never_out])[:, 1])
+    np.testing.assert_allclose(proba[~never_out], forest.oob_decision_function_[~never_out, 1])
 
 
 def test_threshold_rule_labels_when_no_ground_truth(synthetic):

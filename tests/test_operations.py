@@ -9,7 +9,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from dagster import (DagsterInstance, RunRequest, SkipReason, build_schedule_context, build_sensor_context,
+from dagster import (DagsterInstance, build_schedule_context, build_sensor_context,
                      validate_run_config)
 
 from coursepilot import warehouse

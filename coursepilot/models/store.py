@@ -39,6 +39,14 @@ def write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def save_params(home: ProjectHome, name: str, params: dict) -> Path:
+    """Write a model's parameters (or choice, or scores) as ``<name>.json`` atomically."""
+    path = model_path(home, name).with_suffix(".json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, params)
+    return path
+
+
 def load_params(home: ProjectHome, name: str) -> dict:
     path = model_path(home, name).with_suffix(".json")
     if not path.exists():
