@@ -43,7 +43,7 @@ class LearnerLabelSettings(Config):
     rf_max_train: int = LearnerLabelConfig.rf_max_train
     svm_max_train: int = LearnerLabelConfig.svm_max_train
     seed: int = LearnerLabelConfig.seed
-    retune: bool = True  # False (the nightly job): cross-validate and fit only the classifier the last run chose
+    retune: bool = True  # False (the nightly job): score and fit only the classifier the last run chose
 
 
 def _scores_table(result) -> pd.DataFrame:
@@ -58,7 +58,7 @@ def _scores_table(result) -> pd.DataFrame:
 
 
 @asset(group_name=GROUP, kinds={"duckdb", "sklearn", "mlflow"}, deps=["learner_features"],
-       description="Adaptive vs non-adaptive learners: RandomForest and SVM, cross-validated; the better by F1 labels everyone.")
+       description="Adaptive vs non-adaptive learners: RandomForest (out of bag) and SVM (cross-validated); the better by F1 labels everyone.")
 def learner_labels(context: AssetExecutionContext, config: LearnerLabelSettings, warehouse: WarehouseResource,
                    home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
     with warehouse.get_connection() as con:
