@@ -2,8 +2,9 @@
 
 Learners (first paper, section 3.2): a RandomForest and an SVM are trained on the learner features
 and scored out of sample (the forest by its out-of-bag estimate, the SVM by k-fold
-cross-validation); the one with the higher out-of-sample F1 (adaptive = positive class) is kept. Training labels are the ground truth where the source has it (synthetic data), otherwise
-the paper's threshold rule: a learner is adaptive when their performance score (the mean of the
+cross-validation); the one with the higher out-of-sample F1 (adaptive = positive class) is kept.
+Training labels are the ground truth where the source has it (synthetic data), otherwise the
+paper's threshold rule: a learner is adaptive when their performance score (the mean of the
 normalised performance features: grade, completion rate, watch percentage) exceeds the cohort's
 ``threshold_quantile`` (the median by default).
 
@@ -43,10 +44,10 @@ class LearnerLabelConfig:
     threshold_quantile: float = 0.5
     cv_folds: int = 5  # the SVM's; the forest is scored out of bag
     rf_trees: int = 200
-    rf_max_train: int = 50_000  # learners sampled (stratified) to train and cross-validate the forest
+    rf_max_train: int = 50_000  # learners sampled (stratified) to train and score the forest
     svm_max_train: int = 5_000  # an RBF SVM scales quadratically: it trains on a smaller sample
     seed: int = 0
-    classifiers: tuple[str, ...] = ("rf", "svm")  # one of them: keep an earlier choice, cross-validate only it
+    classifiers: tuple[str, ...] = ("rf", "svm")  # one of them: keep an earlier choice, score and fit only it
 
 
 @dataclass
