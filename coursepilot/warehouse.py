@@ -139,7 +139,7 @@ def read_rows_with_vectors(con: duckdb.DuckDBPyConnection, table: str, id_column
     """
     n = con.execute(f"SELECT count(*) FROM {qident(table)}").fetchone()[0]
     names = [id_column, *other_columns]
-    reader = con.sql(f"SELECT {', '.join(qident(c) for c in [*names, *vector_columns])} FROM {qident(table)}").fetch_arrow_reader(batch_rows)
+    reader = con.sql(f"SELECT {', '.join(qident(c) for c in [*names, *vector_columns])} FROM {qident(table)}").to_arrow_reader(batch_rows)
     matrices = {c: np.empty((n, reader.schema.field(c).type.list_size), dtype=np.float32) for c in vector_columns}
     frames, start = [], 0
     for batch in reader:
