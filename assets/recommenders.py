@@ -200,7 +200,7 @@ def hybrid_model(context: AssetExecutionContext, config: HybridSettings, warehou
     choice = {"chosen": chosen, "alpha": alpha, "level_weight": weight}
     save_params(home.home, "hybrid",
                 {**choice, "metrics": {"valid_ndcg_at_10": best.valid_ndcg,
-                                      **{f"test_{k.replace('@', '_at_')}": v for k, v in results[chosen].items()}}})
+                                       **{f"test_{k.replace('@', '_at_')}": v for k, v in results[chosen].items()}}})
     grid = best.grid.pivot(index="alpha", columns="level_weight", values="ndcg@10").round(4).reset_index()
     grid.columns = [f"w={c}" if c != "alpha" else c for c in grid.columns]
     return MaterializeResult(metadata={
