@@ -7,13 +7,12 @@ from coursepilot import ingest
 from coursepilot.features import learner_features as compute_features
 from coursepilot.features import load_features, store_frame
 from coursepilot.labels import LearnerLabelConfig, label_learners
-from coursepilot.models.store import save_params
+from coursepilot.models.store import previous_choice, save_params
 from coursepilot.tracking import log_classifier
 from coursepilot.warehouse import replace_tables, table_exists
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource
 
 from .lineage import run_tags
-from .recommenders import previous_choice
 from .metadata import confusion_table, markdown_table
 
 GROUP = "learners"
@@ -74,7 +73,7 @@ def learner_labels(context: AssetExecutionContext, config: LearnerLabelSettings,
             return MaterializeResult(metadata={"dagster/row_count": 0, "skipped": reason})
         kept = None if config.retune else previous_choice(home.home, "learner_labels", "chosen")
         settings = {k: v for k, v in config.model_dump().items() if k != "retune"}
-        result = label_learners(features, truth, LearnerLabelConfig(**settings, classifiers=(kept,) if kept else ("rf", "svm")))
+        result = label_learners(features, truth, LearnerLabelConfig(**settings, classifiers=(kept,) if kept else LearnerLabelConfig.classifiers))
         if kept:
             context.log.info(f"kept the {kept} classifier from the last run (retune=False); the other was not trained")
         replace_tables(con, {"learner_labels": result.labels})

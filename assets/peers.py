@@ -11,7 +11,7 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 from coursepilot import ingest
 from coursepilot.evaluation import held_out
 from coursepilot.models.base import load_train_data, split_matrix
-from coursepilot.models.store import load_arrays, load_params, model_path, save_arrays, save_params
+from coursepilot.models.store import load_arrays, load_params, model_path, previous_choice, save_arrays, save_params
 from coursepilot.peer_ranking import (PeerConfig, active_peers, cf_peers, cluster_random_peers, evaluate_peers, hybrid_peers,
                                       ranked_matrix, scored_candidates)
 from coursepilot.peers import (ClusterConfig, ClusterSpace, StateWeights, align_labels, dbscan, kmeans, latest_by_window,
@@ -25,7 +25,7 @@ from coursepilot.warehouse import columns, replace_tables
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource
 
 from .lineage import run_tags
-from .recommenders import fitted_hybrid, previous_choice
+from .recommenders import fitted_hybrid
 from .metadata import markdown_table
 
 GROUP = "peers"

@@ -16,7 +16,7 @@ from coursepilot.models.factors import Factorisation, tune_factors
 from coursepilot.models.hybrid import Hybrid, level_targets, tune, validation_data
 from coursepilot.models.neural import NeuralHybrid, save_state
 from coursepilot.models.simple import Content, Popularity, UserKNN
-from coursepilot.models.store import load_arrays, load_params, model_path, save_arrays, save_params
+from coursepilot.models.store import load_arrays, load_params, model_path, previous_choice, save_arrays, save_params
 from coursepilot.sampling import POPULATION_LEARNERS, sample_rows, tuning_population
 from coursepilot.training import train_and_track
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource
@@ -80,14 +80,6 @@ class BprSettings(FactorSettings):
     iterations: int = 100
     regularization: float = 0.01
     max_learners: int = POPULATION_LEARNERS
-
-
-def previous_choice(home, name: str, key: str):
-    """``key`` of the parameters the last run stored for model ``name``, or None when there is none."""
-    try:
-        return load_params(home, name).get(key)
-    except FileNotFoundError:
-        return None
 
 
 def _factor_asset(algorithm: str, settings_type):

@@ -54,6 +54,14 @@ def load_params(home: ProjectHome, name: str) -> dict:
     return json.loads(path.read_text())
 
 
+def previous_choice(home: ProjectHome, name: str, key: str):
+    """``key`` of the parameters the last run stored for model ``name``, or None when there is none."""
+    try:
+        return load_params(home, name).get(key)
+    except FileNotFoundError:
+        return None
+
+
 def load_arrays(home: ProjectHome, name: str) -> dict[str, np.ndarray]:
     path = model_path(home, name)
     if not path.exists():
