@@ -77,8 +77,8 @@ def course_labels(context: AssetExecutionContext, config: CourseLabelSettings, w
                 "difficulty_from_source": int((source == "source").sum()), "difficulty_derived": int((source == "derived").sum()),
                 "intensive_share": round(float(result.labels["intensive"].mean()), 4)}
     if result.model is None:
-        context.log.warning(result.note)
-        return MaterializeResult(metadata={**metadata, "classifier": result.note})
+        context.log.warning(result.fallback)
+        return MaterializeResult(metadata={**metadata, "fallback": result.fallback})
     run_id = log_classifier(tracking.tracker(home.home), "course_labels_logreg", result.model,
                             {**config.model_dump(), "difficulty_method": method, "labelled_courses": result.labelled},
                             {"cv": result.cv["logreg"], "cv_majority": result.cv["majority"]}, tags)

@@ -34,8 +34,6 @@ def evaluation_report(context: AssetExecutionContext, config: ReportSettings, wa
         neural = {"best_epochs": None}
     report_config = ReportConfig(seeds=tuple(config.seeds), test_share=config.test_share, neural_seeds=config.neural_seeds,
                                  max_learners=config.max_learners,
-                                 chosen=load_params(home.home, "hybrid")["chosen"],
-                                 als_params={k: v for k, v in load_params(home.home, "als").items() if k != "seed"},
                                  neural_params={k: v for k, v in neural.items() if k != "best_epochs"},
                                  neural_epochs=neural["best_epochs"])
     with warehouse.get_connection(read_only=True) as con:

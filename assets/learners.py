@@ -57,7 +57,9 @@ def _scores_table(result) -> pd.DataFrame:
 
 
 @asset(group_name=GROUP, kinds={"duckdb", "sklearn", "mlflow"}, deps=["learner_features"],
-       description="Adaptive vs non-adaptive learners: RandomForest (out of bag) and SVM (cross-validated); the better by F1 labels everyone.")
+       description="Adaptive vs non-adaptive learners: RandomForest (out of bag) and SVM (cross-validated); the "
+                   "better by F1 labels everyone. Nothing to learn from: p_adaptive 0.5, adaptive NULL for all; "
+                   "metadata 'fallback' says why.")
 def learner_labels(context: AssetExecutionContext, config: LearnerLabelSettings, warehouse: WarehouseResource,
                    home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
     with warehouse.get_connection() as con:
@@ -65,19 +67,18 @@ def learner_labels(context: AssetExecutionContext, config: LearnerLabelSettings,
         truth = None
         if table_exists(con, "truth_learners"):
             truth = con.execute("SELECT learner_id, adaptive FROM truth_learners").df().set_index("learner_id")["adaptive"]
-        if features.raw.empty:
-            reason = "no learner has training interactions (the source has none): nothing to label"
-            context.log.warning(reason)
-            replace_tables(con, {"learner_labels": pd.DataFrame({"learner_id": pd.Series(dtype=str), "adaptive": pd.Series(dtype=bool),
-                                                                 "p_adaptive": pd.Series(dtype=float), "training_label": pd.Series(dtype=bool)})})
-            return MaterializeResult(metadata={"dagster/row_count": 0, "skipped": reason})
         kept = None if config.retune else previous_choice(home.home, "learner_labels", "chosen")
         settings = {k: v for k, v in config.model_dump().items() if k != "retune"}
-        result = label_learners(features, truth, LearnerLabelConfig(**settings, classifiers=(kept,) if kept else LearnerLabelConfig.classifiers))
-        if kept:
-            context.log.info(f"kept the {kept} classifier from the last run (retune=False); the other was not trained")
+        classifiers = (kept,) if kept else LearnerLabelConfig.classifiers
+        result = label_learners(features, truth, LearnerLabelConfig(**settings, classifiers=classifiers))
         replace_tables(con, {"learner_labels": result.labels})
         tags = run_tags(context, con)
+    if result.fallback:
+        context.log.warning(f"no learner classifier trained, every learner gets p_adaptive 0.5: {result.fallback}")
+        return MaterializeResult(metadata={"dagster/row_count": len(result.labels), "label_source": result.label_source,
+                                           "fallback": result.fallback})
+    if kept:
+        context.log.info(f"kept the {kept} classifier from the last run (retune=False); the other was not trained")
     save_params(home.home, "learner_labels", {"chosen": result.chosen})
     tracker = tracking.tracker(home.home)
     params = {**settings, "features": ",".join(result.features), "label_source": result.label_source}

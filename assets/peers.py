@@ -2,6 +2,7 @@
 
 import base64
 import io
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from coursepilot.models.base import load_train_data, split_matrix
 from coursepilot.models.store import load_arrays, load_params, model_path, previous_choice, save_arrays, save_params
 from coursepilot.peer_ranking import (PeerConfig, active_peers, cf_peers, cluster_random_peers, evaluate_peers, hybrid_peers,
                                       ranked_matrix, scored_candidates)
+from coursepilot.peer_tuning import CourseSide, PeerTuning, peer_validation, tune_weights
 from coursepilot.peers import (ClusterConfig, ClusterSpace, StateWeights, align_labels, dbscan, kmeans, latest_by_window,
                               weekly_windows)
 from coursepilot.peers import learner_state as compute_state
@@ -179,39 +181,73 @@ def difficulty_steering(context: AssetExecutionContext, warehouse: WarehouseReso
                            "QUALIFY row_number() OVER (PARTITION BY learner_id ORDER BY week DESC) = 1").df()
         tags = run_tags(context, con)
     targets = last.set_index("learner_id")["target_difficulty"].reindex(data.learner_ids).to_numpy(float)
-    chosen = load_params(home.home, "hybrid")
-    if chosen["level_weight"] == 0:
-        reason = "validation gave the level term no weight: there is nothing for eq. 21's target to steer"
+    chosen = previous_choice(home.home, "hybrid_eq6", "level_weight")  # equation (6)'s level term, as validation tuned it
+    if not chosen:
+        reason = ("validation gave the level term no weight: there is nothing for eq. 21's target to steer" if chosen == 0
+                  else "equation (6) was not fitted (no course embeddings): there is no level term to steer")
         context.log.warning(reason)
         return MaterializeResult(metadata={"skipped": reason})
     tracker = tracking.tracker(home.home)
     results, runs = {}, {}
-    for name, steer in (("hybrid_level", None), ("hybrid_eq21", targets)):
+    for name, steer in (("hybrid_eq6_level", None), ("hybrid_eq21", targets)):
         model = fitted_hybrid(home.home, data, name=name, targets=steer)
         results[name], runs[name] = train_and_track(model, data, relevant, tracker, tags,
-                                                    {"alpha": chosen["alpha"], "level_weight": chosen["level_weight"],
+                                                    {"alpha": model.alpha, "level_weight": model.level_weight,
                                                      "targets": "eq. 21" if steer is not None else "learner labels"}, fit=False)
     table = pd.DataFrame([{"model": n, **{k: round(m[k], 4) for k in ("precision@10", "recall@10", "ndcg@10", "map@10")}}
                           for n, m in results.items()])
-    gain = results["hybrid_eq21"]["ndcg@10"] - results["hybrid_level"]["ndcg@10"]
+    gain = results["hybrid_eq21"]["ndcg@10"] - results["hybrid_eq6_level"]["ndcg@10"]
     return MaterializeResult(metadata={"test_metrics": markdown_table(table), "ndcg@10_gain_of_eq21": round(gain, 4),
                                        "mlflow_runs": MetadataValue.json(runs)})
 
 
 class PeerSettings(Config):
-    """Mirrors :class:`coursepilot.peer_ranking.PeerConfig`, whose defaults it takes."""
+    """Mirrors :class:`coursepilot.peer_ranking.PeerConfig`, whose defaults it takes. The weights are one point of the
+    validation grid, and stay when validation has no learner to score."""
 
     k: int = PeerConfig.k
     interaction_weight: float = PeerConfig.interaction_weight
     profile_weight: float = PeerConfig.profile_weight
     level_weight: float = PeerConfig.level_weight
+    activity_weight: float = PeerConfig.activity_weight
     neighbour_clusters: int = PeerConfig.neighbour_clusters
     max_candidates: int = PeerConfig.max_candidates
+    active_candidates: int = PeerConfig.active_candidates
     seed: int = PeerConfig.seed
+    validation_share: float = 0.2
+    retune: bool = True  # False (the nightly job): keep the weights the last tuning chose
+
+    def peer_config(self, weights: dict[str, float] | None = None) -> PeerConfig:
+        fields = self.model_dump(exclude={"validation_share", "retune"})
+        return PeerConfig(**{**fields, **{f"{term}_weight": w for term, w in (weights or {}).items()}})
+
+
+def _chosen_weights(context: AssetExecutionContext, con, config: PeerSettings, home, profiles, courses: np.ndarray,
+                    clusters: dict) -> tuple[PeerTuning, str]:
+    """(the tuning whose weights rank the peers, where it comes from): the last run's under ``retune=False`` when
+    there is one, else a grid search on the validation carve of ``train`` (never test)."""
+    if not config.retune and previous_choice(home, "peer_weights", "weights") is not None:
+        tuning, source = PeerTuning(**load_params(home, "peer_weights")), "the last tuning (retune=False)"
+    else:
+        validation = peer_validation(_train_with_courses(con), profiles, courses, CourseSide.read(con, courses),
+                                     ingest.source_info(con)["rating_scale"], config.validation_share, config.seed)
+        tuning = tune_weights(validation, clusters["labels"], clusters["centroids"], config.peer_config())
+        source = "the validation grid"
+    context.log.info(f"peer weights {tuning.weights} from {source}: validation nDCG@10 {tuning.valid_ndcg:.4f}; "
+                     f"each term alone {tuning.alone}; baselines {tuning.baselines}")
+    return tuning, source
+
+
+def _tuning_table(tuning: PeerTuning) -> MetadataValue:
+    """Validation nDCG@10 of the tuned weights, of each term alone and of the baselines, on the same learners."""
+    rows = [("hybrid_peers (tuned)", tuning.valid_ndcg), *((f"{term} alone", v) for term, v in tuning.alone.items()),
+            *tuning.baselines.items()]
+    return markdown_table(pd.DataFrame(rows, columns=["ranking", "ndcg@10"]).round(4))
 
 
 @asset(group_name=GROUP, kinds={"duckdb", "mlflow"}, deps=["peer_clusters"],
-       description="Top-k peers per learner from their cluster and the nearest ones, with reasons; evaluated against three baselines.")
+       description="Top-k peers per learner from their cluster, the nearest ones and the most active learners, with "
+                   "reasons; term weights tuned on a validation carve of train; evaluated against three baselines.")
 def peer_recommendations(context: AssetExecutionContext, config: PeerSettings, warehouse: WarehouseResource,
                          home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
     clusters = load_arrays(home.home, "peer_centroids")
@@ -220,14 +256,18 @@ def peer_recommendations(context: AssetExecutionContext, config: PeerSettings, w
         ids = profiles.ids
         courses = _course_ids(con)
         train, test = (split_matrix(con, (split,), ids, courses, None) for split in ("train", "test"))
-        state = con.execute("SELECT learner_id, D FROM learner_state QUALIFY row_number() OVER (PARTITION BY learner_id ORDER BY week DESC) = 1").df()
-        jobs = con.execute("SELECT learner_id, job FROM learner_profiles ORDER BY learner_id").df()["job"].to_numpy(object)
+        state = con.execute("SELECT learner_id, D FROM learner_state "
+                            "QUALIFY row_number() OVER (PARTITION BY learner_id ORDER BY week DESC) = 1").df()
+        jobs = con.execute("SELECT job FROM learner_profiles ORDER BY learner_id").df()["job"].to_numpy(object)
         proficiency = state.set_index("learner_id")["D"].reindex(ids).to_numpy(float)
-        peers = hybrid_peers(train, profiles, proficiency, clusters["labels"], clusters["centroids"], jobs, PeerConfig(**config.model_dump()))
+        tuning, source = _chosen_weights(context, con, config, home.home, profiles, courses, clusters)
+        peers = hybrid_peers(train, profiles, proficiency, clusters["labels"], clusters["centroids"], jobs,
+                             config.peer_config(tuning.weights))
         table = pd.DataFrame({"learner_id": ids[peers["learner"]], "rank": peers["rank"], "peer_id": ids[peers["peer"]],
                               "score": peers["score"], "reason": peers["reason"]})
         replace_tables(con, {"peer_recommendations": table})
         tags = run_tags(context, con)
+    save_params(home.home, "peer_weights", asdict(tuning))
 
     scored = scored_candidates(test, seed=config.seed)  # the baselines rank only the learners the evaluation scores
     rankings = {"hybrid_peers": ranked_matrix(peers, config.k), "cf_peers": cf_peers(train, config.k, scored),
@@ -237,14 +277,19 @@ def peer_recommendations(context: AssetExecutionContext, config: PeerSettings, w
     scores, per, evaluated = evaluate_peers(test, rankings, seed=config.seed)
     results = {name: {k: v for k, v in m.items() if k in keys} for name, m in scores.items()}
     tests = {name: paired_ttest(per["hybrid_peers"], per[name]) for name in rankings if name != "hybrid_peers"}
-    save_params(home.home, "peer_metrics", {"peers": results, "significance": tests})
+    save_params(home.home, "peer_metrics", {"peers": results, "significance": tests, "weights": tuning.weights})
     tracker = tracking.tracker(home.home)
     with tracker.run("peer_recommendations", {**tags, "model": "hybrid_peers"}):
-        tracker.mlflow.log_params(config.model_dump())
-        tracker.mlflow.log_metrics({f"{name}_{k.replace('@', '_at_')}": v for name, m in results.items() for k, v in m.items()})
+        tracker.mlflow.log_params({**config.model_dump(), **asdict(config.peer_config(tuning.weights))})
+        test_metrics = {f"{name}_{k.replace('@', '_at_')}": v for name, m in results.items() for k, v in m.items()}
+        tracker.mlflow.log_metrics({"validation_ndcg_at_10": tuning.valid_ndcg, **test_metrics})
         tracker.log_dict({"paired_ttests_ndcg_at_10": tests}, "significance.json")
     metrics = pd.DataFrame([{"model": n, **{k: round(v, 4) for k, v in m.items()}} for n, m in results.items()])
-    significance = pd.DataFrame([{"vs": n, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in t.items()}} for n, t in tests.items()])
+    significance = pd.DataFrame([{"vs": n, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in t.items()}}
+                                 for n, t in tests.items()])
     return MaterializeResult(metadata={
         "dagster/row_count": len(table), "evaluated_learners": evaluated, "peer_metrics": markdown_table(metrics),
-        "paired_ttests_ndcg@10": markdown_table(significance), "example": markdown_table(table.head(10))})
+        "paired_ttests_ndcg@10": markdown_table(significance), "weights": MetadataValue.json(tuning.weights),
+        "weights_from": source,
+        "validation_ndcg@10": round(tuning.valid_ndcg, 4), "validation_learners": tuning.learners,
+        "validation_ndcg@10_by_ranking": _tuning_table(tuning), "example": markdown_table(table.head(10))})

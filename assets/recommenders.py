@@ -1,6 +1,5 @@
 """Recommender stage: baselines, factor models, the tuned hybrid, and the registered serving model."""
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +11,13 @@ from coursepilot.evaluation import held_out
 from coursepilot.models.base import load_train_data, split_frame
 from coursepilot.models.ratings import RatingModels, rating_errors
 from coursepilot.warehouse import columns
-from coursepilot.models.factors import Factorisation, tune_factors
-from coursepilot.models.hybrid import Hybrid, level_targets, tune, validation_data
+from coursepilot.models.factors import Factorisation
+from coursepilot.models.catalogue import SPECS, build, fitted_fusion, fusion_tuning, tune_models
+from coursepilot.models.hybrid import Hybrid, tune, validation_data
 from coursepilot.models.neural import NeuralHybrid, save_state
 from coursepilot.models.simple import Content, Popularity, UserKNN
-from coursepilot.models.store import load_arrays, load_params, model_path, previous_choice, save_arrays, save_params
-from coursepilot.sampling import POPULATION_LEARNERS, sample_rows, tuning_population
+from coursepilot.models.store import load_arrays, load_params, model_path, previous_choice, save_arrays, save_folder, save_params
+from coursepilot.sampling import POPULATION_LEARNERS, sample_rows
 from coursepilot.training import train_and_track
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource
 
@@ -59,52 +59,43 @@ def _metrics_table(results: dict[str, dict[str, float]]) -> MetadataValue:
 
 
 class FactorSettings(Config):
-    factor_candidates: list[int] = [16, 32, 64]  # tried on the validation carve; the best is refit on train
-    iterations: int = 15
-    regularization: float = 1.0
-    learning_rate: float = 0.05
-    alpha: float = 2.0
+    """The search grid is the model list's (coursepilot.models.catalogue): factors x regularization x alpha for ALS,
+    the learning rate for BPR, tried on the validation carve; the best is refit on all of train."""
+
     validation_share: float = 0.2
     seed: int = 0
-    retune: bool = True  # False (the nightly job): keep the factor count the last tuning chose, fit once
+    retune: bool = True  # False (the nightly job): keep the settings the last tuning chose, fit once
     max_learners: int = 0  # 0: every learner; otherwise a seeded sample of at most this many (coursepilot.sampling)
-
-    def model_params(self) -> dict:
-        return {k: v for k, v in self.model_dump().items()
-                if k not in ("factor_candidates", "validation_share", "retune", "max_learners")}
 
 
 class BprSettings(FactorSettings):
-    """BPR is a comparison model (ALS serves): above ``max_learners`` it trains on a sample."""
+    """BPR is a comparison model (unless the fusion weighs it): above ``max_learners`` it trains on a sample."""
 
-    iterations: int = 100
-    regularization: float = 0.01
     max_learners: int = POPULATION_LEARNERS
 
 
 def _factor_asset(algorithm: str, settings_type):
     @asset(name=f"{algorithm}_model", group_name=GROUP, kinds={"implicit", "mlflow"}, deps=DEPS,
-           description=f"implicit {algorithm.upper()} on the confidence-weighted training matrix; factors under <home>/models.")
+           description=f"implicit {algorithm.upper()} on the confidence-weighted training matrix, tuned on a validation "
+                       "carve; factors under <home>/models.")
     def factor_model(context: AssetExecutionContext, config: settings_type, warehouse: WarehouseResource,
                      home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
         _, data, relevant, fit_data, valid, tags = _with_validation(context, warehouse, config.validation_share, config.seed,
                                                                     config.max_learners)
-        factors, tried = (None if config.retune else previous_choice(home.home, algorithm, "factors")), {}
-        if factors is None:
-            factors, tried = tune_factors(algorithm, config.model_params(), config.factor_candidates, fit_data, valid)
-            context.log.info(f"validation nDCG@10 by factors: {tried}; refitting with {factors}")
-        else:
-            context.log.info(f"kept {factors} factors from the last tuning (retune=False)")
-        params = {**config.model_params(), "factors": factors}
-        model = Factorisation(algorithm, **params)
+        last = None if config.retune else previous_choice(home.home, algorithm, "factors")
+        kept = {algorithm: load_params(home.home, algorithm)} if last is not None else {}
+        tuned = tune_models(fit_data, valid, names=[algorithm], kept=kept).tuning[algorithm]
+        context.log.info(f"validation nDCG@10 {tuned.valid_ndcg:.4f} with {tuned.params} "
+                         f"({'kept from the last tuning' if kept else f'best of {len(tuned.tried)} tried'})")
+        model = build(algorithm, tuned.params)
         tracker = tracking.tracker(home.home)
-        metrics, run_id = train_and_track(model, data, relevant, tracker, tags,
-                                          {**params, **{f"valid_ndcg_at_10_f{f}": round(v, 4) for f, v in tried.items()}})
-        path = save_arrays(home.home, model.name, params, user_factors=model.user_factors, item_factors=model.item_factors)
+        metrics, run_id = train_and_track(model, data, relevant, tracker, tags, {**model.params, "valid_ndcg_at_10": tuned.valid_ndcg})
+        path = save_arrays(home.home, model.name, model.params, **model.state())
         with tracker.mlflow.start_run(run_id=run_id):
             tracker.mlflow.log_artifact(str(path))
         return MaterializeResult(metadata={"test_metrics": _metrics_table({model.name: metrics}), "mlflow_run": run_id,
-                                           "factors": factors, "validation_ndcg@10_by_factors": MetadataValue.json(tried),
+                                           "factors": model.params["factors"], "settings": MetadataValue.json(model.params),
+                                           "validation_grid": markdown_table(pd.DataFrame(tuned.table())),
                                            "trained_learners": data.shape[0], "test_learners": len(relevant),
                                            **{f"test_{k}": round(v, 4) for k, v in metrics.items() if k.endswith("@10")}})
 
@@ -142,12 +133,12 @@ def baseline_models(context: AssetExecutionContext, config: BaselineSettings, wa
 class HybridSettings(Config):
     validation_share: float = 0.2
     seed: int = 0
-    retune: bool = True  # False (the nightly job): keep the last alpha and level weight; score them on validation only
+    retune: bool = True  # False (the nightly job): keep the last components' settings and weights; score them on validation
 
 
-def fitted_hybrid(home, data, content: str = "minilm", name: str = "hybrid", targets=None) -> Hybrid:
-    """The hybrid with the weights ``hybrid_model`` chose, on the ``als_model`` factors."""
-    choice = load_params(home, "hybrid")
+def fitted_hybrid(home, data, content: str = "minilm", name: str = "hybrid_eq6", targets=None) -> Hybrid:
+    """Equation (6) with the alpha and level weight ``hybrid_model`` chose for it, on the ``als_model`` factors."""
+    choice = load_params(home, "hybrid_eq6")
     return Hybrid(_fitted_als(home, data), Content(content).fit(data), choice["alpha"], choice["level_weight"], name).fit(
         data, fit_parts=False, targets=targets)
 
@@ -156,48 +147,58 @@ def _fitted_als(home, data) -> Factorisation:
     """The ALS model the ``als_model`` asset trained on the full training split."""
     model = Factorisation("als", **load_params(home, "als"))
     factors = load_arrays(home, "als")
-    model.data, model.user_factors, model.item_factors = data, factors["user_factors"], factors["item_factors"]
-    return model
+    return model.restore(data, factors)
+
+
+def _kept(home, retune: bool) -> tuple[dict[str, dict], dict | None]:
+    """(fixed component settings, fixed fusion weights): ALS's from ``als_model``; with ``retune=False`` every
+    setting and the weights the last tuning chose."""
+    kept = {"als": load_params(home, "als")}
+    last = None if retune else previous_choice(home, "hybrid", "weights")
+    if last is None:
+        return kept, None
+    return {**load_params(home, "hybrid")["params"], **kept}, last
 
 
 @asset(group_name=GROUP, kinds={"mlflow"}, deps=["als_model", *DEPS],
-       description="alpha*CF + (1-alpha)*sim (+ level alignment), alpha and level weight tuned on a validation split carved from train.")
+       description="The shipped hybrid: a fusion of EASE, item-kNN, ALS, BPR, content, popularity, peer group and level "
+                   "scores, each tuned and then weighted on a validation carve of train; plus equation (6) as written.")
 def hybrid_model(context: AssetExecutionContext, config: HybridSettings, warehouse: WarehouseResource,
                  home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
     _, data, relevant, fit_data, valid, tags = _with_validation(context, warehouse, config.validation_share, config.seed)
-    fit_data, valid = tuning_population(fit_data, valid)
+    kept, weights = _kept(home.home, config.retune)
+    trained = tune_models(fit_data, valid, names=[m for m in SPECS if SPECS[m].fusion], kept=kept, log=context.log.info)
+    tuning = fusion_tuning(trained, weights)
+    context.log.info(f"fusion weights {tuning.weights}: validation nDCG@10 {tuning.valid_ndcg:.4f}")
+    fusion = fitted_fusion(data, trained.params, tuning.weights, {"als": _fitted_als(home.home, data)})
+    equation6 = tune(Hybrid(trained.fitted["als"], trained.fitted["content_minilm"]), trained.fit_data, trained.valid,
+                     fit_parts=False) if "content_minilm" in trained.fitted else None
     tracker = tracking.tracker(home.home)
-    cf = Factorisation("als", **load_params(home.home, "als")).fit(fit_data)  # one validation fit serves every grid
-    previous = None if config.retune else previous_choice(home.home, "hybrid", "alpha")
-    kept = {}
-    if previous is not None:
-        weight = load_params(home.home, "hybrid")["level_weight"]
-        kept = {"alphas": (previous,), "level_weights": tuple(sorted({0.0, weight}))}
-        context.log.info(f"kept alpha {previous} and level weight {weight} from the last tuning (retune=False)")
-    results, tunings, runs = {}, {}, {}
-    als = _fitted_als(home.home, data)
-    for content in ("minilm",) if kept else ("minilm", "tfidf"):
-        tuning = tunings[content] = tune(Hybrid(cf, Content(content).fit(fit_data)), fit_data, valid, fit_parts=False, **kept)
-        suffix, similarity = "" if content == "minilm" else "_tfidf", Content(content).fit(data)
-        for name, level in ((f"hybrid{suffix}", False), (f"hybrid{suffix}_level", True)):
-            alpha, weight = tuning.choice(level)
-            hybrid = Hybrid(als, similarity, alpha, weight, name).fit(data, fit_parts=False)
-            results[name], runs[name] = train_and_track(hybrid, data, relevant, tracker, tags,
-                                                        {"alpha": alpha, "level_weight": weight, "content": content,
-                                                         "validation_share": config.validation_share}, fit=False)
-    best = tunings["minilm"]
-    level = best.level_weight > 0  # the grid includes weight 0: the level term stays only where validation says it helps
-    alpha, weight = best.choice(level)
-    chosen = "hybrid_level" if level else "hybrid"
-    choice = {"chosen": chosen, "alpha": alpha, "level_weight": weight}
-    save_params(home.home, "hybrid",
-                {**choice, "metrics": {"valid_ndcg_at_10": best.valid_ndcg,
-                                       **{f"test_{k.replace('@', '_at_')}": v for k, v in results[chosen].items()}}})
-    grid = best.grid.pivot(index="alpha", columns="level_weight", values="ndcg@10").round(4).reset_index()
-    grid.columns = [f"w={c}" if c != "alpha" else c for c in grid.columns]
+    metrics, run_id = train_and_track(fusion, data, relevant, tracker, tags,
+                                      {"weights": tuning.weights, "params": trained.params,
+                                       "validation_share": config.validation_share}, fit=False)
+    with tracker.mlflow.start_run(run_id=run_id):
+        tracker.mlflow.log_metrics({"valid_ndcg_at_10": tuning.valid_ndcg,
+                                    **{f"valid_ndcg_at_10_{m}": v for m, v in trained.valid_ndcg().items()}})
+    titles = _titles(warehouse)
+    bundle = save_folder(home.home, "hybrid_bundle", lambda folder: registry.save_bundle(folder, data, titles, fusion, trained.params))
+    save_params(home.home, "hybrid", {"weights": tuning.weights, "params": trained.params, "bundle": str(bundle),
+                                      "metrics": {"valid_ndcg_at_10": tuning.valid_ndcg,
+                                                  **{f"test_{k.replace('@', '_at_')}": v for k, v in metrics.items()}}})
+    if equation6 is not None:
+        save_params(home.home, "hybrid_eq6", {"alpha": equation6.alpha, "level_weight": equation6.level_weight,
+                                              "valid_ndcg_at_10": equation6.valid_ndcg})
+    components = pd.DataFrame(tuning.table() or [{"component": m, "weight": w} for m, w in tuning.weights.items()])
     return MaterializeResult(metadata={
-        "test_metrics": _metrics_table(results), **choice, "validation_ndcg@10": round(best.valid_ndcg, 4),
-        "validation_grid_minilm": markdown_table(grid), "mlflow_runs": MetadataValue.json(runs)})
+        "test_metrics": _metrics_table({"hybrid": metrics}), "validation_ndcg@10": round(tuning.valid_ndcg, 4),
+        "weights": MetadataValue.json(tuning.weights), "components": markdown_table(components),
+        "component_settings": MetadataValue.json(trained.params), "skipped": MetadataValue.json(trained.skipped),
+        "equation6_alpha": None if equation6 is None else equation6.alpha, "mlflow_run": run_id})
+
+
+def _titles(warehouse: WarehouseResource) -> np.ndarray:
+    with warehouse.get_connection(read_only=True) as con:
+        return con.execute("SELECT title FROM courses ORDER BY course_id").df()["title"].to_numpy()
 
 
 class RatingSettings(Config):
@@ -279,34 +280,24 @@ class GateSettings(Config):
     tolerance: float = 0.01  # a challenger may be this much worse (validation nDCG@10) and still be promoted
 
 
-@asset(group_name=GROUP, kinds={"mlflow"}, deps=["hybrid_model", "als_model"],
+@asset(group_name=GROUP, kinds={"mlflow"}, deps=["hybrid_model"],
        description="The serving recommender (MLflow pyfunc): a new version of coursepilot-recommender, @challenger, "
                    "promoted to @champion by the gate.")
 def recommender(context: AssetExecutionContext, config: GateSettings, warehouse: WarehouseResource, home: ProjectHomeResource,
                 tracking: TrackingResource) -> MaterializeResult:
     with warehouse.get_connection(read_only=True) as con:
-        data = load_train_data(con, ingest.source_info(con)["rating_scale"])
-        titles = con.execute("SELECT title FROM courses ORDER BY course_id").df()["title"].to_numpy()
         tags = run_tags(context, con)
-    factors = load_arrays(home.home, "als")
     choice = load_params(home.home, "hybrid")
-    metrics = choice.pop("metrics")
     tracker = tracking.tracker(home.home)
-    with tempfile.TemporaryDirectory(prefix="coursepilot-bundle-") as folder:
-        bundle = registry.save_bundle(Path(folder), learner_ids=data.learner_ids, course_ids=data.course_ids,
-                                      titles=titles, seen=data.matrix, user_factors=factors["user_factors"],
-                                      item_factors=factors["item_factors"], course_vectors=data.course_vectors,
-                                      popularity=np.log1p(np.asarray((data.matrix > 0).sum(axis=0)).ravel()),
-                                      level_targets=level_targets(data), difficulty=data.difficulty,
-                                      alpha=choice["alpha"], level_weight=choice["level_weight"])
-        with tracker.run("recommender", {**tags, "model": choice["chosen"]}):
-            tracker.mlflow.log_params(choice)
-            tracker.mlflow.log_metrics(metrics)
-            info = registry.log_serving_model(bundle)
+    with tracker.run("recommender", {**tags, "model": "hybrid"}):
+        tracker.mlflow.log_params({"weights": choice["weights"]})
+        tracker.mlflow.log_metrics(choice["metrics"])
+        info = registry.log_serving_model(Path(choice["bundle"]))
     version = str(info.registered_model_version)
     promoted, reason = registry.promotion_gate(tracker.mlflow.MlflowClient(), version, config.tolerance)
     (context.log.info if promoted else context.log.warning)(reason)
     return MaterializeResult(metadata={"registered_model": registry.MODEL_NAME, "version": version, "promoted": promoted,
                                        "gate": reason, "champion": registry.champion_version(tracker.mlflow.MlflowClient()),
-                                       "model_uri": info.model_uri, "valid_ndcg@10": round(metrics["valid_ndcg_at_10"], 4),
-                                       **choice})
+                                       "model_uri": info.model_uri,
+                                       "valid_ndcg@10": round(choice["metrics"]["valid_ndcg_at_10"], 4),
+                                       "weights": MetadataValue.json(choice["weights"])})

@@ -144,6 +144,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.format == "catalog":
         raise ValueError("the catalog format has courses only: there are no interactions to rank, so nothing to evaluate")
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     home = ProjectHome.resolve(args.home or out / "home").ensure()
     dataset = _dataset(args)
     console.rule(f"coursepilot evaluate: {dataset.describe()}")

@@ -8,6 +8,10 @@ paper's threshold rule: a learner is adaptive when their performance score (the 
 normalised performance features: grade, completion rate, watch percentage) exceeds the cohort's
 ``threshold_quantile`` (the median by default).
 
+When nothing can be learnt (no ground truth and no performance feature for the rule; training labels
+of a single class; a class with fewer learners than cross-validation folds) no classifier is trained:
+every learner gets the neutral label (:func:`neutral_labels`) and :attr:`LearnerLabels.fallback` says why.
+
 Courses (section 3.3): logistic regression on course embeddings, equation (3), trained on courses
 with a difficulty (intensive = intermediate or advanced); courses without one get a difficulty
 derived from their text first (:func:`fill_difficulty`).
@@ -37,6 +41,9 @@ from .schema import DIFFICULTY_LEVELS
 
 INTENSIVE_LEVELS = ("intermediate", "advanced")
 THREADS = 2  # the forest's jobs and the chunks every learner is labelled in
+NO_LEARNERS = "no learner has training interactions (the source has none): nothing to label"
+NO_RULE = ("no performance feature (grade, completed or watch_pct) in this source: "
+           "the threshold rule cannot label learners")
 
 
 @dataclass(frozen=True)
@@ -66,21 +73,30 @@ class Scores:
 @dataclass
 class LearnerLabels:
     labels: pd.DataFrame  # learner_id, adaptive, p_adaptive, training_label
-    label_source: str  # "ground truth" or "threshold rule (q=...)"
+    label_source: str  # "ground truth", "threshold rule (q=...)" or "none"
     threshold: float | None
     cv: dict[str, Scores]  # out of sample: "rf" out of bag, "svm" cross-validated, "majority"; on their training samples
-    chosen: str
+    chosen: str | None  # None with a fallback
     agreement: float | None  # share of learners on which RF and SVM agree (out of sample, common sample); None with one
     models: dict[str, object] = field(default_factory=dict)  # fitted rf and svm
     features: list[str] = field(default_factory=list)
     against_truth: Scores | None = None
     rule_against_truth: Scores | None = None  # the paper's threshold rule, where ground truth exists
+    fallback: str | None = None  # why nothing was learnt (the labels are then neutral), None when a classifier was
+
+
+def neutral_labels(learner_ids, training_label=None) -> pd.DataFrame:
+    """The learner-labels table when nothing was learnt: ``adaptive`` NULL (unknown), ``p_adaptive`` 0.5 (no shift
+    in the level term) and ``training_label`` as given (NULL without one)."""
+    ids = pd.Series(learner_ids, dtype="string")  # VARCHAR in DuckDB even when empty
+    known = pd.Series(pd.NA if training_label is None else training_label, index=ids.index, dtype="boolean")
+    return pd.DataFrame({"learner_id": ids, "adaptive": pd.Series(pd.NA, index=ids.index, dtype="boolean"),
+                         "p_adaptive": 0.5, "training_label": known})
 
 
 def performance_score(features: FeatureTable) -> pd.Series:
     if not features.performance:
-        raise ValueError("no performance feature (grade, completed or watch_pct) in this source: "
-                         "the threshold rule cannot label learners")
+        raise ValueError(NO_RULE)
     return features.normalised[features.performance].mean(axis=1, skipna=True)
 
 
@@ -91,11 +107,43 @@ def threshold_labels(features: FeatureTable, quantile: float) -> tuple[pd.Series
     return score > threshold, threshold
 
 
-def _stratified_sample(y: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+def _stratified_sample(y: np.ndarray, size: int, rng: np.random.Generator, minimum: int) -> np.ndarray:
+    """About ``size`` rows in the classes' proportions, at least ``minimum`` of each class (all it has, if fewer)."""
     if len(y) <= size:
         return np.arange(len(y))
-    picked = [rng.choice(np.flatnonzero(y == c), int(round(size * np.mean(y == c))), replace=False) for c in (False, True)]
+    picked = [rng.choice(rows, min(len(rows), max(minimum, int(round(size * len(rows) / len(y))))), replace=False)
+              for rows in (np.flatnonzero(y == c) for c in (False, True))]
     return np.sort(np.concatenate(picked))
+
+
+def _training_labels(features: FeatureTable, truth: pd.Series | None,
+                     quantile: float) -> tuple[np.ndarray | None, str, float | None]:
+    """(labels, their source, the rule's threshold): the ground truth where given, else the threshold rule;
+    labels None when there is neither."""
+    if truth is not None:
+        y = truth.reindex(features.normalised["learner_id"].to_numpy()).to_numpy()
+        if pd.isna(y).any():
+            raise ValueError(f"ground truth is missing for {int(pd.isna(y).sum())} learners")
+        return y.astype(bool), "ground truth", None
+    if not features.performance:
+        return None, "none", None
+    rule, threshold = threshold_labels(features, quantile)
+    return rule.to_numpy(), f"threshold rule (performance score > quantile {quantile:g})", threshold
+
+
+def _why_unlearnable(y: np.ndarray | None, threshold: float | None, folds: int) -> str | None:
+    """Why no classifier can learn from training labels ``y``, or None when one can."""
+    if y is None:
+        return f"no ground truth, and {NO_RULE}"
+    counts = {"non-adaptive": int((~y).sum()), "adaptive": int(y.sum())}
+    rule = "" if threshold is None else f" (performance-score threshold {threshold:g})"
+    if min(counts.values()) == 0:
+        label = max(counts, key=counts.get)
+        return f"every one of the {len(y)} learners has the training label {label}{rule}: nothing to learn"
+    if min(counts.values()) < folds:
+        return (f"too few learners in a class of the training labels to cross-validate "
+                f"({', '.join(f'{k} {v}' for k, v in counts.items())}; {folds} folds){rule}")
+    return None
 
 
 def _classifiers(config: LearnerLabelConfig) -> dict[str, object]:
@@ -139,27 +187,23 @@ def label_learners(features: FeatureTable, truth: pd.Series | None = None,
 
     ``truth`` (indexed by learner_id, bool) is used as training labels when given. A learner in the
     chosen model's training sample gets its out-of-sample probability, so no label is an in-sample fit.
+    Training labels nothing can learn from give neutral labels and a ``fallback`` reason instead.
     """
-    rng = np.random.default_rng(config.seed)
-    ids = features.normalised["learner_id"].to_numpy()
-    X = features.normalised[features.used].to_numpy(dtype=float)
-    threshold = None
-    if truth is not None:
-        y = truth.reindex(ids).to_numpy()
-        if pd.isna(y).any():
-            raise ValueError(f"ground truth is missing for {int(pd.isna(y).sum())} learners")
-        y, source = y.astype(bool), "ground truth"
-    else:
-        rule, threshold = threshold_labels(features, config.threshold_quantile)
-        y, source = rule.to_numpy(), f"threshold rule (performance score > quantile {config.threshold_quantile:g})"
-    if y.all() or not y.any():
-        raise ValueError("the training labels have a single class: nothing to learn")
-
-    folds = StratifiedKFold(config.cv_folds, shuffle=True, random_state=config.seed)
-    samples = {"rf": _stratified_sample(y, config.rf_max_train, rng), "svm": _stratified_sample(y, config.svm_max_train, rng)}
     unknown = set(config.classifiers) - {"rf", "svm"}
     if unknown or not config.classifiers:
         raise ValueError(f"classifiers must be among 'rf' and 'svm', got {config.classifiers!r}")
+    ids = features.normalised["learner_id"].to_numpy()
+    y, source, threshold = _training_labels(features, truth, config.threshold_quantile)
+    reason = _why_unlearnable(y, threshold, config.cv_folds) if len(ids) else NO_LEARNERS
+    if reason:
+        return LearnerLabels(neutral_labels(ids, y), source, threshold, {}, None, None, features=list(features.used),
+                             fallback=reason)
+
+    rng = np.random.default_rng(config.seed)
+    X = features.normalised[features.used].to_numpy(dtype=float)
+    folds = StratifiedKFold(config.cv_folds, shuffle=True, random_state=config.seed)
+    samples = {name: _stratified_sample(y, size, rng, config.cv_folds)
+               for name, size in (("rf", config.rf_max_train), ("svm", config.svm_max_train))}
     models, oof, cv = {n: m for n, m in _classifiers(config).items() if n in config.classifiers}, {}, {}
     for name, model in models.items():
         idx = samples[name]
@@ -227,7 +271,7 @@ class CourseLabels:
     cv: dict[str, Scores]  # "logreg" and "majority" over the labelled courses (empty when not trained)
     labelled: int
     model: object | None
-    note: str = ""  # why no classifier was trained, when none was
+    fallback: str | None = None  # why no classifier was trained (labels then follow the difficulty), None when one was
 
 
 def label_courses(course_ids, vectors: np.ndarray, difficulty: pd.Series, difficulty_source: pd.Series,
@@ -242,11 +286,11 @@ def label_courses(course_ids, vectors: np.ndarray, difficulty: pd.Series, diffic
     labelled = from_source if from_source.any() else difficulty.notna().to_numpy()
     counts = np.bincount(y[labelled].astype(int), minlength=2)
     if counts.min() < folds:
-        note = (f"no classifier trained: too few courses per class to cross-validate (accessible {counts[0]}, "
-                f"intensive {counts[1]}); labels follow the difficulty")
+        reason = (f"no classifier trained: too few courses per class to cross-validate (accessible {counts[0]}, "
+                  f"intensive {counts[1]}); labels follow the difficulty")
         labels = pd.DataFrame({"course_id": list(course_ids), "difficulty": difficulty.to_numpy(),
                                "difficulty_source": difficulty_source.to_numpy(), "intensive": y, "p_intensive": y.astype(float)})
-        return CourseLabels(labels, {}, int(labelled.sum()), None, note)
+        return CourseLabels(labels, {}, int(labelled.sum()), None, reason)
     model = LogisticRegression(C=10.0, max_iter=3000)  # C chosen by cross-validation on synthetic catalogues
     cv_split = StratifiedKFold(folds, shuffle=True, random_state=seed)
     oof = cross_val_predict(model, vectors[labelled], y[labelled], cv=cv_split, method="predict_proba")[:, 1]

@@ -1,10 +1,13 @@
 """Top-k peer recommendations and their baselines (second paper, section 3.3 and Table 2).
 
 Hybrid peers: candidates are the learner's K-means cluster and its ``neighbour_clusters`` nearest
-clusters (at most ``max_candidates``, sampled); score = a * interaction cosine + b * profile cosine
-(eq. 19) + c * level closeness (1 - |D_u - D_v| / 2, D on 1-3). A learner is never their own peer;
-every learner has a K-means cluster, so DBSCAN noise points get peers too. Each peer comes with the
-reason that contributed most: courses in common, same job or similar interests, similar level.
+clusters (at most ``max_candidates``, sampled) and the ``active_candidates`` most active learners (those most
+likely to share a future course; at least ``k + 1``, so that the activity term alone is ``active_peers``);
+score = a * interaction cosine + b * profile cosine (eq. 19) + c * level closeness (1 - |D_u - D_v| / 2, D on
+1-3) + d * activity (log(1 + training courses), scaled to 0-1). :mod:`coursepilot.peer_tuning` chooses a-d on a
+validation carve of training. A learner is never their own peer; every learner has a K-means cluster, so DBSCAN
+noise points get peers too. Each peer comes with the reason from the term that contributed most: courses in common,
+same job or similar interests, similar level, active learner.
 Baselines on the same data: ``cf_peers`` (interaction cosine over everyone), ``cluster_random``
 (random members of the same cluster) and ``active_peers`` (the most active learners).
 """
@@ -12,6 +15,7 @@ Baselines on the same data: ``cf_peers`` (interaction cosine over everyone), ``c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -24,6 +28,8 @@ from .models.base import top_k
 from .profiles import LearnerProfiles
 from .sampling import PEER_SCORED_LEARNERS, SCORED_LEARNERS, sample_rows
 
+TERMS = ("interaction", "profile", "level", "activity")
+
 
 @dataclass(frozen=True)
 class PeerConfig:
@@ -31,63 +37,119 @@ class PeerConfig:
     interaction_weight: float = 0.5
     profile_weight: float = 0.3
     level_weight: float = 0.2
+    activity_weight: float = 0.0
     neighbour_clusters: int = 2
     max_candidates: int = 3000
+    active_candidates: int = 500  # the most active learners join every pool (at least k + 1 of them)
     seed: int = 0
 
+    @property
+    def weights(self) -> np.ndarray:
+        """The weight of each of :data:`TERMS`."""
+        return np.array([getattr(self, f"{term}_weight") for term in TERMS], dtype=np.float32)
 
-def hybrid_peers(matrix: sparse.csr_matrix, profiles: LearnerProfiles, proficiency: np.ndarray, labels: np.ndarray,
-                 centroids: np.ndarray, jobs: np.ndarray, config: PeerConfig = PeerConfig()) -> pd.DataFrame:
-    """learner (row), rank, peer (row), score, reason for every learner.
 
-    Candidates are scored a batch of learners at a time in float32, the pool's side prepared once per cluster.
-    """
-    rng = np.random.default_rng(config.seed)
+@dataclass
+class PeerBatch:
+    """Learner ``rows`` against their candidate ``pool``: ``terms`` holds the unweighted ``(rows, pool)`` scores of
+    each of :data:`TERMS`; ``own`` the (row, pool) positions where a learner meets themselves."""
+
+    rows: np.ndarray
+    pool: np.ndarray
+    terms: np.ndarray
+    own: tuple[np.ndarray, np.ndarray]
+    k: int
+
+    def score(self, weights: np.ndarray) -> np.ndarray:
+        """The weighted sum of the terms, -inf where a learner meets themselves."""
+        score = np.tensordot(np.asarray(weights, dtype=np.float32), self.terms, axes=1)
+        score[self.own] = -np.inf
+        return score
+
+    def top(self, weights: np.ndarray) -> np.ndarray:
+        """``(rows, k)`` best peers (learner rows) under ``weights``, best first."""
+        return self.pool[top_k(self.score(weights), self.k)]
+
+
+def activity(matrix: sparse.csr_matrix) -> np.ndarray:
+    """log(1 + training courses) of every learner, scaled to 0-1: it orders learners as :func:`active_peers` does."""
+    counts = np.log1p(np.diff(matrix.tocsr().indptr)).astype(np.float32)
+    return counts / counts.max() if counts.max(initial=0.0) > 0 else counts
+
+
+def peer_batches(matrix: sparse.csr_matrix, profiles: LearnerProfiles, proficiency: np.ndarray, labels: np.ndarray,
+                 centroids: np.ndarray, config: PeerConfig, rows: np.ndarray | None = None,
+                 batch: int = 1024) -> Iterator[PeerBatch]:
+    """The terms of ``rows`` (default: everyone) against their candidates, a cluster and ``batch`` learners at a time,
+    in float32 with each pool's side prepared once. The pools do not depend on ``rows``."""
     unit = normalize(matrix, axis=1).tocsr().astype(np.float32)
-    binary = (matrix > 0).astype(np.float32).tocsr()
     level = np.nan_to_num(proficiency, nan=2.0).astype(np.float32)
+    active = activity(matrix)
+    most_active = np.argsort(-active, kind="stable")[: max(config.k + 1, config.active_candidates)]
     centre_distance = ((centroids[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
-    out = []
+    asked = np.ones(len(labels), dtype=bool) if rows is None else np.isin(np.arange(len(labels)), rows)
     for cluster in range(len(centroids)):
         members = np.flatnonzero(labels == cluster)
-        if not len(members):
+        queries = members[asked[members]]
+        if not len(queries):
             continue
-        near = np.argsort(centre_distance[cluster])[: 1 + config.neighbour_clusters]
-        pool = np.flatnonzero(np.isin(labels, near))
-        if len(pool) > config.max_candidates:
-            pool = np.union1d(rng.choice(pool, config.max_candidates, replace=False), members[: config.max_candidates // 4])
+        near = np.flatnonzero(np.isin(labels, np.argsort(centre_distance[cluster])[: 1 + config.neighbour_clusters]))
+        pool = _pool(members, near, most_active, config, cluster)
         k = min(config.k, len(pool) - 1)
         if k < 1:
             continue
         cosine, pool_t = profiles.against(pool), unit[pool].T.tocsr()
-        for start in range(0, len(members), 1024):
-            rows = members[start:start + 1024]
-            parts = (config.interaction_weight * (unit[rows] @ pool_t).toarray(), config.profile_weight * cosine(rows),
-                     config.level_weight * (1 - np.abs(np.subtract.outer(level[rows], level[pool])) / 2))
-            score = parts[0] + parts[1]
-            score += parts[2]
-            at = np.minimum(np.searchsorted(pool, rows), len(pool) - 1)
-            own = pool[at] == rows
-            score[np.flatnonzero(own), at[own]] = -np.inf  # a learner is never their own peer
-            best = top_k(score, k)
-            learners, peers = np.repeat(rows, k), pool[best].ravel()
-            kinds = np.stack([np.take_along_axis(part, best, axis=1) for part in parts]).argmax(axis=0).ravel()
-            out.append(pd.DataFrame({"learner": learners, "rank": np.tile(np.arange(1, k + 1), len(rows)), "peer": peers,
-                                     "score": np.take_along_axis(score, best, axis=1).ravel().astype(np.float64),
-                                     "reason": _reasons(kinds, learners, peers, binary, jobs)}))
+        for start in range(0, len(queries), batch):
+            part = queries[start:start + batch]
+            terms = np.stack([(unit[part] @ pool_t).toarray(), cosine(part),
+                              1 - np.abs(np.subtract.outer(level[part], level[pool])) / 2,
+                              np.broadcast_to(active[pool], (len(part), len(pool)))])
+            at = np.minimum(np.searchsorted(pool, part), len(pool) - 1)
+            own = pool[at] == part
+            yield PeerBatch(part, pool, terms, (np.flatnonzero(own), at[own]), k)
+
+
+def _pool(members: np.ndarray, near: np.ndarray, most_active: np.ndarray, config: PeerConfig,
+          cluster: int) -> np.ndarray:
+    """A cluster's candidates: the learners of the ``near`` clusters (above ``max_candidates``, a sample seeded by the
+    cluster, with its first members kept) and the most active learners."""
+    if len(near) > config.max_candidates:
+        rng = np.random.default_rng([config.seed, cluster])
+        near = np.union1d(rng.choice(near, config.max_candidates, replace=False), members[: config.max_candidates // 4])
+    return np.union1d(near, most_active)
+
+
+def hybrid_peers(matrix: sparse.csr_matrix, profiles: LearnerProfiles, proficiency: np.ndarray, labels: np.ndarray,
+                 centroids: np.ndarray, jobs: np.ndarray, config: PeerConfig = PeerConfig()) -> pd.DataFrame:
+    """learner (row), rank, peer (row), score, reason for every learner (candidates and terms: :func:`peer_batches`)."""
+    binary = (matrix > 0).astype(np.float32).tocsr()
+    weights = config.weights
+    out = []
+    for batch in peer_batches(matrix, profiles, proficiency, labels, centroids, config):
+        score = batch.score(weights)
+        best = top_k(score, batch.k)
+        learners, peers = np.repeat(batch.rows, batch.k), batch.pool[best].ravel()
+        parts = weights[:, None, None] * np.take_along_axis(batch.terms, best[None], axis=2)
+        out.append(pd.DataFrame({"learner": learners, "rank": np.tile(np.arange(1, batch.k + 1), len(batch.rows)),
+                                 "peer": peers, "score": np.take_along_axis(score, best, axis=1).ravel().astype(float),
+                                 "reason": _reasons(parts.argmax(axis=0).ravel(), learners, peers, binary, jobs)}))
     columns = ["learner", "rank", "peer", "score", "reason"]
     return pd.concat(out, ignore_index=True)[columns] if out else pd.DataFrame(columns=columns)
 
 
-def _reasons(kinds: np.ndarray, rows: np.ndarray, peers: np.ndarray, binary: sparse.csr_matrix, jobs: np.ndarray) -> np.ndarray:
-    """The one-line reason of each (row, peer) pair from the part that contributed most (kinds: 0 interaction,
-    1 profile, 2 level)."""
+def _reasons(kinds: np.ndarray, rows: np.ndarray, peers: np.ndarray, binary: sparse.csr_matrix,
+             jobs: np.ndarray) -> np.ndarray:
+    """The one-line reason of each (row, peer) pair from the term that contributed most (``kinds``: its position in
+    :data:`TERMS`)."""
     shared = np.asarray(binary[rows].multiply(binary[peers]).sum(axis=1)).ravel().astype(int)
     job_of = pd.Series(jobs[rows], dtype=object)
-    same_job = (job_of == pd.Series(jobs[peers], dtype=object)).to_numpy() & job_of.map(lambda j: isinstance(j, str)).to_numpy()
+    same_job = ((job_of == pd.Series(jobs[peers], dtype=object)).to_numpy()
+                & job_of.map(lambda j: isinstance(j, str)).to_numpy())
     courses = pd.Series(shared).astype(str) + np.where(shared == 1, " course in common", " courses in common")
     profile = np.where(same_job, "same job (" + job_of.astype(str) + ")", "similar interests")
-    return np.select([kinds == 0, kinds == 1], [courses.to_numpy(), profile], "similar level")
+    active = "active learner (" + pd.Series(np.diff(binary.indptr)[peers]).astype(str) + " courses)"
+    return np.select([kinds == 0, kinds == 1, kinds == 2], [courses.to_numpy(), profile, "similar level"],
+                     active.to_numpy())
 
 
 def cf_peers(matrix: sparse.csr_matrix, k: int, rows: np.ndarray | None = None) -> np.ndarray:
@@ -171,24 +233,38 @@ def peer_hits(binary: sparse.csr_matrix, rows: np.ndarray, ranked: np.ndarray, b
     return (shared.reshape(len(rows), k) > 0) & valid
 
 
+def evaluated_learners(binary: sparse.csr_matrix, max_learners: int = PEER_SCORED_LEARNERS,
+                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(learners a peer ranking is scored on, how many relevant peers each has): the :func:`scored_candidates` with
+    at least one relevant peer. ``binary``: the 0/1 float32 learners x courses matrix of the period peers must share."""
+    candidates = scored_candidates(binary, max_learners, seed)
+    counts = relevant_counts(binary, candidates)
+    return candidates[counts > 0], counts[counts > 0]
+
+
+def peer_metrics(binary: sparse.csr_matrix, rows: np.ndarray, n_relevant: np.ndarray, ranked: np.ndarray,
+                 ks=(5, 10)) -> dict[str, np.ndarray]:
+    """Per-learner ``<metric>@<k>`` of ``ranked``, the ``(len(rows), any k)`` peers of ``rows`` (-1 padded)."""
+    full = np.full((len(rows), max(ks)), -1, dtype=np.int64)
+    full[:, :min(ranked.shape[1], max(ks))] = ranked[:, :max(ks)]
+    return metrics_from_hits(peer_hits(binary, rows, full), n_relevant, ks)
+
+
 def evaluate_peers(test: sparse.csr_matrix, rankings: dict[str, np.ndarray], ks=(5, 10),
                    max_learners: int = PEER_SCORED_LEARNERS, seed: int = 0) -> tuple[dict, dict, int]:
-    """(mean ``<metric>@<k>`` per ranking, per-learner nDCG@10 per ranking, learners evaluated).
+    """(mean ``<metric>@<k>`` per ranking, per-learner nDCG@k per ranking (largest k), learners evaluated).
 
     A learner is evaluated when at least one other learner shares a test-period course with them;
     a recommended peer is relevant when they do (DESIGN.md). Rankings are ``(n, k)`` arrays, -1 padded.
     Above ``max_learners`` learners with test courses, a seeded sample of them (:func:`scored_candidates`).
     """
     binary = (test > 0).astype(np.float32).tocsr()
-    candidates = scored_candidates(binary, max_learners, seed)
-    counts = relevant_counts(binary, candidates)
-    evaluated, n_relevant = candidates[counts > 0], counts[counts > 0]
+    evaluated, n_relevant = evaluated_learners(binary, max_learners, seed)
     results, per = {}, {}
     for name, ranked in rankings.items():
-        full = np.full((test.shape[0], max(ks)), -1, dtype=np.int64)
-        full[:min(len(ranked), len(full)), :min(ranked.shape[1], max(ks))] = ranked[:len(full), :max(ks)]
-        hits = peer_hits(binary, evaluated, full[evaluated])
-        metrics = metrics_from_hits(hits, n_relevant, ks)
+        padded = np.full((test.shape[0], ranked.shape[1]), -1, dtype=np.int64)
+        padded[:min(len(ranked), len(padded))] = ranked[:len(padded)]
+        metrics = peer_metrics(binary, evaluated, n_relevant, padded[evaluated], ks)
         results[name] = {key: float(np.mean(v)) for key, v in metrics.items()}
         per[name] = metrics[f"ndcg@{max(ks)}"]
     return results, per, len(evaluated)

@@ -10,6 +10,7 @@ The bundle holds plain arrays (``.npz`` without pickles) and Parquet tables, not
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -18,44 +19,80 @@ import pandas as pd
 from scipy import sparse
 
 from .home import ProjectHome
-from .models.base import minmax_rows, top_k
+from .models.base import TrainData, minmax_rows, top_k
+from .models.catalogue import build
+from .models.explain import Reason, explain
+from .models.fusion import Fusion
 from .tracking import tracking_uri
 
 MODEL_NAME = "coursepilot-recommender"
 COLD_START_POPULARITY = 0.2  # weight of popularity next to profile similarity for a new learner
+REASONS = {"ease": "learners who took “{evidence}” also took this", "item_knn": "learners who took “{evidence}” also took this",
+           "als": "learners with tastes like yours took it (like “{evidence}”)",
+           "bpr": "learners with tastes like yours took it (like “{evidence}”)",
+           "content_minilm": "similar to “{evidence}” you took", "content_tfidf": "similar to “{evidence}” you took",
+           "peer_group": "your peer group takes it ({share:.0%} of {group_size:,} peers)", "popularity": "popular with many learners", "trending": "popular now",
+           "level": "at your next level"}
 
 
-def save_bundle(folder: Path, *, learner_ids, course_ids, titles, seen: sparse.csr_matrix, user_factors, item_factors,
-                course_vectors, popularity, level_targets, difficulty, alpha: float, level_weight: float) -> Path:
-    """Write everything the serving model needs into ``folder``."""
+def save_bundle(folder: Path, data: TrainData, titles, fusion: Fusion, params: dict[str, dict],
+                cold_start_popularity: float = COLD_START_POPULARITY) -> Path:
+    """Write everything the serving model needs into ``folder``: the training data it scores from, each fusion
+    component's fitted arrays (``<component>.<array>``) and, in ``fusion.json``, the weights and parameters."""
     folder.mkdir(parents=True, exist_ok=True)
-    seen = seen.tocsr()
-    np.savez(folder / "arrays.npz", seen_data=seen.data, seen_indices=seen.indices, seen_indptr=seen.indptr,
-             user_factors=user_factors, item_factors=item_factors, course_vectors=course_vectors, popularity=popularity,
-             level_targets=level_targets, difficulty=difficulty, weights=np.array([alpha, level_weight]))
-    pd.DataFrame({"learner_id": pd.Series(learner_ids, dtype=str)}).to_parquet(folder / "learners.parquet")
-    pd.DataFrame({"course_id": pd.Series(course_ids, dtype=str), "title": pd.Series(titles, dtype=str)}).to_parquet(folder / "courses.parquet")
+    arrays = {"seen": data.matrix, "course_vectors": data.course_vectors, "course_tfidf": data.course_tfidf,
+              "difficulty": data.difficulty, "p_adaptive": data.p_adaptive}
+    for name, model in fusion.components.items():
+        arrays.update({f"{name}.{key}": value for key, value in model.state().items()})
+    np.savez(folder / "arrays.npz", **_flatten({k: v for k, v in arrays.items() if v is not None}))
+    (folder / "fusion.json").write_text(json.dumps({"weights": fusion.weights, "params": params,
+                                                    "cold_start_popularity": cold_start_popularity}, indent=2))
+    pd.DataFrame({"learner_id": pd.Series(data.learner_ids, dtype=str)}).to_parquet(folder / "learners.parquet")
+    pd.DataFrame({"course_id": pd.Series(data.course_ids, dtype=str), "title": pd.Series(titles, dtype=str)}).to_parquet(
+        folder / "courses.parquet")
     return folder
 
 
+def _flatten(arrays: dict) -> dict[str, np.ndarray]:
+    """Sparse matrices as ``<key>.data|indices|indptr|shape`` (an .npz holds plain arrays only)."""
+    out = {}
+    for key, value in arrays.items():
+        if sparse.issparse(value):
+            value = value.tocsr()
+            out.update({f"{key}.data": value.data, f"{key}.indices": value.indices, f"{key}.indptr": value.indptr,
+                        f"{key}.shape": np.array(value.shape)})
+        else:
+            out[key] = np.asarray(value)
+    return out
+
+
+def _unflatten(arrays) -> dict:
+    out = {key: arrays[key] for key in arrays.files if not key.endswith((".data", ".indices", ".indptr", ".shape"))}
+    for key in {k.rsplit(".", 1)[0] for k in arrays.files if k.endswith(".indptr")}:
+        out[key] = sparse.csr_matrix((arrays[f"{key}.data"], arrays[f"{key}.indices"], arrays[f"{key}.indptr"]),
+                                     shape=tuple(arrays[f"{key}.shape"]))
+    return out
+
+
 class ServingModel:
-    """Scores and explains recommendations from a bundle (used by the pyfunc wrapper and directly)."""
+    """Scores and explains recommendations from a bundle with the pipeline's own model classes."""
 
     def __init__(self, folder: str | os.PathLike):
         folder = Path(folder)
-        arrays = np.load(folder / "arrays.npz", allow_pickle=False)
+        with np.load(folder / "arrays.npz", allow_pickle=False) as npz:
+            arrays = _unflatten(npz)
         self.learner_ids = pd.Index(pd.read_parquet(folder / "learners.parquet")["learner_id"])
         courses = pd.read_parquet(folder / "courses.parquet")
         self.course_ids, self.titles = courses["course_id"].to_numpy(), courses["title"].to_numpy()
-        self.seen = sparse.csr_matrix((arrays["seen_data"], arrays["seen_indices"], arrays["seen_indptr"]),
-                                      shape=(len(self.learner_ids), len(self.course_ids)))
-        self.user_factors, self.item_factors = arrays["user_factors"], arrays["item_factors"]
-        self.course_vectors, self.popularity = arrays["course_vectors"], arrays["popularity"]
-        self.level_targets, self.difficulty = arrays["level_targets"], arrays["difficulty"]
-        self.alpha, self.level_weight = (float(w) for w in arrays["weights"])
-        self.profiles = self.seen @ self.course_vectors
-        norms = np.linalg.norm(self.profiles, axis=1, keepdims=True)
-        self.profiles = np.divide(self.profiles, norms, out=np.zeros_like(self.profiles), where=norms > 0)
+        self.data = TrainData(self.learner_ids.to_numpy(), self.course_ids, arrays["seen"], arrays.get("course_vectors"),
+                              arrays.get("course_tfidf"), arrays["difficulty"], arrays.get("p_adaptive"))
+        spec = json.loads((folder / "fusion.json").read_text())
+        components = {m: build(m, spec["params"].get(m)).restore(
+            self.data, {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(f"{m}.")})
+            for m in spec["weights"]}
+        self.fusion = Fusion(components, spec["weights"]).fit(self.data, fit_parts=False)
+        self.cold_start_popularity = spec["cold_start_popularity"]
+        self.popularity = np.log1p(np.asarray((self.data.matrix > 0).sum(axis=0)).ravel())
 
     def known(self, learner_id: str) -> int:
         row = self.learner_ids.get_indexer([str(learner_id)])[0]
@@ -65,27 +102,24 @@ class ServingModel:
 
     def for_learner(self, learner_id: str, k: int = 10) -> pd.DataFrame:
         row = self.known(learner_id)
-        cf = minmax_rows(self.user_factors[[row]] @ self.item_factors.T)[0]
-        content = minmax_rows(self.profiles[[row]] @ self.course_vectors.T)[0]
-        target = self.level_targets[row]
-        level = np.where(self.difficulty >= 0, 1 - np.abs(target - self.difficulty) / 2, 0.5) if np.isfinite(target) else 0.5
-        score = self.alpha * cf + (1 - self.alpha) * content + self.level_weight * level
-        taken = self.seen[row].indices
-        score[taken] = -np.inf
-        top = top_k(score[None, :], min(k, len(score) - len(taken)))[0]
-        reasons = []
-        for c in top:
-            if self.alpha * cf[c] >= (1 - self.alpha) * content[c] or not len(taken):
-                reasons.append("popular with learners like you")
-            else:
-                nearest = taken[np.argmax(self.course_vectors[taken] @ self.course_vectors[c])]
-                reasons.append(f"similar to “{self.titles[nearest]}” you took")
-        return self._frame(top, score[top], reasons, learner_id)
+        taken = self.data.matrix[row].indices
+        k = min(k, len(self.course_ids) - len(taken))
+        top = self.fusion.recommend(np.array([row]), k)[0] if k > 0 else np.array([], dtype=np.int64)
+        scores = self.fusion.score(np.array([row]))[0, top]
+        return self._frame(top, scores, [self._text(r) for r in explain(self.fusion, row, top)], learner_id)
+
+    def _text(self, reason: Reason) -> str:
+        evidence = self.titles[reason.evidence] if reason.evidence >= 0 else ""
+        template = REASONS.get(reason.component, "recommended for you")
+        if "{evidence}" in template and not evidence:
+            return "learners with tastes like yours took it"
+        return template.format(evidence=evidence, share=reason.share, group_size=reason.group_size)
 
     def for_profile(self, profile_vector: np.ndarray, k: int = 10) -> pd.DataFrame:
         """A new learner known only by a profile embedding: profile similarity plus a little popularity."""
-        similarity = minmax_rows(profile_vector[None, :] @ self.course_vectors.T)[0]
-        score = (1 - COLD_START_POPULARITY) * similarity + COLD_START_POPULARITY * minmax_rows(self.popularity[None, :])[0]
+        similarity = minmax_rows(profile_vector[None, :] @ self.data.course_vectors.T)[0]
+        weight = self.cold_start_popularity
+        score = (1 - weight) * similarity + weight * minmax_rows(self.popularity[None, :])[0]
         top = top_k(score[None, :], min(k, len(score)))[0]
         return self._frame(top, score[top], ["matches your profile"] * len(top), None)
 
@@ -132,7 +166,7 @@ def log_serving_model(bundle: Path) -> object:
                         ColSpec("string", "reason")]))
     info = mlflow.pyfunc.log_model(name="recommender", python_model=str(Path(__file__).with_name("serving_pyfunc.py")), artifacts={"bundle": str(bundle)},
                                    signature=signature, input_example=example, registered_model_name=MODEL_NAME,
-                                   pip_requirements=["mlflow", "pandas", "pyarrow", "scipy", "numpy", "sentence-transformers"])
+                                   pip_requirements=["mlflow", "pandas", "pyarrow", "scipy", "numpy", "scikit-learn", "threadpoolctl", "sentence-transformers"])
     return info
 
 

@@ -21,9 +21,8 @@ import pyarrow as pa
 from .embeddings import embed_texts
 from .metrics import hit_matrix, metrics_from_hits
 from .models.base import Recommender, TrainData, load_train_data, minmax_rows, top_k
-from .models.factors import Factorisation
+from .models.catalogue import SPECS, TrainedSet, build, fitted_fusion, fusion_tuning, tune_models
 from .models.hybrid import Hybrid, tune, validation_data
-from .models.simple import Content, Popularity, UserKNN
 from .sampling import POPULATION_LEARNERS, sample_rows
 from .significance import paired_ttest
 from .splits import SplitConfig, build_split
@@ -32,7 +31,7 @@ from .evaluation import held_out
 COPIED = ("learners", "courses", "interactions", "course_embeddings", "tfidf_course_vectors", "course_labels",
           "learner_labels", "source_info")
 PER_LEARNER = ("learners", "interactions", "learner_labels")  # copied for the sampled learners only
-BASELINES = ("popularity", "als", "content_minilm", "user_knn")
+BASELINES = ("popularity", "als", "ease", "item_knn", "peer_group", "content_minilm", "user_knn", "hybrid_eq6")
 DEFINITIONS = {
     "precision@k": "|top-k ∩ relevant| / k", "recall@k": "|top-k ∩ relevant| / |relevant|",
     "f1@k": "harmonic mean of precision@k and recall@k", "hit@k": "1 if any relevant course is in the top k",
@@ -52,8 +51,6 @@ class ReportConfig:
     ks: tuple[int, ...] = (5, 10)
     test_share: float = 0.2
     neural_seeds: int = 1  # the neural hybrid is slow: evaluated on the first N seeds only
-    chosen: str = "hybrid_level"
-    als_params: dict = field(default_factory=dict)
     neural_params: dict = field(default_factory=dict)
     neural_epochs: int | None = None  # None: early-stopped on each seed's validation carve; else trained this many epochs
     max_learners: int = POPULATION_LEARNERS  # 0: every learner
@@ -77,29 +74,51 @@ def isolated_copy(con: duckdb.DuckDBPyConnection, max_learners: int = 0, seed: i
     return memory
 
 
-def _models(config: ReportConfig, data: TrainData, fit_data: TrainData, valid: dict, with_neural: bool) -> dict[str, Recommender]:
-    models: dict[str, Recommender] = {"popularity": Popularity(), "als": Factorisation("als", **config.als_params),
-                                      "bpr": Factorisation("bpr", **{**config.als_params, "iterations": 100, "regularization": 0.01}),
-                                      "user_knn": UserKNN(50), "content_minilm": Content("minilm"), "content_tfidf": Content("tfidf")}
-    for model in models.values():
-        model.fit(data)
-    cf = Factorisation("als", **config.als_params).fit(fit_data)  # one validation fit serves both grids
-    for content, suffix in (("minilm", ""), ("tfidf", "_tfidf")):
-        tuning = tune(Hybrid(cf, Content(content).fit(fit_data)), fit_data, valid, fit_parts=False)
-        for name, level in ((f"hybrid{suffix}", False), (f"hybrid{suffix}_level", True)):
-            alpha, weight = tuning.choice(level)
-            hybrid = Hybrid(models["als"], models[f"content_{content}"], alpha, weight, name)
-            models[name] = hybrid.fit(data, fit_parts=False)
+def _models(config: ReportConfig, data: TrainData, fit_data: TrainData, valid: dict, with_neural: bool,
+            log=print) -> tuple[dict[str, Recommender], dict]:
+    """Every model of the catalogue tuned on ``valid`` and refitted on ``data``, the fusion (``hybrid``), the paper's
+    equation (6) hybrids and the neural hybrid; with what validation said about them."""
+    trained = tune_models(fit_data, valid, log=log)
+    fusion = fusion_tuning(trained)
+    models = {name: build(name, params).fit(data) for name, params in trained.params.items() if SPECS[name].report}
+    models["hybrid"] = fitted_fusion(data, trained.params, fusion.weights, models)
+    models.update(_equation6(trained, data, models))
+    notes = {"skipped": trained.skipped}
     if with_neural:
         from .models.neural import NeuralHybrid
 
-        if config.neural_epochs:  # the pipeline's early stopping chose the epochs, as its tuning chose the ALS factors
-            neural = NeuralHybrid(**{**config.neural_params, "max_epochs": config.neural_epochs}, als_params=config.als_params)
+        als = {k: v for k, v in trained.params["als"].items() if k != "seed"}
+        if config.neural_epochs:  # the pipeline's early stopping chose the epochs, as validation chose the ALS settings
+            neural = NeuralHybrid(**{**config.neural_params, "max_epochs": config.neural_epochs}, als_params=als)
             models["neural_hybrid"] = neural.fit(data, als=models["als"])
         else:
-            neural = NeuralHybrid(**config.neural_params, als_params=config.als_params)
+            neural = NeuralHybrid(**config.neural_params, als_params=als)
             models["neural_hybrid"] = neural.fit(data, fit_data, valid, als=models["als"])
-    return models
+        if getattr(neural, "fell_back", False):
+            notes["neural_hybrid"] = neural.fallback_reason
+    validation = {**trained.valid_ndcg(), "hybrid": fusion.valid_ndcg}
+    below = {m: v for m, v in validation.items() if m in models and v < validation.get("popularity", 0.0) - 1e-9}
+    notes["below_popularity_on_validation"] = {
+        m: f"validation nDCG@10 {v:.4f} < popularity's {validation['popularity']:.4f}" for m, v in below.items()}
+    return models, {"validation_ndcg@10": validation, "fusion": {"weights": fusion.weights, "valid_ndcg@10": fusion.valid_ndcg,
+                                                                 "components_alone": fusion.singles, "steps": fusion.steps},
+                    "params": trained.params, "notes": notes}
+
+
+def _equation6(trained: TrainedSet, data: TrainData, models: dict[str, Recommender]) -> dict[str, Recommender]:
+    """The first paper's equation (6) as written: tuned ALS as CF with MiniLM (``hybrid_eq6``) or TF-IDF
+    (``hybrid_tfidf``, the paper's hybrid without GenAI), and ``hybrid_eq6_level`` with the level term."""
+    out = {}
+    for content, plain, with_level in (("minilm", "hybrid_eq6", "hybrid_eq6_level"), ("tfidf", "hybrid_tfidf", None)):
+        name = f"content_{content}"
+        if "als" not in trained.fitted or name not in trained.fitted:
+            continue
+        tuning = tune(Hybrid(trained.fitted["als"], trained.fitted[name]), trained.fit_data, trained.valid, fit_parts=False)
+        for model_name, level in ((plain, False), (with_level, True)):
+            if model_name:
+                alpha, weight = tuning.choice(level)
+                out[model_name] = Hybrid(models["als"], models[name], alpha, weight, model_name).fit(data, fit_parts=False)
+    return out
 
 
 def _score(model: Recommender, data: TrainData, relevant: dict, ks) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -172,7 +191,7 @@ def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print
         if not relevant:
             raise ValueError("no learner has test interactions: this source has nothing to rank")
         fit_data, valid = validation_data(mem, data, scale, 0.2, seed)
-        models = _models(config, data, fit_data, valid, with_neural=i < config.neural_seeds)
+        models, tuning = _models(config, data, fit_data, valid, with_neural=i < config.neural_seeds, log=log)
         results, per_learner = {}, {}
         for name, model in models.items():
             per, top = _score(model, data, relevant, config.ks)
@@ -184,9 +203,13 @@ def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print
         learners_per_seed.append(len(relevant))
         if i == 0:
             ratings = _rating_errors(mem, info, scale)
-            chosen = config.chosen if config.chosen in per_learner else "hybrid"
-            significance = {"metric": "ndcg@10", "model": chosen, "seed": seed,
-                            "vs": {b: paired_ttest(per_learner[chosen], per_learner[b]) for b in BASELINES}}
+            significance = {"metric": "ndcg@10", "model": "hybrid", "seed": seed,
+                            "vs": {b: paired_ttest(per_learner["hybrid"], per_learner[b]) for b in BASELINES if b in per_learner}}
+            ids = data.learner_ids[np.array(list(relevant), dtype=np.int64)].astype(str)
+            learners_seed0 = pd.DataFrame({"learner_id": np.tile(ids, len(per_learner)),
+                                           "model": np.repeat(list(per_learner), len(ids)),
+                                           "ndcg@10": np.concatenate(list(per_learner.values()))})
+            validation = tuning
             cold = {"learners": _cold_learners(mem, data, np.log1p(np.asarray((data.matrix > 0).sum(axis=0)).ravel())),
                     "courses": _cold_courses(mem, data, models)}
     mem_learners = mem.execute("SELECT count(*) FROM learners").fetchone()[0]
@@ -204,7 +227,7 @@ def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print
                        "neural_seeds": config.neural_seeds, "neural_epochs": config.neural_epochs,
                        "test_learners_per_seed": learners_per_seed},
             "definitions": DEFINITIONS, "models": models_out, "cold_start": cold, "significance": significance,
-            "ratings": ratings}
+            "ratings": ratings, "validation": validation, "per_learner": learners_seed0}
 
 
 def _rating_errors(mem, info: dict, scale) -> dict[str, dict[str, float]]:
@@ -246,13 +269,19 @@ def write_report(report: dict, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
+    per_learner = report.get("per_learner")
+    report = {k: v for k, v in report.items() if k != "per_learner"}
     (out / "report.json").write_text(json.dumps(report, indent=2, default=float))
+    files = [out / "report.json", out / "report.md"]
+    if per_learner is not None:
+        per_learner.to_parquet(out / "per_learner.parquet")
+        files.append(out / "per_learner.parquet")
     models = pd.DataFrame(report["models"]).T
     lines = [f"# Evaluation report ({report['source']['format']}, seeds {report['config']['seeds']})", "",
              f"Learners: {report['config']['learners']:,} (a seeded sample above {report['config']['max_learners']:,}; "
              f"0 means no sample). Test learners per seed: {report['config']['test_learners_per_seed']}. "
              "Mean over seeds; ± one standard deviation.", "",
-             "## Models", "", _md(models, TABLE_METRICS, std=True), ""]
+             "## Models", "", _md(models, TABLE_METRICS, std=True), ""] + _validation_lines(report.get("validation", {}))
     for group in ("learners", "courses"):
         if report["cold_start"].get(group):
             lines += [f"## Cold-start {group}", "", _md(pd.DataFrame(report["cold_start"][group]).T, ("precision@5", "recall@5", "f1@5")), ""]
@@ -267,7 +296,6 @@ def write_report(report: dict, out: Path) -> list[Path]:
                   _md(rows, ("mean_diff", "t", "df", "p", "ci_low", "ci_high", "cohens_d", "n")), ""]
     lines += ["## Definitions", ""] + [f"- **{k}**: {v}" for k, v in report["definitions"].items()]
     (out / "report.md").write_text("\n".join(lines) + "\n")
-    files = [out / "report.json", out / "report.md"]
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, row in models.iterrows():
@@ -286,6 +314,27 @@ def write_report(report: dict, out: Path) -> list[Path]:
         plt.close(fig)
         files.append(out / "cold_start.png")
     return files
+
+
+def _validation_lines(validation: dict) -> list[str]:
+    """report.md's account of the seed-0 tuning: the fusion's weights, each model on validation, and the notes."""
+    if not validation:
+        return []
+    fusion = validation["fusion"]
+    alone = pd.DataFrame({"alone (validation nDCG@10)": fusion["components_alone"]})
+    alone["fusion weight"] = [fusion["weights"].get(m, 0.0) for m in alone.index]
+    lines = ["## The shipped hybrid (seed 0)", "",
+             f"`hybrid` is the model the registry serves: a weighted sum of per-learner min-max normalised component "
+             f"scores, weights found on the validation carve of training (validation nDCG@10 "
+             f"{fusion['valid_ndcg@10']:.4f}; the best component alone {max(fusion['components_alone'].values()):.4f}).", "",
+             _md(alone.sort_values("alone (validation nDCG@10)", ascending=False), tuple(alone.columns)), "",
+             "Tuned settings: " + "; ".join(f"{m} {p}" for m, p in validation["params"].items() if p), ""]
+    notes = validation["notes"]
+    items = [f"- {m}: not trained ({why})" for m, why in notes.get("skipped", {}).items()]
+    items += [f"- {m}: {why}" for m, why in notes.get("below_popularity_on_validation", {}).items()]
+    if notes.get("neural_hybrid"):
+        items.append(f"- neural_hybrid: {notes['neural_hybrid']}")
+    return lines + (["## Notes", "", *items, ""] if items else [])
 
 
 def _md(frame: pd.DataFrame, columns, std: bool = False) -> str:

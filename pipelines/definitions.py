@@ -39,7 +39,8 @@ full_pipeline = define_asset_job(FULL_JOB, selection=AssetSelection.all(),
                                              "model and the evaluation report.")
 nightly_retrain = define_asset_job(
     NIGHTLY_JOB, selection=AssetSelection.all() - AssetSelection.assets(*COMPARISONS),
-    config={"ops": {name: KEEP_TUNING for name in ("als_model", "hybrid_model", "peer_clusters", "learner_labels")}},
+    config={"ops": {name: KEEP_TUNING for name in ("als_model", "hybrid_model", "peer_clusters", "learner_labels",
+                                                       "peer_recommendations")}},
     description="The serving path on the newest data: cleaned tables, labels, embeddings (new texts only), ALS and the "
                 "hybrid with the last tuned settings, the learner classifier the last run chose, the registered model through the gate, peer groups and peers. "
                 "Tunes from scratch where no earlier run left settings.")

@@ -124,9 +124,9 @@ def test_full_graph_then_a_nightly_retrain_on_grown_data(tmp_path, xs_folder, mo
             assert count == rows if rows else count > 0, table
     client = mlflow.MlflowClient(f"sqlite:///{home.mlflow_db}")
     runs = client.search_runs([client.get_experiment_by_name("coursepilot").experiment_id])
-    assert {r.info.run_name for r in runs} - {"hybrid_eq21"} == {
+    assert {r.info.run_name for r in runs} - {"hybrid_eq6_level", "hybrid_eq21"} == {
         "learner_labels_rf", "learner_labels_svm", "course_labels_logreg", "als", "bpr", "popularity", "user_knn",
-        "content_minilm", "content_tfidf", "hybrid", "hybrid_level", "hybrid_tfidf", "hybrid_tfidf_level", "neural_hybrid",
+        "content_minilm", "content_tfidf", "hybrid", "neural_hybrid",
         "recommender", "global_mean", "biases", "user_knn_rating", "peer_recommendations", "evaluation_report"}
     rating_runs = {"global_mean", "biases", "user_knn_rating", "peer_recommendations", "evaluation_report"}
     assert all("test_ndcg_at_10" in r.data.metrics for r in runs
@@ -140,7 +140,7 @@ def test_full_graph_then_a_nightly_retrain_on_grown_data(tmp_path, xs_folder, mo
     peers = next(r for r in runs if r.info.run_name == "peer_recommendations")
     assert 0 < peers.data.metrics["hybrid_peers_ndcg_at_10"] <= 1
     served = next(r for r in runs if r.info.run_name == "recommender")
-    assert served.data.metrics["valid_ndcg_at_10"] > 0 and served.data.tags["model"] in ("hybrid", "hybrid_level")
+    assert served.data.metrics["valid_ndcg_at_10"] > 0 and served.data.tags["model"] == "hybrid"
     model_files = {p.name for p in (home.mlflow_artifacts).rglob("*") if p.is_file()}
     assert "serving_pyfunc.py" in model_files and not {f for f in model_files if f.endswith((".pkl", ".pickle", ".cloudpickle"))}
     versions = client.search_model_versions("name='coursepilot-recommender'")
@@ -156,11 +156,13 @@ def test_full_graph_then_a_nightly_retrain_on_grown_data(tmp_path, xs_folder, mo
     encoded, cached, after = embedded(second)
     assert (encoded, cached) == (1, 80)  # only the new course is encoded
     assert after["als_model"]["factors"].value == meta["als_model"]["factors"].value  # kept, not retuned
-    assert after["als_model"]["validation_ndcg@10_by_factors"].value == {}
-    assert meta["als_model"]["validation_ndcg@10_by_factors"].value  # the full run tuned
+    assert after["als_model"]["settings"].value == meta["als_model"]["settings"].value
+    assert len(after["als_model"]["validation_grid"].value.splitlines()) == 3  # header, rule, the one kept point
+    assert len(meta["als_model"]["validation_grid"].value.splitlines()) > 5  # the full run searched the grid
     assert after["peer_clusters"]["k"].value == meta["peer_clusters"]["k"].value
     assert len(after["peer_clusters"]["silhouette_by_k"].value) == 1
-    assert after["hybrid_model"]["alpha"].value == meta["hybrid_model"]["alpha"].value
+    assert after["hybrid_model"]["weights"].value == meta["hybrid_model"]["weights"].value
+    assert after["hybrid_model"]["component_settings"].value == meta["hybrid_model"]["component_settings"].value
     assert after["learner_labels"]["chosen_model"].value == meta["learner_labels"]["chosen_model"].value  # kept
     assert after["learner_labels"]["rf_svm_agreement"].value.startswith("n/a")  # the other classifier was not trained
     assert not set(after) & {"bpr_model", "baseline_models", "neural_hybrid_model", "rating_models", "evaluation_report"}

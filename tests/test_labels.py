@@ -8,9 +8,10 @@ import pytest
 
 from coursepilot.content import course_texts
 from coursepilot.embeddings import embed_texts
-from coursepilot.features import learner_features, load_features, min_max, store_frame
+from coursepilot.features import FeatureTable, learner_features, load_features, min_max, store_frame
 from coursepilot.ingest import clean, write_raw
-from coursepilot.labels import LearnerLabelConfig, _fit_out_of_sample, difficulty_from_cues, fill_difficulty, label_courses, label_learners, threshold_labels
+from coursepilot.labels import (LearnerLabelConfig, _fit_out_of_sample, difficulty_from_cues, fill_difficulty,
+                                label_courses, label_learners, neutral_labels, threshold_labels)
 from coursepilot.sources import load_source
 from coursepilot.splits import SplitConfig, build_split
 from coursepilot.warehouse import replace_tables
@@ -139,3 +140,89 @@ def test_difficulty_filled_from_labelled_courses_or_cues(synthetic):
 def test_lexical_cues():
     assert list(difficulty_from_cues(["An introduction to the basics", "Advanced, in-depth theory", "Spreadsheets"])) == [
         "beginner", "advanced", "intermediate"]
+
+
+def _features(**columns) -> FeatureTable:
+    """A feature table of the given raw columns (learner ids L000...), normalised by equation (1)."""
+    raw = pd.DataFrame(columns)
+    raw.insert(0, "learner_id", [f"L{i:03d}" for i in range(len(raw))])
+    names = list(columns)
+    return FeatureTable(raw, pd.concat([raw[["learner_id"]], min_max(raw[names])], axis=1), names, {})
+
+
+def _assert_neutral(result, learners: int):
+    labels = result.labels
+    assert result.chosen is None and not result.models and not result.cv
+    assert list(labels.columns) == ["learner_id", "adaptive", "p_adaptive", "training_label"]
+    assert len(labels) == learners
+    assert labels["adaptive"].isna().all() and (labels["p_adaptive"] == 0.5).all()
+
+
+def test_no_performance_feature_gives_neutral_labels():
+    rng = np.random.default_rng(0)
+    features = _features(courses_taken=rng.integers(1, 9, 120).astype(float), avg_rating=rng.random(120))
+    result = label_learners(features, None, LearnerLabelConfig(rf_trees=20))
+    _assert_neutral(result, 120)
+    assert result.label_source == "none" and "no performance feature" in result.fallback
+    assert result.labels["training_label"].isna().all()
+    with pytest.raises(ValueError, match="no performance feature"):
+        threshold_labels(features, 0.5)
+
+
+def test_enrollment_only_completion_gives_one_class_and_neutral_labels():
+    """IBM-like enrolments: most learners complete everything, so nobody exceeds the median completion rate."""
+    rng = np.random.default_rng(1)
+    rate = np.where(rng.random(200) < 0.8, 1.0, rng.choice([0.5, 2 / 3, 0.75], 200))
+    result = label_learners(_features(courses_taken=rng.integers(2, 9, 200).astype(float), completion_rate=rate), None,
+                            LearnerLabelConfig(rf_trees=20))
+    _assert_neutral(result, 200)
+    assert result.threshold == 1.0 and result.label_source.startswith("threshold rule")
+    assert "every one of the 200 learners has the training label non-adaptive" in result.fallback
+    assert not result.labels["training_label"].any() and result.labels["training_label"].notna().all()
+
+
+def test_a_class_smaller_than_the_folds_falls_back_and_one_as_large_trains():
+    rng = np.random.default_rng(2)
+    features = _features(courses_taken=rng.integers(1, 9, 150).astype(float), avg_grade=rng.random(150) * 100)
+    ids = features.raw["learner_id"]
+    config = LearnerLabelConfig(rf_trees=20, cv_folds=5)
+    few = pd.Series(np.arange(150) < 4, index=ids)
+    result = label_learners(features, few, config)
+    _assert_neutral(result, 150)
+    assert "too few learners" in result.fallback and "adaptive 4" in result.fallback
+    enough = label_learners(features, pd.Series(np.arange(150) < 5, index=ids), config)
+    assert enough.fallback is None and enough.chosen in ("rf", "svm")
+    assert enough.labels["p_adaptive"].between(0, 1).all()
+
+
+def test_subsamples_keep_enough_of_a_rare_class_to_cross_validate():
+    """With 6 adaptive learners in 400, a proportional 40-row SVM sample would hold one; it keeps cv_folds of them."""
+    rng = np.random.default_rng(3)
+    features = _features(avg_grade=rng.random(400) * 100, courses_taken=rng.integers(1, 9, 400).astype(float))
+    truth = pd.Series(np.arange(400) < 6, index=features.raw["learner_id"])
+    result = label_learners(features, truth, LearnerLabelConfig(rf_trees=20, rf_max_train=100, svm_max_train=40))
+    assert result.fallback is None
+    assert sum(result.cv["svm"].confusion[1]) == 5 and sum(result.cv["rf"].confusion[1]) == 5
+    assert len(result.labels) == 400 and result.labels["p_adaptive"].between(0, 1).all()
+
+
+def test_neutral_labels_keep_the_table_schema(synthetic, con):
+    features = learner_features(synthetic, (1.0, 5.0))
+    trained = label_learners(features, None, LearnerLabelConfig(rf_trees=20, classifiers=("rf",))).labels
+    tables = {"trained": trained, "neutral": neutral_labels(trained["learner_id"], trained["training_label"]),
+              "empty": neutral_labels([])}
+    replace_tables(con, tables)
+    types = {name: con.execute(f"DESCRIBE {name}").df()[["column_name", "column_type"]].values.tolist()
+             for name in tables}
+    assert types["neutral"] == types["trained"] == types["empty"]
+    summary = con.execute("SELECT count(adaptive), min(p_adaptive), max(p_adaptive) FROM neutral").fetchone()
+    assert summary == (0, 0.5, 0.5)
+
+
+def test_course_labels_follow_a_single_class_difficulty_without_a_classifier():
+    vectors = np.random.default_rng(4).normal(size=(30, 8))
+    difficulty = pd.Series(["advanced"] * 28 + ["beginner"] * 2)
+    result = label_courses([f"C{i}" for i in range(30)], vectors, difficulty, pd.Series(["source"] * 30))
+    assert result.model is None and not result.cv and "accessible 2, intensive 28" in result.fallback
+    assert result.labels["intensive"].tolist() == [True] * 28 + [False] * 2
+    assert result.labels["p_intensive"].tolist() == [1.0] * 28 + [0.0] * 2

@@ -45,7 +45,7 @@ def test_weekly_full_rebuild_and_the_nightly_job_keeps_tuning(tmp_path, monkeypa
     assert not steps & {"bpr_model", "baseline_models", "neural_hybrid_model", "rating_models", "evaluation_report"}
     assert {op: cfg["config"] for op, cfg in nightly.run_config["ops"].items()} == {
         "als_model": {"retune": False}, "hybrid_model": {"retune": False}, "peer_clusters": {"retune": False},
-        "learner_labels": {"retune": False}}
+        "learner_labels": {"retune": False}, "peer_recommendations": {"retune": False}}
     assert {n.name for n in defs.resolve_job_def("full_pipeline").graph.node_defs} > steps
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,11 +11,12 @@ from scipy import sparse
 from sklearn.preprocessing import normalize
 
 from coursepilot.metrics import ranking_metrics
-from coursepilot.peer_ranking import (PeerConfig, active_peers, cf_peers, cluster_random_peers, evaluate_peers, hybrid_peers,
-                                      relevant_counts)
+from coursepilot.peer_ranking import (TERMS, PeerConfig, active_peers, cf_peers, cluster_random_peers, evaluate_peers,
+                                      hybrid_peers, ranked_matrix, relevant_counts)
+from coursepilot.peer_tuning import CourseSide, PeerValidation, peer_validation, tune_weights, weight_grid
 from coursepilot.peers import (ClusterConfig, ClusterSpace, StateWeights, adjust_difficulty, align_labels, dbscan, kmeans,
                                latest_by_window, learner_state)
-from coursepilot.profiles import LearnerProfiles, normalise_rows
+from coursepilot.profiles import CodedVectors, LearnerProfiles, normalise_rows
 from coursepilot.significance import paired_ttest
 
 T0 = pd.Timestamp("2025-01-06")
@@ -118,22 +121,39 @@ def test_peers_never_include_the_learner_and_noise_points_get_peers():
     np.testing.assert_array_equal(active_peers(matrix, 5, rows=rows)[rows], most[rows])
 
 
-def test_hybrid_peer_scores_follow_the_weighted_parts_and_are_the_best_candidates():
-    matrix, profiles = _blocks(), _profiles(60)
+def test_hybrid_peer_scores_follow_the_weighted_terms_and_are_the_best_candidates():
+    matrix = _blocks().tolil()
+    matrix[50:53, 9] = 1  # learners 50-52 took a fifth course: the five most active are they, 0 and 1
+    matrix, profiles = matrix.tocsr(), _profiles(60)
     proficiency = np.random.default_rng(3).uniform(1, 3, 60)
     proficiency[5] = np.nan  # unknown: the middle level
     labels, centroids = np.repeat([0, 1], 30), np.array([[0.0], [1.0]])
-    peers = hybrid_peers(matrix, profiles, proficiency, labels, centroids, np.full(60, None, dtype=object),
-                         PeerConfig(k=4, neighbour_clusters=0))  # candidates: the learner's own cluster
+    config = PeerConfig(k=4, interaction_weight=0.5, profile_weight=0.3, level_weight=0.2, activity_weight=0.1,
+                        neighbour_clusters=0, active_candidates=5)  # candidates: own cluster, the five most active
+    peers = hybrid_peers(matrix, profiles, proficiency, labels, centroids, np.full(60, None, dtype=object), config)
     unit, level = normalize(matrix), np.nan_to_num(proficiency, nan=2.0)
+    activity = np.log1p(np.diff(matrix.indptr)) / np.log1p(5)
     for u in (0, 5, 40):
-        pool = np.flatnonzero(labels == labels[u])
+        pool = np.union1d(np.flatnonzero(labels == labels[u]), [50, 51, 52, 0, 1])
         pool = pool[pool != u]
         expected = (0.5 * (unit[u] @ unit[pool].T).toarray()[0] + 0.3 * profiles.similarity(u, pool)
-                    + 0.2 * (1 - np.abs(level[u] - level[pool]) / 2))
+                    + 0.2 * (1 - np.abs(level[u] - level[pool]) / 2) + 0.1 * activity[pool])
         got = peers[peers["learner"] == u]
         np.testing.assert_allclose(got["score"], np.sort(expected)[::-1][:4], atol=1e-5)
         assert got["peer"].tolist() == pool[np.argsort(-expected)[:4]].tolist()
+
+
+def test_activity_alone_ranks_as_the_active_peers_baseline():
+    counts = np.random.default_rng(7).permutation(40) + 1  # distinct, so the order has no ties
+    matrix = sparse.csr_matrix((np.ones(counts.sum()), (np.repeat(np.arange(40), counts), np.concatenate(
+        [np.arange(c) for c in counts]))), shape=(40, 40))
+    labels, centroids = np.arange(40) % 4, np.arange(4.0)[:, None]
+    config = PeerConfig(k=5, interaction_weight=0, profile_weight=0, level_weight=0, activity_weight=1,
+                        neighbour_clusters=0, active_candidates=0)  # the k + 1 most active join every pool
+    jobs = np.full(40, None, dtype=object)
+    peers = hybrid_peers(matrix, _profiles(40), np.full(40, 2.0), labels, centroids, jobs, config)
+    np.testing.assert_array_equal(ranked_matrix(peers, 5), active_peers(matrix, 5))
+    assert peers["reason"].str.fullmatch(r"active learner \(\d+ courses\)").all()
 
 
 def test_peer_evaluation_matches_the_per_learner_definition():
@@ -207,3 +227,81 @@ def test_k_chosen_on_a_sample_then_fitted_on_everyone():
     assert k == 3 and set(scores) == {2, 3, 4, 5, 6} and max(scores, key=scores.get) == 3
     assert len(labels) == 1200 and centroids.shape == (3, 5)
     assert all(len(set(labels[i * 400:(i + 1) * 400])) == 1 for i in range(3))  # every blob is one cluster
+
+
+def test_validation_carve_holds_out_the_latest_rows_and_rebuilds_profiles_and_levels_without_them():
+    days = pd.Timedelta(days=1)
+    train = frame([*[("a", f"c{i}", 100.0, 5.0, T0 + i * days, "beginner", 30.0) for i in range(4)],
+                   ("a", "c4", 100.0, 5.0, T0 + 9 * days, "advanced", 30.0),  # a's latest fifth: held out
+                   ("b", "c0", 80.0, 4.0, T0, "beginner", 30.0), ("b", "c1", 80.0, 4.0, T0 + days, "beginner", 30.0),
+                   ("c", "c5", 50.0, 3.0, T0, "advanced", 30.0), ("c", "c0", 50.0, 3.0, T0 + days, "beginner", 30.0),
+                   ("c", "c4", 50.0, 3.0, T0 + 3 * days, "advanced", 30.0)])
+    ids, course_ids = np.array(["a", "b", "c"], dtype=object), np.array([f"c{i}" for i in range(6)], dtype=object)
+    stored = LearnerProfiles(ids, {p: np.eye(3, 6, dtype=np.float32) for p in ("desc", "job", "soft", "theme")})
+    courses = CourseSide(np.eye(6, dtype=np.float32), CodedVectors(np.zeros(6, dtype=int), np.full((1, 6), 6 ** -0.5)))
+    validation = peer_validation(train, stored, course_ids, courses, (1.0, 5.0), share=0.2)
+    assert sorted(zip(*validation.held.nonzero())) == [(0, 4), (2, 4)]  # b has too few rows to give one
+    assert validation.fit.nnz + validation.held.nnz == len(train) and validation.fit.multiply(validation.held).nnz == 0
+    desc = validation.profiles.parts["desc"][np.arange(3)]
+    assert (desc[0, :4] > 0).all() and desc[0, 4] == 0 and desc[2, 4] == 0 and desc[2, [0, 5]].all()  # no held course
+    assert validation.profiles.parts["job"] is stored.parts["job"]  # what does not come from interactions stays
+    # eq. 3 (mean of level x watch) on the kept rows: with the held advanced c4, a would be 1.4 and c 7/6
+    np.testing.assert_allclose(validation.proficiency, [1.0, 0.8, (3 * 0.5 + 1 * 0.5) / 2])
+
+
+def _validation(term: str | None, n: int = 48, seed: int = 0) -> PeerValidation:
+    """Three interleaved groups whose validation future is a course of their own; only ``term`` tells them apart
+    (None: every term carries some signal). ``activity``: group 0 is heavy, holds every group's course, and is
+    therefore a relevant peer of everyone."""
+    rng = np.random.default_rng(seed)
+    group = np.arange(n) % 3
+    counts = np.where(group == 0, 8, rng.integers(1, 3, n)) if term == "activity" else rng.integers(1, 5, n)
+    taken = [rng.choice(30, c, replace=False) for c in counts]
+    if term in ("interaction", None):
+        taken = [np.r_[30 + g, 10 * g + rng.choice(10, 2, replace=False)] for g in group]
+        if term is None:
+            taken = [t if rng.random() < 0.7 else rng.choice(33, 3, replace=False) for t in taken]
+    fit = sparse.csr_matrix((np.ones(sum(map(len, taken))), (np.repeat(np.arange(n), list(map(len, taken))),
+                                                              np.concatenate(taken))), shape=(n, 50))
+    future = [[40, 41, 42] if term == "activity" and g == 0 else [40 + g] for g in group]
+    held = sparse.csr_matrix((np.ones(sum(map(len, future))), (np.repeat(np.arange(n), list(map(len, future))),
+                                                               np.concatenate(future))), shape=(n, 50))
+    signal = {"profile": 3.0, None: 0.7}.get(term, 0.0)
+    vectors = np.eye(8, dtype=np.float32)[group] * signal + rng.normal(size=(n, 8)).astype(np.float32) * 0.3
+    profiles = LearnerProfiles(np.arange(n), {p: normalise_rows(vectors) for p in ("desc", "job", "soft", "theme")})
+    level = 1.0 + group + rng.uniform(-0.05, 0.05, n) if term == "level" else rng.uniform(1, 3, n)
+    return PeerValidation(fit, held, profiles, level)
+
+
+@pytest.mark.parametrize("term", TERMS)
+def test_tuning_picks_the_only_term_that_carries_signal(term):
+    n = 48
+    tuning = tune_weights(_validation(term, n), np.zeros(n, dtype=int), np.zeros((1, 1)), PeerConfig(k=5))
+    assert tuning.weights == {t: float(t == term) for t in TERMS}
+    assert tuning.learners == n
+    assert tuning.valid_ndcg == tuning.alone[term] > max(v for t, v in tuning.alone.items() if t != term)
+
+
+def test_tuned_weights_are_never_below_a_term_alone_on_validation():
+    n, config = 90, PeerConfig(k=10, neighbour_clusters=1, max_candidates=40, active_candidates=15, seed=3)
+    validation = _validation(None, n, seed=1)
+    labels = np.where(np.random.default_rng(2).random(n) < 0.8, np.arange(n) % 3, np.arange(n) % 2)  # noisy clusters
+    centroids = np.array([[0.0], [1.0], [3.0]])
+    tuning = tune_weights(validation, labels, centroids, config, max_learners=60)
+
+    def scored(weights: dict) -> float:  # the production ranking, scored by the test protocol on the carve
+        settings = replace(config, **{f"{t}_weight": w for t, w in weights.items()})
+        peers = hybrid_peers(validation.fit, validation.profiles, validation.proficiency, labels, centroids,
+                             np.full(n, None, dtype=object), settings)
+        ranked = ranked_matrix(peers, config.k)
+        scores = evaluate_peers(validation.held, {"x": ranked}, ks=(10,), max_learners=60, seed=config.seed)[0]
+        return scores["x"]["ndcg@10"]
+
+    assert scored(tuning.weights) == pytest.approx(tuning.valid_ndcg)
+    for term in TERMS:
+        assert scored({t: float(t == term) for t in TERMS}) == pytest.approx(tuning.alone[term])
+        assert tuning.alone[term] <= tuning.valid_ndcg
+    assert tuning.valid_ndcg > max(tuning.alone.values())  # the mixture earns its place here
+    grid = weight_grid()
+    assert (grid.max(axis=1) == 1).all() and len(np.unique(grid, axis=0)) == len(grid)
+    np.testing.assert_array_equal(grid[:len(TERMS)], np.eye(len(TERMS)))

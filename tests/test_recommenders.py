@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -13,8 +15,11 @@ from coursepilot.evaluation import evaluate, held_out
 from coursepilot.ingest import clean, write_raw
 from coursepilot.models.base import load_train_data, minmax_rows, top_k
 from coursepilot.models.factors import Factorisation
-from coursepilot.models.hybrid import Hybrid, blend_tops, level_targets, tune, validation_data
-from coursepilot.models.simple import Content, Popularity, UserKNN
+from coursepilot.models.catalogue import MODELS as SPECS
+from coursepilot.models.catalogue import build
+from coursepilot.models.fusion import Fusion
+from coursepilot.models.hybrid import Hybrid, blend_tops, tune, validation_data
+from coursepilot.models.simple import Content, Popularity
 from coursepilot.registry import ServingModel, save_bundle
 from coursepilot.sampling import restrict, sample_rows
 from coursepilot.sources import load_source
@@ -71,14 +76,12 @@ def test_a_sampled_load_equals_the_sample_of_everyone(warehouse, data):
     assert load_train_data(warehouse, SCALE, max_learners=data.shape[0]).shape == data.shape  # no more than that: everyone
 
 
-MODELS = {
-    "als": lambda: Factorisation("als"),
-    "bpr": lambda: Factorisation("bpr", iterations=100, regularization=0.01, factors=16),
-    "user_knn": lambda: UserKNN(50),
-    "content_minilm": lambda: Content("minilm"),
-    "content_tfidf": lambda: Content("tfidf"),
-    "hybrid": lambda: Hybrid(Factorisation("als"), Content("minilm"), 0.7, 0.1),
-}
+MODELS = {**{spec.name: (lambda name=spec.name: build(name)) for spec in SPECS},
+          "bpr": lambda: build("bpr", {"factors": 16}),
+          "hybrid_eq6": lambda: Hybrid(Factorisation("als"), Content("minilm"), 0.7, 0.1),
+          "fusion": lambda: Fusion({"ease": build("ease"), "content_tfidf": build("content_tfidf"),
+                                    "peer_group": build("peer_group"), "level": build("level")},
+                                   {"ease": 1.0, "content_tfidf": 0.25, "peer_group": 0.1, "level": 0.1})}
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -92,11 +95,27 @@ def test_every_model_never_recommends_taken_courses(data, name):
         assert len(set(items)) == 10
 
 
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_model_is_deterministic_agrees_with_its_scores_and_restores(data, name):
+    rows = np.r_[np.arange(0, data.shape[0], 97), np.flatnonzero(np.diff(data.matrix.indptr) == 0)[:2]]
+    model, again = MODELS[name]().fit(data), MODELS[name]().fit(data)
+    scores = model.score(rows)
+    assert scores.shape == (len(rows), data.shape[1]) and np.isfinite(scores).all()  # learners with no history too
+    np.testing.assert_allclose(again.score(rows), scores, rtol=1e-5, atol=1e-6)
+    ranked = np.where(data.matrix[rows].toarray() > 0, -np.inf, scores)
+    top = model.recommend(rows, 5)
+    np.testing.assert_allclose(np.take_along_axis(ranked, top, axis=1), -np.sort(-ranked, axis=1)[:, :5], rtol=1e-6)
+    if isinstance(model, (Fusion, Hybrid)):
+        return  # composites restore through their parts (the fusion: the serving test)
+    restored = MODELS[name]().restore(data, model.state())
+    np.testing.assert_array_equal(restored.score(rows), scores)
+
+
 def test_collaborative_models_and_hybrid_beat_popularity(data, test_sets):
     # the latent model draws 30% of interactions from hidden tastes only CF can see, and theme choices
     # that content sees: CF, and the hybrid of CF and content, must beat popularity
     popularity = evaluate(Popularity().fit(data), test_sets)["ndcg@10"]
-    for name in ("als", "bpr", "user_knn", "hybrid"):
+    for name in ("als", "bpr", "user_knn", "ease", "item_knn", "hybrid_eq6", "fusion"):
         assert evaluate(MODELS[name]().fit(data), test_sets)["ndcg@10"] > popularity * 1.3, name
 
 
@@ -133,9 +152,9 @@ def test_minmax_rows_spans_the_finite_scores_of_each_row():
 
 def test_level_term_is_one_minus_half_the_level_distance(data):
     hybrid = Hybrid(Popularity(), Popularity()).fit(data, targets=np.r_[np.nan, 0.0, 1.3, 2.0, np.full(data.shape[0] - 4, np.nan)])
-    hybrid.targets[0] = np.nan  # a learner without a training course of known difficulty
+    hybrid.level_term.targets[0] = np.nan  # a learner without a training course of known difficulty
     rows = np.array([0, 1, 2, 3])
-    targets, difficulty = hybrid.targets[rows][:, None], data.difficulty[None, :].astype(float)
+    targets, difficulty = hybrid.level_term.targets[rows][:, None], data.difficulty[None, :].astype(float)
     expected = np.where((difficulty >= 0) & ~np.isnan(targets), 1 - np.abs(targets - difficulty) / 2, 0.5)
     assert (data.difficulty >= 0).any()
     np.testing.assert_allclose(hybrid.level(rows), expected)
@@ -184,14 +203,20 @@ def test_tuning_never_reads_test(warehouse, data):
 
 
 @pytest.fixture(scope="module")
-def serving(tmp_path_factory, data):
-    als = Factorisation("als").fit(data)
-    folder = save_bundle(tmp_path_factory.mktemp("bundle") / "b", learner_ids=data.learner_ids, course_ids=data.course_ids,
-                         titles=[f"course {c}" for c in data.course_ids], seen=data.matrix, user_factors=als.user_factors,
-                         item_factors=als.item_factors, course_vectors=data.course_vectors,
-                         popularity=np.log1p(np.asarray((data.matrix > 0).sum(axis=0)).ravel()),
-                         level_targets=level_targets(data), difficulty=data.difficulty, alpha=0.6, level_weight=0.1)
+def fusion(data):
+    return MODELS["fusion"]().fit(data)
+
+
+@pytest.fixture(scope="module")
+def serving(tmp_path_factory, data, fusion):
+    folder = save_bundle(tmp_path_factory.mktemp("bundle") / "b", data, [f"course {c}" for c in data.course_ids], fusion,
+                         {"ease": {"regularization": 100.0}, "peer_group": {"clusters": 32}})
     return ServingModel(folder)
+
+
+def test_serving_scores_equal_the_pipeline_model(serving, fusion, data):
+    rows = np.arange(0, data.shape[0], 50)
+    np.testing.assert_allclose(serving.fusion.score(rows), fusion.score(rows), rtol=1e-6, atol=1e-7)
 
 
 def test_serving_excludes_taken_and_explains(serving, data):
@@ -200,7 +225,11 @@ def test_serving_excludes_taken_and_explains(serving, data):
     result = serving.for_learner(learner, 10)
     assert len(result) == 10 and result["course_id"].is_unique
     assert not set(result["course_id"]) & set(data.course_ids[data.matrix[row].indices])
-    assert result["reason"].str.match(r"popular with learners like you|similar to “course .+” you took").all()
+    taken = {f"course {c}" for c in data.course_ids[data.matrix[row].indices]}
+    for reason in result["reason"]:
+        named = re.fullmatch(r"(?:learners who took|similar to) “(.+)”.*", reason)
+        assert named or re.fullmatch(r"your peer group takes it \(\d+% of [\d,]+ peers\)|popular (?:now|with many learners)|at your next level", reason)
+        assert not named or named.group(1) in taken  # the evidence is a course the learner took
     with pytest.raises(KeyError, match="unknown learner"):
         serving.for_learner("nobody")
 

@@ -37,6 +37,7 @@ class TrainData:
     difficulty: np.ndarray | None = None  # 0 beginner, 1 intermediate, 2 advanced, -1 unknown
     p_adaptive: np.ndarray | None = None  # per learner row, NaN when unknown
     extras: dict = field(default_factory=dict)
+    times: sparse.csr_matrix | None = None  # interaction time (seconds since the epoch) in matrix's pattern, when known
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -49,21 +50,31 @@ class TrainData:
     def course_index(self, ids) -> np.ndarray:
         return pd.Index(self.course_ids).get_indexer(list(ids))
 
-    def with_matrix(self, matrix: sparse.csr_matrix) -> "TrainData":
+    def with_matrix(self, matrix: sparse.csr_matrix, times: sparse.csr_matrix | None = None) -> "TrainData":
         """The same learners, courses and content with other interactions (e.g. train minus validation)."""
         return TrainData(self.learner_ids, self.course_ids, matrix.tocsr(), self.course_vectors, self.course_tfidf,
-                         self.difficulty, self.p_adaptive, self.extras)
+                         self.difficulty, self.p_adaptive, self.extras, times)
 
     def subset(self, rows: np.ndarray) -> "TrainData":
         """Only the learner ``rows`` (in that order), with the same courses and content."""
         return TrainData(self.learner_ids[rows], self.course_ids, self.matrix[rows], self.course_vectors, self.course_tfidf,
-                         self.difficulty, None if self.p_adaptive is None else self.p_adaptive[rows], self.extras)
+                         self.difficulty, None if self.p_adaptive is None else self.p_adaptive[rows], self.extras,
+                         None if self.times is None else self.times[rows])
 
 
 def interaction_matrix(coded: pd.DataFrame, shape: tuple[int, int], rating_scale) -> sparse.csr_matrix:
     """Confidence matrix of interactions read by :func:`~coursepilot.splits.coded_interactions`."""
     weights = engagement_weights(coded, rating_scale).astype(np.float32)
     return sparse.csr_matrix((weights, (coded["row"].to_numpy(), coded["col"].to_numpy())), shape=shape)
+
+
+def interaction_times(coded: pd.DataFrame, shape: tuple[int, int]) -> sparse.csr_matrix | None:
+    """Seconds since the epoch of each coded interaction, in the confidence matrix's pattern (None without ``ts``)."""
+    if "ts" not in coded or coded["ts"].isna().all():
+        return None
+    ts = pd.to_datetime(coded["ts"])
+    seconds = (ts - pd.Timestamp(0)).dt.total_seconds().fillna((ts.min() - pd.Timestamp(0)).total_seconds())
+    return sparse.csr_matrix((seconds.to_numpy(np.float64), (coded["row"].to_numpy(), coded["col"].to_numpy())), shape=shape)
 
 
 def split_matrix(con, splits: tuple[str, ...], learner_ids: np.ndarray, course_ids: np.ndarray, rating_scale) -> sparse.csr_matrix:
@@ -96,7 +107,10 @@ def load_train_data(con, rating_scale, max_learners: int = 0, seed: int = 0) -> 
     rows = sample_rows(len(learner_ids), max_learners, seed) if max_learners else None
     learner_ids = learner_ids if rows is None else learner_ids[rows]
     course_ids, vectors = read_vectors(con, "course_embeddings", "course_id", "embedding")
-    matrix = split_matrix(con, ("train",), learner_ids, course_ids, rating_scale)
+    coded = coded_interactions(con, ("train",), learner_ids, course_ids)
+    matrix = interaction_matrix(coded, (len(learner_ids), len(course_ids)), rating_scale)
+    times = interaction_times(coded, matrix.shape)
+    del coded
     tfidf = con.execute("SELECT course_id, term, weight FROM tfidf_course_vectors").df()
     terms = pd.Index(tfidf["term"].unique())
     course_tfidf = sparse.csr_matrix((tfidf["weight"].to_numpy(np.float32),
@@ -110,16 +124,28 @@ def load_train_data(con, rating_scale, max_learners: int = 0, seed: int = 0) -> 
         rows = pd.Index(learner_ids).get_indexer(labels["learner_id"])
         p_adaptive[rows[rows >= 0]] = labels["p_adaptive"].to_numpy()[rows >= 0]
     extras = {"has_ratings": "rating" in columns(con, "interactions")}
-    return TrainData(learner_ids, course_ids, matrix, vectors, course_tfidf, difficulty, p_adaptive, extras)
+    return TrainData(learner_ids, course_ids, matrix, vectors, course_tfidf, difficulty, p_adaptive, extras, times)
 
 
 class Recommender:
     """Fit on :class:`TrainData`, score course columns for learner rows."""
 
     name = "base"
+    state_keys: tuple[str, ...] = ()  # the fitted arrays that, with the training data, restore the model (serving)
 
     def fit(self, data: TrainData) -> "Recommender":
         self.data = data
+        return self
+
+    def state(self) -> dict:
+        """The fitted arrays named by ``state_keys`` (numpy or scipy sparse)."""
+        return {key: getattr(self, key) for key in self.state_keys}
+
+    def restore(self, data: TrainData, state: dict) -> "Recommender":
+        """The fitted model again from ``state()`` and the same training data, without refitting."""
+        self.data = data
+        for key in self.state_keys:
+            setattr(self, key, state[key])
         return self
 
     def score(self, rows: np.ndarray) -> np.ndarray:

@@ -11,6 +11,8 @@ from .base import Recommender, TrainData
 class Factorisation(Recommender):
     """R ≈ P · Qᵀ; the score of (u, i) is P_u · Q_i."""
 
+    state_keys = ("user_factors", "item_factors")
+
     def __init__(self, algorithm: str = "als", factors: int = 16, iterations: int = 15, regularization: float = 1.0,
                  learning_rate: float = 0.05, alpha: float = 2.0, seed: int = 0):
         if algorithm not in ("als", "bpr"):
@@ -42,19 +44,3 @@ class Factorisation(Recommender):
 
     def score(self, rows: np.ndarray) -> np.ndarray:
         return self.user_factors[rows] @ self.item_factors.T
-
-
-def tune_factors(algorithm: str, params: dict, candidates, fit_data: TrainData, valid: dict) -> tuple[int, dict[int, float]]:
-    """The number of factors with the best validation nDCG@10 (``fit_data`` excludes the validation carve).
-
-    Each candidate is fitted on at most ``TUNING_FIT_LEARNERS`` learners (a seeded sample) and
-    scored on at most ``TUNING_LEARNERS`` of their validation learners.
-    """
-    from ..evaluation import evaluate
-    from ..sampling import TUNING_LEARNERS, sample_learners, tuning_population
-
-    fit_data, valid = tuning_population(fit_data, valid)
-    valid = sample_learners(valid, TUNING_LEARNERS)
-    scores = {int(f): evaluate(Factorisation(algorithm, **{**params, "factors": int(f)}).fit(fit_data), valid, ks=(10,))["ndcg@10"]
-              for f in candidates}
-    return max(scores, key=lambda f: (scores[f], -f)), scores

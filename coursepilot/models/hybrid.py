@@ -19,23 +19,12 @@ from scipy import sparse
 from ..metrics import hit_matrix, metrics_from_hits
 from ..sampling import TUNING_LEARNERS, sample_learners
 from ..splits import coded_interactions
-from ..schema import DIFFICULTY_LEVELS
-from .base import Recommender, TrainData, interaction_matrix, minmax_rows, top_k
+from .base import Recommender, TrainData, interaction_matrix, interaction_times, minmax_rows, top_k
+from .level import LevelMatch
 
 ALPHAS = tuple(round(a, 2) for a in np.linspace(0, 1, 11))
 LEVEL_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
 GRID_CANDIDATES = 100  # per part: each grid point ranks at most twice this many courses per learner (exactly)
-
-
-def level_targets(data: TrainData) -> np.ndarray:
-    """t_s per learner row (NaN for a learner with no training course of known difficulty)."""
-    known = data.difficulty >= 0
-    taken = (data.matrix > 0).astype(np.float32)
-    total = np.asarray(taken[:, known].sum(axis=1)).ravel()
-    level_sum = np.asarray(taken[:, known] @ data.difficulty[known].astype(np.float32)).ravel()
-    mean = np.divide(level_sum, total, out=np.full(len(total), np.nan), where=total > 0)
-    shift = np.nan_to_num((data.p_adaptive if data.p_adaptive is not None else np.full(len(total), 0.5)) - 0.5)
-    return np.clip(mean + shift, 0, 2)
 
 
 class Hybrid(Recommender):
@@ -43,14 +32,12 @@ class Hybrid(Recommender):
         self.cf, self.content, self.alpha, self.level_weight, self.name = cf, content, alpha, level_weight, name
 
     def fit(self, data: TrainData, fit_parts: bool = True, targets: np.ndarray | None = None) -> "Hybrid":
-        """``targets`` replaces t_s (e.g. equation 21's target difficulty, 0-2; NaN falls back to t_s)."""
+        """``targets`` replaces t_s (see :class:`~coursepilot.models.level.LevelMatch`)."""
         super().fit(data)
         if fit_parts:
             self.cf.fit(data)
             self.content.fit(data)
-        self.targets = level_targets(data)
-        if targets is not None:
-            self.targets = np.where(np.isfinite(targets), targets, self.targets)
+        self.level_term = LevelMatch().fit(data, targets)
         return self
 
     def parts(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -58,14 +45,7 @@ class Hybrid(Recommender):
         return minmax_rows(self.cf.score(rows)), minmax_rows(self.content.score(rows)), self.level(rows)
 
     def level(self, rows: np.ndarray) -> np.ndarray:
-        """1 - |t_s - difficulty| / 2 per course, 0.5 where either is unknown: gathered from a table of each
-        learner's value at every difficulty level (one pass over the batch instead of six)."""
-        target = self.targets[rows]
-        levels = len(DIFFICULTY_LEVELS)
-        table = np.full((len(rows), levels + 1), 0.5)  # the last column: a course of unknown difficulty
-        table[:, :levels] = np.where(np.isnan(target)[:, None], 0.5, 1 - np.abs(target[:, None] - np.arange(levels)) / 2)
-        difficulty = self.data.difficulty
-        return table[:, np.where(difficulty >= 0, difficulty, levels)]
+        return self.level_term.score(rows)
 
     def score(self, rows: np.ndarray) -> np.ndarray:
         cf, content, level = self.parts(rows)
@@ -109,7 +89,8 @@ def validation_data(con, data: TrainData, rating_scale, share: float = 0.2, seed
     """(training data minus the validation carve, {learner row: validation course columns}), from ``train`` only."""
     train = coded_interactions(con, ("train",), data.learner_ids, data.course_ids)
     held = carve_validation(train, share, seed=seed)
-    fit_data = data.with_matrix(interaction_matrix(train[~held], data.shape, rating_scale))
+    fit_data = data.with_matrix(interaction_matrix(train[~held], data.shape, rating_scale),
+                                interaction_times(train[~held], data.shape))
     return fit_data, relevant_sets(interaction_matrix(train[held], data.shape, rating_scale))
 
 

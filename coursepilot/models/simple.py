@@ -16,10 +16,36 @@ class Popularity(Recommender):
     """Every learner gets the courses most taken in training (log of the learner count)."""
 
     name = "popularity"
+    state_keys = ("counts",)
 
     def fit(self, data: TrainData) -> "Popularity":
         super().fit(data)
         self.counts = np.log1p(np.asarray((data.matrix > 0).sum(axis=0)).ravel())
+        return self
+
+    def score(self, rows: np.ndarray) -> np.ndarray:
+        return np.tile(self.counts, (len(rows), 1))
+
+
+class Trending(Recommender):
+    """Popularity now: each training interaction counts exp(-age / half-life), its age measured from the latest
+    training interaction, the half-life a share of the training period (``half_life``, tuned on validation)."""
+
+    name = "trending"
+    state_keys = ("counts",)
+
+    def __init__(self, half_life: float = 0.1):
+        self.params = {"half_life": half_life}
+
+    def fit(self, data: TrainData) -> "Trending":
+        super().fit(data)
+        if data.times is None or not data.times.nnz:
+            raise ValueError("trending needs interaction times")
+        times = data.times.tocsc()
+        latest, span = times.data.max(), max(np.ptp(times.data), 1.0)
+        decayed = times.copy()
+        decayed.data = np.exp2(-(latest - times.data) / (self.params["half_life"] * span))
+        self.counts = np.log1p(np.asarray(decayed.sum(axis=0)).ravel())
         return self
 
     def score(self, rows: np.ndarray) -> np.ndarray:
@@ -33,6 +59,9 @@ class UserKNN(Recommender):
 
     def __init__(self, neighbours: int = 50):
         self.neighbours = neighbours
+
+    def restore(self, data: TrainData, state: dict) -> "UserKNN":
+        return self.fit(data)  # the neighbour index is rebuilt from the training rows
 
     def fit(self, data: TrainData) -> "UserKNN":
         super().fit(data)
@@ -61,6 +90,9 @@ class Content(Recommender):
             raise ValueError("kind is minilm or tfidf")
         self.kind, self.gram_courses = kind, gram_courses
         self.name = f"content_{kind}"
+
+    def restore(self, data: TrainData, state: dict) -> "Content":
+        return self.fit(data)  # the course vectors are part of the training data
 
     def fit(self, data: TrainData) -> "Content":
         super().fit(data)

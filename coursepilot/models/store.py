@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -29,6 +30,26 @@ def save_arrays(home: ProjectHome, name: str, params: dict | None = None, **arra
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_folder(home: ProjectHome, name: str, write) -> Path:
+    """``<home>/models/<name>/`` written by ``write(folder)`` into a temporary folder, then swapped in: until the
+    swap the last good folder stays whole, and a failed write leaves it untouched."""
+    path = model_path(home, name).with_suffix("")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=path.parent))
+    try:
+        write(tmp)
+        old = path.with_name(f".{name}-old")
+        shutil.rmtree(old, ignore_errors=True)
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
 

@@ -1,0 +1,136 @@
+"""The one list of recommenders: name, builder, validation grid and role, and training of the whole set.
+
+Roles: ``fusion`` models are components the shipped hybrid may weigh (``level`` is only a component);
+``report`` models are rows of the evaluation report. Grids are tried on the validation carve of training
+(:mod:`coursepilot.models.tuning`); a model that cannot learn from the data it is given (no course text,
+more courses than EASE's dense solve allows) is left out with the reason recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..evaluation import evaluate
+from ..sampling import TUNING_LEARNERS, sample_learners, tuning_population
+from .base import Recommender, TrainData
+from .factors import Factorisation
+from .fusion import Fusion, FusionTuning, tune_fusion
+from .item_based import EASE, EASE_COURSES, ItemKNN
+from .level import LevelMatch
+from .peer_group import PeerGroup
+from .simple import Content, Popularity, Trending, UserKNN
+from .tuning import Tuned, tune_params
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    build: Callable[..., Recommender]
+    grid: dict[str, tuple] = field(default_factory=dict)  # first value of each: where the ascent starts
+    fusion: bool = True
+    report: bool = True
+
+
+MODELS = (
+    ModelSpec("popularity", Popularity),
+    ModelSpec("trending", Trending, {"half_life": (0.1, 0.02, 0.05, 0.25, 1.0)}),
+    ModelSpec("als", lambda **p: Factorisation("als", **p),
+              {"factors": (32, 16, 64, 128), "regularization": (1.0, 0.1, 10.0, 0.01), "alpha": (2.0, 0.5, 8.0, 32.0)}),
+    ModelSpec("bpr", lambda **p: Factorisation("bpr", **{"iterations": 100, "regularization": 0.01, **p}),
+              {"learning_rate": (0.01, 0.003, 0.03, 0.1)}),
+    ModelSpec("ease", EASE, {"regularization": (100.0, 3.0, 10.0, 30.0, 300.0, 1000.0, 3000.0)}),
+    ModelSpec("item_knn", ItemKNN, {"similarity": ("bm25", "cosine"), "neighbours": (100, 20, 50, 200, 400)}),
+    ModelSpec("user_knn", UserKNN, fusion=False),  # its score needs the learner-neighbour index: item_knn serves instead
+    ModelSpec("content_minilm", lambda: Content("minilm")),
+    ModelSpec("content_tfidf", lambda: Content("tfidf")),
+    ModelSpec("peer_group", PeerGroup, {"clusters": (32, 8, 128)}),
+    ModelSpec("level", LevelMatch, report=False),
+)
+SPECS = {spec.name: spec for spec in MODELS}
+
+
+def build(name: str, params: dict | None = None) -> Recommender:
+    return SPECS[name].build(**(params or {}))
+
+
+def unusable(spec: ModelSpec, data: TrainData) -> str | None:
+    """Why ``spec`` cannot learn from ``data`` (None when it can)."""
+    if spec.name == "ease" and data.shape[1] > EASE_COURSES:
+        return f"{data.shape[1]:,} courses: EASE's dense solve stops at {EASE_COURSES:,} (item_knn serves above it)"
+    if spec.name == "content_minilm" and data.course_vectors is None:
+        return "no course embeddings"
+    if spec.name == "content_tfidf" and (data.course_tfidf is None or data.course_tfidf.nnz == 0):
+        return "no course text: the TF-IDF vectors are empty"
+    if spec.name == "level" and not (data.difficulty >= 0).any():
+        return "no course has a known difficulty"
+    if spec.name == "trending" and (data.times is None or not data.times.nnz):
+        return "no interaction times"
+    if spec.name == "peer_group" and data.shape[0] < 2:
+        return "fewer than two learners: no peer group"
+    return None
+
+
+@dataclass
+class TrainedSet:
+    """Every usable model: fitted on the tuning data (train minus the carve) and its validation result."""
+
+    params: dict[str, dict]
+    tuning: dict[str, Tuned]
+    fitted: dict[str, Recommender]  # on the tuning data
+    skipped: dict[str, str]
+    fit_data: TrainData
+    valid: dict
+
+    def valid_ndcg(self) -> dict[str, float]:
+        return {name: tuned.valid_ndcg for name, tuned in self.tuning.items()}
+
+
+def tune_models(fit_data: TrainData, valid: dict, names=None, kept: dict[str, dict] | None = None, log=None) -> TrainedSet:
+    """Tune each model of ``names`` (default all) on ``valid``; ``kept[name]`` fixes a model's parameters (no search).
+
+    Fits use the tuning population (at most ``TUNING_FIT_LEARNERS`` learners) and score at most
+    ``TUNING_LEARNERS`` validation learners, as every tuning does (``coursepilot.sampling``).
+    """
+    fit_data, valid = tuning_population(fit_data, valid)
+    scored = sample_learners(valid, TUNING_LEARNERS)
+    kept = kept or {}
+    out = TrainedSet({}, {}, {}, {}, fit_data, valid)
+    for spec in MODELS:
+        if names is not None and spec.name not in names:
+            continue
+        reason = unusable(spec, fit_data)
+        if reason:
+            out.skipped[spec.name] = reason
+            continue
+        grid = {k: (v,) for k, v in kept[spec.name].items()} if spec.name in kept else spec.grid
+        tuned = tune_params(spec.build, grid, fit_data, scored)
+        out.params[spec.name], out.tuning[spec.name], out.fitted[spec.name] = tuned.params, tuned, tuned.model
+        if log:
+            log(f"{spec.name}: validation nDCG@10 {tuned.valid_ndcg:.4f} with {tuned.params}")
+    return out
+
+
+def fusion_tuning(trained: TrainedSet, weights: dict[str, float] | None = None) -> FusionTuning:
+    """The fusion's weights on validation; with ``weights`` given (the nightly keeps the last ones) only its score."""
+    components = {m: trained.fitted[m] for m in trained.fitted if SPECS[m].fusion}
+    if weights is None:
+        return tune_fusion(components, trained.fit_data, trained.valid)
+    weights = {m: w for m, w in weights.items() if m in components}
+    score = evaluate(Fusion(components, weights).fit(trained.fit_data, fit_parts=False), trained.valid, ks=(10,))
+    return FusionTuning(weights, score.get("ndcg@10", 0.0), {}, [])
+
+
+def fitted_fusion(data: TrainData, params: dict[str, dict], weights: dict[str, float],
+                  fitted: dict[str, Recommender] | None = None, name: str = "hybrid") -> Fusion:
+    """The fusion on all of ``data``: each weighted component built with its tuned ``params`` and fitted,
+    unless ``fitted`` already holds it fitted on ``data``."""
+    fitted = fitted or {}
+    components = {m: fitted.get(m) or build(m, params.get(m)).fit(data) for m, w in weights.items() if w > 0}
+    return Fusion(components, weights, name).fit(data, fit_parts=False)
+
+
+def component_scores(models: dict[str, Recommender], rows: np.ndarray) -> dict[str, np.ndarray]:
+    return {m: np.asarray(model.score(rows)) for m, model in models.items()}

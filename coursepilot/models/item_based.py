@@ -1,0 +1,108 @@
+"""Item-based collaborative filtering: EASE (closed form) and item-kNN through ``implicit``.
+
+Both score a learner's untaken courses from the courses they took: score = x_u · S with x_u the learner's
+training row and S a course x course weight matrix (EASE's B, item-kNN's sparse neighbour similarities).
+That shared form is also what explains a recommendation: the taken course with the largest x_u[j] · S[j, c].
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy import sparse
+from threadpoolctl import threadpool_limits
+
+from .base import Recommender, TrainData
+
+EASE_COURSES = 20_000  # dense course x course solve up to this many courses (about 5 GB of float64 work space)
+
+
+class ItemBased(Recommender):
+    """score(u, c) = Σ_j x_uj S_jc over the courses j the learner took (``weights`` is S)."""
+
+    weights: np.ndarray | sparse.csr_matrix
+    state_keys = ("weights",)
+
+    def learner_rows(self, rows: np.ndarray) -> sparse.csr_matrix:
+        return self.data.matrix[rows]
+
+    def score(self, rows: np.ndarray) -> np.ndarray:
+        scores = self.learner_rows(rows) @ self.weights
+        return scores.toarray() if sparse.issparse(scores) else np.asarray(scores)
+
+    def evidence(self, row: int, course: int) -> tuple[int, float]:
+        """(taken course column, its share of the score) that contributes most to ``course`` for learner ``row``."""
+        taken = self.learner_rows(np.array([row]))
+        cols, x = taken.indices, taken.data
+        if not len(cols):
+            return -1, 0.0
+        column = self.weights[:, [course]]
+        column = np.asarray(column.toarray() if sparse.issparse(column) else column).ravel()
+        parts = x * column[cols]
+        best = int(np.argmax(parts))
+        total = parts.sum()
+        return int(cols[best]), float(parts[best] / total) if total > 0 else 0.0
+
+
+class EASE(ItemBased):
+    """Embarrassingly shallow autoencoder: B = I - P / diag(P), P = (XᵀX + λI)⁻¹, diag(B) = 0.
+
+    X is the binary learner x course matrix of training interactions. Up to ``EASE_COURSES`` courses; above
+    that the dense solve does not fit the size-L memory budget and item-kNN (sparse) is the item-based model.
+    """
+
+    name = "ease"
+
+    def __init__(self, regularization: float = 100.0):
+        self.regularization = regularization
+        self.params = {"regularization": regularization}
+
+    def fit(self, data: TrainData) -> "EASE":
+        super().fit(data)
+        n = data.shape[1]
+        if n > EASE_COURSES:
+            raise ValueError(f"EASE solves a dense {n:,} x {n:,} system: above {EASE_COURSES:,} courses use item_knn")
+        binary = self.binary(data.matrix)
+        gram = np.asarray((binary.T @ binary).toarray(), dtype=np.float64)
+        gram[np.diag_indices(n)] += self.regularization
+        with threadpool_limits(2, "blas"):
+            inverse = np.linalg.inv(gram)
+        weights = -inverse / np.diag(inverse)
+        weights[np.diag_indices(n)] = 0.0
+        self.weights = weights.astype(np.float32)
+        return self
+
+    @staticmethod
+    def binary(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
+        out = matrix.tocsr(copy=True)
+        out.data = np.ones_like(out.data, dtype=np.float32)
+        return out
+
+    def learner_rows(self, rows: np.ndarray) -> sparse.csr_matrix:
+        return self.binary(self.data.matrix[rows])
+
+
+class ItemKNN(ItemBased):
+    """implicit's item-item recommenders on the confidence matrix: each course keeps its ``neighbours`` most
+    similar courses (``similarity``: cosine, or BM25 with K1 / B), and a learner's score is x_u · S."""
+
+    def __init__(self, similarity: str = "bm25", neighbours: int = 100, k1: float = 1.2, b: float = 0.75):
+        if similarity not in ("cosine", "bm25"):
+            raise ValueError("similarity is cosine or bm25")
+        self.name = "item_knn"
+        self.params = {"similarity": similarity, "neighbours": neighbours, "k1": k1, "b": b}
+
+    def fit(self, data: TrainData) -> "ItemKNN":
+        from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
+        from implicit.utils import ParameterWarning
+
+        super().fit(data)
+        p = self.params
+        model = (CosineRecommender(K=p["neighbours"]) if p["similarity"] == "cosine"
+                 else BM25Recommender(K=p["neighbours"], K1=p["k1"], B=p["b"]))
+        with threadpool_limits(1, "blas"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=ParameterWarning)  # implicit converts its own weighting to CSR
+            model.fit(data.matrix.astype(np.float32), show_progress=False)
+        self.weights = sparse.csr_matrix(model.similarity, dtype=np.float32)
+        return self

@@ -1,0 +1,47 @@
+"""The level-match term: level(s, c) = 1 - |t_s - d_c| / 2 rewards courses whose difficulty d_c (0 beginner ..
+2 advanced) is near the learner's target level t_s = clip(mean difficulty of their training courses +
+(p_adaptive - 0.5), 0, 2): adaptive learners are pushed toward harder courses, non-adaptive ones toward
+foundational ones. A course of unknown difficulty, or a learner without a target, scores 0.5.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..schema import DIFFICULTY_LEVELS
+from .base import Recommender, TrainData
+
+
+def level_targets(data: TrainData) -> np.ndarray:
+    """t_s per learner row (NaN for a learner with no training course of known difficulty)."""
+    known = data.difficulty >= 0
+    taken = (data.matrix > 0).astype(np.float32)
+    total = np.asarray(taken[:, known].sum(axis=1)).ravel()
+    level_sum = np.asarray(taken[:, known] @ data.difficulty[known].astype(np.float32)).ravel()
+    mean = np.divide(level_sum, total, out=np.full(len(total), np.nan), where=total > 0)
+    shift = np.nan_to_num((data.p_adaptive if data.p_adaptive is not None else np.full(len(total), 0.5)) - 0.5)
+    return np.clip(mean + shift, 0, 2)
+
+
+class LevelMatch(Recommender):
+    """The level term as a model of its own (a component of the hybrids)."""
+
+    name = "level"
+    state_keys = ("targets",)
+
+    def fit(self, data: TrainData, targets: np.ndarray | None = None) -> "LevelMatch":
+        """``targets`` replaces t_s (e.g. equation 21's target difficulty, 0-2; NaN falls back to t_s)."""
+        super().fit(data)
+        self.targets = level_targets(data)
+        if targets is not None:
+            self.targets = np.where(np.isfinite(targets), targets, self.targets)
+        return self
+
+    def score(self, rows: np.ndarray) -> np.ndarray:
+        """Gathered from a table of each learner's value at every difficulty level (one pass over the batch)."""
+        target = self.targets[rows]
+        levels = len(DIFFICULTY_LEVELS)
+        table = np.full((len(rows), levels + 1), 0.5)  # the last column: a course of unknown difficulty
+        table[:, :levels] = np.where(np.isnan(target)[:, None], 0.5, 1 - np.abs(target[:, None] - np.arange(levels)) / 2)
+        difficulty = self.data.difficulty
+        return table[:, np.where(difficulty >= 0, difficulty, levels)]

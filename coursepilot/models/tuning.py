@@ -1,0 +1,57 @@
+"""Hyperparameters chosen on the validation carve of training, never on test.
+
+Coordinate ascent over a grid: start from each parameter's first value, then, one parameter at a time,
+try every value with the others held and keep the best (validation nDCG@10), for ``rounds`` passes or
+until nothing changes. With one parameter that is the full grid; with three (ALS: factors x
+regularization x alpha, 4 values each) it costs about 10-19 fits instead of 64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ..evaluation import evaluate
+from .base import Recommender, TrainData
+
+
+@dataclass
+class Tuned:
+    params: dict  # the chosen values
+    model: Recommender  # fitted on the tuning data with them
+    valid_ndcg: float
+    tried: list[tuple[dict, float]]  # every point scored, in order
+
+    def table(self) -> list[dict]:
+        return [{**params, "valid_ndcg@10": round(score, 4)} for params, score in self.tried]
+
+
+def tune_params(build: Callable[..., Recommender], grid: dict[str, tuple], fit_data: TrainData, valid: dict,
+                rounds: int = 2, start: dict | None = None) -> Tuned:
+    """Coordinate ascent of ``build(**params)`` over ``grid`` by nDCG@10 on ``valid`` (fitted on ``fit_data``).
+
+    ``start`` overrides the first values (e.g. the last run's choice). Ties keep the earlier point.
+    """
+    current = {name: values[0] for name, values in grid.items()} | (start or {})
+    scores: dict[tuple, float] = {}
+    best: dict = {}  # the fitted model of the best point so far (the one ascent stands on)
+
+    def score(params: dict) -> float:
+        key = tuple(sorted(params.items()))
+        if key not in scores:
+            model = build(**params).fit(fit_data)
+            scores[key] = evaluate(model, valid, ks=(10,)).get("ndcg@10", 0.0)
+            if not best or scores[key] > best["score"]:
+                best.update(score=scores[key], model=model)
+        return scores[key]
+
+    score(current)
+    for _ in range(rounds):
+        changed = False
+        for name, values in grid.items():
+            candidate = max(values, key=lambda v: score({**current, name: v}))
+            if score({**current, name: candidate}) > score(current):
+                current, changed = {**current, name: candidate}, True
+        if not changed:
+            break
+    return Tuned(current, best["model"], score(current), [(dict(k), v) for k, v in scores.items()])

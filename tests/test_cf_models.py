@@ -1,0 +1,182 @@
+"""EASE, item-kNN, the peer group and the fusion against hand-computed cases; the validation tuning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+from coursepilot.evaluation import evaluate
+from coursepilot.models.base import TrainData
+from coursepilot.models.explain import explain
+from coursepilot.models.fusion import Fusion, tune_fusion
+from coursepilot.models.item_based import EASE, ItemKNN
+from coursepilot.models.peer_group import PeerGroup
+from coursepilot.models.simple import Popularity, Trending
+from coursepilot.models.tuning import tune_params
+
+
+def _data(dense) -> TrainData:
+    matrix = sparse.csr_matrix(np.asarray(dense, dtype=np.float32))
+    n_learners, n_courses = matrix.shape
+    return TrainData(np.array([f"L{i}" for i in range(n_learners)], dtype=object),
+                     np.array([f"C{j}" for j in range(n_courses)], dtype=object), matrix,
+                     difficulty=np.full(n_courses, -1))
+
+
+def test_ease_closed_form_on_a_4x4_matrix():
+    x = np.array([[1, 1, 0, 0], [0, 1, 1, 0], [1, 0, 1, 1], [0, 0, 1, 1]], dtype=float)
+    lam = 0.5
+    p = np.linalg.inv(x.T @ x + lam * np.eye(4))
+    b = np.eye(4) - p / np.diag(p)  # B_ij = -P_ij / P_jj off the diagonal, 0 on it
+    model = EASE(lam).fit(_data(x * 3))  # confidences: EASE reads the binary matrix
+    np.testing.assert_allclose(np.diag(model.weights), 0, atol=1e-7)
+    np.testing.assert_allclose(model.weights, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.score(np.arange(4)), x @ b, rtol=1e-5, atol=1e-6)
+    # the closed form minimises ||X - XB||² + lam ||B||² under diag(B) = 0: its gradient vanishes off the diagonal
+    gradient = -2 * x.T @ (x - x @ b) + 2 * lam * b
+    np.testing.assert_allclose(gradient * (1 - np.eye(4)), 0, atol=1e-9)
+
+
+def test_ease_refuses_a_catalogue_too_large_for_the_dense_solve(monkeypatch):
+    import coursepilot.models.item_based as item_based
+
+    monkeypatch.setattr(item_based, "EASE_COURSES", 3)
+    with pytest.raises(ValueError, match="item_knn"):
+        EASE().fit(_data(np.eye(4)))
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "bm25"])
+def test_item_knn_scores_are_the_brute_force_neighbour_sum(similarity):
+    rng = np.random.default_rng(1)
+    x = (rng.random((60, 12)) < 0.3) * rng.integers(1, 4, (60, 12))
+    data = _data(x)
+    model = ItemKNN(similarity, neighbours=4).fit(data)
+    weights = model.weights.toarray()
+    assert ((weights != 0).sum(axis=1) <= 4).all()  # each course keeps at most K neighbours
+    if similarity == "cosine":
+        unit = x / np.linalg.norm(x, axis=0)
+        full = unit.T @ unit
+        kept = weights != 0
+        np.testing.assert_allclose(weights[kept], full[kept], rtol=1e-5)
+        for j in range(12):  # the kept neighbours are the K most similar
+            assert full[j, kept[j]].min() >= np.sort(full[j])[-4] - 1e-6
+    rows = np.arange(60)
+    expected = np.array([[sum(x[r, j] * weights[j, c] for j in range(12)) for c in range(12)] for r in rows])
+    np.testing.assert_allclose(model.score(rows), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_item_based_evidence_is_the_taken_course_with_the_largest_part():
+    data = _data([[1, 1, 0], [1, 0, 1], [0, 1, 1]])
+    model = EASE(0.1).fit(data)
+    row, course = 0, 2
+    parts = data.matrix[row].toarray()[0] * (model.weights[:, course] != 0) * model.weights[:, course]
+    assert model.evidence(row, course)[0] == int(np.argmax(parts))
+
+
+def test_peer_group_scores_the_share_of_the_cluster_that_took_each_course():
+    # two clear groups: learners 0-19 take courses 0-3, learners 20-39 take courses 4-7
+    x = np.zeros((40, 8))
+    rng = np.random.default_rng(0)
+    x[:20, :4] = rng.random((20, 4)) < 0.7
+    x[20:, 4:] = rng.random((20, 4)) < 0.7
+    x[np.arange(40), np.r_[np.zeros(20, int), np.full(20, 4)]] = 1
+    model = PeerGroup(clusters=2).fit(_data(x))
+    assert len(set(model.labels[:20])) == 1 and len(set(model.labels[20:])) == 1
+    assert model.labels[0] != model.labels[20]
+    np.testing.assert_allclose(model.score(np.array([0]))[0], x[:20].mean(axis=0), rtol=1e-6)
+    assert model.sizes[model.labels[0]] == 20
+
+
+def _signal_case(n=300, m=40, seed=0):
+    """Learners whose validation course is the argmax of a 'signal' score; 'noise' is random."""
+    rng = np.random.default_rng(seed)
+    x = (rng.random((n, m)) < 0.1).astype(float)
+    signal = rng.random((n, m))
+    signal[x > 0] = -1
+    valid = {r: {int(np.argmax(signal[r]))} for r in range(n)}
+    return _data(x), valid, signal, rng.random((n, m))
+
+
+class _Fixed(Popularity):
+    """A component with given scores (the fusion only reads ``score``)."""
+
+    def __init__(self, scores):
+        self.scores = scores
+
+    def fit(self, data):
+        self.data = data
+        return self
+
+    def score(self, rows):
+        return self.scores[rows]
+
+
+def test_fusion_picks_the_only_component_that_carries_signal():
+    data, valid, signal, noise = _signal_case()
+    components = {"noise": _Fixed(noise).fit(data), "signal": _Fixed(signal).fit(data),
+                  "popularity": Popularity().fit(data)}
+    tuning = tune_fusion(components, data, valid)
+    assert tuning.singles["signal"] == pytest.approx(1.0)
+    assert max(tuning.singles["noise"], tuning.singles["popularity"]) < 0.5
+    assert tuning.weights == {"signal": 1.0} and tuning.valid_ndcg == pytest.approx(1.0)
+
+
+def test_fusion_is_never_worse_than_its_best_part_and_uses_two_when_both_help():
+    data, valid, signal, noise = _signal_case(seed=3)
+    half = np.where(np.arange(signal.shape[0])[:, None] % 2 == 0, signal, noise)  # signal for even learners only
+    other = np.where(np.arange(signal.shape[0])[:, None] % 2 == 1, signal, noise)  # for odd learners only
+    components = {"even": _Fixed(half).fit(data), "odd": _Fixed(other).fit(data)}
+    tuning = tune_fusion(components, data, valid)
+    assert tuning.valid_ndcg >= max(tuning.singles.values())
+    fusion = Fusion(components, tuning.weights).fit(data, fit_parts=False)
+    assert evaluate(fusion, valid, ks=(10,))["ndcg@10"] == pytest.approx(tuning.valid_ndcg)
+
+
+def test_explanations_name_the_component_that_contributed_most():
+    data, valid, signal, noise = _signal_case(n=50)
+    fusion = Fusion({"signal": _Fixed(signal).fit(data), "popularity": Popularity().fit(data)},
+                    {"signal": 1.0, "popularity": 0.25}).fit(data, fit_parts=False)
+    top = fusion.recommend(np.array([0]), 5)[0]
+    reasons = explain(fusion, 0, top)
+    parts = fusion.parts(np.array([0]))
+    for course, reason in zip(top, reasons):
+        expected = "signal" if parts["signal"][0, course] >= parts["popularity"][0, course] else "popularity"
+        assert reason.component == expected
+
+
+def test_coordinate_ascent_finds_the_grid_optimum_of_a_separable_score(monkeypatch):
+    data = _data(np.eye(6))
+    seen = []
+
+    class Probe(Popularity):
+        def __init__(self, a=0, b=0):
+            self.a, self.b = a, b
+
+        def fit(self, d):
+            seen.append((self.a, self.b))
+            return super().fit(d)
+
+    import coursepilot.models.tuning as tuning
+
+    # the search is under test here, not a model: validation scores a separable bowl with its peak at (2, 30)
+    monkeypatch.setattr(tuning, "evaluate", lambda model, valid, ks: {"ndcg@10": -(model.a - 2) ** 2 - (model.b - 30) ** 2})
+    result = tune_params(Probe, {"a": (0, 1, 2, 3), "b": (10, 20, 30)}, data, {})
+    assert result.params == {"a": 2, "b": 30}
+    assert len(seen) == len(set(seen)) == 4 + 2 + 3  # each point fitted once: a's line, b's line, a's line again
+    assert (result.model.a, result.model.b) == (2, 30)
+
+
+def test_trending_weighs_each_interaction_by_its_age_in_half_lives():
+    data = _data([[1, 1, 0], [0, 1, 1], [1, 0, 0]])
+    day = 86_400.0
+    rows, cols, days = [0, 0, 1, 1, 2], [0, 1, 1, 2, 0], [0, 90, 100, 100, 10]  # in the matrix's pattern
+    data.times = sparse.csr_matrix((1.7e9 + np.array(days) * day, (rows, cols)), shape=(3, 3))
+    model = Trending(half_life=0.1).fit(data)  # half-life: 10% of the 100-day span
+    ages = {0: [100, 90], 1: [10, 0], 2: [0]}  # days before the latest interaction, per course
+    expected = [np.log1p(sum(2.0 ** (-a / 10) for a in ages[c])) for c in range(3)]
+    np.testing.assert_allclose(model.counts, expected)
+    scores = model.score(np.array([0]))[0]
+    assert scores[2] > scores[0]  # taken once, lately, beats taken twice, long ago
+    with pytest.raises(ValueError, match="interaction times"):
+        Trending().fit(_data(np.eye(3)))
