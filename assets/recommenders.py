@@ -12,6 +12,8 @@ from coursepilot.models.base import load_train_data, split_frame
 from coursepilot.models.ratings import RatingModels, rating_errors
 from coursepilot.warehouse import columns
 from coursepilot.models.factors import Factorisation
+from coursepilot.embeddings import embed_texts
+from coursepilot.models.cold_start import tune_blend
 from coursepilot.models.catalogue import SPECS, build, fitted_fusion, fusion_tuning, tune_models
 from coursepilot.models.hybrid import Hybrid, tune, validation_data
 from coursepilot.models.neural import NeuralHybrid, save_state
@@ -180,8 +182,11 @@ def hybrid_model(context: AssetExecutionContext, config: HybridSettings, warehou
     with tracker.mlflow.start_run(run_id=run_id):
         tracker.mlflow.log_metrics({"valid_ndcg_at_10": tuning.valid_ndcg,
                                     **{f"valid_ndcg_at_10_{m}": v for m, v in trained.valid_ndcg().items()}})
-    titles = _titles(warehouse)
-    bundle = save_folder(home.home, "hybrid_bundle", lambda folder: registry.save_bundle(folder, data, titles, fusion, trained.params))
+    with warehouse.get_connection(read_only=True) as con:
+        titles = con.execute("SELECT title FROM courses ORDER BY course_id").df()["title"].to_numpy()
+        cold_weight, cold_grid = tune_blend(con, fit_data, valid, embed_texts)
+    bundle = save_folder(home.home, "hybrid_bundle",
+                         lambda folder: registry.save_bundle(folder, data, titles, fusion, trained.params, cold_weight))
     save_params(home.home, "hybrid", {"weights": tuning.weights, "params": trained.params, "bundle": str(bundle),
                                       "metrics": {"valid_ndcg_at_10": tuning.valid_ndcg,
                                                   **{f"test_{k.replace('@', '_at_')}": v for k, v in metrics.items()}}})
@@ -193,12 +198,8 @@ def hybrid_model(context: AssetExecutionContext, config: HybridSettings, warehou
         "test_metrics": _metrics_table({"hybrid": metrics}), "validation_ndcg@10": round(tuning.valid_ndcg, 4),
         "weights": MetadataValue.json(tuning.weights), "components": markdown_table(components),
         "component_settings": MetadataValue.json(trained.params), "skipped": MetadataValue.json(trained.skipped),
-        "equation6_alpha": None if equation6 is None else equation6.alpha, "mlflow_run": run_id})
-
-
-def _titles(warehouse: WarehouseResource) -> np.ndarray:
-    with warehouse.get_connection(read_only=True) as con:
-        return con.execute("SELECT title FROM courses ORDER BY course_id").df()["title"].to_numpy()
+        "equation6_alpha": None if equation6 is None else equation6.alpha, "mlflow_run": run_id,
+        "cold_start_popularity_weight": cold_weight, "cold_start_validation_f1@5": MetadataValue.json({str(w): round(v, 4) for w, v in cold_grid.items()})})
 
 
 class RatingSettings(Config):
@@ -272,7 +273,10 @@ def neural_hybrid_model(context: AssetExecutionContext, config: NeuralSettings, 
     with tracker.mlflow.start_run(run_id=run_id):
         tracker.mlflow.log_artifact(str(state))
         tracker.log_dict({"history": model.history}, "training_history.json")
+    if model.fell_back:
+        context.log.warning(model.fallback_reason)
     return MaterializeResult(metadata={"test_metrics": _metrics_table({model.name: metrics}), "best_epochs": model.best_epochs,
+                                       "fell_back_to_als": model.fell_back, "fallback_reason": model.fallback_reason,
                                        "history": markdown_table(pd.DataFrame(model.history).round(4)), "mlflow_run": run_id})
 
 

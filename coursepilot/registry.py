@@ -19,14 +19,14 @@ import pandas as pd
 from scipy import sparse
 
 from .home import ProjectHome
-from .models.base import TrainData, minmax_rows, top_k
+from .models.base import TrainData, top_k
 from .models.catalogue import build
+from .models.cold_start import DEFAULT_POPULARITY, blend, popularity
 from .models.explain import Reason, explain
 from .models.fusion import Fusion
 from .tracking import tracking_uri
 
 MODEL_NAME = "coursepilot-recommender"
-COLD_START_POPULARITY = 0.2  # weight of popularity next to profile similarity for a new learner
 REASONS = {"ease": "learners who took “{evidence}” also took this", "item_knn": "learners who took “{evidence}” also took this",
            "als": "learners with tastes like yours took it (like “{evidence}”)",
            "bpr": "learners with tastes like yours took it (like “{evidence}”)",
@@ -36,7 +36,7 @@ REASONS = {"ease": "learners who took “{evidence}” also took this", "item_kn
 
 
 def save_bundle(folder: Path, data: TrainData, titles, fusion: Fusion, params: dict[str, dict],
-                cold_start_popularity: float = COLD_START_POPULARITY) -> Path:
+                cold_start_popularity: float = DEFAULT_POPULARITY) -> Path:
     """Write everything the serving model needs into ``folder``: the training data it scores from, each fusion
     component's fitted arrays (``<component>.<array>``) and, in ``fusion.json``, the weights and parameters."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -92,7 +92,7 @@ class ServingModel:
             for m in spec["weights"]}
         self.fusion = Fusion(components, spec["weights"]).fit(self.data, fit_parts=False)
         self.cold_start_popularity = spec["cold_start_popularity"]
-        self.popularity = np.log1p(np.asarray((self.data.matrix > 0).sum(axis=0)).ravel())
+        self.popularity = popularity(self.data)
 
     def known(self, learner_id: str) -> int:
         row = self.learner_ids.get_indexer([str(learner_id)])[0]
@@ -117,9 +117,7 @@ class ServingModel:
 
     def for_profile(self, profile_vector: np.ndarray, k: int = 10) -> pd.DataFrame:
         """A new learner known only by a profile embedding: profile similarity plus a little popularity."""
-        similarity = minmax_rows(profile_vector[None, :] @ self.data.course_vectors.T)[0]
-        weight = self.cold_start_popularity
-        score = (1 - weight) * similarity + weight * minmax_rows(self.popularity[None, :])[0]
+        score = blend(profile_vector, self.data.course_vectors, self.popularity, self.cold_start_popularity)[0]
         top = top_k(score[None, :], min(k, len(score)))[0]
         return self._frame(top, score[top], ["matches your profile"] * len(top), None)
 

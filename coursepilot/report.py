@@ -20,11 +20,13 @@ import pyarrow as pa
 
 from .embeddings import embed_texts
 from .metrics import hit_matrix, metrics_from_hits
-from .models.base import Recommender, TrainData, load_train_data, minmax_rows, top_k
+from .models.base import Recommender, TrainData, load_train_data, top_k
+from .models.cold_start import blend, popularity, profile_texts, tune_blend
 from .models.catalogue import SPECS, TrainedSet, build, fitted_fusion, fusion_tuning, tune_models
 from .models.hybrid import Hybrid, tune, validation_data
 from .sampling import POPULATION_LEARNERS, sample_rows
 from .significance import paired_ttest
+from .warehouse import columns
 from .splits import SplitConfig, build_split
 from .evaluation import held_out
 
@@ -129,25 +131,24 @@ def _score(model: Recommender, data: TrainData, relevant: dict, ks) -> tuple[dic
     return metrics_from_hits(hits, np.array([len(relevant[r]) for r in rows]), (*ks, *range(1, 11)), candidates), top
 
 
-def _cold_learners(mem, data: TrainData, popularity: np.ndarray, k: int = 5) -> dict[str, dict[str, float]]:
-    """Learners whose interactions are all hidden, known only by job and software text."""
-    cols = {c[0] for c in mem.execute("DESCRIBE learners").fetchall()}
-    text_cols = [c for c in ("job", "software") if c in cols]
-    if not text_cols:
+def _cold_learners(mem, data: TrainData, fit_data: TrainData, valid: dict, k: int = 5) -> dict[str, dict[str, float]]:
+    """Learners whose interactions are all hidden, known only by their profile text (the blend tuned on validation)."""
+    texts = profile_texts(mem)
+    if texts.empty:
         return {}
-    frame = mem.execute(f"SELECT s.learner_id, s.course_id, {', '.join('l.' + c for c in text_cols)} FROM split s "
-                        "JOIN learners l USING (learner_id) WHERE s.split = 'cold_learner'").df()
-    frame["profile"] = frame[text_cols].fillna("").agg(" ".join, axis=1).str.strip()
-    frame = frame[frame["profile"] != ""]
+    frame = mem.execute("SELECT learner_id, course_id FROM split WHERE split = 'cold_learner'").df()
+    frame = frame[frame["learner_id"].astype(str).isin(texts.index)]
     if frame.empty:
         return {}
-    per = frame.groupby("learner_id").agg(profile=("profile", "first"), courses=("course_id", set))
-    relevant = [set(data.course_index(list(c))) - {-1} for c in per["courses"]]
-    vectors = embed_texts(list(per["profile"]))
-    similarity = minmax_rows(vectors @ data.course_vectors.T)
-    scores = {"profile_minilm": 0.8 * similarity + 0.2 * minmax_rows(popularity[None, :]),
-              "popularity": np.tile(popularity, (len(per), 1))}
-    return _cold_table(scores, relevant, k)
+    per = frame.groupby("learner_id")["course_id"].apply(set)
+    relevant = [set(data.course_index(list(c))) - {-1} for c in per]
+    weight, _ = tune_blend(mem, fit_data, valid, embed_texts)
+    counts = popularity(data)
+    scores = {"profile_minilm": blend(embed_texts(list(texts.loc[per.index.astype(str)])), data.course_vectors, counts, weight),
+              "popularity": np.tile(counts, (len(per), 1))}
+    table = _cold_table(scores, relevant, k)
+    table["profile_minilm"]["popularity_weight"] = weight
+    return table
 
 
 def _cold_courses(mem, data: TrainData, models: dict[str, Recommender], k: int = 5) -> dict[str, dict[str, float]]:
@@ -210,7 +211,11 @@ def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print
                                            "model": np.repeat(list(per_learner), len(ids)),
                                            "ndcg@10": np.concatenate(list(per_learner.values()))})
             validation = tuning
-            cold = {"learners": _cold_learners(mem, data, np.log1p(np.asarray((data.matrix > 0).sum(axis=0)).ravel())),
+            if "adaptive" in columns(mem, "learner_labels") and not mem.execute(
+                    "SELECT count(adaptive) FROM learner_labels").fetchone()[0]:
+                validation["notes"]["learner_labels"] = ("no classifier could learn adaptive / non-adaptive labels from this "
+                                                         "source: every learner has p_adaptive 0.5 (the level term does not shift)")
+            cold = {"learners": _cold_learners(mem, data, fit_data, valid),
                     "courses": _cold_courses(mem, data, models)}
     mem_learners = mem.execute("SELECT count(*) FROM learners").fetchone()[0]
     mem.close()
@@ -284,7 +289,8 @@ def write_report(report: dict, out: Path) -> list[Path]:
              "## Models", "", _md(models, TABLE_METRICS, std=True), ""] + _validation_lines(report.get("validation", {}))
     for group in ("learners", "courses"):
         if report["cold_start"].get(group):
-            lines += [f"## Cold-start {group}", "", _md(pd.DataFrame(report["cold_start"][group]).T, ("precision@5", "recall@5", "f1@5")), ""]
+            lines += [f"## Cold-start {group}", "", _md(pd.DataFrame(report["cold_start"][group]).T,
+                                                                  ("precision@5", "recall@5", "f1@5", "popularity_weight")), ""]
     if report.get("peers"):
         lines += ["## Peers", "", _md(pd.DataFrame(report["peers"]).T, tuple(next(iter(report["peers"].values())))), ""]
     if report.get("ratings"):
@@ -332,8 +338,7 @@ def _validation_lines(validation: dict) -> list[str]:
     notes = validation["notes"]
     items = [f"- {m}: not trained ({why})" for m, why in notes.get("skipped", {}).items()]
     items += [f"- {m}: {why}" for m, why in notes.get("below_popularity_on_validation", {}).items()]
-    if notes.get("neural_hybrid"):
-        items.append(f"- neural_hybrid: {notes['neural_hybrid']}")
+    items += [f"- {stage}: {notes[stage]}" for stage in ("neural_hybrid", "learner_labels") if notes.get(stage)]
     return lines + (["## Notes", "", *items, ""] if items else [])
 
 

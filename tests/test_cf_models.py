@@ -180,3 +180,38 @@ def test_trending_weighs_each_interaction_by_its_age_in_half_lives():
     assert scores[2] > scores[0]  # taken once, lately, beats taken twice, long ago
     with pytest.raises(ValueError, match="interaction times"):
         Trending().fit(_data(np.eye(3)))
+
+
+@pytest.mark.parametrize("signal", ["profile", "popularity"])
+def test_cold_start_blend_follows_the_signal_on_validation(signal):
+    import duckdb
+
+    from coursepilot.models.cold_start import BLENDS, tune_blend
+
+    rng = np.random.default_rng(5)
+    n, m = 200, 30
+    course_vectors = np.eye(m)
+    jobs = rng.integers(0, m, n)  # each learner's profile points at one course
+    x = np.zeros((n, m))
+    x[:, :3] = rng.random((n, 3)) < 0.5  # popular courses 0-2 in the fitted rows
+    data = _data(x)
+    data.course_vectors = course_vectors
+    if signal == "profile":
+        valid = {r: {int(jobs[r])} for r in range(n)}
+    else:
+        valid = {r: {int(rng.integers(0, 3))} for r in range(n)}
+    con = duckdb.connect()
+    con.execute("CREATE TABLE learners (learner_id VARCHAR, job VARCHAR)")
+    con.executemany("INSERT INTO learners VALUES (?, ?)", [[f"L{r}", f"job {jobs[r]}"] for r in range(n)])
+
+    # the profile's vector: the course its job names (profile signal), or a random direction (no profile signal)
+    table = course_vectors if signal == "profile" else rng.standard_normal((m, m))
+
+    def embed(texts):
+        return table[[int(t.split()[1]) for t in texts]]
+
+    weight, scores = tune_blend(con, data, valid, embed)
+    assert set(scores) == set(BLENDS) and scores[weight] == max(scores.values())
+    assert scores[weight] >= max(scores[0.0], scores[1.0])  # never below profile alone or popularity alone
+    alone, other = (scores[0.0], scores[1.0]) if signal == "profile" else (scores[1.0], scores[0.0])
+    assert alone > other + 0.1 and weight != (1.0 if signal == "profile" else 0.0)  # the side with the signal counts
