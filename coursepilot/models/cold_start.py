@@ -17,7 +17,7 @@ from ..sampling import sample_learners
 from .base import TrainData, minmax_rows, top_k
 
 DEFAULT_POPULARITY = 0.2  # the blend where validation cannot choose (no learner with a profile)
-BLENDS = tuple(round(w, 1) for w in np.linspace(0, 1, 11))  # weight of popularity
+BLENDS = tuple(round(float(w), 1) for w in np.linspace(0, 1, 11))  # weight of popularity
 TUNING_PROFILES = 2_000
 PROFILE_COLUMNS = ("job", "software")
 
