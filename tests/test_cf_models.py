@@ -215,3 +215,15 @@ def test_cold_start_blend_follows_the_signal_on_validation(signal):
     assert scores[weight] >= max(scores[0.0], scores[1.0])  # never below profile alone or popularity alone
     alone, other = (scores[0.0], scores[1.0]) if signal == "profile" else (scores[1.0], scores[0.0])
     assert alone > other + 0.1 and weight != (1.0 if signal == "profile" else 0.0)  # the side with the signal counts
+
+
+def test_recency_weighs_a_learners_latest_courses_most():
+    from coursepilot.models.item_based import recency_weights
+
+    times = sparse.csr_matrix((np.array([5.0, 9.0, 1.0, 7.0, 3.0]), ([0, 0, 0, 1, 1], [0, 1, 2, 0, 3])), shape=(2, 4))
+    weights = recency_weights(times, half_life=1.0).toarray()
+    np.testing.assert_allclose(weights, [[0.5, 1.0, 0.25, 0.0], [1.0, 0.0, 0.0, 0.5]])
+    data = _data([[1, 1, 1, 0], [1, 0, 0, 1]])
+    data.times = times
+    plain, recent = EASE(1.0).fit(data), EASE(1.0, recency=1.0).fit(data)
+    np.testing.assert_allclose(recent.score(np.arange(2)), weights @ plain.weights, rtol=1e-5, atol=1e-6)

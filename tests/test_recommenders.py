@@ -79,7 +79,7 @@ def test_a_sampled_load_equals_the_sample_of_everyone(warehouse, data):
 MODELS = {**{spec.name: (lambda name=spec.name: build(name)) for spec in SPECS},
           "bpr": lambda: build("bpr", {"factors": 16}),
           "hybrid_eq6": lambda: Hybrid(Factorisation("als"), Content("minilm"), 0.7, 0.1),
-          "fusion": lambda: Fusion({"ease": build("ease"), "content_tfidf": build("content_tfidf"),
+          "fusion": lambda: Fusion({"ease": build("ease", {"recency": 2.0}), "content_tfidf": build("content_tfidf"),
                                     "peer_group": build("peer_group"), "level": build("level")},
                                    {"ease": 1.0, "content_tfidf": 0.25, "peer_group": 0.1, "level": 0.1})}
 
@@ -210,11 +210,12 @@ def fusion(data):
 @pytest.fixture(scope="module")
 def serving(tmp_path_factory, data, fusion):
     folder = save_bundle(tmp_path_factory.mktemp("bundle") / "b", data, [f"course {c}" for c in data.course_ids], fusion,
-                         {"ease": {"regularization": 100.0}, "peer_group": {"clusters": 32}})
+                         {"ease": {"regularization": 100.0, "recency": 2.0}, "peer_group": {"clusters": 32}})
     return ServingModel(folder)
 
 
 def test_serving_scores_equal_the_pipeline_model(serving, fusion, data):
+    assert data.times is not None and serving.data.times is not None  # EASE's recency reads the interaction times
     rows = np.arange(0, data.shape[0], 50)
     np.testing.assert_allclose(serving.fusion.score(rows), fusion.score(rows), rtol=1e-6, atol=1e-7)
 

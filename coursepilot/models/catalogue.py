@@ -41,8 +41,10 @@ MODELS = (
               {"factors": (32, 16, 64, 128), "regularization": (1.0, 0.1, 10.0, 0.01), "alpha": (2.0, 0.5, 8.0, 32.0)}),
     ModelSpec("bpr", lambda **p: Factorisation("bpr", **{"iterations": 100, "regularization": 0.01, **p}),
               {"learning_rate": (0.01, 0.003, 0.03, 0.1)}),
-    ModelSpec("ease", EASE, {"regularization": (100.0, 3.0, 10.0, 30.0, 300.0, 1000.0, 3000.0)}),
-    ModelSpec("item_knn", ItemKNN, {"similarity": ("bm25", "cosine"), "neighbours": (100, 20, 50, 200, 400)}),
+    ModelSpec("ease", EASE, {"regularization": (100.0, 3.0, 10.0, 30.0, 300.0, 1000.0, 3000.0),
+                             "recency": (0.0, 1.0, 2.0, 4.0, 8.0)}),
+    ModelSpec("item_knn", ItemKNN, {"similarity": ("bm25", "cosine"), "neighbours": (100, 20, 50, 200, 400),
+                                    "recency": (0.0, 1.0, 2.0, 4.0, 8.0)}),
     ModelSpec("user_knn", UserKNN, fusion=False),  # its score needs the learner-neighbour index: item_knn serves instead
     ModelSpec("content_minilm", lambda: Content("minilm")),
     ModelSpec("content_tfidf", lambda: Content("tfidf")),

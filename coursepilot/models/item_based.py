@@ -18,14 +18,39 @@ from .base import Recommender, TrainData
 EASE_COURSES = 20_000  # dense course x course solve up to this many courses (about 5 GB of float64 work space)
 
 
+def recency_weights(times: sparse.csr_matrix, half_life: float) -> sparse.csr_matrix:
+    """2^(-r / half_life) per interaction, r its rank among the learner's own interactions, latest first (r = 0)."""
+    times = times.tocsr()
+    counts = np.diff(times.indptr)
+    row = np.repeat(np.arange(times.shape[0]), counts)
+    order = np.lexsort((-times.data, row))  # by learner, latest first
+    rank = np.empty(len(order), dtype=np.float64)
+    rank[order] = np.arange(len(order)) - np.repeat(times.indptr[:-1], counts)
+    out = times.copy()
+    out.data = np.exp2(-rank / half_life).astype(np.float32)
+    return out
+
+
 class ItemBased(Recommender):
-    """score(u, c) = Σ_j x_uj S_jc over the courses j the learner took (``weights`` is S)."""
+    """score(u, c) = Σ_j x_uj S_jc over the courses j the learner took (``weights`` is S).
+
+    With ``recency`` > 0 (and interaction times) x_uj is also weighted 2^(-r / recency), r the rank of
+    course j among the learner's interactions, latest first: what a learner took last counts most.
+    """
 
     weights: np.ndarray | sparse.csr_matrix
     state_keys = ("weights",)
+    recency: float = 0.0
+
+    def history(self, rows: np.ndarray) -> sparse.csr_matrix:
+        return self.data.matrix[rows]
 
     def learner_rows(self, rows: np.ndarray) -> sparse.csr_matrix:
-        return self.data.matrix[rows]
+        rows = np.asarray(rows)
+        history = self.history(rows)
+        if self.recency > 0 and self.data.times is not None:
+            history = history.multiply(recency_weights(self.data.times[rows], self.recency)).tocsr()
+        return history
 
     def score(self, rows: np.ndarray) -> np.ndarray:
         scores = self.learner_rows(rows) @ self.weights
@@ -54,9 +79,9 @@ class EASE(ItemBased):
 
     name = "ease"
 
-    def __init__(self, regularization: float = 100.0):
-        self.regularization = regularization
-        self.params = {"regularization": regularization}
+    def __init__(self, regularization: float = 100.0, recency: float = 0.0):
+        self.regularization, self.recency = regularization, recency
+        self.params = {"regularization": regularization, "recency": recency}
 
     def fit(self, data: TrainData) -> "EASE":
         super().fit(data)
@@ -79,7 +104,7 @@ class EASE(ItemBased):
         out.data = np.ones_like(out.data, dtype=np.float32)
         return out
 
-    def learner_rows(self, rows: np.ndarray) -> sparse.csr_matrix:
+    def history(self, rows: np.ndarray) -> sparse.csr_matrix:
         return self.binary(self.data.matrix[rows])
 
 
@@ -87,11 +112,12 @@ class ItemKNN(ItemBased):
     """implicit's item-item recommenders on the confidence matrix: each course keeps its ``neighbours`` most
     similar courses (``similarity``: cosine, or BM25 with K1 / B), and a learner's score is x_u · S."""
 
-    def __init__(self, similarity: str = "bm25", neighbours: int = 100, k1: float = 1.2, b: float = 0.75):
+    def __init__(self, similarity: str = "bm25", neighbours: int = 100, k1: float = 1.2, b: float = 0.75,
+                 recency: float = 0.0):
         if similarity not in ("cosine", "bm25"):
             raise ValueError("similarity is cosine or bm25")
-        self.name = "item_knn"
-        self.params = {"similarity": similarity, "neighbours": neighbours, "k1": k1, "b": b}
+        self.name, self.recency = "item_knn", recency
+        self.params = {"similarity": similarity, "neighbours": neighbours, "k1": k1, "b": b, "recency": recency}
 
     def fit(self, data: TrainData) -> "ItemKNN":
         from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
