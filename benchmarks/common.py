@@ -35,3 +35,28 @@ def labelled_catalogues() -> dict[str, tuple[str, Path]]:
     """The real catalogues with difficulty labels that are present beside the checkout."""
     found = {"edX (Level)": ("catalog", DATASETS / "edx-catalog"), "MARS (Difficulty)": ("elearning", DATASETS / "mars-elearning")}
     return {name: spec for name, spec in found.items() if spec[1].exists()}
+
+
+def interaction_datasets() -> tuple[dict[str, tuple[str, Path]], dict[str, str]]:
+    """Real datasets with interactions beside the checkout: ({name: (format, folder)}, {name: why it is missing})."""
+    found, missing = {}, {}
+    real = (("mars", "elearning", DATASETS / "mars-elearning"), ("oulad", "oulad", DATASETS / "oulad"))
+    for name, fmt, folder in real:
+        if folder.exists():
+            found[name] = (fmt, folder)
+        else:
+            missing[name] = f"{folder} is absent"
+    ibm = sorted(DATASETS.glob("ibm*"))
+    rated = [folder for folder in ibm if (folder / "ratings.csv").exists()]
+    if rated:
+        found["ibm"] = ("ibm", rated[0])
+    else:
+        where = ", ".join(folder.name for folder in ibm) or "no ibm* folder"
+        missing["ibm"] = f"no ratings.csv in {where}: course and profile tables only, no interactions to rank"
+    return found, missing
+
+
+def markdown_table(columns: list[str], rows: list[list]) -> str:
+    """A GitHub Markdown table of the cells as printed."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
