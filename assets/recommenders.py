@@ -169,12 +169,13 @@ def hybrid_model(context: AssetExecutionContext, config: HybridSettings, warehou
                  home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
     _, data, relevant, fit_data, valid, tags = _with_validation(context, warehouse, config.validation_share, config.seed)
     kept, weights = _kept(home.home, config.retune)
-    trained = tune_models(fit_data, valid, names=[m for m in SPECS if SPECS[m].fusion], kept=kept, log=context.log.info)
+    names = [m for m in SPECS if SPECS[m].fusion] if weights is None else list(weights)  # the nightly: weighted ones only
+    trained = tune_models(fit_data, valid, names=names, kept=kept, log=context.log.info)
     tuning = fusion_tuning(trained, weights)
     context.log.info(f"fusion weights {tuning.weights}: validation nDCG@10 {tuning.valid_ndcg:.4f}")
     fusion = fitted_fusion(data, trained.params, tuning.weights, {"als": _fitted_als(home.home, data)})
     equation6 = tune(Hybrid(trained.fitted["als"], trained.fitted["content_minilm"]), trained.fit_data, trained.valid,
-                     fit_parts=False) if "content_minilm" in trained.fitted else None
+                     fit_parts=False) if {"als", "content_minilm"} <= set(trained.fitted) else None
     tracker = tracking.tracker(home.home)
     metrics, run_id = train_and_track(fusion, data, relevant, tracker, tags,
                                       {"weights": tuning.weights, "params": trained.params,

@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
-
 from ..evaluation import evaluate
 from ..sampling import TUNING_LEARNERS, sample_learners, tuning_population
 from .base import Recommender, TrainData
@@ -132,7 +130,3 @@ def fitted_fusion(data: TrainData, params: dict[str, dict], weights: dict[str, f
     fitted = fitted or {}
     components = {m: fitted.get(m) or build(m, params.get(m)).fit(data) for m, w in weights.items() if w > 0}
     return Fusion(components, weights, name).fit(data, fit_parts=False)
-
-
-def component_scores(models: dict[str, Recommender], rows: np.ndarray) -> dict[str, np.ndarray]:
-    return {m: np.asarray(model.score(rows)) for m, model in models.items()}
