@@ -14,7 +14,7 @@ from coursepilot.warehouse import columns
 from coursepilot.models.factors import Factorisation
 from coursepilot.embeddings import embed_texts
 from coursepilot.models.cold_start import tune_blend
-from coursepilot.models.catalogue import SPECS, build, fitted_fusion, fusion_tuning, tune_models
+from coursepilot.models.catalogue import SPECS, build, fitted_fusion, fusion_tuning, tune_models, unusable
 from coursepilot.models.hybrid import Hybrid, tune, validation_data
 from coursepilot.models.neural import NeuralHybrid, save_state
 from coursepilot.models.simple import Content, Popularity, UserKNN
@@ -169,34 +169,40 @@ def hybrid_model(context: AssetExecutionContext, config: HybridSettings, warehou
                  home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
     _, data, relevant, fit_data, valid, tags = _with_validation(context, warehouse, config.validation_share, config.seed)
     kept, weights = _kept(home.home, config.retune)
+    if weights is not None and any(unusable(SPECS[m], fit_data) for m in weights):
+        context.log.warning("a component the last weights use cannot learn from this data: the fusion is tuned again")
+        kept, weights = _kept(home.home, retune=True)
     names = [m for m in SPECS if SPECS[m].fusion] if weights is None else list(weights)  # the nightly: weighted ones only
     trained = tune_models(fit_data, valid, names=names, kept=kept, log=context.log.info)
     tuning = fusion_tuning(trained, weights)
     context.log.info(f"fusion weights {tuning.weights}: validation nDCG@10 {tuning.valid_ndcg:.4f}")
     fusion = fitted_fusion(data, trained.params, tuning.weights, {"als": _fitted_als(home.home, data)})
     equation6 = tune(Hybrid(trained.fitted["als"], trained.fitted["content_minilm"]), trained.fit_data, trained.valid,
-                     fit_parts=False) if {"als", "content_minilm"} <= set(trained.fitted) else None
+                     fit_parts=False) if config.retune and {"als", "content_minilm"} <= set(trained.fitted) else None
     tracker = tracking.tracker(home.home)
     metrics, run_id = train_and_track(fusion, data, relevant, tracker, tags,
                                       {"weights": tuning.weights, "params": trained.params,
                                        "validation_share": config.validation_share}, fit=False)
     with tracker.mlflow.start_run(run_id=run_id):
-        tracker.mlflow.log_metrics({"valid_ndcg_at_10": tuning.valid_ndcg,
+        tracker.mlflow.log_metrics({"valid_ndcg_at_10": tuning.scored_ndcg, "valid_ndcg_at_10_search": tuning.valid_ndcg,
                                     **{f"valid_ndcg_at_10_{m}": v for m, v in trained.valid_ndcg().items()}})
     with warehouse.get_connection(read_only=True) as con:
         titles = con.execute("SELECT title FROM courses ORDER BY course_id").df()["title"].to_numpy()
-        cold_weight, cold_grid = tune_blend(con, fit_data, valid, embed_texts)
+        last_cold = None if config.retune else previous_choice(home.home, "hybrid", "cold_start_popularity")
+        cold_weight, cold_grid = (last_cold, {}) if last_cold is not None else tune_blend(con, fit_data, valid, embed_texts)
     bundle = save_folder(home.home, "hybrid_bundle",
                          lambda folder: registry.save_bundle(folder, data, titles, fusion, trained.params, cold_weight))
     save_params(home.home, "hybrid", {"weights": tuning.weights, "params": trained.params, "bundle": str(bundle),
-                                      "metrics": {"valid_ndcg_at_10": tuning.valid_ndcg,
+                                      "cold_start_popularity": cold_weight,
+                                      "metrics": {"valid_ndcg_at_10": tuning.scored_ndcg,
                                                   **{f"test_{k.replace('@', '_at_')}": v for k, v in metrics.items()}}})
     if equation6 is not None:
         save_params(home.home, "hybrid_eq6", {"alpha": equation6.alpha, "level_weight": equation6.level_weight,
                                               "valid_ndcg_at_10": equation6.valid_ndcg})
     components = pd.DataFrame(tuning.table() or [{"component": m, "weight": w} for m, w in tuning.weights.items()])
     return MaterializeResult(metadata={
-        "test_metrics": _metrics_table({"hybrid": metrics}), "validation_ndcg@10": round(tuning.valid_ndcg, 4),
+        "test_metrics": _metrics_table({"hybrid": metrics}), "validation_ndcg@10": round(tuning.scored_ndcg, 4),
+        "validation_ndcg@10_of_the_search": round(tuning.valid_ndcg, 4),
         "weights": MetadataValue.json(tuning.weights), "components": markdown_table(components),
         "component_settings": MetadataValue.json(trained.params), "skipped": MetadataValue.json(trained.skipped),
         "equation6_alpha": None if equation6 is None else equation6.alpha, "mlflow_run": run_id,

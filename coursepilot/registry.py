@@ -118,7 +118,8 @@ class ServingModel:
         return template.format(evidence=evidence, share=reason.share, group_size=reason.group_size)
 
     def for_profile(self, profile_vector: np.ndarray, k: int = 10) -> pd.DataFrame:
-        """A new learner known only by a profile embedding: profile similarity plus a little popularity."""
+        """A new learner known only by a profile embedding: profile similarity blended with popularity (the weight
+        chosen on validation, ``cold_start.tune_blend``)."""
         score = blend(profile_vector, self.data.course_vectors, self.popularity, self.cold_start_popularity)[0]
         top = top_k(score[None, :], min(k, len(score)))[0]
         return self._frame(top, score[top], ["matches your profile"] * len(top), None)

@@ -164,7 +164,8 @@ def _cold_courses(mem, data: TrainData, models: dict[str, Recommender], k: int =
     per = frame.groupby("row")["col"].apply(set)
     learners = per.index.to_numpy()
     relevant = [{int(np.searchsorted(cold, c)) for c in cols} for cols in per]
-    scores = {name: models[name].score(learners)[:, cold] for name in ("content_minilm", "content_tfidf", "popularity")}
+    scores = {name: models[name].score(learners)[:, cold] for name in ("content_minilm", "content_tfidf", "popularity")
+              if name in models}
     scores["hybrid"] = models["hybrid"].score(learners)[:, cold]
     return _cold_table(scores, relevant, k)
 

@@ -114,13 +114,18 @@ def tune_models(fit_data: TrainData, valid: dict, names=None, kept: dict[str, di
 
 
 def fusion_tuning(trained: TrainedSet, weights: dict[str, float] | None = None) -> FusionTuning:
-    """The fusion's weights on validation; with ``weights`` given (the nightly keeps the last ones) only its score."""
+    """The fusion's weights on validation; with ``weights`` given (the nightly keeps the last ones) only its score.
+
+    ``scored_ndcg``: the chosen weights scored by ``evaluate`` on the validation learners, the same way in both
+    cases (the search's own score is the best of many trials on its sample): what the promotion gate compares.
+    """
     components = {m: trained.fitted[m] for m in trained.fitted if SPECS[m].fusion}
-    if weights is None:
-        return tune_fusion(components, trained.fit_data, trained.valid)
-    weights = {m: w for m, w in weights.items() if m in components}
-    score = evaluate(Fusion(components, weights).fit(trained.fit_data, fit_parts=False), trained.valid, ks=(10,))
-    return FusionTuning(weights, score.get("ndcg@10", 0.0), {}, [])
+    tuning = tune_fusion(components, trained.fit_data, trained.valid) if weights is None else FusionTuning(weights, 0.0, {}, [])
+    score = evaluate(Fusion(components, tuning.weights).fit(trained.fit_data, fit_parts=False), trained.valid, ks=(10,))
+    tuning.scored_ndcg = score.get("ndcg@10", 0.0)
+    if weights is not None:
+        tuning.valid_ndcg = tuning.scored_ndcg
+    return tuning
 
 
 def fitted_fusion(data: TrainData, params: dict[str, dict], weights: dict[str, float],

@@ -1,8 +1,9 @@
 """New learners known only by a profile text (job and software): MiniLM similarity of the profile to each
 course, blended with popularity; the blend's popularity weight is chosen on the validation carve.
 
-Tuning: training learners who have a profile text are ranked from that text alone (as if new), with
-popularity counted on training minus the carve, and scored by F1@5 against their validation courses.
+Tuning: training learners who have a profile text are ranked from that text alone (as if new; the
+courses they kept in training are no candidates), with popularity counted on training minus the carve,
+and scored by F1@5 against their validation courses.
 Weight 0 (profile only) and 1 (popularity only) are in the grid, so on validation the blend is never
 below popularity alone.
 """
@@ -45,8 +46,11 @@ def blend(profile_vectors: np.ndarray, course_vectors: np.ndarray, counts: np.nd
     return (1 - weight) * similarity + weight * minmax_rows(counts[None, :])
 
 
-def f1_at(scores: np.ndarray, relevant: list[set], k: int = 5) -> float:
-    top = top_k(np.asarray(scores, dtype=float), min(k, scores.shape[1]))
+def f1_at(scores: np.ndarray, relevant: list[set], k: int = 5, seen: np.ndarray | None = None) -> float:
+    scores = np.asarray(scores, dtype=float)
+    if seen is not None:  # courses the learner already took are no candidates
+        scores = np.where(seen, -np.inf, scores)
+    top = top_k(scores, min(k, scores.shape[1]))
     return float(metrics_from_hits(hit_matrix(top, relevant), np.array([len(r) for r in relevant]), (k,))[f"f1@{k}"].mean())
 
 
@@ -63,5 +67,6 @@ def tune_blend(con, fit_data: TrainData, valid: dict, embed, seed: int = 0) -> t
     vectors = embed(list(texts.loc[fit_data.learner_ids[order].astype(str)]))
     relevant = [chosen[int(r)] for r in order]
     counts = popularity(fit_data)
-    scores = {w: f1_at(blend(vectors, fit_data.course_vectors, counts, w), relevant) for w in BLENDS}
+    seen = fit_data.matrix[order].toarray() > 0
+    scores = {w: f1_at(blend(vectors, fit_data.course_vectors, counts, w), relevant, seen=seen) for w in BLENDS}
     return max(scores, key=lambda w: (scores[w], -w)), scores

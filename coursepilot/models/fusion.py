@@ -2,8 +2,8 @@
 
 score(u, c) = Σ_m w_m · minmax_u(s_m(u, c)): each component's scores are min-max normalised per learner
 over the courses (as in equation 6), then weighted. Equation (6) is the special case of two components
-(CF with weight alpha, content with 1 - alpha); the fusion also weighs EASE, item-kNN, BPR, popularity,
-the peer group and the level term.
+(CF with weight alpha, content with 1 - alpha); the fusion also weighs EASE, item-kNN, BPR, TF-IDF
+content, popularity, trending, the peer group and the level term.
 
 The weights are found on the validation carve of training (components fitted on training minus the
 carve): start from the best single component alone (weight 1), then coordinate ascent over
@@ -56,6 +56,7 @@ class FusionTuning:
     valid_ndcg: float
     singles: dict[str, float]  # validation nDCG@10 of each component alone
     steps: list[dict]  # the accepted moves of the ascent, in order
+    scored_ndcg: float = 0.0  # the chosen weights scored by ``evaluate`` (see catalogue.fusion_tuning)
 
     def table(self) -> list[dict]:
         return [{"component": m, "weight": self.weights.get(m, 0.0), "alone_valid_ndcg@10": round(v, 4)}

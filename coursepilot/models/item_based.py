@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from .base import Recommender, TrainData
 
-EASE_COURSES = 20_000  # dense course x course solve up to this many courses (about 5 GB of float64 work space)
+EASE_COURSES = 10_000  # dense course x course solve up to this many courses (four 800 MB float64 arrays at 10,000)
 
 
 def recency_weights(times: sparse.csr_matrix, half_life: float) -> sparse.csr_matrix:
@@ -93,9 +93,10 @@ class EASE(ItemBased):
         gram[np.diag_indices(n)] += self.regularization
         with threadpool_limits(2, "blas"):
             inverse = np.linalg.inv(gram)
-        weights = -inverse / np.diag(inverse)
-        weights[np.diag_indices(n)] = 0.0
-        self.weights = weights.astype(np.float32)
+        del gram
+        inverse /= -np.diag(inverse).copy()  # in place: B = -P / diag(P)
+        inverse[np.diag_indices(n)] = 0.0
+        self.weights = inverse.astype(np.float32)
         return self
 
     @staticmethod

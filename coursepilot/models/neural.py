@@ -177,6 +177,7 @@ class NeuralHybrid(Recommender):
 
         ``als``: ALS already fitted on ``data`` with ``als_params`` (its factors are the CF input; not refitted).
         """
+        self.fell_back, self.fallback_reason = False, ""  # a refit starts from the network, not from an old fallback
         with torch.inference_mode(False), _one_thread():
             if valid:
                 self._early_stop(valid_data, sample_learners(valid, TUNING_LEARNERS, self.params["seed"]))

@@ -27,12 +27,12 @@ class Tuned:
 
 
 def tune_params(build: Callable[..., Recommender], grid: dict[str, tuple], fit_data: TrainData, valid: dict,
-                rounds: int = 2, start: dict | None = None) -> Tuned:
+                rounds: int = 2) -> Tuned:
     """Coordinate ascent of ``build(**params)`` over ``grid`` by nDCG@10 on ``valid`` (fitted on ``fit_data``).
 
-    ``start`` overrides the first values (e.g. the last run's choice). Ties keep the earlier point.
+    Ties keep the earlier point. A grid of single values fits once (the nightly keeps the last choice so).
     """
-    current = {name: values[0] for name, values in grid.items()} | (start or {})
+    current = {name: values[0] for name, values in grid.items()}
     scores: dict[tuple, float] = {}
     best: dict = {}  # the fitted model of the best point so far (the one ascent stands on)
 
