@@ -16,6 +16,7 @@ import pandas as pd
 from ..metrics import hit_matrix, metrics_from_hits
 from ..sampling import sample_learners
 from .base import TrainData, minmax_rows, top_k
+from .simple import Popularity
 
 DEFAULT_POPULARITY = 0.2  # the blend where validation cannot choose (no learner with a profile)
 BLENDS = tuple(round(float(w), 1) for w in np.linspace(0, 1, 11))  # weight of popularity
@@ -37,7 +38,8 @@ def profile_texts(con, learner_ids=None) -> pd.Series:
 
 
 def popularity(data: TrainData) -> np.ndarray:
-    return np.log1p(np.asarray((data.matrix > 0).sum(axis=0)).ravel())
+    """The popularity model's scores (log of each course's learner count)."""
+    return Popularity().fit(data).counts
 
 
 def blend(profile_vectors: np.ndarray, course_vectors: np.ndarray, counts: np.ndarray, weight: float) -> np.ndarray:

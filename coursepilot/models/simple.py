@@ -41,7 +41,7 @@ class Trending(Recommender):
         super().fit(data)
         if data.times is None or not data.times.nnz:
             raise ValueError("trending needs interaction times")
-        times = data.times.tocsc()
+        times = data.times
         latest, span = times.data.max(), max(np.ptp(times.data), 1.0)
         decayed = times.copy()
         decayed.data = np.exp2(-(latest - times.data) / (self.params["half_life"] * span))
