@@ -15,7 +15,7 @@ from coursepilot.models.base import load_train_data, split_matrix
 from coursepilot.models.store import load_arrays, load_params, model_path, previous_choice, save_arrays, save_params
 from coursepilot.peer_ranking import (PeerConfig, active_peers, cf_peers, cluster_random_peers, evaluate_peers, hybrid_peers,
                                       ranked_matrix, scored_candidates)
-from coursepilot.peer_tuning import CourseSide, PeerTuning, peer_validation, tune_weights
+from coursepilot.peer_tuning import CourseSide, PeerTuning, peer_validation, tune_weights, tuning_sample
 from coursepilot.peers import (ClusterConfig, ClusterSpace, StateWeights, align_labels, dbscan, kmeans, latest_by_window,
                               weekly_windows)
 from coursepilot.peers import learner_state as compute_state
@@ -46,10 +46,18 @@ class StateSettings(Config):
     theta: float = StateWeights.theta
 
 
-def _train_with_courses(con) -> pd.DataFrame:
+def _train_with_courses(con, learners: np.ndarray | None = None) -> pd.DataFrame:
+    """Training interactions with the course difficulty (and duration); of ``learners`` only when given."""
     duration = ", c.duration_min" if "duration_min" in columns(con, "courses") else ""
-    return con.execute(f"SELECT i.*, l.difficulty{duration} FROM interactions i JOIN split s USING (learner_id, course_id) "
-                       "JOIN course_labels l USING (course_id) JOIN courses c USING (course_id) WHERE s.split = 'train'").df()
+    query = (f"SELECT i.*, l.difficulty{duration} FROM interactions i JOIN split s USING (learner_id, course_id) "
+             "JOIN course_labels l USING (course_id) JOIN courses c USING (course_id) WHERE s.split = 'train'")
+    if learners is None:
+        return con.execute(query).df()
+    con.register("tuning_learners", pd.DataFrame({"learner_id": learners}))
+    try:
+        return con.execute(query + " AND i.learner_id IN (SELECT learner_id FROM tuning_learners)").df()
+    finally:
+        con.unregister("tuning_learners")
 
 
 @asset(group_name=GROUP, kinds={"duckdb"}, deps=["split", "course_labels"],
@@ -229,9 +237,11 @@ def _chosen_weights(context: AssetExecutionContext, con, config: PeerSettings, h
     if not config.retune and previous_choice(home, "peer_weights", "weights") is not None:
         tuning, source = PeerTuning(**load_params(home, "peer_weights")), "the last tuning (retune=False)"
     else:
-        validation = peer_validation(_train_with_courses(con), profiles, courses, CourseSide.read(con, courses),
+        sample, labels = tuning_sample(profiles, clusters["labels"], seed=config.seed)
+        train = _train_with_courses(con, None if sample is profiles else sample.ids)
+        validation = peer_validation(train, sample, courses, CourseSide.read(con, courses),
                                      ingest.source_info(con)["rating_scale"], config.validation_share, config.seed)
-        tuning = tune_weights(validation, clusters["labels"], clusters["centroids"], config.peer_config())
+        tuning = tune_weights(validation, labels, clusters["centroids"], config.peer_config())
         source = "the validation grid"
     context.log.info(f"peer weights {tuning.weights} from {source}: validation nDCG@10 {tuning.valid_ndcg:.4f}; "
                      f"each term alone {tuning.alone}; baselines {tuning.baselines}")

@@ -38,14 +38,15 @@ def _context(con, max_learners: int = 0, seed: int = 0):
 
 
 def _with_validation(context, warehouse: WarehouseResource, share: float, seed: int, max_learners: int = 0):
-    """(rating scale, data, test sets, data minus the validation carve, validation sets, lineage tags), of a
-    seeded sample of at most ``max_learners`` learners when that is set (only their rows are read)."""
+    """(data, test sets, the validation carve of its training rows, lineage tags), of a seeded sample of at most
+    ``max_learners`` learners when that is set (only their rows are read)."""
     with warehouse.get_connection(read_only=True) as con:
         scale, data, relevant = _context(con, max_learners, seed)
-        fit_data, valid = validation_data(con, data, scale, share, seed)
+        validation = validation_data(con, data, scale, share, seed)
         _log_population(context, con, data)
         tags = run_tags(context, con)
-    return scale, data, relevant, fit_data, valid, tags
+    context.log.info(f"validation carve: {validation.carve.describe()}")
+    return data, relevant, validation, tags
 
 
 def _log_population(context, con, data) -> None:
@@ -82,8 +83,8 @@ def _factor_asset(algorithm: str, settings_type):
                        "carve; factors under <home>/models.")
     def factor_model(context: AssetExecutionContext, config: settings_type, warehouse: WarehouseResource,
                      home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
-        _, data, relevant, fit_data, valid, tags = _with_validation(context, warehouse, config.validation_share, config.seed,
-                                                                    config.max_learners)
+        data, relevant, (fit_data, valid, carve), tags = _with_validation(
+            context, warehouse, config.validation_share, config.seed, config.max_learners)
         last = None if config.retune else previous_choice(home.home, algorithm, "factors")
         kept = {algorithm: load_params(home.home, algorithm)} if last is not None else {}
         tuned = tune_models(fit_data, valid, names=[algorithm], kept=kept).tuning[algorithm]
@@ -98,6 +99,7 @@ def _factor_asset(algorithm: str, settings_type):
         return MaterializeResult(metadata={"test_metrics": _metrics_table({model.name: metrics}), "mlflow_run": run_id,
                                            "factors": model.params["factors"], "settings": MetadataValue.json(model.params),
                                            "validation_grid": markdown_table(pd.DataFrame(tuned.table())),
+                                           "validation_carve": carve.describe(),
                                            "trained_learners": data.shape[0], "test_learners": len(relevant),
                                            **{f"test_{k}": round(v, 4) for k, v in metrics.items() if k.endswith("@10")}})
 
@@ -167,7 +169,7 @@ def _kept(home, retune: bool) -> tuple[dict[str, dict], dict | None]:
                    "scores, each tuned and then weighted on a validation carve of train; plus equation (6) as written.")
 def hybrid_model(context: AssetExecutionContext, config: HybridSettings, warehouse: WarehouseResource,
                  home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
-    _, data, relevant, fit_data, valid, tags = _with_validation(context, warehouse, config.validation_share, config.seed)
+    data, relevant, (fit_data, valid, carve), tags = _with_validation(context, warehouse, config.validation_share, config.seed)
     kept, weights = _kept(home.home, config.retune)
     if weights is not None and any(unusable(SPECS[m], fit_data) for m in weights):
         context.log.warning("a component the last weights use cannot learn from this data: the fusion is tuned again")
@@ -204,6 +206,7 @@ def hybrid_model(context: AssetExecutionContext, config: HybridSettings, warehou
         "test_metrics": _metrics_table({"hybrid": metrics}), "validation_ndcg@10": round(tuning.scored_ndcg, 4),
         "validation_ndcg@10_of_the_search": round(tuning.valid_ndcg, 4),
         "weights": MetadataValue.json(tuning.weights), "components": markdown_table(components),
+        "validation_carve": carve.describe(),
         "component_settings": MetadataValue.json(trained.params), "skipped": MetadataValue.json(trained.skipped),
         "equation6_alpha": None if equation6 is None else equation6.alpha, "mlflow_run": run_id,
         "cold_start_popularity_weight": cold_weight, "cold_start_validation_f1@5": MetadataValue.json({str(w): round(v, 4) for w, v in cold_grid.items()})})
@@ -266,8 +269,8 @@ class NeuralSettings(Config):
        description="Neural hybrid: shared attention over ALS factors and MiniLM embeddings, BPR loss, early-stopped on validation.")
 def neural_hybrid_model(context: AssetExecutionContext, config: NeuralSettings, warehouse: WarehouseResource,
                         home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
-    _, data, relevant, fit_data, valid, tags = _with_validation(context, warehouse, config.validation_share, config.seed,
-                                                                config.max_learners)
+    data, relevant, (fit_data, valid, _), tags = _with_validation(context, warehouse, config.validation_share, config.seed,
+                                                            config.max_learners)
     params = {k: v for k, v in config.model_dump().items() if k not in ("validation_share", "max_learners")}
     model = NeuralHybrid(**params, als_params=load_params(home.home, "als")).fit(data, fit_data, valid)
     for record in model.history:

@@ -189,7 +189,7 @@ def seed0_split(home: Path, config: dict) -> Split:
     build_split(mem, SplitConfig(test_share=config["test_share"], seed=0))
     data = load_train_data(mem, scale)
     test = held_out(mem, data, "test", scale)
-    fit_data, valid = validation_data(mem, data, scale, 0.2, 0)
+    fit_data, valid, _ = validation_data(mem, data, scale, 0.2, 0)
     mem.close()
     return Split(data.learner_ids, data.matrix, fit_data.matrix, sample_learners(valid, TUNING_LEARNERS), test)
 

@@ -1,12 +1,14 @@
 """Hybrid-peer weights chosen on a validation carve of training, never on test.
 
-Each learner's latest ``share`` of training rows (:func:`~coursepilot.models.hybrid.carve_validation`) plays the
-test period: a peer is relevant when they share one of those courses, as the test protocol says. The interaction
+The validation carve of the recommenders (:func:`~coursepilot.models.hybrid.carve_validation`) plays the test
+period: a peer is relevant when they share one of those courses, as the test protocol says. The interaction
 and activity terms, the profile parts learnt from interactions (content, theme) and the level come from the other
-rows; the clusters (which only pick the candidates) are the stored ones. The grid holds every term alone (the
-interaction term alone ranks like ``cf_peers`` among the candidates, the activity term alone is ``active_peers``,
-whose learners every pool holds), the configured weights and the mixtures of ``GRID_VALUES``; the best validation
-nDCG@10 wins, the first point on a tie, so on validation the tuned hybrid is never below any of its terms.
+rows; the clusters (which only pick the candidates) are the stored ones. Above ``TUNING_FIT_LEARNERS`` the tuning
+runs within a seeded sample of that many learners (:func:`tuning_sample`), as every tuning does. The grid holds
+every term alone (the interaction term alone ranks like ``cf_peers`` among the candidates, the activity term alone
+is ``active_peers``, whose learners every pool holds), the configured weights and the mixtures of ``GRID_VALUES``;
+the best validation nDCG@10 wins, the first point on a tie, so on validation the tuned hybrid is never below any of
+its terms.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .peer_ranking import TERMS, PeerConfig, active_peers, cf_peers, evaluated_l
 from .peers import learner_state
 from .profiles import (CodedVectors, LearnerProfiles, SpanVectors, attribute_table, engagement_weights, lookup,
                        weighted_profiles)
+from .sampling import TUNING_FIT_LEARNERS, sample_rows
 from .warehouse import columns, read_vectors
 
 PEER_TUNING_LEARNERS = 2_000  # validation learners scored per grid point (seeded sample above it)
@@ -73,12 +76,20 @@ def peer_validation(train: pd.DataFrame, profiles: LearnerProfiles, course_ids: 
     coded = train.assign(row=pd.Index(profiles.ids).get_indexer(train["learner_id"]),
                          col=pd.Index(course_ids).get_indexer(train["course_id"]))
     coded = coded[(coded["row"] >= 0) & (coded["col"] >= 0)].sort_values(["row", "col"], ignore_index=True)
-    held = carve_validation(coded, share, seed=seed)
+    held = carve_validation(coded, share, seed=seed).held
     fit, shape = coded[~held], (len(profiles.ids), len(course_ids))
     last = learner_state(fit, rating_scale).sort_values("week").groupby("learner_id").tail(1)
     return PeerValidation(interaction_matrix(fit, shape, None), interaction_matrix(coded[held], shape, None),
                           courses.profiles(profiles, fit, rating_scale),
                           last.set_index("learner_id")["D"].reindex(profiles.ids).to_numpy(float))
+
+
+def tuning_sample(profiles: LearnerProfiles, labels: np.ndarray, limit: int = TUNING_FIT_LEARNERS,
+                  seed: int = 0) -> tuple[LearnerProfiles, np.ndarray]:
+    """(profiles, cluster labels) of a seeded sample of at most ``limit`` learners: the population the weights are
+    tuned in (candidates and validation learners both come from it), so its cost stops growing with the platform."""
+    rows = sample_rows(len(profiles.ids), limit, seed)
+    return (profiles, labels) if rows is None else (profiles.subset(rows), labels[rows])
 
 
 def weight_grid(values=GRID_VALUES, start: np.ndarray | None = None) -> np.ndarray:

@@ -13,6 +13,7 @@ term only where the source has that column.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -74,6 +75,9 @@ class DenseVectors:
     def known(self) -> int:
         return int((self.matrix != 0).any(axis=1).sum())
 
+    def subset(self, rows: np.ndarray) -> "DenseVectors":
+        return DenseVectors(self.matrix[rows])
+
     def squared_norms(self) -> np.ndarray:
         return np.einsum("ij,ij->i", self.matrix, self.matrix)
 
@@ -111,6 +115,12 @@ class CodedVectors:
 
     def known(self) -> int:
         return int((self.codes >= 0).sum())
+
+    def subset(self, rows: np.ndarray) -> "CodedVectors":
+        """The learners ``rows``, sharing this table (no copy of it)."""
+        part = copy.copy(self)
+        part.codes = self.codes[rows]
+        return part
 
     def squared_norms(self) -> np.ndarray:
         return self.gram.diagonal()[self.codes]
@@ -167,6 +177,9 @@ class SpanVectors:
 
     def known(self) -> int:
         return int((self.coefficients != 0).any(axis=1).sum())
+
+    def subset(self, rows: np.ndarray) -> "SpanVectors":
+        return SpanVectors(self.coefficients[rows], self.basis)
 
     def squared_norms(self) -> np.ndarray:
         return np.einsum("ij,ij->i", self.coefficients @ self.gram, self.coefficients)
@@ -226,6 +239,10 @@ class LearnerProfiles:
     def known(self) -> dict[str, int]:
         """Learners with a non-zero vector, per part."""
         return {p: v.known() for p, v in self.parts.items()}
+
+    def subset(self, rows: np.ndarray) -> "LearnerProfiles":
+        """The profiles of the learners at positions ``rows``."""
+        return LearnerProfiles(self.ids[rows], {p: v.subset(rows) for p, v in self.parts.items()})
 
 
 class PoolCosine:

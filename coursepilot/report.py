@@ -192,8 +192,9 @@ def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print
         relevant = held_out(mem, data, "test", scale)
         if not relevant:
             raise ValueError("no learner has test interactions: this source has nothing to rank")
-        fit_data, valid = validation_data(mem, data, scale, 0.2, seed)
+        fit_data, valid, carve = validation_data(mem, data, scale, 0.2, seed)
         models, tuning = _models(config, data, fit_data, valid, with_neural=i < config.neural_seeds, log=log)
+        tuning["carve"] = carve.describe()
         results, per_learner = {}, {}
         for name, model in models.items():
             per, top = _score(model, data, relevant, config.ks)
@@ -335,6 +336,7 @@ def _validation_lines(validation: dict) -> list[str]:
              f"scores, weights found on the validation carve of training (validation nDCG@10 "
              f"{fusion['valid_ndcg@10']:.4f}; the best component alone {max(fusion['components_alone'].values()):.4f}).", "",
              _md(alone.sort_values("alone (validation nDCG@10)", ascending=False), tuple(alone.columns)), "",
+             *([f"Validation carve: {validation['carve']}.", ""] if validation.get("carve") else []),
              "Tuned settings: " + "; ".join(f"{m} {p}" for m, p in validation["params"].items() if p), ""]
     notes = validation["notes"]
     items = [f"- {m}: not trained ({why})" for m, why in notes.get("skipped", {}).items()]

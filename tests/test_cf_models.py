@@ -46,6 +46,20 @@ def test_ease_refuses_a_catalogue_too_large_for_the_dense_solve(monkeypatch):
         EASE().fit(_data(np.eye(4)))
 
 
+def test_the_fusion_leaves_out_what_cannot_be_fitted_on_everyone(monkeypatch):
+    """Limits are checked on all the training rows, not on the tuning sample that would pass them."""
+    import coursepilot.models.catalogue as catalogue
+    import coursepilot.sampling as sampling
+
+    rng = np.random.default_rng(0)
+    data = _data(rng.random((40, 6)) < 0.5)
+    monkeypatch.setattr(catalogue, "BPR_INTERACTIONS", data.matrix.nnz - 1)
+    monkeypatch.setattr(catalogue, "tuning_population", lambda d, v: sampling.tuning_population(d, v, limit=10))
+    valid = {r: {int(rng.integers(6))} for r in range(40)}
+    trained = catalogue.tune_models(data, valid, names=["bpr", "popularity"])
+    assert "BPR's single-threaded fit" in trained.skipped["bpr"] and list(trained.fitted) == ["popularity"]
+
+
 @pytest.mark.parametrize("similarity", ["cosine", "bm25"])
 def test_item_knn_scores_are_the_brute_force_neighbour_sum(similarity):
     rng = np.random.default_rng(1)

@@ -13,7 +13,8 @@ from sklearn.preprocessing import normalize
 from coursepilot.metrics import ranking_metrics
 from coursepilot.peer_ranking import (TERMS, PeerConfig, active_peers, cf_peers, cluster_random_peers, evaluate_peers,
                                       hybrid_peers, ranked_matrix, relevant_counts)
-from coursepilot.peer_tuning import CourseSide, PeerValidation, peer_validation, tune_weights, weight_grid
+from coursepilot.peer_tuning import (CourseSide, PeerValidation, peer_validation, tune_weights, tuning_sample,
+                                    weight_grid)
 from coursepilot.peers import (ClusterConfig, ClusterSpace, StateWeights, adjust_difficulty, align_labels, dbscan, kmeans,
                                latest_by_window, learner_state)
 from coursepilot.profiles import CodedVectors, LearnerProfiles, normalise_rows
@@ -305,3 +306,12 @@ def test_tuned_weights_are_never_below_a_term_alone_on_validation():
     grid = weight_grid()
     assert (grid.max(axis=1) == 1).all() and len(np.unique(grid, axis=0)) == len(grid)
     np.testing.assert_array_equal(grid[:len(TERMS)], np.eye(len(TERMS)))
+
+
+def test_the_tuning_sample_keeps_each_learners_profile_and_cluster():
+    validation, labels = _validation("profile", 30), np.arange(30) % 4
+    sample, sampled_labels = tuning_sample(validation.profiles, labels, limit=12, seed=1)
+    assert len(sample.ids) == 12 and len(set(sample.ids)) == 12
+    np.testing.assert_array_equal(sampled_labels, labels[sample.ids])  # ids are the row numbers here
+    np.testing.assert_allclose(sample.stacked(), validation.profiles.stacked(sample.ids.astype(int)))
+    assert tuning_sample(validation.profiles, labels, limit=30)[0] is validation.profiles  # nothing to sample

@@ -98,3 +98,18 @@ def test_vectors_read_in_batches_come_in_id_order(con):
     assert frame["id"].tolist() == sorted(ids) and frame["tag"].tolist() == [f"t{i}" for i in order]
     np.testing.assert_array_equal(vectors["v"], matrix[order])
     np.testing.assert_array_equal(vectors["v"], read_vectors(con, "vectors", "id", "v")[1])
+
+
+def test_a_subset_of_profiles_keeps_each_learners_vectors_and_similarities():
+    rng = np.random.default_rng(5)
+    jobs = lookup(pd.Series(["a", None, "b", "a", "b", None]), {"a": np.eye(4)[0], "b": np.eye(4)[1]}, 4)
+    themes = lookup(pd.Series(["x", "y", "x"]), {"x": np.eye(4)[2], "y": np.eye(4)[3]}, 4)
+    span = SpanVectors.weighted(rng.integers(0, 6, 20), rng.integers(0, 3, 20), rng.uniform(1, 2, 20), themes, 6)
+    desc = normalise_rows(rng.normal(size=(6, 4)).astype(np.float32))
+    profiles = LearnerProfiles(np.array(list("abcdef"), dtype=object), {"desc": desc, "job": jobs, "soft": desc, "theme": span})
+    rows = np.array([4, 1, 5])
+    subset = profiles.subset(rows)
+    assert list(subset.ids) == ["e", "b", "f"]
+    np.testing.assert_allclose(subset.stacked(), profiles.stacked(rows), atol=1e-6)
+    np.testing.assert_allclose(subset.similarity(0), profiles.similarity(4)[rows], atol=1e-6)
+    assert subset.parts["job"].table is profiles.parts["job"].table  # the shared text table is not copied

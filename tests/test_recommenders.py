@@ -181,13 +181,13 @@ def test_grid_ranking_over_candidates_equals_ranking_every_course():
 
 
 def test_tuning_never_reads_test(warehouse, data):
-    fit_data, valid = validation_data(warehouse, data, SCALE)
+    fit_data, valid, _ = validation_data(warehouse, data, SCALE)
     before = tune(Hybrid(Factorisation("als"), Content("minilm")), fit_data, valid, alphas=(0.0, 0.5, 1.0), level_weights=(0.0, 0.2))
     saved = warehouse.execute("SELECT * FROM interactions i JOIN split s USING (learner_id, course_id) WHERE s.split = 'test'").df()
     try:  # scramble every test interaction: tuning must not notice
         warehouse.execute("UPDATE interactions SET rating = 6 - coalesce(rating, 3), watch_pct = 100 - watch_pct "
                           "WHERE (learner_id, course_id) IN (SELECT learner_id, course_id FROM split WHERE split = 'test')")
-        fit_again, valid_again = validation_data(warehouse, data, SCALE)
+        fit_again, valid_again, _ = validation_data(warehouse, data, SCALE)
         after = tune(Hybrid(Factorisation("als"), Content("minilm")), fit_again, valid_again, alphas=(0.0, 0.5, 1.0), level_weights=(0.0, 0.2))
     finally:
         warehouse.execute("DELETE FROM interactions WHERE (learner_id, course_id) IN "
@@ -250,7 +250,7 @@ def test_cold_start_learner_and_course(serving, warehouse, data):
 def test_neural_hybrid_early_stops_on_validation_and_beats_popularity(warehouse, data, test_sets):
     from coursepilot.models.neural import NeuralHybrid
 
-    fit_data, valid = validation_data(warehouse, data, SCALE)
+    fit_data, valid, _ = validation_data(warehouse, data, SCALE)
     model = NeuralHybrid(max_epochs=4, patience=1, batch_size=2048).fit(data, fit_data, valid)
     validated = [h for h in model.history if "valid_ndcg@10" in h]
     assert validated[0]["epoch"] == 0 and 0 <= model.best_epochs < len(validated) <= 5  # epoch 0: ALS alone

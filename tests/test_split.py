@@ -8,7 +8,7 @@ import pytest
 
 from coursepilot.ingest import clean, write_raw
 from coursepilot.models.base import split_frame
-from coursepilot.models.hybrid import carve_validation
+from coursepilot.models.hybrid import carve_validation, latest_on_platform, latest_per_learner
 from coursepilot.sources import load_source
 from coursepilot.splits import SplitConfig, build_split, coded_interactions
 
@@ -88,11 +88,42 @@ def test_coded_interactions_are_the_split_with_positions(warehouse):
 def test_validation_carve_holds_each_learners_latest_share(warehouse):
     build_split(warehouse, SplitConfig())
     train = coded_interactions(warehouse, ("train",), _ids(warehouse, "learners", "learner_id"), _ids(warehouse, "courses", "course_id"))
-    held = carve_validation(train, 0.25, min_interactions=3, seed=1)
-    np.testing.assert_array_equal(held, carve_validation(train, 0.25, min_interactions=3, seed=1))
+    held = latest_per_learner(train, 0.25, min_interactions=3, seed=1)
+    np.testing.assert_array_equal(held, latest_per_learner(train, 0.25, min_interactions=3, seed=1))
     for _, group in train.assign(held=held).groupby("row"):
         if len(group) < 3:
             assert not group["held"].any()
             continue
         assert group["held"].sum() == max(1, round(len(group) * 0.25))
         assert group.loc[group["held"], "ts"].min() >= group.loc[~group["held"], "ts"].max()
+
+
+def _coded(rows: list[tuple[int, int, int]]) -> pd.DataFrame:
+    """(learner row, course col, day) triples as coded interactions."""
+    frame = pd.DataFrame(rows, columns=["row", "col", "day"])
+    return frame.assign(ts=pd.Timestamp("2024-01-01") + pd.to_timedelta(frame["day"], unit="D"))
+
+
+def test_platform_carve_holds_the_latest_period_and_leaves_every_learner_a_history():
+    # learners 0-3 take a course a day in turn; learner 4 starts late and has all of their rows in the last period
+    train = _coded([(d % 4, d, d) for d in range(16)] + [(4, 20, 17), (4, 21, 18), (4, 22, 19), (4, 23, 20)])
+    held = latest_on_platform(train, share=0.25, seed=0)
+    assert held.sum() == 5 - 1  # the latest 5 of 20 rows, but learner 4 keeps their earliest
+    assert sorted(train.loc[held, "day"]) == [15, 18, 19, 20]  # learner 4 keeps day 17
+    assert set(train.loc[~held, "row"]) == set(train["row"])
+
+
+def test_the_carve_is_the_rule_holding_more_learners():
+    # cohorts: most learners take two courses, one a term; only learner 0 takes enough for a per-learner carve
+    cohort = [(r, c, 30 * c + r % 5) for r in range(1, 40) for c in (r % 3, 3 + r % 2)]
+    train = _coded([(0, c, 10 * c) for c in range(6)] + cohort)
+    carve = carve_validation(train, 0.2, min_interactions=3, seed=0)
+    assert carve.learners["per_learner"] == 1 and carve.rule == "platform" and carve.learners["platform"] > 1
+    assert np.array_equal(carve.held, latest_on_platform(train, 0.2, seed=0)) and "platform" in carve.describe()
+    # learners with long histories: each learner's latest rows hold everyone
+    steady = _coded([(r, c, c) for r in range(10) for c in range(10)])
+    carve = carve_validation(steady, 0.2, min_interactions=3, seed=0)
+    assert carve.rule == "per_learner" and carve.learners["per_learner"] == 10
+    assert np.array_equal(carve.held, latest_per_learner(steady, 0.2, 3, seed=0))
+    no_time = steady.drop(columns="ts")  # without timestamps only the per-learner rule exists
+    assert carve_validation(no_time, 0.2, 3, seed=0).learners.keys() == {"per_learner"}

@@ -50,6 +50,9 @@ MODELS = (
     ModelSpec("level", LevelMatch, report=False),
 )
 SPECS = {spec.name: spec for spec in MODELS}
+# BPR's SGD runs on one thread (so a seed gives one model) and its cost grows with the interactions: 100 epochs over
+# 20M interactions took over 15 min at size L. Above this, ALS holds the factor role and BPR stays a comparison model.
+BPR_INTERACTIONS = 5_000_000
 
 
 def build(name: str, params: dict | None = None) -> Recommender:
@@ -58,6 +61,9 @@ def build(name: str, params: dict | None = None) -> Recommender:
 
 def unusable(spec: ModelSpec, data: TrainData) -> str | None:
     """Why ``spec`` cannot learn from ``data`` (None when it can)."""
+    if spec.name == "bpr" and data.matrix.nnz > BPR_INTERACTIONS:
+        return (f"{data.matrix.nnz:,} training interactions: BPR's single-threaded fit stops at {BPR_INTERACTIONS:,} "
+                "(ALS serves the factor role above it)")
     if spec.name == "ease" and data.shape[1] > EASE_COURSES:
         return f"{data.shape[1]:,} courses: EASE's dense solve stops at {EASE_COURSES:,} (item_knn serves above it)"
     if spec.name == "content_minilm" and data.course_vectors is None:
@@ -94,6 +100,7 @@ def tune_models(fit_data: TrainData, valid: dict, names=None, kept: dict[str, di
     Fits use the tuning population (at most ``TUNING_FIT_LEARNERS`` learners) and score at most
     ``TUNING_LEARNERS`` validation learners, as every tuning does (``coursepilot.sampling``).
     """
+    reasons = {spec.name: unusable(spec, fit_data) for spec in MODELS}  # on everyone: what the full fit will hold
     fit_data, valid = tuning_population(fit_data, valid)
     scored = sample_learners(valid, TUNING_LEARNERS)
     kept = kept or {}
@@ -101,7 +108,7 @@ def tune_models(fit_data: TrainData, valid: dict, names=None, kept: dict[str, di
     for spec in MODELS:
         if names is not None and spec.name not in names:
             continue
-        reason = unusable(spec, fit_data)
+        reason = reasons[spec.name] or unusable(spec, fit_data)
         if reason:
             out.skipped[spec.name] = reason
             continue

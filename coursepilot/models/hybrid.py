@@ -11,6 +11,7 @@ scores 0.5. alpha and w are tuned on a validation split carved from training, ne
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -65,17 +66,31 @@ class Tuning:
         return (self.alpha, self.level_weight) if level else (self.alpha_without_level, 0.0)
 
 
-def carve_validation(train: pd.DataFrame, share: float = 0.2, min_interactions: int = 3, seed: int = 0) -> np.ndarray:
-    """Mask of training rows held out for tuning: each learner's latest ``share`` (seeded order without ts).
+@dataclass(frozen=True)
+class Carve:
+    """Training rows held out for tuning (``held``), which rule chose them and how many learners each rule holds."""
+
+    held: np.ndarray
+    rule: str  # "per_learner" or "platform"
+    learners: dict[str, int]  # rule -> validation learners it would hold
+
+    def describe(self) -> str:
+        others = ", ".join(f"{rule} {n:,}" for rule, n in self.learners.items() if rule != self.rule)
+        return (f"{CARVE_RULES[self.rule]}: {self.learners[self.rule]:,} validation learners"
+                + (f" (the other rule: {others})" if others else ""))
+
+
+CARVE_RULES = {"per_learner": "each learner's latest rows", "platform": "the platform's latest rows"}
+
+
+def latest_per_learner(train: pd.DataFrame, share: float = 0.2, min_interactions: int = 3, seed: int = 0) -> np.ndarray:
+    """Mask of each learner's latest ``share`` of rows (seeded order without ts), for learners with at least
+    ``min_interactions``: the test split's own rule.
 
     ``train``: coded interactions (a ``row`` per learner, see :func:`~coursepilot.splits.coded_interactions`).
     """
     learner, n = train["row"].to_numpy(), len(train)
-    by_time = np.random.default_rng(seed).permutation(n)  # the seeded tie-break
-    if "ts" in train:
-        by_time = by_time[np.argsort(train["ts"].to_numpy()[by_time], kind="stable")]
-    rank = np.empty(n, dtype=np.int64)
-    rank[by_time] = np.arange(n)
+    rank = _time_rank(train, seed)
     order = np.argsort(learner.astype(np.int64) * n + rank)  # by learner, then time, then the tie-break (3x np.lexsort's speed)
     starts = np.r_[0, np.flatnonzero(np.diff(learner[order])) + 1]
     sizes = np.diff(np.r_[starts, len(order)])
@@ -85,13 +100,61 @@ def carve_validation(train: pd.DataFrame, share: float = 0.2, min_interactions: 
     return held
 
 
-def validation_data(con, data: TrainData, rating_scale, share: float = 0.2, seed: int = 0) -> tuple[TrainData, dict]:
-    """(training data minus the validation carve, {learner row: validation course columns}), from ``train`` only."""
+def latest_on_platform(train: pd.DataFrame, share: float = 0.2, seed: int = 0) -> np.ndarray:
+    """Mask of the platform's latest ``share`` of rows by time, except each learner's earliest row where every one of
+    theirs would go: a held-out learner keeps a history to be scored from, as a test learner does."""
+    learner, n = train["row"].to_numpy(), len(train)
+    rank = _time_rank(train, seed)
+    held = rank >= n - int(round(n * share))
+    kept = np.bincount(learner[~held], minlength=int(learner.max()) + 1 if n else 0)
+    lost = np.flatnonzero(held & (kept[learner] == 0))
+    lost = lost[np.argsort(rank[lost])]
+    held[lost[np.unique(learner[lost], return_index=True)[1]]] = False
+    return held
+
+
+def _time_rank(train: pd.DataFrame, seed: int) -> np.ndarray:
+    """Each row's position in time order (a seeded random order breaks ties, and stands in without ``ts``)."""
+    n = len(train)
+    by_time = np.random.default_rng(seed).permutation(n)
+    if "ts" in train:
+        by_time = by_time[np.argsort(train["ts"].to_numpy()[by_time], kind="stable")]
+    rank = np.empty(n, dtype=np.int64)
+    rank[by_time] = np.arange(n)
+    return rank
+
+
+def carve_validation(train: pd.DataFrame, share: float = 0.2, min_interactions: int = 3, seed: int = 0) -> Carve:
+    """The validation carve of ``train``: of the two rules that mirror the test, the one holding more learners.
+
+    Each learner's latest ``share`` is the test split's own rule; where few learners have enough rows for it (a
+    platform of cohorts, whose learners take one or two courses a year) the platform's latest ``share`` by time also
+    holds what the test holds, the period the recommender will next be judged on. More validation learners make
+    the weight searches less noisy. Without timestamps only the first rule applies.
+    """
+    carves = {"per_learner": latest_per_learner(train, share, min_interactions, seed)}
+    if "ts" in train and len(train):
+        carves["platform"] = latest_on_platform(train, share, seed)
+    learner = train["row"].to_numpy()
+    learners = {rule: len(np.unique(learner[held])) for rule, held in carves.items()}
+    rule = max(learners, key=lambda r: (learners[r], r == "per_learner"))  # a tie keeps the test's own rule
+    return Carve(carves[rule], rule, learners)
+
+
+class Validation(NamedTuple):
+    fit_data: TrainData  # training minus the carve
+    valid: dict  # {learner row: validation course columns}
+    carve: Carve
+
+
+def validation_data(con, data: TrainData, rating_scale, share: float = 0.2, seed: int = 0) -> Validation:
+    """Training data minus the validation carve, and the carve, from ``train`` only (:func:`carve_validation`)."""
     train = coded_interactions(con, ("train",), data.learner_ids, data.course_ids)
-    held = carve_validation(train, share, seed=seed)
+    carve = carve_validation(train, share, seed=seed)
+    held = carve.held
     fit_data = data.with_matrix(interaction_matrix(train[~held], data.shape, rating_scale),
                                 interaction_times(train[~held], data.shape))
-    return fit_data, relevant_sets(interaction_matrix(train[held], data.shape, rating_scale))
+    return Validation(fit_data, relevant_sets(interaction_matrix(train[held], data.shape, rating_scale)), carve)
 
 
 def tune(hybrid: Hybrid, fit_data: TrainData, valid: dict, alphas=ALPHAS, level_weights=LEVEL_WEIGHTS,
