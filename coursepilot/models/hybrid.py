@@ -75,9 +75,9 @@ class Carve:
     learners: dict[str, int]  # rule -> validation learners it would hold
 
     def describe(self) -> str:
-        others = ", ".join(f"{rule} {n:,}" for rule, n in self.learners.items() if rule != self.rule)
-        return (f"{CARVE_RULES[self.rule]}: {self.learners[self.rule]:,} validation learners"
-                + (f" (the other rule: {others})" if others else ""))
+        others = "; ".join(f"{CARVE_RULES[rule]} would hold {n:,}" for rule, n in self.learners.items() if rule != self.rule)
+        return (f"{CARVE_RULES[self.rule]}, {self.learners[self.rule]:,} validation learners"
+                + (f" ({others})" if others else ""))
 
 
 CARVE_RULES = {"per_learner": "each learner's latest rows", "platform": "the platform's latest rows"}
