@@ -41,7 +41,7 @@ def save_bundle(folder: Path, data: TrainData, titles, fusion: Fusion, params: d
     component's fitted arrays (``<component>.<array>``) and, in ``fusion.json``, the weights and parameters."""
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {"seen": data.matrix, "course_vectors": data.course_vectors, "course_tfidf": data.course_tfidf,
-              "difficulty": data.difficulty, "p_adaptive": data.p_adaptive,
+              "difficulty": data.difficulty, "p_adaptive": data.p_adaptive, "p_intensive": data.p_intensive,
               "times": data.times if any(getattr(m, "recency", 0) > 0 for m in fusion.components.values()) else None}
     for name, model in fusion.components.items():
         arrays.update({f"{name}.{key}": value for key, value in model.state().items()})
@@ -87,7 +87,7 @@ class ServingModel:
         self.course_ids, self.titles = courses["course_id"].to_numpy(), courses["title"].to_numpy()
         self.data = TrainData(self.learner_ids.to_numpy(), self.course_ids, arrays["seen"], arrays.get("course_vectors"),
                               arrays.get("course_tfidf"), arrays["difficulty"], arrays.get("p_adaptive"),
-                              times=arrays.get("times"))
+                              times=arrays.get("times"), p_intensive=arrays.get("p_intensive"))
         spec = json.loads((folder / "fusion.json").read_text())
         components = {m: build(m, spec["params"].get(m)).restore(
             self.data, {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(f"{m}.")})

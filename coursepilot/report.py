@@ -19,20 +19,25 @@ import pandas as pd
 import pyarrow as pa
 
 from .embeddings import embed_texts
+from .features import learner_features
+from .labels import LearnerLabelConfig, label_learners
 from .metrics import hit_matrix, metrics_from_hits
 from .models.base import Recommender, TrainData, load_train_data, top_k
 from .models.cold_start import blend, popularity, profile_texts, tune_blend
 from .models.catalogue import SPECS, TrainedSet, build, fitted_fusion, fusion_tuning, tune_models
 from .models.hybrid import Hybrid, tune, validation_data
 from .sampling import POPULATION_LEARNERS, sample_rows
-from .significance import paired_ttest
+from .significance import bootstrap_ci, paired_ttest
 from .warehouse import columns
 from .splits import SplitConfig, build_split
 from .evaluation import held_out
 
 COPIED = ("learners", "courses", "interactions", "course_embeddings", "tfidf_course_vectors", "course_labels",
           "learner_labels", "source_info")
-PER_LEARNER = ("learners", "interactions", "learner_labels")  # copied for the sampled learners only
+OPTIONAL = ("truth_learners",)  # copied where the source has them
+PER_LEARNER = ("learners", "interactions", "learner_labels", "truth_learners")  # copied for the sampled learners only
+CI_METRICS = ("precision@5", "recall@5", "f1@5", "precision@10", "recall@10", "f1@10", "ndcg@5", "ndcg@10", "map@10",
+              "hit@10", "mrr")  # the headline metrics, with a bootstrap 95% interval over the seed-0 test learners
 BASELINES = ("popularity", "als", "ease", "item_knn", "peer_group", "content_minilm", "user_knn", "hybrid_eq6")
 DEFINITIONS = {
     "precision@k": "|top-k ∩ relevant| / k", "recall@k": "|top-k ∩ relevant| / |relevant|",
@@ -66,7 +71,8 @@ def isolated_copy(con: duckdb.DuckDBPyConnection, max_learners: int = 0, seed: i
     rows = sample_rows(len(ids), max_learners, seed) if max_learners else None
     if rows is not None:
         con.register("sampled_learners", pa.table({"learner_id": pa.array([ids[r] for r in rows])}))
-    for table in COPIED:
+    present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    for table in (*COPIED, *(t for t in OPTIONAL if t in present)):
         kept = " WHERE learner_id IN (SELECT learner_id FROM sampled_learners)" if rows is not None and table in PER_LEARNER else ""
         memory.register("incoming", con.execute(f"SELECT * FROM {table}{kept}").to_arrow_table())
         memory.execute(f"CREATE TABLE {table} AS SELECT * FROM incoming")
@@ -188,6 +194,7 @@ def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print
     significance = {}
     for i, seed in enumerate(config.seeds):
         build_split(mem, SplitConfig(test_share=config.test_share, seed=seed))
+        labels_note = _refit_learner_labels(mem, scale)
         data = load_train_data(mem, scale)
         relevant = held_out(mem, data, "test", scale)
         if not relevant:
@@ -195,12 +202,15 @@ def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print
         fit_data, valid, carve = validation_data(mem, data, scale, 0.2, seed)
         models, tuning = _models(config, data, fit_data, valid, with_neural=i < config.neural_seeds, log=log)
         tuning["carve"] = carve.describe()
-        results, per_learner = {}, {}
+        results, per_learner, intervals = {}, {}, {}
         for name, model in models.items():
             per, top = _score(model, data, relevant, config.ks)
             results[name] = {key: float(np.mean(v)) for key, v in per.items()}
             results[name]["coverage"] = float(len(np.unique(top)) / data.shape[1])
             per_learner[name] = per["ndcg@10"]
+            if i == 0 and len(relevant) > 1:
+                low, high = bootstrap_ci(np.column_stack([per[m] for m in CI_METRICS]), seed=seed)
+                intervals[name] = {m: [float(a), float(b)] for m, a, b in zip(CI_METRICS, low, high)}
             log(f"seed {seed}: {name} nDCG@10 {results[name]['ndcg@10']:.4f}")
         per_seed.append(results)
         learners_per_seed.append(len(relevant))
@@ -212,11 +222,9 @@ def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print
             learners_seed0 = pd.DataFrame({"learner_id": np.tile(ids, len(per_learner)),
                                            "model": np.repeat(list(per_learner), len(ids)),
                                            "ndcg@10": np.concatenate(list(per_learner.values()))})
-            validation = tuning
-            if "adaptive" in columns(mem, "learner_labels") and not mem.execute(
-                    "SELECT count(adaptive) FROM learner_labels").fetchone()[0]:
-                validation["notes"]["learner_labels"] = ("no classifier could learn adaptive / non-adaptive labels from this "
-                                                         "source: every learner has p_adaptive 0.5 (the level term does not shift)")
+            validation, bootstrap = tuning, intervals
+            if labels_note:
+                validation["notes"]["learner_labels"] = labels_note
             cold = {"learners": _cold_learners(mem, data, fit_data, valid),
                     "courses": _cold_courses(mem, data, models)}
     mem_learners = mem.execute("SELECT count(*) FROM learners").fetchone()[0]
@@ -234,7 +242,25 @@ def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print
                        "neural_seeds": config.neural_seeds, "neural_epochs": config.neural_epochs,
                        "test_learners_per_seed": learners_per_seed},
             "definitions": DEFINITIONS, "models": models_out, "cold_start": cold, "significance": significance,
+            "bootstrap_ci": {"seed": config.seeds[0], "confidence": 0.95, "models": bootstrap},
             "ratings": ratings, "validation": validation, "per_learner": learners_seed0}
+
+
+def _refit_learner_labels(mem: duckdb.DuckDBPyConnection, scale) -> str | None:
+    """The learner labels again from this seed's training split (features and classifiers as the pipeline's
+    defaults), in place of the copied ones; the reason when no classifier could learn (neutral labels then)."""
+    features = learner_features(mem, scale)
+    truth = None
+    if "truth_learners" in {r[0] for r in mem.execute("SHOW TABLES").fetchall()}:
+        truth = mem.execute("SELECT learner_id, adaptive FROM truth_learners").df().set_index("learner_id")["adaptive"]
+    result = label_learners(features, truth, LearnerLabelConfig())
+    mem.register("refitted", result.labels)
+    mem.execute("CREATE OR REPLACE TABLE learner_labels AS SELECT * FROM refitted")
+    mem.unregister("refitted")
+    if result.fallback:
+        return (f"no classifier could learn adaptive / non-adaptive labels from this source ({result.fallback}): every "
+                "learner has p_adaptive 0.5 (the level term does not shift)")
+    return None
 
 
 def _rating_errors(mem, info: dict, scale) -> dict[str, dict[str, float]]:
@@ -297,11 +323,17 @@ def write_report(report: dict, out: Path) -> list[Path]:
         lines += ["## Peers", "", _md(pd.DataFrame(report["peers"]).T, tuple(next(iter(report["peers"].values())))), ""]
     if report.get("ratings"):
         lines += ["## Rating prediction (test ratings, seed 0)", "", _md(pd.DataFrame(report["ratings"]).T, ("mae", "mse")), ""]
+    lines += _interval_lines(report.get("bootstrap_ci", {}))
     sig = report.get("significance", {})
+    test_columns = ("mean_diff", "t", "df", "p", "ci_low", "ci_high", "cohens_d", "n")
     if sig:
-        rows = pd.DataFrame(sig["vs"]).T
         lines += [f"## Paired t-tests ({sig['model']} vs baselines, {sig['metric']}, seed {sig['seed']})", "",
-                  _md(rows, ("mean_diff", "t", "df", "p", "ci_low", "ci_high", "cohens_d", "n")), ""]
+                  "The second paper's Table 1 for courses: CF only is `als` (and `ease`, `item_knn`), clustering only "
+                  "is `peer_group`.", "", _md(pd.DataFrame(sig["vs"]).T, test_columns), ""]
+    if sig.get("peers_vs"):
+        lines += ["## Paired t-tests (hybrid_peers vs peer baselines, ndcg@10)", "",
+                  "Table 1 for peers: CF only is `cf_peers`, clustering only is `cluster_random` (peers drawn from "
+                  "the learner's cluster).", "", _md(pd.DataFrame(sig["peers_vs"]).T, test_columns), ""]
     lines += ["## Definitions", ""] + [f"- **{k}**: {v}" for k, v in report["definitions"].items()]
     (out / "report.md").write_text("\n".join(lines) + "\n")
 
@@ -322,6 +354,18 @@ def write_report(report: dict, out: Path) -> list[Path]:
         plt.close(fig)
         files.append(out / "cold_start.png")
     return files
+
+
+def _interval_lines(intervals: dict) -> list[str]:
+    """report.md's bootstrap 95% intervals of the headline metrics (seed 0), as "low-high" per model."""
+    if not intervals.get("models"):
+        return []
+    frame = pd.DataFrame({name: {m: f"{a:.3f}-{b:.3f}" for m, (a, b) in metrics.items()}
+                          for name, metrics in intervals["models"].items()}).T
+    return [f"## Bootstrap {intervals['confidence']:.0%} intervals (seed {intervals['seed']}, over test learners)", "",
+            "1,000 resamples of the test learners, the same resamples for every model.", "",
+            "| model | " + " | ".join(frame.columns) + " |", "|---|" + "---|" * len(frame.columns),
+            *(f"| {name} | " + " | ".join(row) + " |" for name, row in frame.iterrows()), ""]
 
 
 def _validation_lines(validation: dict) -> list[str]:

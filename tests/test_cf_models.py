@@ -11,6 +11,7 @@ from coursepilot.models.base import TrainData
 from coursepilot.models.explain import explain
 from coursepilot.models.fusion import Fusion, tune_fusion
 from coursepilot.models.item_based import EASE, ItemKNN
+from coursepilot.models.level import LevelMatch
 from coursepilot.models.peer_group import PeerGroup
 from coursepilot.models.simple import Popularity, Trending
 from coursepilot.models.tuning import tune_params
@@ -241,3 +242,20 @@ def test_recency_weighs_a_learners_latest_courses_most():
     data.times = times
     plain, recent = EASE(1.0).fit(data), EASE(1.0, recency=1.0).fit(data)
     np.testing.assert_allclose(recent.score(np.arange(2)), weights @ plain.weights, rtol=1e-5, atol=1e-6)
+
+
+def test_intensity_match_pairs_adaptive_learners_with_intensive_courses():
+    """Equation (3)'s labels matched: p_a * p_i + (1 - p_a)(1 - p_i); unknown on either side scores 0.5."""
+    data = _data(np.zeros((3, 3)))
+    data.p_adaptive = np.array([0.9, 0.2, np.nan])
+    data.p_intensive = np.array([0.8, 0.1, np.nan])
+    data.difficulty = np.array([2, 0, -1])
+    intensity = LevelMatch("intensity").fit(data).score(np.arange(3))
+    np.testing.assert_allclose(intensity, [[0.9 * 0.8 + 0.1 * 0.2, 0.9 * 0.1 + 0.1 * 0.9, 0.5],
+                                           [0.2 * 0.8 + 0.8 * 0.2, 0.2 * 0.1 + 0.8 * 0.9, 0.5],
+                                           [0.5, 0.5, 0.5]])
+    assert intensity[0].argmax() == 0 and intensity[1].argmax() == 1  # adaptive -> intensive, non-adaptive -> accessible
+    difficulty = LevelMatch("difficulty").fit(data).score(np.arange(3))
+    np.testing.assert_allclose(LevelMatch("both").fit(data).score(np.arange(3)), (intensity + difficulty) / 2)
+    with pytest.raises(ValueError, match="signal"):
+        LevelMatch("mood")

@@ -6,10 +6,15 @@ import json
 
 import pytest
 
+from coursepilot.evaluation import evaluate, held_out
+from coursepilot.models.base import load_train_data
 from coursepilot.models.catalogue import MODELS as CATALOGUE
-from coursepilot.report import BASELINES, ReportConfig, evaluate_all, flat_keys, write_report
+from coursepilot.models.simple import Popularity
+from coursepilot.report import BASELINES, CI_METRICS, ReportConfig, evaluate_all, flat_keys, isolated_copy, write_report
+from coursepilot.significance import paired_ttest
+from coursepilot.splits import SplitConfig, build_split
 
-from .test_recommenders import data, warehouse  # noqa: F401 - module fixtures reused
+from .test_recommenders import SCALE, data, warehouse  # noqa: F401 - module fixtures reused
 
 MODELS = {spec.name for spec in CATALOGUE if spec.report} | {"hybrid", "hybrid_eq6", "hybrid_eq6_level", "hybrid_tfidf"}
 
@@ -43,6 +48,21 @@ def test_every_model_has_every_key(report):
     assert keys["ratings.biases.mae"] < keys["ratings.global_mean.mae"]
 
 
+def test_the_numbers_are_the_models_scored_on_the_seed_split_with_intervals_around_them(report, warehouse):  # noqa: F811
+    mem = isolated_copy(warehouse)
+    build_split(mem, SplitConfig(seed=0))
+    data = load_train_data(mem, SCALE)  # noqa: F811
+    expected = evaluate(Popularity().fit(data), held_out(mem, data, "test", SCALE), ks=(10,))["ndcg@10"]
+    per_learner = report["per_learner"]
+    assert per_learner[per_learner["model"] == "popularity"]["ndcg@10"].mean() == pytest.approx(expected)
+    intervals = report["bootstrap_ci"]["models"]
+    assert set(intervals) == MODELS and set(intervals["hybrid"]) == set(CI_METRICS)
+    for name in MODELS:
+        seed0 = per_learner[per_learner["model"] == name]["ndcg@10"].mean()
+        low, high = intervals[name]["ndcg@10"]
+        assert low < seed0 < high and high - low < 0.1
+
+
 def test_same_seed_same_numbers_and_the_warehouse_is_untouched(report, warehouse):  # noqa: F811
     before = warehouse.execute("SELECT split, count(*) FROM split GROUP BY 1 ORDER BY 1").fetchall()
     again = evaluate_all(warehouse, ReportConfig(seeds=(0, 1), neural_seeds=0), log=lambda _: None)
@@ -51,9 +71,12 @@ def test_same_seed_same_numbers_and_the_warehouse_is_untouched(report, warehouse
 
 
 def test_report_files(report, tmp_path):
-    files = write_report(report, tmp_path)
+    peers = {"cf_peers": paired_ttest([0.5, 0.4, 0.3], [0.1, 0.2, 0.2])}
+    files = write_report({**report, "significance": {**report["significance"], "peers_vs": peers}}, tmp_path)
     assert {f.name for f in files} >= {"report.json", "report.md", "ndcg_at_k.png", "per_learner.parquet"}
     assert json.loads((tmp_path / "report.json").read_text())["models"]["als"]["ndcg@10"] == pytest.approx(report["models"]["als"]["ndcg@10"])
     text = (tmp_path / "report.md").read_text()
     assert "## Models" in text and "hybrid_eq6" in text and "## The shipped hybrid" in text and "## Definitions" in text
+    assert "## Bootstrap 95% intervals" in text and "## Paired t-tests (hybrid_peers vs peer baselines" in text
+    assert "Validation carve: each learner's latest rows" in text
     assert (tmp_path / "ndcg_at_k.png").read_bytes()[:4] == b"\x89PNG"

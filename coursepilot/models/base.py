@@ -7,7 +7,7 @@ only this interface.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,7 @@ class TrainData:
     p_adaptive: np.ndarray | None = None  # per learner row, NaN when unknown
     extras: dict = field(default_factory=dict)
     times: sparse.csr_matrix | None = None  # interaction time (seconds since the epoch) in matrix's pattern, when known
+    p_intensive: np.ndarray | None = None  # per course, p(cognitively intensive), equation (3); NaN when unknown
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -52,14 +53,13 @@ class TrainData:
 
     def with_matrix(self, matrix: sparse.csr_matrix, times: sparse.csr_matrix | None = None) -> "TrainData":
         """The same learners, courses and content with other interactions (e.g. train minus validation)."""
-        return TrainData(self.learner_ids, self.course_ids, matrix.tocsr(), self.course_vectors, self.course_tfidf,
-                         self.difficulty, self.p_adaptive, self.extras, times)
+        return replace(self, matrix=matrix.tocsr(), times=times)
 
     def subset(self, rows: np.ndarray) -> "TrainData":
         """Only the learner ``rows`` (in that order), with the same courses and content."""
-        return TrainData(self.learner_ids[rows], self.course_ids, self.matrix[rows], self.course_vectors, self.course_tfidf,
-                         self.difficulty, None if self.p_adaptive is None else self.p_adaptive[rows], self.extras,
-                         None if self.times is None else self.times[rows])
+        return replace(self, learner_ids=self.learner_ids[rows], matrix=self.matrix[rows],
+                       p_adaptive=None if self.p_adaptive is None else self.p_adaptive[rows],
+                       times=None if self.times is None else self.times[rows])
 
 
 def interaction_matrix(coded: pd.DataFrame, shape: tuple[int, int], rating_scale) -> sparse.csr_matrix:
@@ -116,7 +116,9 @@ def load_train_data(con, rating_scale, max_learners: int = 0, seed: int = 0) -> 
     course_tfidf = sparse.csr_matrix((tfidf["weight"].to_numpy(np.float32),
                                       (pd.Index(course_ids).get_indexer(tfidf["course_id"]), terms.get_indexer(tfidf["term"]))),
                                      shape=(len(course_ids), len(terms)))
-    levels = con.execute("SELECT course_id, difficulty FROM course_labels ORDER BY course_id").df()
+    intensity = "p_intensive" if "p_intensive" in columns(con, "course_labels") else "NULL AS p_intensive"
+    levels = con.execute(f"SELECT course_id, difficulty, {intensity} FROM course_labels").df().set_index("course_id")
+    levels = levels.reindex(course_ids)
     difficulty = levels["difficulty"].map({v: i for i, v in enumerate(DIFFICULTY_LEVELS)}).fillna(-1).to_numpy(int)
     p_adaptive = np.full(len(learner_ids), np.nan)
     if "learner_labels" in {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}:
@@ -124,7 +126,8 @@ def load_train_data(con, rating_scale, max_learners: int = 0, seed: int = 0) -> 
         rows = pd.Index(learner_ids).get_indexer(labels["learner_id"])
         p_adaptive[rows[rows >= 0]] = labels["p_adaptive"].to_numpy()[rows >= 0]
     extras = {"has_ratings": "rating" in columns(con, "interactions")}
-    return TrainData(learner_ids, course_ids, matrix, vectors, course_tfidf, difficulty, p_adaptive, extras, times)
+    return TrainData(learner_ids, course_ids, matrix, vectors, course_tfidf, difficulty, p_adaptive, extras, times,
+                     levels["p_intensive"].to_numpy(float))
 
 
 class Recommender:

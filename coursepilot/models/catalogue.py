@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
+
 from ..evaluation import evaluate
 from ..sampling import TUNING_LEARNERS, sample_learners, tuning_population
 from .base import Recommender, TrainData
@@ -47,7 +49,7 @@ MODELS = (
     ModelSpec("content_minilm", lambda: Content("minilm")),
     ModelSpec("content_tfidf", lambda: Content("tfidf")),
     ModelSpec("peer_group", PeerGroup, {"clusters": (32, 8, 128)}),
-    ModelSpec("level", LevelMatch, report=False),
+    ModelSpec("level", LevelMatch, {"signal": ("both", "difficulty", "intensity")}, report=False),
 )
 SPECS = {spec.name: spec for spec in MODELS}
 # BPR's SGD runs on one thread (so a seed gives one model) and its cost grows with the interactions: 100 epochs over
@@ -70,13 +72,17 @@ def unusable(spec: ModelSpec, data: TrainData) -> str | None:
         return "no course embeddings"
     if spec.name == "content_tfidf" and (data.course_tfidf is None or data.course_tfidf.nnz == 0):
         return "no course text: the TF-IDF vectors are empty"
-    if spec.name == "level" and not (data.difficulty >= 0).any():
-        return "no course has a known difficulty"
+    if spec.name == "level" and not (data.difficulty >= 0).any() and not _varies(data.p_intensive):
+        return "no course has a known difficulty or intensity"
     if spec.name == "trending" and (data.times is None or not data.times.nnz):
         return "no interaction times"
     if spec.name == "peer_group" and data.shape[0] < 2:
         return "fewer than two learners: no peer group"
     return None
+
+
+def _varies(values) -> bool:
+    return values is not None and np.ptp(np.nan_to_num(values, nan=0.5)) > 0
 
 
 @dataclass

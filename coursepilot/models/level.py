@@ -1,7 +1,14 @@
-"""The level-match term: level(s, c) = 1 - |t_s - d_c| / 2 rewards courses whose difficulty d_c (0 beginner ..
-2 advanced) is near the learner's target level t_s = clip(mean difficulty of their training courses +
-(p_adaptive - 0.5), 0, 2): adaptive learners are pushed toward harder courses, non-adaptive ones toward
-foundational ones. A course of unknown difficulty, or a learner without a target, scores 0.5.
+"""The level-match term: how well a course's level suits the learner, from two signals.
+
+- ``difficulty``: level(s, c) = 1 - |t_s - d_c| / 2 rewards courses whose difficulty d_c (0 beginner ..
+  2 advanced) is near the learner's target level t_s = clip(mean difficulty of their training courses +
+  (p_adaptive - 0.5), 0, 2): adaptive learners are pushed toward harder courses, non-adaptive ones toward
+  foundational ones. A course of unknown difficulty, or a learner without a target, scores 0.5.
+- ``intensity``: the first paper's match of learner and course labels, with p_intensive the course's
+  probability of being cognitively intensive (equation 3) and p_adaptive the learner's of being adaptive:
+  match(s, c) = p_adaptive * p_intensive + (1 - p_adaptive) * (1 - p_intensive), the chance that an adaptive
+  learner meets an intensive course or a non-adaptive one an accessible course. Unknown either way: 0.5.
+- ``both``: the mean of the two.
 """
 
 from __future__ import annotations
@@ -10,6 +17,8 @@ import numpy as np
 
 from ..schema import DIFFICULTY_LEVELS
 from .base import Recommender, TrainData
+
+SIGNALS = ("difficulty", "intensity", "both")
 
 
 def level_targets(data: TrainData) -> np.ndarray:
@@ -23,11 +32,21 @@ def level_targets(data: TrainData) -> np.ndarray:
     return np.clip(mean + shift, 0, 2)
 
 
+def _known_or_half(values: np.ndarray | None, n: int) -> np.ndarray:
+    return np.full(n, 0.5) if values is None else np.where(np.isfinite(values), values, 0.5)
+
+
 class LevelMatch(Recommender):
     """The level term as a model of its own (a component of the hybrids)."""
 
     name = "level"
     state_keys = ("targets",)
+
+    def __init__(self, signal: str = "difficulty"):
+        if signal not in SIGNALS:
+            raise ValueError(f"signal must be one of {SIGNALS}, got {signal!r}")
+        self.signal = signal
+        self.params = {"signal": signal}
 
     def fit(self, data: TrainData, targets: np.ndarray | None = None) -> "LevelMatch":
         """``targets`` replaces t_s (e.g. equation 21's target difficulty, 0-2; NaN falls back to t_s)."""
@@ -38,6 +57,13 @@ class LevelMatch(Recommender):
         return self
 
     def score(self, rows: np.ndarray) -> np.ndarray:
+        if self.signal == "difficulty":
+            return self._difficulty(rows)
+        if self.signal == "intensity":
+            return self._intensity(rows)
+        return (self._difficulty(rows) + self._intensity(rows)) / 2
+
+    def _difficulty(self, rows: np.ndarray) -> np.ndarray:
         """Gathered from a table of each learner's value at every difficulty level (one pass over the batch)."""
         target = self.targets[rows]
         levels = len(DIFFICULTY_LEVELS)
@@ -45,3 +71,8 @@ class LevelMatch(Recommender):
         table[:, :levels] = np.where(np.isnan(target)[:, None], 0.5, 1 - np.abs(target[:, None] - np.arange(levels)) / 2)
         difficulty = self.data.difficulty
         return table[:, np.where(difficulty >= 0, difficulty, levels)]
+
+    def _intensity(self, rows: np.ndarray) -> np.ndarray:
+        adaptive = _known_or_half(self.data.p_adaptive, self.data.shape[0])[rows, None]
+        intensive = _known_or_half(self.data.p_intensive, self.data.shape[1])[None, :]
+        return adaptive * intensive + (1 - adaptive) * (1 - intensive)
