@@ -10,7 +10,7 @@ from coursepilot.evaluation import evaluate, held_out
 from coursepilot.models.base import load_train_data
 from coursepilot.models.catalogue import MODELS as CATALOGUE
 from coursepilot.models.simple import Popularity
-from coursepilot.report import BASELINES, CI_METRICS, ReportConfig, evaluate_all, flat_keys, isolated_copy, write_report
+from coursepilot.report import BASELINES, CALIBRATED, CI_METRICS, ReportConfig, evaluate_all, flat_keys, isolated_copy, write_report
 from coursepilot.significance import paired_ttest
 from coursepilot.splits import SplitConfig, build_split
 
@@ -44,7 +44,8 @@ def test_every_model_has_every_key(report):
     assert set(per_learner["model"]) == MODELS and len(per_learner) == len(MODELS) * report["config"]["test_learners_per_seed"][0]
     hybrid = per_learner[per_learner["model"] == "hybrid"]["ndcg@10"].mean()
     assert hybrid == pytest.approx(report["models"]["hybrid"]["ndcg@10"], abs=0.02)  # seed 0 vs the mean over seeds
-    assert set(report["ratings"]) == {"global_mean", "biases", "user_knn_rating"}
+    assert set(report["ratings"]) == {"global_mean", "biases", "user_knn_rating"} | {f"{m}_calibrated" for m in CALIBRATED}
+    assert all(0 < e["mae"] < 4 and e["mae"] ** 2 <= e["mse"] for e in report["ratings"].values())
     assert keys["ratings.biases.mae"] < keys["ratings.global_mean.mae"]
 
 

@@ -1,0 +1,48 @@
+"""Ranking scores mapped to the rating scale, so ranking models get the first paper's Table 3 errors (MAE, MSE).
+
+A ranking model's score orders courses but is not a rating. Per model, an isotonic regression (monotone, so the
+order is kept; clipped to the rating scale) is fitted from the score of each validation pair (a model fitted on
+training minus the validation carve, scoring the carve's rated interactions) to its rating; the model fitted on
+all of training then scores each rated test pair and the fitted map turns the score into a predicted rating.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.isotonic import IsotonicRegression
+
+from .models.base import Recommender
+from .models.ratings import rating_errors
+
+
+def pair_scores(model: Recommender, rows: np.ndarray, cols: np.ndarray, batch: int = 2048) -> np.ndarray:
+    """The model's score of each (learner row, course column) pair, scoring each learner once."""
+    learners, at = np.unique(rows, return_inverse=True)
+    out = np.empty(len(rows))
+    for start in range(0, len(learners), batch):
+        part = np.flatnonzero((at >= start) & (at < start + batch))
+        scores = np.asarray(model.score(learners[start:start + batch]), dtype=float)
+        out[part] = scores[at[part] - start, cols[part]]
+    return out
+
+
+def calibrated_errors(valid_models: dict[str, Recommender], valid_pairs: tuple, test_models: dict[str, Recommender],
+                      test_pairs: tuple, scale: tuple[float, float]) -> dict[str, dict[str, float]]:
+    """{model: MAE, MSE} on the test pairs of each model in both dicts; pairs are (rows, cols, ratings) arrays."""
+    (valid_rows, valid_cols, valid_ratings), (test_rows, test_cols, test_ratings) = valid_pairs, test_pairs
+    if len(np.unique(valid_ratings)) < 2 or not len(test_ratings):
+        return {}
+    out = {}
+    for name in valid_models.keys() & test_models.keys():
+        calibration = IsotonicRegression(y_min=scale[0], y_max=scale[1], out_of_bounds="clip")
+        calibration.fit(_finite(pair_scores(valid_models[name], valid_rows, valid_cols)), valid_ratings)
+        predicted = calibration.predict(_finite(pair_scores(test_models[name], test_rows, test_cols)))
+        out[name] = rating_errors(test_ratings, predicted)
+    return dict(sorted(out.items()))
+
+
+def _finite(scores: np.ndarray) -> np.ndarray:
+    """Scores with -inf / NaN (a course a model cannot score) set below every finite score."""
+    finite = np.isfinite(scores)
+    low = scores[finite].min() - 1 if finite.any() else 0.0
+    return np.where(finite, scores, low)
