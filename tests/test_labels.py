@@ -114,6 +114,16 @@ def test_threshold_rule_labels_when_no_ground_truth(synthetic):
     assert result.cv[result.chosen].accuracy > 0.85  # the rule is a function of the features: learnable
 
 
+def test_threshold_rule_calls_the_better_performers_adaptive():
+    """The rule's direction: a performance score above the cohort's quantile is adaptive, at or below it is not."""
+    grades = pd.DataFrame({"learner_id": list("abcde"), "avg_grade": [0.9, 0.1, 0.5, 0.7, 0.3]})
+    features = FeatureTable(grades, grades, ["avg_grade"], {})
+    assert features.performance == ["avg_grade"]
+    rule, threshold = threshold_labels(features, 0.5)
+    assert threshold == pytest.approx(0.5)
+    assert list(rule) == [True, False, False, True, False]
+
+
 def test_course_classifier_beats_majority_on_embeddings(synthetic):
     courses = synthetic.execute("SELECT * FROM courses ORDER BY course_id").df()
     vectors = embed_texts(course_texts(courses))

@@ -150,6 +150,14 @@ def test_minmax_rows_spans_the_finite_scores_of_each_row():
     assert mixed[3, 0] == 0 and mixed[3, 2] == 1
 
 
+def test_equation_6_is_alpha_cf_plus_one_minus_alpha_content_plus_the_level_term(data):
+    hybrid = Hybrid(Popularity(), Content("tfidf"), alpha=0.3, level_weight=0.2).fit(data)
+    rows = np.arange(6)
+    cf, content = minmax_rows(Popularity().fit(data).score(rows)), minmax_rows(Content("tfidf").fit(data).score(rows))
+    np.testing.assert_allclose(hybrid.score(rows), 0.3 * cf + 0.7 * content + 0.2 * hybrid.level(rows), atol=1e-6)
+    assert np.ptp(content) > 0 and np.ptp(cf) > 0  # both terms carry something to get wrong
+
+
 def test_level_term_is_one_minus_half_the_level_distance(data):
     hybrid = Hybrid(Popularity(), Popularity()).fit(data, targets=np.r_[np.nan, 0.0, 1.3, 2.0, np.full(data.shape[0] - 4, np.nan)])
     hybrid.level_term.targets[0] = np.nan  # a learner without a training course of known difficulty
@@ -306,6 +314,11 @@ def test_rating_prediction_hand_computed_and_better_than_the_mean(warehouse):
     # a and b rate alike; c's prediction for y leans on them: mu_c + their centred ratings of y
     predicted = models.predict("user_knn_rating", pd.DataFrame({"learner_id": ["c"], "course_id": ["y"]}))[0]
     assert predicted == pytest.approx(1.0, abs=1e-9)  # clipped at the scale's floor: 1 + (-1) = 0 -> 1
+    # unclipped, equation (9): d (mean 4) rates like a and b; r(d, y) = 4 + Σ sim (r - mean) / Σ |sim| = 4 + (-1) = 3
+    with_d = pd.concat([train, pd.DataFrame({"learner_id": ["d"], "course_id": ["x"], "rating": [4.0]})])
+    models = RatingModels((1.0, 5.0), regularisation=0.0, passes=1).fit(with_d)
+    predicted = models.predict("user_knn_rating", pd.DataFrame({"learner_id": ["d"], "course_id": ["y"]}))[0]
+    assert predicted == pytest.approx(3.0, abs=1e-9)
     real = RatingModels((1.0, 5.0)).fit(split_frame(warehouse, ("train",)))
     test = split_frame(warehouse, ("test",)).dropna(subset=["rating"])
     mean_mae = rating_errors(test["rating"], real.predict("global_mean", test))["mae"]
