@@ -3,7 +3,9 @@
 Protocol (README "Evaluation"): for each seed, the split is rebuilt with that seed on an in-memory
 copy of the warehouse (the pipeline's own tables are never touched; above ``max_learners`` learners
 the copy holds a seeded sample of that many, the same for every seed); every model is trained on
-``train``; the hybrids are tuned on a validation carve of ``train``; all are scored on ``test``.
+``train``; each model's settings are searched on the first seed's validation carve of ``train`` and kept
+for the other seeds, the fusion's weights and equation (6)'s alpha are chosen on each seed's carve; all are
+scored on ``test``.
 The table reports the mean over seeds and the standard deviation (``<metric>@<k>_std``).
 """
 
@@ -85,11 +87,11 @@ def isolated_copy(con: duckdb.DuckDBPyConnection, max_learners: int = 0, seed: i
 
 
 def _models(config: ReportConfig, data: TrainData, fit_data: TrainData, valid: dict, with_neural: bool,
-            log=print) -> tuple[dict[str, Recommender], dict, dict[str, Recommender]]:
-    """Every model of the catalogue tuned on ``valid`` and refitted on ``data``, the fusion (``hybrid``), the paper's
-    equation (6) hybrids and the neural hybrid; with what validation said about them; and the ``CALIBRATED``
-    models as fitted on ``fit_data`` (training minus the carve)."""
-    trained = tune_models(fit_data, valid, log=log)
+            kept: dict[str, dict] | None = None, log=print) -> tuple[dict[str, Recommender], dict, dict[str, Recommender]]:
+    """Every model of the catalogue tuned on ``valid`` (``kept[name]`` fixes a model's settings) and refitted on
+    ``data``, the fusion (``hybrid``), the paper's equation (6) hybrids and the neural hybrid; with what validation
+    said about them; and the ``CALIBRATED`` models as fitted on ``fit_data`` (training minus the carve)."""
+    trained = tune_models(fit_data, valid, kept=kept, log=log)
     fusion = fusion_tuning(trained)
     models = {name: build(name, params).fit(data) for name, params in trained.params.items() if SPECS[name].report}
     models["hybrid"] = fitted_fusion(data, trained.params, fusion.weights, models)
@@ -211,7 +213,8 @@ def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print
         if not relevant:
             raise ValueError("no learner has test interactions: this source has nothing to rank")
         fit_data, valid, carve = validation_data(mem, data, scale, 0.2, seed)
-        models, tuning, on_fit = _models(config, data, fit_data, valid, with_neural=i < config.neural_seeds, log=log)
+        kept = None if i == 0 else validation["params"]  # settings searched on the first seed, weights on each
+        models, tuning, on_fit = _models(config, data, fit_data, valid, i < config.neural_seeds, kept, log=log)
         tuning["carve"] = carve.describe()
         results, per_learner, intervals = {}, {}, {}
         for name, model in models.items():
