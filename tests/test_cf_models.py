@@ -180,6 +180,25 @@ def test_coordinate_ascent_finds_the_grid_optimum_of_a_separable_score(monkeypat
     assert result.params == {"a": 2, "b": 30}
     assert len(seen) == len(set(seen)) == 4 + 2 + 3  # each point fitted once: a's line, b's line, a's line again
     assert (result.model.a, result.model.b) == (2, 30)
+    # b read only when scoring: one fit per value of a, every b a rescoring of it
+    seen.clear()
+    Probe.score_params = ("b",)
+    result = tune_params(Probe, {"a": (0, 1, 2, 3), "b": (10, 20, 30)}, data, {})
+    assert result.params == {"a": 2, "b": 30} and (result.model.a, result.model.b) == (2, 30)
+    assert sorted(seen) == [(0, 10), (1, 10), (2, 10), (3, 10)]
+
+
+def test_a_rescored_item_model_equals_one_fitted_with_the_value():
+    rng = np.random.default_rng(0)
+    data = _data(rng.random((8, 5)) < 0.5)
+    data.times = data.matrix.copy()
+    data.times.data = rng.random(data.times.nnz).astype(np.float32) * 1e6
+    fitted = EASE(10.0, recency=0.0).fit(data)
+    np.testing.assert_allclose(fitted.rescored(recency=2.0).score(np.arange(8)),
+                               EASE(10.0, recency=2.0).fit(data).score(np.arange(8)), rtol=1e-5, atol=1e-6)
+    assert fitted.recency == 0.0  # the fitted model is untouched
+    with pytest.raises(ValueError, match="refit"):
+        fitted.rescored(regularization=1.0)
 
 
 def test_trending_weighs_each_interaction_by_its_age_in_half_lives():

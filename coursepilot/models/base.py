@@ -7,6 +7,7 @@ only this interface.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -135,6 +136,17 @@ class Recommender:
 
     name = "base"
     state_keys: tuple[str, ...] = ()  # the fitted arrays that, with the training data, restore the model (serving)
+    score_params: tuple[str, ...] = ()  # parameters read only when scoring: a fitted model takes new values as is
+
+    def rescored(self, **params) -> "Recommender":
+        """A copy of this fitted model with other values of its ``score_params`` (no refit)."""
+        if not set(params) <= set(self.score_params):
+            raise ValueError(f"{sorted(set(params) - set(self.score_params))} need a refit of {self.name}")
+        model = copy.copy(self)
+        for key, value in params.items():
+            setattr(model, key, value)
+        model.params = {**getattr(self, "params", {}), **params}
+        return model
 
     def fit(self, data: TrainData) -> "Recommender":
         self.data = data

@@ -40,6 +40,7 @@ class ItemBased(Recommender):
 
     weights: np.ndarray | sparse.csr_matrix
     state_keys = ("weights",)
+    score_params = ("recency",)
     recency: float = 0.0
 
     def history(self, rows: np.ndarray) -> sparse.csr_matrix:

@@ -30,16 +30,27 @@ def tune_params(build: Callable[..., Recommender], grid: dict[str, tuple], fit_d
                 rounds: int = 2) -> Tuned:
     """Coordinate ascent of ``build(**params)`` over ``grid`` by nDCG@10 on ``valid`` (fitted on ``fit_data``).
 
-    Ties keep the earlier point. A grid of single values fits once (the nightly keeps the last choice so).
+    Ties keep the earlier point. A grid of single values fits once (the nightly keeps the last choice so). A
+    parameter the model reads only when scoring (its ``score_params``, e.g. the item-based models' recency)
+    rescores the fitted model instead of fitting it again.
     """
     current = {name: values[0] for name, values in grid.items()}
     scores: dict[tuple, float] = {}
     best: dict = {}  # the fitted model of the best point so far (the one ascent stands on)
+    fits: dict[tuple, Recommender] = {}  # by the parameters a fit depends on: the others only rescore it
+
+    def fitted(params: dict) -> Recommender:
+        model = build(**params)
+        key = tuple(sorted((k, v) for k, v in params.items() if k not in model.score_params))
+        if key in fits:
+            return fits[key].rescored(**{k: v for k, v in params.items() if k in model.score_params})
+        fits[key] = model.fit(fit_data)
+        return fits[key]
 
     def score(params: dict) -> float:
         key = tuple(sorted(params.items()))
         if key not in scores:
-            model = build(**params).fit(fit_data)
+            model = fitted(params)
             scores[key] = evaluate(model, valid, ks=(10,)).get("ndcg@10", 0.0)
             if not best or scores[key] > best["score"]:
                 best.update(score=scores[key], model=model)
