@@ -11,15 +11,22 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 
 from coursepilot import ingest
 from coursepilot.evaluation import held_out
+from coursepilot.metrics import hit_matrix, metrics_from_hits
 from coursepilot.models.base import load_train_data, split_matrix
+from coursepilot.models.factors import Factorisation
+from coursepilot.models.hybrid import Hybrid, validation_data
+from coursepilot.models.simple import Content
 from coursepilot.models.store import load_arrays, load_params, model_path, previous_choice, save_arrays, save_params
 from coursepilot.peer_ranking import (PeerConfig, active_peers, cf_peers, cluster_random_peers, evaluate_peers, hybrid_peers,
                                       ranked_matrix, scored_candidates)
 from coursepilot.peer_tuning import CourseSide, PeerTuning, peer_validation, tune_weights, tuning_sample
-from coursepilot.peers import (ClusterConfig, ClusterSpace, StateWeights, align_labels, dbscan, kmeans, latest_by_window,
-                              weekly_windows)
+from coursepilot.peers import (ClusterConfig, ClusterSpace, StateWeights, Steering, align_labels, dbscan, kmeans,
+                              last_targets, latest_by_window, tune_steering, weekly_windows)
 from coursepilot.peers import learner_state as compute_state
 from coursepilot.profiles import engagement_weights, load_profiles
+from coursepilot.sampling import (SCORED_LEARNERS, TUNING_FIT_LEARNERS, TUNING_LEARNERS, restrict, sample_learners,
+                                 sample_rows)
+from coursepilot.schema import DIFFICULTY_LEVELS
 from coursepilot.splits import coded_interactions
 from coursepilot.significance import paired_ttest
 from coursepilot.training import train_and_track
@@ -62,17 +69,22 @@ def _train_with_courses(con, learners: np.ndarray | None = None) -> pd.DataFrame
 
 @asset(group_name=GROUP, kinds={"duckdb"}, deps=["split", "course_labels"],
        description="Per learner and week: watch W, rating R, engagement E, proficiency D (eq. 3), state T (eq. 6), "
-                   "knowledge P (eq. 20) and the next target difficulty (eq. 21).")
-def learner_state(context: AssetExecutionContext, config: StateSettings, warehouse: WarehouseResource) -> MaterializeResult:
+                   "knowledge P (eq. 20) and the next target difficulty (eq. 21); a signal missing from a week is left "
+                   "out of that week's T and P, the other weights renormalised.")
+def learner_state(context: AssetExecutionContext, config: StateSettings, warehouse: WarehouseResource,
+                  home: ProjectHomeResource) -> MaterializeResult:
+    weights = StateWeights(**config.model_dump())
     with warehouse.get_connection() as con:
         frame = _train_with_courses(con)
-        state = compute_state(frame, ingest.source_info(con)["rating_scale"], StateWeights(**config.model_dump()))
+        state = compute_state(frame, ingest.source_info(con)["rating_scale"], weights)
         replace_tables(con, {"learner_state": state})
+    save_params(home.home, "learner_state", asdict(weights))  # difficulty_steering rebuilds P with the same weights
     missing = [s for s in ("W", "R") if s not in state]
     if missing:
         context.log.info(f"signals the source lacks, left out of T and P (weights renormalised): {', '.join(missing)}")
     last = state.sort_values("week").groupby("learner_id").tail(1)
-    return MaterializeResult(metadata={
+    unrated = {"share_weeks_without_rating": round(float(state["R"].isna().mean()), 4)} if "R" in state else {}
+    return MaterializeResult(metadata={**unrated,
         "dagster/row_count": len(state), "windows": int(state["week"].nunique()), "learners": int(state["learner_id"].nunique()),
         "signals": ", ".join(s for s in ("W", "R", "E") if s in state),
         "mean_P_last_window": round(float(last["P"].mean()), 4),
@@ -177,36 +189,105 @@ def peer_clusters(context: AssetExecutionContext, config: ClusterSettings, wareh
         "cluster_map": MetadataValue.md(f"![clusters](data:image/png;base64,{cluster_map})")})
 
 
+class SteeringSettings(Config):
+    """Equation (21)'s delta and theta are chosen on this validation carve of train (the hybrid's own)."""
+
+    validation_share: float = 0.2
+    seed: int = 0
+
+
+def _ndcg(model, relevant: dict) -> np.ndarray:
+    """Per-learner nDCG@10 of a fitted ``model`` over the learners of ``relevant`` ({row: course columns})."""
+    rows = np.array(sorted(relevant), dtype=np.int64)
+    sets = [relevant[int(r)] for r in rows]
+    hits = hit_matrix(model.recommend(rows, 10), sets)
+    return metrics_from_hits(hits, np.array([len(s) for s in sets]), (10,))["ndcg@10"]
+
+
+def _carved_state(con, data, held: np.ndarray, rows: np.ndarray, scale, weights: StateWeights) -> pd.DataFrame:
+    """Learning state of the learner ``rows`` of ``data`` from their training rows outside the carve (``held``, over
+    the coded training rows); learners numbered by position in ``rows``."""
+    coded = coded_interactions(con, ("train",), data.learner_ids, data.course_ids)[~held]
+    coded = coded[np.isin(coded["row"], rows)]
+    difficulty = np.array([*DIFFICULTY_LEVELS, None], dtype=object)[data.difficulty[coded["col"]]]  # -1 (unknown): None
+    frame = coded.drop(columns=["row", "col"]).assign(learner_id=np.searchsorted(rows, coded["row"]),
+                                                      course_id=coded["col"], difficulty=difficulty)
+    if "duration_min" in columns(con, "courses"):
+        duration = con.execute("SELECT course_id, duration_min FROM courses").df().set_index("course_id")
+        frame["duration_min"] = duration["duration_min"].reindex(data.course_ids).to_numpy(float)[coded["col"]]
+    return compute_state(frame, scale, weights)
+
+
+def _tuned_steering(con, data, home, config: SteeringSettings, scale) -> tuple[Steering, float, str]:
+    """(eq. 21's delta and theta tuned on the validation carve of train, the unsteered ranking's validation nDCG@10,
+    the carve). The equation (6) hybrid is fitted on train minus the carve, within the tuning population."""
+    fit_data, valid, carve = validation_data(con, data, scale, config.validation_share, config.seed)
+    rows = sample_rows(data.shape[0], TUNING_FIT_LEARNERS, config.seed)
+    rows = np.arange(data.shape[0]) if rows is None else rows
+    fit_data, valid = fit_data.subset(rows), sample_learners(restrict(valid, rows), TUNING_LEARNERS, config.seed)
+    state = _carved_state(con, data, carve.held, rows, scale, StateWeights(**load_params(home, "learner_state")))
+    choice = load_params(home, "hybrid_eq6")
+    hybrid = Hybrid(Factorisation("als", **load_params(home, "als")), Content("minilm"), choice["alpha"],
+                    choice["level_weight"]).fit(fit_data)
+
+    def score(targets: pd.Series | None) -> float:
+        steer = None if targets is None else targets.reindex(np.arange(len(rows))).to_numpy(float)
+        return float(_ndcg(hybrid.fit(fit_data, fit_parts=False, targets=steer), valid).mean())
+
+    return tune_steering(state, score), score(None), carve.describe()
+
+
 @asset(group_name=GROUP, kinds={"mlflow"}, deps=["learner_state", "hybrid_model", "als_model"],
-       description="Does equation (21)'s target difficulty help? The tuned hybrid with t_s from eq. 21 vs from the learner labels, on test.")
-def difficulty_steering(context: AssetExecutionContext, warehouse: WarehouseResource, home: ProjectHomeResource,
-                        tracking: TrackingResource) -> MaterializeResult:
-    with warehouse.get_connection(read_only=True) as con:
-        scale = ingest.source_info(con)["rating_scale"]
-        data = load_train_data(con, scale)
-        relevant = held_out(con, data, "test", scale)
-        last = con.execute("SELECT learner_id, target_difficulty FROM learner_state "
-                           "QUALIFY row_number() OVER (PARTITION BY learner_id ORDER BY week DESC) = 1").df()
-        tags = run_tags(context, con)
-    targets = last.set_index("learner_id")["target_difficulty"].reindex(data.learner_ids).to_numpy(float)
+       description="Does equation (21)'s target difficulty help? delta and theta tuned on a validation carve of train; "
+                   "the tuned hybrid with t_s from eq. 21 vs from the learner labels (unsteered), on test.")
+def difficulty_steering(context: AssetExecutionContext, config: SteeringSettings, warehouse: WarehouseResource,
+                        home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
     chosen = previous_choice(home.home, "hybrid_eq6", "level_weight")  # equation (6)'s level term, as validation tuned it
     if not chosen:
         reason = ("validation gave the level term no weight: there is nothing for eq. 21's target to steer" if chosen == 0
                   else "equation (6) was not fitted (no course embeddings): there is no level term to steer")
         context.log.warning(reason)
         return MaterializeResult(metadata={"skipped": reason})
+    with warehouse.get_connection(read_only=True) as con:
+        scale = ingest.source_info(con)["rating_scale"]
+        data = load_train_data(con, scale)
+        relevant = held_out(con, data, "test", scale)
+        steering, unsteered_valid, carve = _tuned_steering(con, data, home.home, config, scale)
+        state = con.execute("SELECT learner_id, week, P, level, target_difficulty FROM learner_state "
+                            "ORDER BY learner_id, week").df()
+        tags = run_tags(context, con)
+    save_params(home.home, "difficulty_steering", {"delta": steering.delta, "theta": steering.theta,
+                                                   "valid_ndcg_at_10": steering.valid_ndcg,
+                                                   "valid_ndcg_at_10_unsteered": unsteered_valid})
+    context.log.info(f"eq. 21 tuned on validation ({carve}): delta {steering.delta}, theta {steering.theta}, "
+                     f"nDCG@10 {steering.valid_ndcg:.4f} (unsteered {unsteered_valid:.4f})")
+    targets = {"configured": state.groupby("learner_id")["target_difficulty"].last(),
+               "tuned": last_targets(state, steering.delta, steering.theta)}
+    steered = {name: t.reindex(data.learner_ids).to_numpy(float) for name, t in targets.items()}
     tracker = tracking.tracker(home.home)
-    results, runs = {}, {}
-    for name, steer in (("hybrid_eq6_level", None), ("hybrid_eq21", targets)):
+    scored = sample_learners(relevant, SCORED_LEARNERS)  # the learners train_and_track scores
+    results, runs, per = {}, {}, {}
+    for name, steer in (("hybrid_eq6_level", None), ("hybrid_eq21", steered["tuned"])):
         model = fitted_hybrid(home.home, data, name=name, targets=steer)
         results[name], runs[name] = train_and_track(model, data, relevant, tracker, tags,
                                                     {"alpha": model.alpha, "level_weight": model.level_weight,
-                                                     "targets": "eq. 21" if steer is not None else "learner labels"}, fit=False)
-    table = pd.DataFrame([{"model": n, **{k: round(m[k], 4) for k in ("precision@10", "recall@10", "ndcg@10", "map@10")}}
-                          for n, m in results.items()])
+                                                     "targets": "learner labels" if steer is None else "eq. 21",
+                                                     "delta": steering.delta, "theta": steering.theta}, fit=False)
+        per[name] = _ndcg(model, scored)
+    configured = float(_ndcg(fitted_hybrid(home.home, data, targets=steered["configured"]), scored).mean())
+    keys = ("precision@10", "recall@10", "ndcg@10", "map@10")
+    table = pd.DataFrame([{"model": n, **{k: round(m[k], 4) for k in keys}} for n, m in results.items()])
     gain = results["hybrid_eq21"]["ndcg@10"] - results["hybrid_eq6_level"]["ndcg@10"]
-    return MaterializeResult(metadata={"test_metrics": markdown_table(table), "ndcg@10_gain_of_eq21": round(gain, 4),
-                                       "mlflow_runs": MetadataValue.json(runs)})
+    test = paired_ttest(per["hybrid_eq21"], per["hybrid_eq6_level"])
+    return MaterializeResult(metadata={
+        "test_metrics": markdown_table(table), "ndcg@10_gain_of_eq21": round(gain, 4),
+        "eq21_helps_on_test": bool(gain > 0 and test["p"] < 0.05),
+        "paired_ttest_vs_unsteered": MetadataValue.json({k: round(float(v), 4) for k, v in test.items()}),
+        "tuned_delta": steering.delta, "tuned_theta": steering.theta,
+        "validation_ndcg@10": MetadataValue.json({"eq21_tuned": round(steering.valid_ndcg, 4),
+                                                  "unsteered": round(unsteered_valid, 4)}),
+        "validation_grid": markdown_table(steering.grid.round(4)), "validation_carve": carve,
+        "test_ndcg@10_eq21_configured": round(configured, 4), "mlflow_runs": MetadataValue.json(runs)})
 
 
 class PeerSettings(Config):

@@ -3,12 +3,14 @@
 Learning state, per learner and weekly window (one window without timestamps), from training data:
 - W_u(t): mean watch share (0-1); R_u(t): mean rating scaled 0-1; E_u(t): engagement minutes
   (watch share x course duration, else clicks, else courses taken) min-max scaled over all windows;
-  a signal the source lacks is left out and the weights of the others are renormalised;
+  a signal missing from a window (a source without ratings, or a week without one) is left out of
+  that window's T and P and the weights of the others are renormalised;
 - D_u(t), equation (3): (1/|I_u|) sum_i d_i W_ui over the courses taken up to t, d_i = 1, 2, 3 for
   basic, intermediate, advanced (W_ui = 1 without watch data);
 - T_u(t) = alpha R + beta W + gamma E (eq. 6); P_u(t) = eta1 W + eta2 R + eta3 E (eq. 20);
 - d_{t+1} = d_t + delta (P_u(t) - theta) (eq. 21), starting from the mean difficulty (0-2) of the
-  learner's first window and clipped to [0, 2]: the target difficulty of the next course.
+  learner's first window and clipped to [0, 2]: the target difficulty of the next course. delta and
+  theta are chosen on the validation nDCG@10 of the ranking they steer (:func:`tune_steering`).
 
 Peer groups per window: K-means (k by silhouette within a range, or fixed) over the interaction
 vectors up to t (eq. 13, reduced by truncated SVD) joined with the multi-factor profile (eq. 18-19,
@@ -20,6 +22,7 @@ on centroids), so a changed label means a learner moved.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -48,10 +51,10 @@ class StateWeights:
 
 
 def _combine(parts: dict[str, pd.Series], weights: dict[str, float]) -> pd.Series:
-    """Weighted sum over the signals present, weights renormalised to sum to 1."""
+    """Weighted sum per row over the signals present in that row, their weights renormalised to sum to 1."""
     present = {k: w for k, w in weights.items() if k in parts}
-    total = sum(present.values())
-    return sum(parts[k].fillna(0.0) * (w / total) for k, w in present.items())
+    total = sum(parts[k].notna() * w for k, w in present.items())
+    return sum(parts[k].fillna(0.0) * w for k, w in present.items()) / total
 
 
 def weekly_windows(frame: pd.DataFrame) -> np.ndarray:
@@ -62,7 +65,8 @@ def weekly_windows(frame: pd.DataFrame) -> np.ndarray:
 
 
 def learner_state(frame: pd.DataFrame, rating_scale, weights: StateWeights = StateWeights()) -> pd.DataFrame:
-    """Per (learner, window): W, R, E, D, T, P and the target difficulty for the next course.
+    """Per (learner, window): W, R, E, D, T, P, the window's mean course level (0-2) and the target difficulty for
+    the next course. Rows are grouped by learner, in window order.
 
     ``frame``: training interactions with ``difficulty`` (text) and ``duration_min`` joined from courses.
     """
@@ -95,34 +99,69 @@ def learner_state(frame: pd.DataFrame, rating_scale, weights: StateWeights = Sta
         frame["known"] = level.notna().astype(float)
         per = frame.groupby(["learner_id", "week"])[["dw", "known"]].sum().groupby(level=0).cumsum()
         state["D"] = (per["dw"] / per["known"].where(per["known"] > 0)).reindex(state.index)
-        first = frame.assign(lv=level - 1).groupby(["learner_id", "week"])["lv"].mean()
+        level_mean = frame.assign(lv=level - 1).groupby(["learner_id", "week"])["lv"].mean()
     else:
         state["D"] = np.nan
-        first = pd.Series(np.nan, index=state.index)
+        level_mean = pd.Series(np.nan, index=state.index)
     parts = {k: state[k] for k in ("W", "R", "E") if k in state}
     state["T"] = _combine(parts, {"R": weights.alpha, "W": weights.beta, "E": weights.gamma})
     state["P"] = _combine(parts, {"W": weights.eta1, "R": weights.eta2, "E": weights.eta3})
-    state["target_difficulty"] = _adjust(state, first.reindex(state.index), weights)
+    state["level"] = level_mean.reindex(state.index)
+    state["target_difficulty"] = difficulty_path(state.index.get_level_values(0).to_numpy(), state["P"].to_numpy(),
+                                                 state["level"].to_numpy(), weights.delta, weights.theta)
     state = state.reset_index()
     state["learner_id"] = np.asarray(learner_ids, dtype=object)[state["learner_id"].to_numpy()]
     return state
 
 
-def _adjust(state: pd.DataFrame, first_level: pd.Series, weights: StateWeights) -> pd.Series:
-    """Equation (21) run forward through each learner's windows (rows grouped by learner, in window order)."""
-    learners = state.index.get_level_values(0).to_numpy()
-    p = state["P"].to_numpy()
+def difficulty_path(learners: np.ndarray, p: np.ndarray, level: np.ndarray, delta: float, theta: float) -> np.ndarray:
+    """Equation (21) run forward through each learner's windows (rows grouped by learner, in window order), from the
+    ``level`` (0-2) of their first window (1 when unknown), clipped to [0, 2]: the target after each window."""
     starts = np.flatnonzero(np.r_[True, learners[1:] != learners[:-1]])
-    sizes = np.diff(np.r_[starts, len(state)])
-    start = first_level.to_numpy()[starts]
-    d = np.where(np.isfinite(start), start, 1.0)
-    out = np.empty(len(state))
+    sizes = np.diff(np.r_[starts, len(learners)])
+    d = np.where(np.isfinite(level[starts]), level[starts], 1.0)
+    out = np.empty(len(learners))
     for step in range(int(sizes.max()) if len(sizes) else 0):  # one step per window, for every learner at once
         live = sizes > step
         rows = starts[live] + step
-        d[live] = np.clip(d[live] + weights.delta * (p[rows] - weights.theta), 0, 2)
+        d[live] = np.clip(d[live] + delta * (p[rows] - theta), 0, 2)
         out[rows] = d[live]
-    return pd.Series(out, index=state.index)
+    return out
+
+
+def last_targets(state: pd.DataFrame, delta: float, theta: float) -> pd.Series:
+    """Each learner's target difficulty after their last window under equation (21) with ``delta`` and ``theta``,
+    by ``learner_id``; ``state`` as :func:`learner_state` returns it."""
+    learners = state["learner_id"].to_numpy()
+    path = difficulty_path(learners, state["P"].to_numpy(float), state["level"].to_numpy(float), delta, theta)
+    last = np.r_[learners[1:] != learners[:-1], True]
+    return pd.Series(path[last], index=learners[last])
+
+
+STEERING_DELTAS = (0.0, 0.1, 0.25, 0.5, 1.0)
+STEERING_THETAS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+
+@dataclass
+class Steering:
+    """Equation (21)'s step and threshold as validation chose them."""
+
+    delta: float
+    theta: float
+    valid_ndcg: float
+    grid: pd.DataFrame  # delta, theta, ndcg@10 of each point tried
+
+
+def tune_steering(state: pd.DataFrame, score: Callable[[pd.Series], float], deltas=STEERING_DELTAS,
+                  thetas=STEERING_THETAS) -> Steering:
+    """The (delta, theta) whose targets (:func:`last_targets`) score best: ``score`` is the validation nDCG@10 of the
+    ranking they steer and ``state`` the learning state of training minus the validation carve. Without a step theta
+    does nothing, so delta 0 is tried once; a tie goes to the smaller delta, then the smaller theta."""
+    points = [(d, t) for d in deltas for t in (thetas if d else thetas[:1])]
+    grid = pd.DataFrame([(d, t, score(last_targets(state, d, t))) for d, t in points],
+                        columns=["delta", "theta", "ndcg@10"])
+    best = grid.loc[grid["ndcg@10"].idxmax()]
+    return Steering(float(best["delta"]), float(best["theta"]), float(best["ndcg@10"]), grid)
 
 
 def adjust_difficulty(d: float, p: float, delta: float, theta: float) -> float:

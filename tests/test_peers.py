@@ -15,10 +15,12 @@ from coursepilot.peer_ranking import (TERMS, PeerConfig, active_peers, cf_peers,
                                       hybrid_peers, ranked_matrix, relevant_counts)
 from coursepilot.peer_tuning import (CourseSide, PeerValidation, peer_validation, tune_weights, tuning_sample,
                                     weight_grid)
-from coursepilot.peers import (ClusterConfig, ClusterSpace, StateWeights, adjust_difficulty, align_labels, dbscan, kmeans,
-                               latest_by_window, learner_state)
+from coursepilot.models.base import TrainData
+from coursepilot.models.level import LevelMatch
+from coursepilot.peers import (ClusterConfig, ClusterSpace, StateWeights, adjust_difficulty, align_labels, dbscan,
+                               difficulty_path, kmeans, last_targets, latest_by_window, learner_state, tune_steering)
 from coursepilot.profiles import CodedVectors, LearnerProfiles, normalise_rows
-from coursepilot.significance import paired_ttest
+from coursepilot.significance import bootstrap_ci, paired_ttest
 
 T0 = pd.Timestamp("2025-01-06")
 
@@ -315,3 +317,68 @@ def test_the_tuning_sample_keeps_each_learners_profile_and_cluster():
     np.testing.assert_array_equal(sampled_labels, labels[sample.ids])  # ids are the row numbers here
     np.testing.assert_allclose(sample.stacked(), validation.profiles.stacked(sample.ids.astype(int)))
     assert tuning_sample(validation.profiles, labels, limit=30)[0] is validation.profiles  # nothing to sample
+
+
+def test_bootstrap_interval_matches_the_normal_one_and_shares_resamples_across_columns():
+    rng = np.random.default_rng(0)
+    x = rng.exponential(size=2000)
+    low, high = bootstrap_ci(np.c_[x, x + 1.0, x], resamples=2000, seed=3)
+    half = 1.96 * x.std(ddof=1) / np.sqrt(len(x))
+    assert low[0] < x.mean() < high[0]
+    assert (high[0] - low[0]) == pytest.approx(2 * half, rel=0.1)  # the CLT interval on a large sample
+    np.testing.assert_allclose([low[1], high[1]], [low[0] + 1, high[0] + 1])  # same resamples for every column
+    assert low[2] == low[0] and high[2] == high[0]
+    with pytest.raises(ValueError):
+        bootstrap_ci(np.ones((1, 2)))
+
+
+def test_eq20_renormalises_over_the_signals_of_a_week_without_a_rating():
+    weights = StateWeights(alpha=0.2, beta=0.5, gamma=0.3, eta1=0.5, eta2=0.3, eta3=0.2, delta=0.5, theta=0.6)
+    data = frame([
+        ("u", "a", 80.0, 4.0, T0, "beginner", 50.0),
+        ("u", "b", 40.0, 2.0, T0 + pd.Timedelta(days=1), "intermediate", 50.0),
+        ("u", "c", 60.0, np.nan, T0 + pd.Timedelta(days=8), "advanced", 150.0),  # week 1: no rating
+        ("v", "a", 100.0, 5.0, T0 + pd.Timedelta(days=2), "beginner", 10.0),
+    ])
+    state = learner_state(data, (1.0, 5.0), weights).set_index(["learner_id", "week"])
+    rated, unrated = state.loc[("u", 0)], state.loc[("u", 1)]
+    # engagement minutes 60, 90 and 10 min-max scaled: 0.625, 1, 0
+    assert rated[["W", "R", "E"]].tolist() == pytest.approx([0.6, 0.5, 0.625]) and np.isnan(unrated["R"])
+    assert rated["P"] == pytest.approx(0.5 * 0.6 + 0.3 * 0.5 + 0.2 * 0.625)  # every weight, summing to 1
+    assert unrated["P"] == pytest.approx((0.5 * 0.6 + 0.2 * 1.0) / (0.5 + 0.2))  # eta1, eta3 renormalised: 0.714
+    assert unrated["T"] == pytest.approx((0.5 * 0.6 + 0.3 * 1.0) / (0.5 + 0.3))  # eq. 6 likewise
+    # eq. 21 from the first week's mean level (0 and 1 -> 0.5) through both weeks
+    assert unrated["target_difficulty"] == pytest.approx(0.5 + 0.5 * (rated["P"] - 0.6) + 0.5 * (unrated["P"] - 0.6))
+
+
+def test_eq21_steps_up_above_theta_and_down_below_it():
+    learners = np.array(["a", "a", "b", "c"], dtype=object)
+    p = np.array([0.9, 0.8, 0.2, 0.7])
+    level = np.array([1.0, np.nan, 0.1, np.nan])  # each learner's first window counts; c's is unknown: 1
+    path = difficulty_path(learners, p, level, delta=0.5, theta=0.6)
+    # a: 1 + 0.5 * 0.3, then + 0.5 * 0.2; b: 0.1 - 0.5 * 0.4 clipped to 0; c: 1 + 0.5 * 0.1
+    np.testing.assert_allclose(path, [1.15, 1.25, 0.0, 1.05])
+    state = pd.DataFrame({"learner_id": learners, "week": [0, 1, 0, 3], "P": p, "level": level})
+    assert last_targets(state, 0.5, 0.6).to_dict() == pytest.approx({"a": 1.25, "b": 0.0, "c": 1.05})
+    assert last_targets(state, 0.0, 0.6).to_dict() == pytest.approx({"a": 1.0, "b": 0.1, "c": 1.0})  # no step
+
+
+def test_steering_tuning_picks_the_point_best_on_validation():
+    """Courses at levels 0, 1, 2. Two strong learners (P 0.95, 0.85) go on to the advanced course, two weak ones
+    (P 0.3, 0.2) to the beginner course; all start at level 0.8. Only delta 2, theta 0.6 moves the strong above
+    1.5 (2.0) and the weak below 0.5 (0.0), which puts every validation course first."""
+    weeks = [(0.95, 0.85)] * 2 + [(0.3, 0.2)] * 2
+    state = pd.DataFrame([(u, w, p, 0.8 if w == 0 else np.nan) for u, ps in enumerate(weeks) for w, p in enumerate(ps)],
+                         columns=["learner_id", "week", "P", "level"])
+    valid = {0: {2}, 1: {2}, 2: {0}, 3: {0}}
+    data = TrainData(np.arange(4), np.arange(3), sparse.csr_matrix((4, 3)), difficulty=np.array([0, 1, 2]))
+
+    def score(targets: pd.Series) -> float:  # validation nDCG@10 of the ranking by level match with these targets
+        top = LevelMatch().fit(data, targets.reindex(range(4)).to_numpy(float)).recommend(np.arange(4), 3)
+        return float(np.mean([ranking_metrics(top[r], valid[r], 10)["ndcg"] for r in range(4)]))
+
+    steering = tune_steering(state, score, deltas=(0.0, 1.0, 2.0), thetas=(0.3, 0.6, 0.9))
+    assert (steering.delta, steering.theta, steering.valid_ndcg) == (2.0, 0.6, pytest.approx(1.0))
+    assert len(steering.grid) == 7  # delta 0 once: theta does nothing without a step
+    unsteered = steering.grid.iloc[0]  # every target 0.8: levels 1, 0, 2 in that order
+    assert unsteered["ndcg@10"] == pytest.approx((2 / np.log2(4) + 2 / np.log2(3)) / 4)
