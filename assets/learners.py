@@ -6,10 +6,10 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 from coursepilot import ingest
 from coursepilot.features import learner_features as compute_features
 from coursepilot.features import load_features, store_frame
-from coursepilot.labels import LearnerLabelConfig, label_learners
+from coursepilot.labels import LearnerLabelConfig, label_learners, truth_labels
 from coursepilot.models.store import previous_choice, save_params
 from coursepilot.tracking import log_classifier
-from coursepilot.warehouse import replace_tables, table_exists
+from coursepilot.warehouse import replace_tables
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource
 
 from .lineage import run_tags
@@ -64,9 +64,7 @@ def learner_labels(context: AssetExecutionContext, config: LearnerLabelSettings,
                    home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
     with warehouse.get_connection() as con:
         features = load_features(con)
-        truth = None
-        if table_exists(con, "truth_learners"):
-            truth = con.execute("SELECT learner_id, adaptive FROM truth_learners").df().set_index("learner_id")["adaptive"]
+        truth = truth_labels(con)
         kept = None if config.retune else previous_choice(home.home, "learner_labels", "chosen")
         settings = {k: v for k, v in config.model_dump().items() if k != "retune"}
         classifiers = (kept,) if kept else LearnerLabelConfig.classifiers

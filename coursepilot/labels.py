@@ -38,6 +38,7 @@ from sklearn.svm import SVC
 
 from .features import FeatureTable
 from .schema import DIFFICULTY_LEVELS
+from .warehouse import table_exists
 
 INTENSIVE_LEVELS = ("intermediate", "advanced")
 THREADS = 2  # the forest's jobs and the chunks every learner is labelled in
@@ -92,6 +93,13 @@ def neutral_labels(learner_ids, training_label=None) -> pd.DataFrame:
     known = pd.Series(pd.NA if training_label is None else training_label, index=ids.index, dtype="boolean")
     return pd.DataFrame({"learner_id": ids, "adaptive": pd.Series(pd.NA, index=ids.index, dtype="boolean"),
                          "p_adaptive": 0.5, "training_label": known})
+
+
+def truth_labels(con) -> pd.Series | None:
+    """The source's own adaptive labels by learner id (``truth_learners``), None where it has none."""
+    if not table_exists(con, "truth_learners"):
+        return None
+    return con.execute("SELECT learner_id, adaptive FROM truth_learners").df().set_index("learner_id")["adaptive"]
 
 
 def performance_score(features: FeatureTable) -> pd.Series:

@@ -23,7 +23,7 @@ import pyarrow as pa
 from .calibration import calibrated_errors
 from .embeddings import embed_texts
 from .features import learner_features
-from .labels import LearnerLabelConfig, label_learners
+from .labels import LearnerLabelConfig, label_learners, truth_labels
 from .metrics import hit_matrix, metrics_from_hits
 from .models.base import Recommender, TrainData, load_train_data, top_k
 from .models.cold_start import blend, popularity, profile_texts, tune_blend
@@ -31,7 +31,6 @@ from .models.catalogue import SPECS, TrainedSet, build, fitted_fusion, fusion_tu
 from .models.hybrid import Hybrid, tune, validation_data
 from .sampling import POPULATION_LEARNERS, sample_rows
 from .significance import bootstrap_ci, paired_ttest
-from .warehouse import columns
 from .splits import SplitConfig, build_split, coded_interactions
 from .evaluation import held_out
 
@@ -205,6 +204,7 @@ def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print
     mem = isolated_copy(con, config.max_learners)
     per_seed, learners_per_seed, cold = [], [], {}
     significance = {}
+    kept = None  # every model's settings: searched on the first seed, kept for the others (fusion weights: per seed)
     for i, seed in enumerate(config.seeds):
         build_split(mem, SplitConfig(test_share=config.test_share, seed=seed))
         labels_note = _refit_learner_labels(mem, scale)
@@ -213,8 +213,8 @@ def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print
         if not relevant:
             raise ValueError("no learner has test interactions: this source has nothing to rank")
         fit_data, valid, carve = validation_data(mem, data, scale, 0.2, seed)
-        kept = None if i == 0 else validation["params"]  # settings searched on the first seed, weights on each
         models, tuning, on_fit = _models(config, data, fit_data, valid, i < config.neural_seeds, kept, log=log)
+        kept = kept or tuning["params"]
         tuning["carve"] = carve.describe()
         results, per_learner, intervals = {}, {}, {}
         for name, model in models.items():
@@ -266,10 +266,7 @@ def _refit_learner_labels(mem: duckdb.DuckDBPyConnection, scale) -> str | None:
     """The learner labels again from this seed's training split (features and classifiers as the pipeline's
     defaults), in place of the copied ones; the reason when no classifier could learn (neutral labels then)."""
     features = learner_features(mem, scale)
-    truth = None
-    if "truth_learners" in {r[0] for r in mem.execute("SHOW TABLES").fetchall()}:
-        truth = mem.execute("SELECT learner_id, adaptive FROM truth_learners").df().set_index("learner_id")["adaptive"]
-    result = label_learners(features, truth, LearnerLabelConfig())
+    result = label_learners(features, truth_labels(mem), LearnerLabelConfig())
     mem.register("refitted", result.labels)
     mem.execute("CREATE OR REPLACE TABLE learner_labels AS SELECT * FROM refitted")
     mem.unregister("refitted")

@@ -16,6 +16,8 @@ from coursepilot.models.peer_group import PeerGroup
 from coursepilot.models.simple import Popularity, Trending
 from coursepilot.models.tuning import tune_params
 
+from .fixed_scores import FixedScores
+
 
 def _data(dense) -> TrainData:
     matrix = sparse.csr_matrix(np.asarray(dense, dtype=np.float32))
@@ -113,23 +115,9 @@ def _signal_case(n=300, m=40, seed=0):
     return _data(x), valid, signal, rng.random((n, m))
 
 
-class _Fixed(Popularity):
-    """A component with given scores (the fusion only reads ``score``)."""
-
-    def __init__(self, scores):
-        self.scores = scores
-
-    def fit(self, data):
-        self.data = data
-        return self
-
-    def score(self, rows):
-        return self.scores[rows]
-
-
 def test_fusion_picks_the_only_component_that_carries_signal():
     data, valid, signal, noise = _signal_case()
-    components = {"noise": _Fixed(noise).fit(data), "signal": _Fixed(signal).fit(data),
+    components = {"noise": FixedScores(noise).fit(data), "signal": FixedScores(signal).fit(data),
                   "popularity": Popularity().fit(data)}
     tuning = tune_fusion(components, data, valid)
     assert tuning.singles["signal"] == pytest.approx(1.0)
@@ -141,7 +129,7 @@ def test_fusion_is_never_worse_than_its_best_part_and_uses_two_when_both_help():
     data, valid, signal, noise = _signal_case(seed=3)
     half = np.where(np.arange(signal.shape[0])[:, None] % 2 == 0, signal, noise)  # signal for even learners only
     other = np.where(np.arange(signal.shape[0])[:, None] % 2 == 1, signal, noise)  # for odd learners only
-    components = {"even": _Fixed(half).fit(data), "odd": _Fixed(other).fit(data)}
+    components = {"even": FixedScores(half).fit(data), "odd": FixedScores(other).fit(data)}
     tuning = tune_fusion(components, data, valid)
     assert tuning.valid_ndcg >= max(tuning.singles.values())
     fusion = Fusion(components, tuning.weights).fit(data, fit_parts=False)
@@ -150,7 +138,7 @@ def test_fusion_is_never_worse_than_its_best_part_and_uses_two_when_both_help():
 
 def test_explanations_name_the_component_that_contributed_most():
     data, valid, signal, noise = _signal_case(n=50)
-    fusion = Fusion({"signal": _Fixed(signal).fit(data), "popularity": Popularity().fit(data)},
+    fusion = Fusion({"signal": FixedScores(signal).fit(data), "popularity": Popularity().fit(data)},
                     {"signal": 1.0, "popularity": 0.25}).fit(data, fit_parts=False)
     top = fusion.recommend(np.array([0]), 5)[0]
     reasons = explain(fusion, 0, top)

@@ -10,7 +10,8 @@ from scipy import sparse
 
 from coursepilot.models.base import TrainData
 from coursepilot.models.fusion import Fusion, tune_fusion
-from coursepilot.models.simple import Popularity
+
+from .fixed_scores import FixedScores
 
 
 def _data(n_learners: int, n_courses: int) -> TrainData:
@@ -18,21 +19,6 @@ def _data(n_learners: int, n_courses: int) -> TrainData:
     return TrainData(np.array([f"L{i}" for i in range(n_learners)], dtype=object),
                      np.array([f"C{j}" for j in range(n_courses)], dtype=object), matrix,
                      difficulty=np.full(n_courses, -1))
-
-
-class _Fixed(Popularity):
-    """A component with given scores that records what it was fitted on."""
-
-    def __init__(self, scores):
-        self.scores = np.asarray(scores, dtype=float)
-        self.fitted_on = None
-
-    def fit(self, data):
-        self.fitted_on = data
-        return self
-
-    def score(self, rows):
-        return self.scores[rows]
 
 
 # Two learners, three courses; learner 0 took course 0 on validation, learner 1 course 1.
@@ -46,7 +32,7 @@ A_ALONE = (1 + 1 / math.log2(3)) / 2
 
 
 def test_coordinate_ascent_by_hand():
-    components = {"a": _Fixed(A), "b": _Fixed(B)}
+    components = {"a": FixedScores(A), "b": FixedScores(B)}
     tuning = tune_fusion(components, _data(2, 3), VALID, weights=(0.0, 0.25, 0.75, 2.0))
     assert tuning.singles == pytest.approx({"a": A_ALONE, "b": 0.75})
     assert tuning.weights == {"a": 1.0, "b": 0.75} and tuning.valid_ndcg == pytest.approx(1.0)
@@ -60,7 +46,7 @@ def test_the_only_component_is_never_dropped_and_a_useless_one_gets_no_weight():
     # b alone is worse and adding it at any grid weight never helps: the ascent keeps a at 1 (its weight 0 is
     # never tried while it is the only one, scaling it changes nothing), b at 0; the table lists b with weight 0.
     useless = [[0.0, 1.0, 0.5], [1.0, 0.0, 0.5]]
-    tuning = tune_fusion({"a": _Fixed(A), "b": _Fixed(useless)}, _data(2, 3), VALID, weights=(0.0, 0.25, 1.5))
+    tuning = tune_fusion({"a": FixedScores(A), "b": FixedScores(useless)}, _data(2, 3), VALID, weights=(0.0, 0.25, 1.5))
     assert tuning.weights == {"a": 1.0} and tuning.valid_ndcg == pytest.approx(A_ALONE)
     assert tuning.steps == [{"component": "a", "weight": 1.0, "valid_ndcg@10": 0.8155}]
     assert tuning.table()[1] == {"component": "b", "weight": 0.0,
@@ -68,9 +54,9 @@ def test_the_only_component_is_never_dropped_and_a_useless_one_gets_no_weight():
 
 
 def test_fusion_score_is_the_weighted_sum_of_minmax_parts_and_drops_zero_weights():
-    a = _Fixed([[2.0, 4.0, 6.0]])  # min-max: (0, 0.5, 1)
-    b = _Fixed([[10.0, 0.0, 5.0]])  # min-max: (1, 0, 0.5)
-    c = _Fixed([[1.0, 2.0, 3.0]])
+    a = FixedScores([[2.0, 4.0, 6.0]])  # min-max: (0, 0.5, 1)
+    b = FixedScores([[10.0, 0.0, 5.0]])  # min-max: (1, 0, 0.5)
+    c = FixedScores([[1.0, 2.0, 3.0]])
     fusion = Fusion({"a": a, "b": b, "c": c}, {"a": 2, "b": 0.5, "c": 0.0})
     assert fusion.weights == {"a": 2.0, "b": 0.5} and list(fusion.components) == ["a", "b"]
     assert fusion.name == "hybrid" and Fusion({"a": a}, {"a": 1.0}, name="fusion").name == "fusion"

@@ -32,8 +32,10 @@ def level_targets(data: TrainData) -> np.ndarray:
     return np.clip(mean + shift, 0, 2)
 
 
-def _known_or_half(values: np.ndarray | None, n: int) -> np.ndarray:
-    return np.full(n, 0.5) if values is None else np.where(np.isfinite(values), values, 0.5)
+def _known_or_half(values: np.ndarray | None, at, n: int) -> np.ndarray:
+    """``values[at]`` (of ``n``), 0.5 where unknown: NaN, or no values at all."""
+    picked = np.full(n, np.nan)[at] if values is None else values[at]
+    return np.where(np.isfinite(picked), picked, 0.5)
 
 
 class LevelMatch(Recommender):
@@ -73,6 +75,6 @@ class LevelMatch(Recommender):
         return table[:, np.where(difficulty >= 0, difficulty, levels)]
 
     def _intensity(self, rows: np.ndarray) -> np.ndarray:
-        adaptive = _known_or_half(self.data.p_adaptive, self.data.shape[0])[rows, None]
-        intensive = _known_or_half(self.data.p_intensive, self.data.shape[1])[None, :]
+        adaptive = _known_or_half(self.data.p_adaptive, rows, self.data.shape[0])[:, None]  # the batch's rows only
+        intensive = _known_or_half(self.data.p_intensive, slice(None), self.data.shape[1])[None, :]
         return adaptive * intensive + (1 - adaptive) * (1 - intensive)
