@@ -1,5 +1,6 @@
 """Course stage: MiniLM embeddings, TF-IDF vectors, difficulty and intensive / accessible labels, similar courses."""
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
@@ -16,6 +17,7 @@ from .lineage import run_tags
 from .metadata import confusion_table, markdown_table
 
 GROUP = "courses"
+NO_TEXT = "no course text: no title or description holds a word TF-IDF can index, so the vectors are empty"
 
 
 def _courses(con) -> pd.DataFrame:
@@ -43,16 +45,21 @@ def course_embeddings(context: AssetExecutionContext, warehouse: WarehouseResour
 
 @asset(group_name=GROUP, kinds={"duckdb", "sklearn"}, deps=["courses"],
        description="TF-IDF (unigrams + bigrams) of the same course text: the 'without GenAI' baseline, stored as (course_id, term, weight).")
-def tfidf_course_vectors(warehouse: WarehouseResource) -> MaterializeResult:
+def tfidf_course_vectors(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     with warehouse.get_connection() as con:
         courses = _courses(con)
         vectorizer, matrix = tfidf_vectors(course_texts(courses))
         coo = matrix.tocoo()
-        terms = vectorizer.get_feature_names_out()
-        replace_tables(con, {"tfidf_course_vectors": pd.DataFrame({
-            "course_id": courses["course_id"].to_numpy()[coo.row], "term": terms[coo.col], "weight": coo.data})})
-    return MaterializeResult(metadata={"dagster/row_count": int(matrix.nnz), "courses": matrix.shape[0],
-                                       "vocabulary": matrix.shape[1], "mean_terms_per_course": round(matrix.nnz / max(matrix.shape[0], 1), 1)})
+        terms = vectorizer.get_feature_names_out() if matrix.shape[1] else np.array([], dtype=object)
+        replace_tables(con, {"tfidf_course_vectors": pa.table({
+            "course_id": pa.array(courses["course_id"].to_numpy()[coo.row], pa.string()),
+            "term": pa.array(terms[coo.col], pa.string()), "weight": pa.array(coo.data, pa.float32())})})
+    metadata = {"dagster/row_count": int(matrix.nnz), "courses": matrix.shape[0], "vocabulary": matrix.shape[1],
+                "mean_terms_per_course": round(matrix.nnz / max(matrix.shape[0], 1), 1)}
+    if not matrix.shape[1]:
+        metadata["fallback"] = NO_TEXT
+        context.log.warning(NO_TEXT)
+    return MaterializeResult(metadata=metadata)
 
 
 class CourseLabelSettings(Config):

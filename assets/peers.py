@@ -367,7 +367,11 @@ def peer_recommendations(context: AssetExecutionContext, config: PeerSettings, w
     keys = ("precision@5", "precision@10", "recall@10", "ndcg@10", "map@10")
     scores, per, evaluated = evaluate_peers(test, rankings, seed=config.seed)
     results = {name: {k: v for k, v in m.items() if k in keys} for name, m in scores.items()}
-    tests = {name: paired_ttest(per["hybrid_peers"], per[name]) for name in rankings if name != "hybrid_peers"}
+    tests = {name: paired_ttest(per["hybrid_peers"], per[name]) for name in rankings
+             if name != "hybrid_peers" and len(per[name]) >= 2}
+    if not tests:
+        context.log.warning(f"peer t-tests skipped: {len(per['hybrid_peers'])} learner(s) to score, a paired t-test "
+                            "needs two")
     save_params(home.home, "peer_metrics", {"peers": results, "significance": tests, "weights": tuning.weights})
     tracker = tracking.tracker(home.home)
     with tracker.run("peer_recommendations", {**tags, "model": "hybrid_peers"}):
@@ -380,7 +384,8 @@ def peer_recommendations(context: AssetExecutionContext, config: PeerSettings, w
                                  for n, t in tests.items()])
     return MaterializeResult(metadata={
         "dagster/row_count": len(table), "evaluated_learners": evaluated, "peer_metrics": markdown_table(metrics),
-        "paired_ttests_ndcg@10": markdown_table(significance), "weights": MetadataValue.json(tuning.weights),
+        "paired_ttests_ndcg@10": markdown_table(significance) if tests else "skipped: fewer than two learners to score",
+        "weights": MetadataValue.json(tuning.weights),
         "weights_from": source,
         "validation_ndcg@10": round(tuning.valid_ndcg, 4), "validation_learners": tuning.learners,
         "validation_ndcg@10_by_ranking": _tuning_table(tuning), "example": markdown_table(table.head(10))})

@@ -12,8 +12,10 @@ Documented repairs (applied unless ``strict``; counted in :class:`~coursepilot.s
 - orphan interactions (unknown learner or course): dropped, but only while they are at most
   ``max_orphan_share`` of the interactions; more than that is an error (it usually means the ids
   of two files do not match).
-Nothing is written until every table has passed, and then all three are replaced in one
-transaction, so a failed load leaves the previous good tables untouched.
+With ``Policy.rankable`` (the pipeline's load) valid data the pipeline could rank nothing from is refused too
+(:func:`check_rankable`): fewer than two courses, fewer than two learners with interactions, or no learner with
+enough courses for the test split and the validation carve. Nothing is written until every table has passed,
+and then all three are replaced in one transaction, so a failed load leaves the previous good tables untouched.
 """
 
 from __future__ import annotations
@@ -33,16 +35,19 @@ from .schema import (
     TableSpec,
     ValidationError,
 )
+from .splits import SplitConfig
 from .warehouse import columns, qident, replace_tables
 
 MAX_ID_CHARS = 200
 EARLIEST_TS = "1970-01-01"
+MIN_TEST_COURSES = SplitConfig.min_interactions
 
 
 @dataclass(frozen=True)
 class Policy:
     strict: bool = False
     max_orphan_share: float = 0.05
+    rankable: bool = False  # also refuse valid data with nothing to rank (check_rankable): the pipeline's load
 
 
 def clean_tables(
@@ -58,6 +63,9 @@ def clean_tables(
     for name, spec in TABLES.items():
         staged[name] = _stage_table(con, spec, raw[name], rating_scale, policy, report)
     _drop_orphans(con, staged, policy, report)
+    if policy.rankable:
+        check_rankable(con, staged)
+    _drop_provenance(con, staged)
     replace_tables(con, {name: f"SELECT * FROM {qident(tmp)}" for name, tmp in staged.items()})
     for name in TABLES:
         report.rows_out[name] = int(con.execute(f"SELECT count(*) FROM {qident(name)}").fetchone()[0])
@@ -203,6 +211,42 @@ def _drop_orphans(con, staged: dict[str, str], policy: Policy, report: CleanRepo
                 key, int(first[1]), first[2])
         con.execute(f"DELETE FROM {inter} i WHERE {orphan}")
         report.repairs.append(Repair("interactions", f"unknown {key}", count, f"dropped; first at {first[0]} row {first[1]}"))
-    for name, tmp in staged.items():
+
+
+def _drop_provenance(con, staged: dict[str, str]) -> None:
+    for tmp in staged.values():
         con.execute(f"ALTER TABLE {qident(tmp)} DROP COLUMN _file")
         con.execute(f"ALTER TABLE {qident(tmp)} DROP COLUMN _row")
+
+
+def check_rankable(con, staged: dict[str, str]) -> None:
+    """Refuse staged tables the pipeline could rank nothing from (a catalogue without interactions passes).
+
+    Two courses at least (one leaves nothing to choose), two learners with interactions (collaborative filtering,
+    peers and the paired tests compare learners), a learner with ``MIN_TEST_COURSES`` courses (the test split holds
+    out courses only from there: without a test learner nothing can be evaluated) and, without timestamps, one more
+    (the validation carve then holds each learner's latest training rows from ``MIN_TEST_COURSES`` on: without a
+    validation learner nothing can be tuned).
+    """
+    inter = qident(staged["interactions"])
+    courses = int(con.execute(f"SELECT count(*) FROM {qident(staged['courses'])}").fetchone()[0])
+    learners, most = con.execute(f"SELECT count(*), max(n) FROM (SELECT count(*) AS n FROM {inter} GROUP BY learner_id)"
+                                 ).fetchone()
+    timed = "ts" in columns(con, staged["interactions"]) and con.execute(f"SELECT count(ts) FROM {inter}").fetchone()[0]
+    if not learners:
+        return
+    if courses < 2:
+        reason = f"the catalogue holds {courses} course: there is no other course to recommend"
+    elif learners < 2:
+        reason = "one learner has interactions: collaborative filtering, peers and the evaluation compare two or more"
+    elif most < MIN_TEST_COURSES:
+        reason = (f"no learner took {MIN_TEST_COURSES} or more courses (at most {most}): the test split holds out "
+                  "courses of such learners only, so nothing could be evaluated")
+    elif most == MIN_TEST_COURSES and not timed:
+        reason = (f"no learner took more than {most} courses and there are no timestamps: after the test's course no "
+                  f"learner keeps the {MIN_TEST_COURSES} training courses the validation carve needs, so nothing could "
+                  "be tuned")
+    else:
+        return
+    table = "courses" if courses < 2 else "interactions"
+    raise ValidationError(_any_file(con, staged[table]), "rankable data", f"nothing to rank: {reason}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -117,15 +118,27 @@ def _dataset(args: argparse.Namespace):
                            seed=args.seed, strict=args.strict)
 
 
+INTERRUPTED = 128 + signal.SIGINT  # the shell's exit status for Ctrl-C
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipelines.run import failure_message, print_summary, run_pipeline
+    from pipelines.run import failure_message, interrupted, print_summary, run_pipeline
 
     home = ProjectHome.resolve(args.home).ensure()
     dataset = _dataset(args)
     console.rule(f"coursepilot run: {dataset.describe()}")
     started = time.perf_counter()
-    result = run_pipeline(home, dataset, console, args.log_level, args.job)
+    try:
+        result = run_pipeline(home, dataset, console, args.log_level, args.job)
+    except KeyboardInterrupt:  # before the run started: Dagster turns an interrupt during the run into its failure
+        console.print("[red bold]Interrupted[/] before the run started: nothing was changed.")
+        return INTERRUPTED
     elapsed = time.perf_counter() - started
+    if interrupted(result):
+        console.print(f"[red bold]Run interrupted[/] after {elapsed:.1f} s: Dagster run {result.run_id} is marked "
+                      "failed (not retried). The project home is unlocked and the previous good tables were left "
+                      "untouched.")
+        return INTERRUPTED
     if not result.success:
         console.print(f"[red bold]Run failed[/] after {elapsed:.1f} s: {failure_message(result)}")
         console.print("The previous good tables were left untouched.")
@@ -251,6 +264,54 @@ def dagster_dev_command(port: int, workspace: Path) -> list[str]:
     return [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port), "-w", str(workspace)]
 
 
+UI_STOP_GRACE_S = 90.0
+"""How long ``coursepilot ui`` lets dagster dev stop its services before killing them (it gives each 60 s)."""
+
+
+def _signal_group(pgid: int, signum: int) -> bool:
+    """Send ``signum`` to the process group ``pgid``; False when no process of it is left."""
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _stop_group(pgid: int, grace_s: float) -> None:
+    """SIGTERM whatever is left of the group, then SIGKILL it when it is still there ``grace_s`` later."""
+    deadline = time.monotonic() + grace_s
+    if _signal_group(pgid, signal.SIGTERM):
+        while _signal_group(pgid, 0) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        _signal_group(pgid, signal.SIGKILL)
+
+
+def run_group(command: list[str], grace_s: float = UI_STOP_GRACE_S, **popen) -> int:
+    """Run ``command`` as the leader of a session of its own and return its exit status (128 + n after signal n).
+
+    A SIGTERM or SIGINT to this process goes to the whole group, a second one kills it, and so does the end of
+    ``grace_s``; once the leader has exited, anything it left in the group is stopped too.
+    """
+    leader = subprocess.Popen(command, start_new_session=True, **popen)
+    asked: list[float] = []
+
+    def forward(signum: int, _frame) -> None:
+        asked.append(time.monotonic())
+        _signal_group(leader.pid, signum if len(asked) == 1 else signal.SIGKILL)
+
+    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while (status := leader.poll()) is None:
+            if asked and time.monotonic() - asked[0] > grace_s:
+                _signal_group(leader.pid, signal.SIGKILL)
+            time.sleep(0.2)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _stop_group(leader.pid, grace_s)
+    return 128 - status if status < 0 else status
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from pipelines.run import REPO_ROOT, prepare_dagster_home
 
@@ -262,7 +323,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     command = dagster_dev_command(args.port, REPO_ROOT / "workspace.yaml")
     console.print(f"Dagster UI on http://127.0.0.1:{args.port} (instance {dagster_home}); Ctrl-C stops it.")
     # started in the instance folder, so the template dagster.yaml in the repository is not mistaken for it
-    return subprocess.call(command, cwd=dagster_home, env=env)
+    return run_group(command, cwd=dagster_home, env=env)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,8 +25,17 @@ def course_texts(courses: pd.DataFrame, preprocess: bool = False) -> list[str]:
 
 
 def tfidf_vectors(texts: list[str], max_features: int = 20_000) -> tuple[TfidfVectorizer, sparse.csr_matrix]:
-    """L2-normalised TF-IDF rows (unigrams and bigrams, English stop words removed)."""
+    """L2-normalised TF-IDF rows (unigrams and bigrams, English stop words removed).
+
+    Texts without a single term (only stop words, one-letter words or punctuation) give a matrix of no columns
+    and an unfitted vectorizer: the TF-IDF models then say there is no course text.
+    """
     vectorizer = TfidfVectorizer(max_features=max_features, ngram_range=(1, 2), stop_words="english",
                                  sublinear_tf=True, min_df=1)
-    matrix = vectorizer.fit_transform(texts).astype(np.float32)
+    try:
+        matrix = vectorizer.fit_transform(texts).astype(np.float32)
+    except ValueError as err:
+        if "empty vocabulary" not in str(err):
+            raise
+        return vectorizer, sparse.csr_matrix((len(texts), 0), dtype=np.float32)
     return vectorizer, matrix.tocsr()

@@ -115,14 +115,20 @@ def embed_texts(texts, model: str = MODEL_NAME, device: str = "cpu", batch_size:
         vectors = encoder.encode([texts[i] for i in todo], batch_size=batch_size, normalize_embeddings=True,
                                  convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
         stats.seconds += time.perf_counter() - started
-        limit = encoder.max_seq_length
-        stats.truncated += sum(len(ids) > limit for ids in encoder.tokenizer([texts[i] for i in todo])["input_ids"])
+        stats.truncated += _truncated(encoder, [texts[i] for i in todo])
         out[todo] = vectors
         if cache is not None:
             cache.put({keys[i]: out[i] for i in todo})
     stats.encoded += len(todo)
     stats.cached += len(texts) - len(todo)
     return out
+
+
+def _truncated(encoder, texts: list[str]) -> int:
+    """How many ``texts`` exceed the model's window (tokenised one token past it: no warning about long input)."""
+    limit = encoder.max_seq_length
+    ids = encoder.tokenizer(texts, truncation=True, max_length=limit + 1)["input_ids"]
+    return sum(len(row) > limit for row in ids)
 
 
 @dataclass

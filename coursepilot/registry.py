@@ -3,7 +3,8 @@
 Input: a DataFrame with ``learner_id`` (a known learner) and/or ``profile`` (free text for a new
 learner: job, software, themes or a sentence of interests) and optional ``k``. Output: one row per
 recommendation: ``query`` (input row), ``learner_id``, ``rank``, ``course_id``, ``title``,
-``score`` and ``reason``. Loading it needs MLflow and this package, not Dagster.
+``score`` and ``reason``; the pyfunc (``serving_pyfunc``) adds ``source`` and ``error`` and answers each row on
+its own. Loading it needs MLflow and this package, not Dagster.
 
 The bundle holds plain arrays (``.npz`` without pickles) and Parquet tables, nothing executable.
 """
@@ -162,9 +163,10 @@ def log_serving_model(bundle: Path) -> object:
     signature = ModelSignature(
         inputs=Schema([ColSpec("string", "learner_id", required=False), ColSpec("string", "profile", required=False),
                        ColSpec("long", "k", required=False)]),
-        outputs=Schema([ColSpec("long", "query"), ColSpec("string", "learner_id", required=False), ColSpec("long", "rank"),
-                        ColSpec("string", "course_id"), ColSpec("string", "title"), ColSpec("double", "score"),
-                        ColSpec("string", "reason")]))
+        outputs=Schema([ColSpec("long", "query"), ColSpec("string", "learner_id", required=False),
+                        ColSpec("string", "source"), *(ColSpec(kind, name, required=False) for kind, name in (
+                            ("long", "rank"), ("string", "course_id"), ("string", "title"), ("double", "score"),
+                            ("string", "reason"), ("string", "error")))]))
     info = mlflow.pyfunc.log_model(name="recommender", python_model=str(Path(__file__).with_name("serving_pyfunc.py")), artifacts={"bundle": str(bundle)},
                                    signature=signature, input_example=example, registered_model_name=MODEL_NAME,
                                    pip_requirements=["mlflow", "pandas", "pyarrow", "scipy", "numpy", "scikit-learn", "threadpoolctl", "sentence-transformers"])

@@ -19,6 +19,7 @@ class StepProgress(logging.Handler):
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=console, transient=True)
         self.task = self.progress.add_task("starting", total=total_steps)
+        self.not_run = 0  # steps Dagster skipped because a step they need failed: one summary line, not one each
 
     def __enter__(self) -> "StepProgress":
         self.progress.start()
@@ -26,6 +27,8 @@ class StepProgress(logging.Handler):
 
     def __exit__(self, *exc) -> None:
         self.progress.stop()
+        if self.not_run:
+            self.console.print(f"  [yellow]{self.not_run} later steps not run: a step they need failed[/]")
 
     def emit(self, record: logging.LogRecord) -> None:
         meta = record.__dict__.get("dagster_meta") or {}
@@ -42,6 +45,8 @@ class StepProgress(logging.Handler):
             self.console.print(f"[red]✗ {step} failed[/]")
         elif kind == "ASSET_CHECK_EVALUATION" and "failed" in message:
             self.console.print(f"[red]  {message}[/]")
+        elif kind is None and message.startswith("Dependencies for step ") and message.endswith("Not executing."):
+            self.not_run += 1
         elif kind is None and step and record.levelno >= self.min_level:
             style = "yellow" if record.levelno >= logging.WARNING else "dim"
             self.console.print(f"  [{style}]{step}: {message}[/]")

@@ -8,9 +8,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
+import sys
 from pathlib import Path
 
-from dagster import DagsterInstance, ExecuteInProcessResult
+from dagster import (DagsterExecutionInterruptedError, DagsterInstance, ExecuteInProcessResult, HookContext,
+                     HookDefinition, failure_hook, success_hook)
 from rich.console import Console
 from rich.table import Table
 
@@ -45,6 +48,61 @@ def prepare_dagster_home(home: ProjectHome) -> Path:
     return home.dagster
 
 
+NOT_RETRIED = {"dagster/max_retries": "0"}
+"""Tags of a ``coursepilot run`` run: it lives in this process only, so the daemon's run retries could not re-run it."""
+
+
+class InterruptWatch:
+    """Whether SIGINT or SIGTERM reached this process, seen through Python's signal wakeup fd.
+
+    Dagster turns an interrupt into an exception where it lands. Landing in a garbage-collector callback, that
+    exception is ignored and the run goes on; landing in DuckDB, it becomes DuckDB's own "Query interrupted" error
+    and fails one step only. The wakeup fd is written for every signal, whatever its handler does, so the hooks of
+    :meth:`hooks` stop the run after the step the signal came in. While watching, an interrupt that Python ignores
+    is not printed as a traceback either: the watch has seen it.
+    """
+
+    STOPPING = {signal.SIGINT, signal.SIGTERM}
+
+    def __enter__(self) -> "InterruptWatch":
+        self.reader, writer = os.pipe()
+        for fd in (self.reader, writer):
+            os.set_blocking(fd, False)
+        self.previous = signal.set_wakeup_fd(writer, warn_on_full_buffer=False)
+        self.writer, self.received = writer, set()
+        self.unraisable = sys.unraisablehook
+        sys.unraisablehook = self._unraisable
+        return self
+
+    def _unraisable(self, unraisable) -> None:
+        if not isinstance(unraisable.exc_value, (KeyboardInterrupt, DagsterExecutionInterruptedError)):
+            self.unraisable(unraisable)
+
+    def __exit__(self, *exc) -> None:
+        sys.unraisablehook = self.unraisable
+        signal.set_wakeup_fd(self.previous)
+        os.close(self.reader)
+        os.close(self.writer)
+
+    def stopping(self) -> bool:
+        """Whether a stopping signal has come in since the watch began."""
+        try:
+            while chunk := os.read(self.reader, 512):
+                self.received |= set(chunk)
+        except BlockingIOError:
+            pass
+        return bool(self.received & self.STOPPING)
+
+    def hooks(self) -> set[HookDefinition]:
+        """A success and a failure hook for every step: each stops the run once a stopping signal has come in."""
+        def stop(context: HookContext) -> None:
+            if self.stopping():
+                raise DagsterExecutionInterruptedError()
+
+        return {success_hook(name="stop_on_interrupt_after_success")(stop),
+                failure_hook(name="stop_on_interrupt_after_failure")(stop)}
+
+
 def run_pipeline(home: ProjectHome, dataset: DatasetResource, console: Console, log_level: str = "INFO",
                  job_name: str = FULL_JOB) -> ExecuteInProcessResult:
     """Materialize the job's assets (and run their checks) on ``dataset``, showing progress on ``console``."""
@@ -52,10 +110,16 @@ def run_pipeline(home: ProjectHome, dataset: DatasetResource, console: Console, 
     job = build_definitions(home, dataset).resolve_job_def(job_name)
     with StepProgress(console, len(job.graph.node_defs), logging.getLevelName(log_level)) as handler:
         defs = build_definitions(home, dataset, loggers={"progress": progress_logger(handler)})
-        with DagsterInstance.get() as instance:
-            job = defs.resolve_job_def(job_name)
-            return job.execute_in_process(instance=instance, raise_on_error=False,
+        with DagsterInstance.get() as instance, InterruptWatch() as watch:
+            job = defs.resolve_job_def(job_name).with_hooks(watch.hooks())
+            return job.execute_in_process(instance=instance, raise_on_error=False, tags=NOT_RETRIED,
                                           run_config={**(job.run_config or {}), "loggers": {"progress": {}}})
+
+
+def interrupted(result: ExecuteInProcessResult) -> bool:
+    """Whether SIGINT or SIGTERM stopped the run: Dagster then fails it as an unexpected termination."""
+    failures = (event.event_specific_data for event in result.all_events if event.is_run_failure)
+    return any(getattr(f.failure_reason, "value", None) == "UNEXPECTED_TERMINATION" for f in failures)
 
 
 def failure_message(result: ExecuteInProcessResult) -> str:

@@ -42,7 +42,7 @@ class DatasetResource(ConfigurableResource):
 
     @property
     def policy(self) -> Policy:
-        return Policy(strict=self.strict, max_orphan_share=self.max_orphan_share)
+        return Policy(strict=self.strict, max_orphan_share=self.max_orphan_share, rankable=True)
 
     def describe(self) -> str:
         if self.format == "synthetic" and not self.path:

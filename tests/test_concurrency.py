@@ -57,6 +57,6 @@ def test_two_cli_runs_at_once_one_runs_the_other_is_refused(tmp_path):
     assert first.returncode == 0, out[-3000:]
     assert second.returncode == 1
     refusal = " ".join((second.stdout + second.stderr).split())
-    assert f"another coursepilot Dagster run" in refusal and "refused before changing anything" in refusal
+    assert "another coursepilot Dagster run" in refusal and "refused before changing anything" in refusal
     with warehouse.connect(home.warehouse, read_only=True) as con:
         assert warehouse.row_count(con, "interactions") > 0 and warehouse.row_count(con, "peer_recommendations") > 0

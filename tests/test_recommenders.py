@@ -6,13 +6,10 @@ import re
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 
-from coursepilot.content import course_texts, tfidf_vectors
 from coursepilot.embeddings import embed_texts
 from coursepilot.evaluation import evaluate, held_out
-from coursepilot.ingest import clean, write_raw
 from coursepilot.models.base import load_train_data, minmax_rows, top_k
 from coursepilot.models.factors import Factorisation
 from coursepilot.models.catalogue import MODELS as SPECS
@@ -22,48 +19,7 @@ from coursepilot.models.hybrid import Hybrid, blend_tops, tune, validation_data
 from coursepilot.models.simple import Content, Popularity
 from coursepilot.registry import ServingModel, save_bundle
 from coursepilot.sampling import restrict, sample_rows
-from coursepilot.sources import load_source
-from coursepilot.splits import SplitConfig, build_split
-from coursepilot.synthetic import SyntheticSpec, write_dataset
-from coursepilot.warehouse import replace_tables, vector_column
-
-SCALE = (1.0, 5.0)
-
-
-@pytest.fixture(scope="module")
-def warehouse(tmp_path_factory):
-    """A small synthetic warehouse with the tables the models read (built without Dagster)."""
-    import duckdb
-
-    folder = write_dataset(SyntheticSpec(2500, 150, 50_000, seed=11), tmp_path_factory.mktemp("rec") / "data")
-    con = duckdb.connect()
-    write_raw(con, load_source("synthetic", folder))
-    clean(con)
-    build_split(con, SplitConfig(cold_course_share=0.05))
-    courses = con.execute("SELECT * FROM courses ORDER BY course_id").df()
-    texts = course_texts(courses)
-    vectorizer, matrix = tfidf_vectors(texts)
-    coo = matrix.tocoo()
-    replace_tables(con, {
-        "course_embeddings": pa.table({"course_id": courses["course_id"].tolist(), "embedding": vector_column(embed_texts(texts))}),
-        "tfidf_course_vectors": pd.DataFrame({"course_id": courses["course_id"].to_numpy()[coo.row],
-                                              "term": vectorizer.get_feature_names_out()[coo.col], "weight": coo.data}),
-        "course_labels": courses[["course_id", "difficulty"]],
-        "learner_labels": con.execute("SELECT learner_id, CASE WHEN adaptive THEN 0.9 ELSE 0.1 END AS p_adaptive FROM truth_learners").df(),
-    })
-    yield con
-    con.close()
-
-
-@pytest.fixture(scope="module")
-def data(warehouse):
-    return load_train_data(warehouse, SCALE)
-
-
-@pytest.fixture(scope="module")
-def test_sets(warehouse, data):
-    return held_out(warehouse, data, "test", SCALE)
-
+from tests.recommender_data import FUSION_PARAMS, SCALE, small_fusion
 
 def test_a_sampled_load_equals_the_sample_of_everyone(warehouse, data):
     rows = sample_rows(data.shape[0], 400, seed=4)
@@ -79,9 +35,7 @@ def test_a_sampled_load_equals_the_sample_of_everyone(warehouse, data):
 MODELS = {**{spec.name: (lambda name=spec.name: build(name)) for spec in SPECS},
           "bpr": lambda: build("bpr", {"factors": 16}),
           "hybrid_eq6": lambda: Hybrid(Factorisation("als"), Content("minilm"), 0.7, 0.1),
-          "fusion": lambda: Fusion({"ease": build("ease", {"recency": 2.0}), "content_tfidf": build("content_tfidf"),
-                                    "peer_group": build("peer_group"), "level": build("level")},
-                                   {"ease": 1.0, "content_tfidf": 0.25, "peer_group": 0.1, "level": 0.1})}
+          "fusion": small_fusion}
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -211,14 +165,9 @@ def test_tuning_never_reads_test(warehouse, data):
 
 
 @pytest.fixture(scope="module")
-def fusion(data):
-    return MODELS["fusion"]().fit(data)
-
-
-@pytest.fixture(scope="module")
 def serving(tmp_path_factory, data, fusion):
     folder = save_bundle(tmp_path_factory.mktemp("bundle") / "b", data, [f"course {c}" for c in data.course_ids], fusion,
-                         {"ease": {"regularization": 100.0, "recency": 2.0}, "peer_group": {"clusters": 32}})
+                         FUSION_PARAMS)
     return ServingModel(folder)
 
 

@@ -14,13 +14,13 @@ from coursepilot.report import BASELINES, CALIBRATED, CI_METRICS, ReportConfig, 
 from coursepilot.significance import paired_ttest
 from coursepilot.splits import SplitConfig, build_split
 
-from .test_recommenders import SCALE, data, warehouse  # noqa: F401 - module fixtures reused
+from tests.recommender_data import SCALE
 
 MODELS = {spec.name for spec in CATALOGUE if spec.report} | {"hybrid", "hybrid_eq6", "hybrid_eq6_level", "hybrid_tfidf"}
 
 
 @pytest.fixture(scope="module")
-def report(warehouse):  # noqa: F811
+def report(warehouse):
     return evaluate_all(warehouse, ReportConfig(seeds=(0, 1), neural_seeds=0), log=lambda _: None)
 
 
@@ -49,10 +49,10 @@ def test_every_model_has_every_key(report):
     assert keys["ratings.biases.mae"] < keys["ratings.global_mean.mae"]
 
 
-def test_the_numbers_are_the_models_scored_on_the_seed_split_with_intervals_around_them(report, warehouse):  # noqa: F811
+def test_the_numbers_are_the_models_scored_on_the_seed_split_with_intervals_around_them(report, warehouse):
     mem = isolated_copy(warehouse)
     build_split(mem, SplitConfig(seed=0))
-    data = load_train_data(mem, SCALE)  # noqa: F811
+    data = load_train_data(mem, SCALE)
     expected = evaluate(Popularity().fit(data), held_out(mem, data, "test", SCALE), ks=(10,))["ndcg@10"]
     per_learner = report["per_learner"]
     assert per_learner[per_learner["model"] == "popularity"]["ndcg@10"].mean() == pytest.approx(expected)
@@ -64,7 +64,7 @@ def test_the_numbers_are_the_models_scored_on_the_seed_split_with_intervals_arou
         assert low < seed0 < high and high - low < 0.1
 
 
-def test_same_seed_same_numbers_and_the_warehouse_is_untouched(report, warehouse):  # noqa: F811
+def test_same_seed_same_numbers_and_the_warehouse_is_untouched(report, warehouse):
     before = warehouse.execute("SELECT split, count(*) FROM split GROUP BY 1 ORDER BY 1").fetchall()
     again = evaluate_all(warehouse, ReportConfig(seeds=(0, 1), neural_seeds=0), log=lambda _: None)
     assert flat_keys(again) == pytest.approx(flat_keys(report))

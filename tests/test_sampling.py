@@ -13,8 +13,6 @@ from coursepilot.peer_ranking import cf_peers, evaluate_peers, relevant_counts, 
 from coursepilot.report import isolated_copy
 from coursepilot.sampling import restrict, sample_learners, sample_rows, tuning_population
 
-from .test_recommenders import data, test_sets, warehouse  # noqa: F401 - module fixtures reused
-
 
 def test_sample_rows_is_seeded_sorted_and_keeps_small_sets_whole():
     assert sample_rows(10, 10) is None and sample_rows(3, 10) is None
@@ -33,7 +31,7 @@ def test_sample_learners_and_restrict():
     assert restrict(relevant, rows) == {0: {3}, 1: {2}, 3: {297 % 7}}
 
 
-def test_subset_keeps_rows_and_content(data):  # noqa: F811
+def test_subset_keeps_rows_and_content(data):
     rows = np.array([5, 2, 40])
     sub = data.subset(rows)
     assert sub.shape == (3, data.shape[1]) and list(sub.learner_ids) == list(data.learner_ids[rows])
@@ -42,7 +40,7 @@ def test_subset_keeps_rows_and_content(data):  # noqa: F811
     assert sub.course_vectors is data.course_vectors and sub.difficulty is data.difficulty
 
 
-def test_evaluate_scores_a_seeded_sample_above_the_cap(data, test_sets):  # noqa: F811
+def test_evaluate_scores_a_seeded_sample_above_the_cap(data, test_sets):
     model = Factorisation("als", factors=8, iterations=5).fit(data)
     sampled = sample_learners(test_sets, 200)
     rows = np.array(sorted(sampled))
@@ -77,7 +75,7 @@ def test_peer_evaluation_on_a_sample_equals_the_evaluation_of_those_learners():
     assert everyone > evaluated and relevant_counts(test)[candidates].tolist() == counts.tolist()
 
 
-def test_report_copy_holds_a_seeded_sample_of_learners(warehouse):  # noqa: F811
+def test_report_copy_holds_a_seeded_sample_of_learners(warehouse):
     learners = warehouse.execute("SELECT count(*) FROM learners").fetchone()[0]
     mem = isolated_copy(warehouse, max_learners=300)
     try:
@@ -96,7 +94,7 @@ def test_report_copy_holds_a_seeded_sample_of_learners(warehouse):  # noqa: F811
     whole.close()
 
 
-def test_tuning_population_keeps_the_sampled_learners_and_their_validation_sets(data, test_sets):  # noqa: F811
+def test_tuning_population_keeps_the_sampled_learners_and_their_validation_sets(data, test_sets):
     fit_data, valid = tuning_population(data, test_sets, limit=60, seed=3)
     rows = sample_rows(data.shape[0], 60, seed=3)
     assert fit_data.shape == (60, data.shape[1]) and list(fit_data.learner_ids) == list(data.learner_ids[rows])

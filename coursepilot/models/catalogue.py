@@ -76,6 +76,8 @@ def unusable(spec: ModelSpec, data: TrainData) -> str | None:
         return "no course has a known difficulty or intensity"
     if spec.name == "trending" and (data.times is None or not data.times.nnz):
         return "no interaction times"
+    if spec.name == "trending" and not np.ptp(data.times.data):
+        return "every interaction has the same time: trending would only repeat popularity"
     if spec.name == "peer_group" and data.shape[0] < 2:
         return "fewer than two learners: no peer group"
     return None
