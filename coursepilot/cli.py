@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = commands.add_parser("generate", help="write a synthetic dataset (Parquet) with ground-truth labels",
                               description="Generate learners, courses and interactions from the latent model "
-                                          "documented in README (Synthetic data), plus truth_learners / truth_courses.")
+                                          "documented in docs/data.md (Synthetic data), plus truth_learners / truth_courses.")
     gen.add_argument("--out", required=True, metavar="DIR", help="output folder (replaced atomically)")
     gen.add_argument("--size", choices=list(SIZES), default="S", help="size preset (default S)")
     gen.add_argument("--learners", type=int, help="override the preset's number of learners")

@@ -1,6 +1,6 @@
 """The evaluation report: every model on the same splits, cold start, peers, significance, plots.
 
-Protocol (README "Evaluation"): for each seed, the split is rebuilt with that seed on an in-memory
+Protocol (docs/evaluation.md): for each seed, the split is rebuilt with that seed on an in-memory
 copy of the warehouse (the pipeline's own tables are never touched; above ``max_learners`` learners
 the copy holds a seeded sample of that many, the same for every seed); every model is trained on
 ``train``; each model's settings are searched on the first seed's validation carve of ``train`` and kept

@@ -26,7 +26,7 @@ from ..warehouse import columns, read_vectors
 class TrainData:
     """Learners x courses confidence matrix plus the course-side content the models read.
 
-    Confidence of an interaction (documented in README): 1 + watch_pct/100 + completed + rating
+    Confidence of an interaction (documented in docs/models.md): 1 + watch_pct/100 + completed + rating
     scaled to 0-1, each term only where the source has the column.
     """
 

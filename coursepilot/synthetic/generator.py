@@ -1,6 +1,6 @@
 """A seeded, vectorised generator of learners, courses and interactions with known ground truth.
 
-The latent model (documented in README, "Synthetic data"):
+The latent model (documented in docs/data.md, "Synthetic data"):
 - every learner has a job, a primary and a secondary theme (mostly their job's), a starting skill
   level (0 beginner .. 2 advanced), a pace (adaptive learners progress about one level over the
   period, non-adaptive ones barely move) and a hidden taste cluster;
