@@ -326,8 +326,14 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return run_group(command, cwd=dagster_home, env=env)
 
 
+QUIET_MLFLOW = {"MLFLOW_LOGGING_LEVEL": "WARNING", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+"""MLflow's INFO lines and download bars would interleave with the step progress; set either variable to override."""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for name, value in QUIET_MLFLOW.items():  # before MLflow is imported: it reads them once
+        os.environ.setdefault(name, value)
     handlers = {"run": cmd_run, "evaluate": cmd_evaluate, "generate": cmd_generate, "recommend": cmd_recommend, "peers": cmd_peers, "promote": cmd_promote, "ui": cmd_ui}
     try:
         return handlers[args.command](args)
