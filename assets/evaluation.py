@@ -20,22 +20,39 @@ class ReportSettings(Config):
     seeds: list[int] = [0, 1, 2]
     test_share: float = 0.2
     neural_seeds: int = 1
-    max_learners: int = POPULATION_LEARNERS  # each seed evaluates a seeded sample of at most this many learners (0: all)
+    max_learners: int = (
+        POPULATION_LEARNERS  # each seed evaluates a seeded sample of at most this many learners (0: all)
+    )
 
 
-@asset(group_name="evaluation", kinds={"mlflow"},
-       deps=["recommender", "peer_recommendations", "hybrid_model", "als_model", "neural_hybrid_model"],
-       description="report.json, report.md and plots: every model over several split seeds, cold start, peers and paired t-tests.")
-def evaluation_report(context: AssetExecutionContext, config: ReportSettings, warehouse: WarehouseResource,
-                      home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
-    try:  # the epochs the neural hybrid's early stopping chose (a home from before they were kept: early-stop per seed)
+@asset(
+    group_name="evaluation",
+    kinds={"mlflow"},
+    deps=["recommender", "peer_recommendations", "hybrid_model", "als_model", "neural_hybrid_model"],
+    description="report.json, report.md and plots: every model over several split seeds, cold start, peers "
+    "and paired t-tests.",
+)
+def evaluation_report(
+    context: AssetExecutionContext,
+    config: ReportSettings,
+    warehouse: WarehouseResource,
+    home: ProjectHomeResource,
+    tracking: TrackingResource,
+) -> MaterializeResult:
+    # the epochs the neural hybrid's early stopping chose (a home from before they were kept: early-stop per
+    # seed)
+    try:
         neural = load_params(home.home, "neural_hybrid")
     except FileNotFoundError:
         neural = {"best_epochs": None}
-    report_config = ReportConfig(seeds=tuple(config.seeds), test_share=config.test_share, neural_seeds=config.neural_seeds,
-                                 max_learners=config.max_learners,
-                                 neural_params={k: v for k, v in neural.items() if k != "best_epochs"},
-                                 neural_epochs=neural["best_epochs"])
+    report_config = ReportConfig(
+        seeds=tuple(config.seeds),
+        test_share=config.test_share,
+        neural_seeds=config.neural_seeds,
+        max_learners=config.max_learners,
+        neural_params={k: v for k, v in neural.items() if k != "best_epochs"},
+        neural_epochs=neural["best_epochs"],
+    )
     with warehouse.get_connection(read_only=True) as con:
         if not con.execute("SELECT count(*) FROM interactions").fetchone()[0]:
             reason = "the source has no interactions (a catalogue): nothing to rank"
@@ -56,12 +73,24 @@ def evaluation_report(context: AssetExecutionContext, config: ReportSettings, wa
     shutil.copytree(out, latest)
     tracker = tracking.tracker(home.home)
     with tracker.run("evaluation_report", tags):
-        tracker.mlflow.log_metrics({k.replace("@", "_at_"): v for k, v in flat_keys(report).items() if not k.endswith("_std")})
+        tracker.mlflow.log_metrics(
+            {k.replace("@", "_at_"): v for k, v in flat_keys(report).items() if not k.endswith("_std")}
+        )
         for file in files:
             tracker.mlflow.log_artifact(str(file))
-    models = pd.DataFrame(report["models"]).T[["precision@10", "recall@10", "ndcg@10", "map@10", "hit@10", "mrr", "coverage"]]
-    images = "\n\n".join(f"![{f.stem}](data:image/png;base64,{base64.b64encode(f.read_bytes()).decode()})"
-                         for f in files if f.suffix == ".png")
-    return MaterializeResult(metadata={"report_dir": MetadataValue.path(str(out)),
-                                       "models": markdown_table(models.round(4).reset_index(names="model")),
-                                       "seeds": MetadataValue.json(config.seeds), "plots": MetadataValue.md(images)})
+    models = pd.DataFrame(report["models"]).T[
+        ["precision@10", "recall@10", "ndcg@10", "map@10", "hit@10", "mrr", "coverage"]
+    ]
+    images = "\n\n".join(
+        f"![{f.stem}](data:image/png;base64,{base64.b64encode(f.read_bytes()).decode()})"
+        for f in files
+        if f.suffix == ".png"
+    )
+    return MaterializeResult(
+        metadata={
+            "report_dir": MetadataValue.path(str(out)),
+            "models": markdown_table(models.round(4).reset_index(names="model")),
+            "seeds": MetadataValue.json(config.seeds),
+            "plots": MetadataValue.md(images),
+        }
+    )

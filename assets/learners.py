@@ -18,19 +18,31 @@ from .metadata import confusion_table, markdown_table
 GROUP = "learners"
 
 
-@asset(group_name=GROUP, kinds={"duckdb"}, deps=["split", "courses"],
-       description="Per learner, from training interactions: raw features and their min-max normalised values (_norm).")
+@asset(
+    group_name=GROUP,
+    kinds={"duckdb"},
+    deps=["split", "courses"],
+    description="Per learner, from training interactions: raw features and their min-max normalised values "
+    "(_norm).",
+)
 def learner_features(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     with warehouse.get_connection() as con:
         features = compute_features(con, ingest.source_info(con)["rating_scale"])
         for name, needs in features.missing.items():
             context.log.info(f"feature {name} left out: the source has no {', '.join(needs)}")
         replace_tables(con, {"learner_features": store_frame(features)})
-    summary = features.raw[features.used].describe().T[["mean", "min", "max"]].round(3).reset_index(names="feature")
-    return MaterializeResult(metadata={
-        "dagster/row_count": len(features.raw), "features_used": ", ".join(features.used),
-        "features_left_out": ", ".join(f"{k} (needs {'/'.join(v)})" for k, v in features.missing.items()) or "none",
-        "summary": markdown_table(summary)})
+    summary = (
+        features.raw[features.used].describe().T[["mean", "min", "max"]].round(3).reset_index(names="feature")
+    )
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": len(features.raw),
+            "features_used": ", ".join(features.used),
+            "features_left_out": ", ".join(f"{k} (needs {'/'.join(v)})" for k, v in features.missing.items())
+            or "none",
+            "summary": markdown_table(summary),
+        }
+    )
 
 
 class LearnerLabelSettings(Config):
@@ -46,22 +58,44 @@ class LearnerLabelSettings(Config):
 
 
 def _scores_table(result) -> pd.DataFrame:
-    rows = [{"model": name, "accuracy": round(s.accuracy, 4), "f1": round(s.f1, 4)} for name, s in result.cv.items()]
+    rows = [
+        {"model": name, "accuracy": round(s.accuracy, 4), "f1": round(s.f1, 4)}
+        for name, s in result.cv.items()
+    ]
     if result.against_truth is not None:
-        rows.append({"model": f"{result.chosen} labels vs ground truth", "accuracy": round(result.against_truth.accuracy, 4),
-                     "f1": round(result.against_truth.f1, 4)})
+        rows.append(
+            {
+                "model": f"{result.chosen} labels vs ground truth",
+                "accuracy": round(result.against_truth.accuracy, 4),
+                "f1": round(result.against_truth.f1, 4),
+            }
+        )
     if result.rule_against_truth is not None:
-        rows.append({"model": "threshold rule vs ground truth", "accuracy": round(result.rule_against_truth.accuracy, 4),
-                     "f1": round(result.rule_against_truth.f1, 4)})
+        rows.append(
+            {
+                "model": "threshold rule vs ground truth",
+                "accuracy": round(result.rule_against_truth.accuracy, 4),
+                "f1": round(result.rule_against_truth.f1, 4),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-@asset(group_name=GROUP, kinds={"duckdb", "sklearn", "mlflow"}, deps=["learner_features"],
-       description="Adaptive vs non-adaptive learners: RandomForest (out of bag) and SVM (cross-validated); the "
-                   "better by F1 labels everyone. Nothing to learn from: p_adaptive 0.5, adaptive NULL for all; "
-                   "metadata 'fallback' says why.")
-def learner_labels(context: AssetExecutionContext, config: LearnerLabelSettings, warehouse: WarehouseResource,
-                   home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
+@asset(
+    group_name=GROUP,
+    kinds={"duckdb", "sklearn", "mlflow"},
+    deps=["learner_features"],
+    description="Adaptive vs non-adaptive learners: RandomForest (out of bag) and SVM (cross-validated); the "
+    "better by F1 labels everyone. Nothing to learn from: p_adaptive 0.5, adaptive NULL for all; "
+    "metadata 'fallback' says why.",
+)
+def learner_labels(
+    context: AssetExecutionContext,
+    config: LearnerLabelSettings,
+    warehouse: WarehouseResource,
+    home: ProjectHomeResource,
+    tracking: TrackingResource,
+) -> MaterializeResult:
     with warehouse.get_connection() as con:
         features = load_features(con)
         truth = truth_labels(con)
@@ -72,24 +106,50 @@ def learner_labels(context: AssetExecutionContext, config: LearnerLabelSettings,
         replace_tables(con, {"learner_labels": result.labels})
         tags = run_tags(context, con)
     if result.fallback:
-        context.log.warning(f"no learner classifier trained, every learner gets p_adaptive 0.5: {result.fallback}")
-        return MaterializeResult(metadata={"dagster/row_count": len(result.labels), "label_source": result.label_source,
-                                           "fallback": result.fallback})
+        context.log.warning(
+            f"no learner classifier trained, every learner gets p_adaptive 0.5: {result.fallback}"
+        )
+        return MaterializeResult(
+            metadata={
+                "dagster/row_count": len(result.labels),
+                "label_source": result.label_source,
+                "fallback": result.fallback,
+            }
+        )
     if kept:
-        context.log.info(f"kept the {kept} classifier from the last run (retune=False); the other was not trained")
+        context.log.info(
+            f"kept the {kept} classifier from the last run (retune=False); the other was not trained"
+        )
     save_params(home.home, "learner_labels", {"chosen": result.chosen})
     tracker = tracking.tracker(home.home)
     params = {**settings, "features": ",".join(result.features), "label_source": result.label_source}
-    run_ids = {name: log_classifier(tracker, f"learner_labels_{name}", model,
-                                    {**params, "classifier": name, "chosen": name == result.chosen},
-                                    {"cv": result.cv[name], **({"truth": result.against_truth} if result.against_truth and name == result.chosen else {})},
-                                    tags)
-               for name, model in result.models.items()}
+    run_ids = {
+        name: log_classifier(
+            tracker,
+            f"learner_labels_{name}",
+            model,
+            {**params, "classifier": name, "chosen": name == result.chosen},
+            {
+                "cv": result.cv[name],
+                **({"truth": result.against_truth} if result.against_truth and name == result.chosen else {}),
+            },
+            tags,
+        )
+        for name, model in result.models.items()
+    }
     confusion = result.against_truth.confusion if result.against_truth else result.cv[result.chosen].confusion
-    return MaterializeResult(metadata={
-        "dagster/row_count": len(result.labels), "label_source": result.label_source, "chosen_model": result.chosen,
-        "threshold": result.threshold if result.threshold is not None else "n/a (ground truth)",
-        "adaptive_share": round(float(result.labels["adaptive"].mean()), 4),
-        "rf_svm_agreement": round(result.agreement, 4) if result.agreement is not None else f"n/a (only {result.chosen})", "scores": markdown_table(_scores_table(result)),
-        "confusion_matrix": confusion_table(confusion, "non-adaptive", "adaptive"),
-        "mlflow_runs": MetadataValue.json(run_ids)})
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": len(result.labels),
+            "label_source": result.label_source,
+            "chosen_model": result.chosen,
+            "threshold": result.threshold if result.threshold is not None else "n/a (ground truth)",
+            "adaptive_share": round(float(result.labels["adaptive"].mean()), 4),
+            "rf_svm_agreement": round(result.agreement, 4)
+            if result.agreement is not None
+            else f"n/a (only {result.chosen})",
+            "scores": markdown_table(_scores_table(result)),
+            "confusion_matrix": confusion_table(confusion, "non-adaptive", "adaptive"),
+            "mlflow_runs": MetadataValue.json(run_ids),
+        }
+    )

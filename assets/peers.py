@@ -6,8 +6,8 @@ from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from scipy import sparse
 
 from coursepilot import ingest
 from coursepilot.evaluation import held_out
@@ -16,26 +16,58 @@ from coursepilot.models.base import load_train_data, split_matrix
 from coursepilot.models.factors import Factorisation
 from coursepilot.models.hybrid import Hybrid, validation_data
 from coursepilot.models.simple import Content
-from coursepilot.models.store import load_arrays, load_params, model_path, previous_choice, save_arrays, save_params
-from coursepilot.peer_ranking import (PeerConfig, active_peers, cf_peers, cluster_random_peers, evaluate_peers, hybrid_peers,
-                                      ranked_matrix, scored_candidates)
+from coursepilot.models.store import (
+    load_arrays,
+    load_params,
+    model_path,
+    previous_choice,
+    save_arrays,
+    save_params,
+)
+from coursepilot.peer_ranking import (
+    PeerConfig,
+    active_peers,
+    cf_peers,
+    cluster_random_peers,
+    evaluate_peers,
+    hybrid_peers,
+    ranked_matrix,
+    scored_candidates,
+)
 from coursepilot.peer_tuning import CourseSide, PeerTuning, peer_validation, tune_weights, tuning_sample
-from coursepilot.peers import (ClusterConfig, ClusterSpace, StateWeights, Steering, align_labels, dbscan, kmeans,
-                              last_targets, latest_by_window, tune_steering, weekly_windows)
+from coursepilot.peers import (
+    ClusterConfig,
+    ClusterSpace,
+    StateWeights,
+    Steering,
+    align_labels,
+    dbscan,
+    kmeans,
+    last_targets,
+    latest_by_window,
+    tune_steering,
+    weekly_windows,
+)
 from coursepilot.peers import learner_state as compute_state
 from coursepilot.profiles import engagement_weights, load_profiles
-from coursepilot.sampling import (SCORED_LEARNERS, TUNING_FIT_LEARNERS, TUNING_LEARNERS, restrict, sample_learners,
-                                 sample_rows)
+from coursepilot.sampling import (
+    SCORED_LEARNERS,
+    TUNING_FIT_LEARNERS,
+    TUNING_LEARNERS,
+    restrict,
+    sample_learners,
+    sample_rows,
+)
 from coursepilot.schema import DIFFICULTY_LEVELS
-from coursepilot.splits import coded_interactions
 from coursepilot.significance import paired_ttest
+from coursepilot.splits import coded_interactions
 from coursepilot.training import train_and_track
 from coursepilot.warehouse import columns, replace_tables
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource
 
 from .lineage import run_tags
-from .recommenders import fitted_hybrid
 from .metadata import markdown_table
+from .recommenders import fitted_hybrid
 
 GROUP = "peers"
 
@@ -56,8 +88,10 @@ class StateSettings(Config):
 def _train_with_courses(con, learners: np.ndarray | None = None) -> pd.DataFrame:
     """Training interactions with the course difficulty (and duration); of ``learners`` only when given."""
     duration = ", c.duration_min" if "duration_min" in columns(con, "courses") else ""
-    query = (f"SELECT i.*, l.difficulty{duration} FROM interactions i JOIN split s USING (learner_id, course_id) "
-             "JOIN course_labels l USING (course_id) JOIN courses c USING (course_id) WHERE s.split = 'train'")
+    query = (
+        f"SELECT i.*, l.difficulty{duration} FROM interactions i JOIN split s USING (learner_id, course_id) "
+        "JOIN course_labels l USING (course_id) JOIN courses c USING (course_id) WHERE s.split = 'train'"
+    )
     if learners is None:
         return con.execute(query).df()
     con.register("tuning_learners", pd.DataFrame({"learner_id": learners}))
@@ -67,28 +101,47 @@ def _train_with_courses(con, learners: np.ndarray | None = None) -> pd.DataFrame
         con.unregister("tuning_learners")
 
 
-@asset(group_name=GROUP, kinds={"duckdb"}, deps=["split", "course_labels"],
-       description="Per learner and week: watch W, rating R, engagement E, proficiency D (eq. 3), state T (eq. 6), "
-                   "knowledge P (eq. 20) and the next target difficulty (eq. 21); a signal missing from a week is left "
-                   "out of that week's T and P, the other weights renormalised.")
-def learner_state(context: AssetExecutionContext, config: StateSettings, warehouse: WarehouseResource,
-                  home: ProjectHomeResource) -> MaterializeResult:
+@asset(
+    group_name=GROUP,
+    kinds={"duckdb"},
+    deps=["split", "course_labels"],
+    description="Per learner and week: watch W, rating R, engagement E, proficiency D (eq. 3), state T (eq. "
+    "6), knowledge P (eq. 20) and the next target difficulty (eq. 21); a signal missing from a "
+    "week is left out of that week's T and P, the other weights renormalised.",
+)
+def learner_state(
+    context: AssetExecutionContext,
+    config: StateSettings,
+    warehouse: WarehouseResource,
+    home: ProjectHomeResource,
+) -> MaterializeResult:
     weights = StateWeights(**config.model_dump())
     with warehouse.get_connection() as con:
         frame = _train_with_courses(con)
         state = compute_state(frame, ingest.source_info(con)["rating_scale"], weights)
         replace_tables(con, {"learner_state": state})
-    save_params(home.home, "learner_state", asdict(weights))  # difficulty_steering rebuilds P with the same weights
+    # difficulty_steering rebuilds P with the same weights
+    save_params(home.home, "learner_state", asdict(weights))
     missing = [s for s in ("W", "R") if s not in state]
     if missing:
-        context.log.info(f"signals the source lacks, left out of T and P (weights renormalised): {', '.join(missing)}")
+        context.log.info(
+            f"signals the source lacks, left out of T and P (weights renormalised): {', '.join(missing)}"
+        )
     last = state.sort_values("week").groupby("learner_id").tail(1)
-    unrated = {"share_weeks_without_rating": round(float(state["R"].isna().mean()), 4)} if "R" in state else {}
-    return MaterializeResult(metadata={**unrated,
-        "dagster/row_count": len(state), "windows": int(state["week"].nunique()), "learners": int(state["learner_id"].nunique()),
-        "signals": ", ".join(s for s in ("W", "R", "E") if s in state),
-        "mean_P_last_window": round(float(last["P"].mean()), 4),
-        "share_pushed_harder": round(float((last["P"] > config.theta).mean()), 4)})
+    unrated = (
+        {"share_weeks_without_rating": round(float(state["R"].isna().mean()), 4)} if "R" in state else {}
+    )
+    return MaterializeResult(
+        metadata={
+            **unrated,
+            "dagster/row_count": len(state),
+            "windows": int(state["week"].nunique()),
+            "learners": int(state["learner_id"].nunique()),
+            "signals": ", ".join(s for s in ("W", "R", "E") if s in state),
+            "mean_P_last_window": round(float(last["P"].mean()), 4),
+            "share_pushed_harder": round(float((last["P"] > config.theta).mean()), 4),
+        }
+    )
 
 
 class ClusterSettings(Config):
@@ -102,8 +155,14 @@ class ClusterSettings(Config):
     retune: bool = True  # False (the nightly job): keep the k the last silhouette search chose
 
     def cluster_config(self, kept_k: int | None = None) -> ClusterConfig:
-        return ClusterConfig(k=self.k or kept_k or None, k_range=(self.k_min, self.k_max), svd_dims=self.svd_dims,
-                             profile_dims=self.profile_dims, dbscan_max_learners=self.dbscan_max_learners, seed=self.seed)
+        return ClusterConfig(
+            k=self.k or kept_k or None,
+            k_range=(self.k_min, self.k_max),
+            svd_dims=self.svd_dims,
+            profile_dims=self.profile_dims,
+            dbscan_max_learners=self.dbscan_max_learners,
+            seed=self.seed,
+        )
 
 
 def _plot(features: np.ndarray, labels: np.ndarray, seed: int) -> str:
@@ -126,14 +185,27 @@ def _plot(features: np.ndarray, labels: np.ndarray, seed: int) -> str:
 
 
 def _course_ids(con) -> np.ndarray:
-    return np.asarray([r[0] for r in con.execute("SELECT course_id FROM courses ORDER BY 1").fetchall()], dtype=object)
+    return np.asarray(
+        [r[0] for r in con.execute("SELECT course_id FROM courses ORDER BY 1").fetchall()], dtype=object
+    )
 
 
-@asset(group_name=GROUP, kinds={"duckdb", "sklearn"}, deps=["learner_state", "learner_profiles"],
-       description="K-means and DBSCAN peer groups per weekly window over interactions (eq. 13), profiles (eq. 18-19) and context.")
-def peer_clusters(context: AssetExecutionContext, config: ClusterSettings, warehouse: WarehouseResource,
-                  home: ProjectHomeResource) -> MaterializeResult:
-    settings = config.cluster_config(None if config.retune else previous_choice(home.home, "peer_centroids", "k"))
+@asset(
+    group_name=GROUP,
+    kinds={"duckdb", "sklearn"},
+    deps=["learner_state", "learner_profiles"],
+    description="K-means and DBSCAN peer groups per weekly window over interactions (eq. 13), profiles (eq. "
+    "18-19) and context.",
+)
+def peer_clusters(
+    context: AssetExecutionContext,
+    config: ClusterSettings,
+    warehouse: WarehouseResource,
+    home: ProjectHomeResource,
+) -> MaterializeResult:
+    settings = config.cluster_config(
+        None if config.retune else previous_choice(home.home, "peer_centroids", "k")
+    )
     with warehouse.get_connection() as con:
         profiles = load_profiles(con)
         ids = profiles.ids
@@ -144,15 +216,23 @@ def peer_clusters(context: AssetExecutionContext, config: ClusterSettings, wareh
         context_by_window = latest_by_window(state, ids, windows)
         del state
         week = weekly_windows(train)  # the windows learner_state uses
-        rows, cols, weights = train["row"].to_numpy(), train["col"].to_numpy(), engagement_weights(train, None).astype(np.float32)
+        rows, cols, weights = (
+            train["row"].to_numpy(),
+            train["col"].to_numpy(),
+            engagement_weights(train, None).astype(np.float32),
+        )
         del train
 
         def matrix_at(window):
             keep = week <= window
-            return sparse.csr_matrix((weights[keep], (rows[keep], cols[keep])), shape=(len(ids), len(courses)))
+            return sparse.csr_matrix(
+                (weights[keep], (rows[keep], cols[keep])), shape=(len(ids), len(courses))
+            )
 
         def features_at(i, space):
-            return space.transform(matrix_at(windows[i]), context_by_window["D"][:, i], context_by_window["T"][:, i])
+            return space.transform(
+                matrix_at(windows[i]), context_by_window["D"][:, i], context_by_window["T"][:, i]
+            )
 
         space = ClusterSpace(settings).fit(matrix_at(windows[-1]), profiles)
         del profiles
@@ -174,19 +254,33 @@ def peer_clusters(context: AssetExecutionContext, config: ClusterSettings, wareh
         last_rows = clusters["week"] == windows[-1]
         clusters.loc[last_rows, "dbscan_cluster"] = noise
         replace_tables(con, {"peer_clusters": clusters.astype({"dbscan_cluster": "Int64"})})
-    save_arrays(home.home, "peer_centroids", {"k": k, "week": int(windows[-1])}, centroids=previous, labels=previous_labels)
+    save_arrays(
+        home.home,
+        "peer_centroids",
+        {"k": k, "week": int(windows[-1])},
+        centroids=previous,
+        labels=previous_labels,
+    )
     cluster_map = _plot(last_features, previous_labels, config.seed)
     model_path(home.home, "cluster_map").with_suffix(".png").write_bytes(base64.b64decode(cluster_map))
     sizes = pd.Series(previous_labels).value_counts().sort_index()
     ran = noise[noise > -2]
-    return MaterializeResult(metadata={
-        "dagster/row_count": len(clusters), "k": k, "windows": len(windows),
-        "silhouette_by_k": MetadataValue.json({str(key): round(v, 4) for key, v in silhouettes.items()}),
-        "silhouette": round(silhouettes[k], 4),
-        "cluster_sizes": markdown_table(pd.DataFrame({"cluster": sizes.index, "learners": sizes.to_numpy()})),
-        "moved_since_previous_window": MetadataValue.json(moved),
-        "dbscan_clusters": int(len(set(ran) - {-1})), "dbscan_noise_share": round(float(np.mean(ran == -1)), 4) if len(ran) else 0.0,
-        "cluster_map": MetadataValue.md(f"![clusters](data:image/png;base64,{cluster_map})")})
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": len(clusters),
+            "k": k,
+            "windows": len(windows),
+            "silhouette_by_k": MetadataValue.json({str(key): round(v, 4) for key, v in silhouettes.items()}),
+            "silhouette": round(silhouettes[k], 4),
+            "cluster_sizes": markdown_table(
+                pd.DataFrame({"cluster": sizes.index, "learners": sizes.to_numpy()})
+            ),
+            "moved_since_previous_window": MetadataValue.json(moved),
+            "dbscan_clusters": int(len(set(ran) - {-1})),
+            "dbscan_noise_share": round(float(np.mean(ran == -1)), 4) if len(ran) else 0.0,
+            "cluster_map": MetadataValue.md(f"![clusters](data:image/png;base64,{cluster_map})"),
+        }
+    )
 
 
 class SteeringSettings(Config):
@@ -204,31 +298,47 @@ def _ndcg(model, relevant: dict) -> np.ndarray:
     return metrics_from_hits(hits, np.array([len(s) for s in sets]), (10,))["ndcg@10"]
 
 
-def _carved_state(con, data, held: np.ndarray, rows: np.ndarray, scale, weights: StateWeights) -> pd.DataFrame:
-    """Learning state of the learner ``rows`` of ``data`` from their training rows outside the carve (``held``, over
-    the coded training rows); learners numbered by position in ``rows``."""
+def _carved_state(
+    con, data, held: np.ndarray, rows: np.ndarray, scale, weights: StateWeights
+) -> pd.DataFrame:
+    """Learning state of the learner ``rows`` of ``data`` from their training rows outside the carve
+    (``held``, over the coded training rows); learners numbered by position in ``rows``."""
     coded = coded_interactions(con, ("train",), data.learner_ids, data.course_ids)[~held]
     coded = coded[np.isin(coded["row"], rows)]
-    difficulty = np.array([*DIFFICULTY_LEVELS, None], dtype=object)[data.difficulty[coded["col"]]]  # -1 (unknown): None
-    frame = coded.drop(columns=["row", "col"]).assign(learner_id=np.searchsorted(rows, coded["row"]),
-                                                      course_id=coded["col"], difficulty=difficulty)
+    # -1 (unknown): None
+    difficulty = np.array([*DIFFICULTY_LEVELS, None], dtype=object)[data.difficulty[coded["col"]]]
+    frame = coded.drop(columns=["row", "col"]).assign(
+        learner_id=np.searchsorted(rows, coded["row"]), course_id=coded["col"], difficulty=difficulty
+    )
     if "duration_min" in columns(con, "courses"):
         duration = con.execute("SELECT course_id, duration_min FROM courses").df().set_index("course_id")
-        frame["duration_min"] = duration["duration_min"].reindex(data.course_ids).to_numpy(float)[coded["col"]]
+        frame["duration_min"] = (
+            duration["duration_min"].reindex(data.course_ids).to_numpy(float)[coded["col"]]
+        )
     return compute_state(frame, scale, weights)
 
 
 def _tuned_steering(con, data, home, config: SteeringSettings, scale) -> tuple[Steering, float, str]:
-    """(eq. 21's delta and theta tuned on the validation carve of train, the unsteered ranking's validation nDCG@10,
-    the carve). The equation (6) hybrid is fitted on train minus the carve, within the tuning population."""
+    """(eq. 21's delta and theta tuned on the validation carve of train, the unsteered ranking's validation
+    nDCG@10, the carve). The equation (6) hybrid is fitted on train minus the carve, within the tuning
+    population."""
     fit_data, valid, carve = validation_data(con, data, scale, config.validation_share, config.seed)
     rows = sample_rows(data.shape[0], TUNING_FIT_LEARNERS, config.seed)
     rows = np.arange(data.shape[0]) if rows is None else rows
-    fit_data, valid = fit_data.subset(rows), sample_learners(restrict(valid, rows), TUNING_LEARNERS, config.seed)
-    state = _carved_state(con, data, carve.held, rows, scale, StateWeights(**load_params(home, "learner_state")))
+    fit_data, valid = (
+        fit_data.subset(rows),
+        sample_learners(restrict(valid, rows), TUNING_LEARNERS, config.seed),
+    )
+    state = _carved_state(
+        con, data, carve.held, rows, scale, StateWeights(**load_params(home, "learner_state"))
+    )
     choice = load_params(home, "hybrid_eq6")
-    hybrid = Hybrid(Factorisation("als", **load_params(home, "als")), Content("minilm"), choice["alpha"],
-                    choice["level_weight"]).fit(fit_data)
+    hybrid = Hybrid(
+        Factorisation("als", **load_params(home, "als")),
+        Content("minilm"),
+        choice["alpha"],
+        choice["level_weight"],
+    ).fit(fit_data)
 
     def score(targets: pd.Series | None) -> float:
         steer = None if targets is None else targets.reindex(np.arange(len(rows))).to_numpy(float)
@@ -237,15 +347,29 @@ def _tuned_steering(con, data, home, config: SteeringSettings, scale) -> tuple[S
     return tune_steering(state, score), score(None), carve.describe()
 
 
-@asset(group_name=GROUP, kinds={"mlflow"}, deps=["learner_state", "hybrid_model", "als_model"],
-       description="Does equation (21)'s target difficulty help? delta and theta tuned on a validation carve of train; "
-                   "the tuned hybrid with t_s from eq. 21 vs from the learner labels (unsteered), on test.")
-def difficulty_steering(context: AssetExecutionContext, config: SteeringSettings, warehouse: WarehouseResource,
-                        home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
-    chosen = previous_choice(home.home, "hybrid_eq6", "level_weight")  # equation (6)'s level term, as validation tuned it
+@asset(
+    group_name=GROUP,
+    kinds={"mlflow"},
+    deps=["learner_state", "hybrid_model", "als_model"],
+    description="Does equation (21)'s target difficulty help? delta and theta tuned on a validation carve "
+    "of train; the tuned hybrid with t_s from eq. 21 vs from the learner labels (unsteered), on "
+    "test.",
+)
+def difficulty_steering(
+    context: AssetExecutionContext,
+    config: SteeringSettings,
+    warehouse: WarehouseResource,
+    home: ProjectHomeResource,
+    tracking: TrackingResource,
+) -> MaterializeResult:
+    # equation (6)'s level term, as validation tuned it
+    chosen = previous_choice(home.home, "hybrid_eq6", "level_weight")
     if not chosen:
-        reason = ("validation gave the level term no weight: there is nothing for eq. 21's target to steer" if chosen == 0
-                  else "equation (6) was not fitted (no course embeddings): there is no level term to steer")
+        reason = (
+            "validation gave the level term no weight: there is nothing for eq. 21's target to steer"
+            if chosen == 0
+            else "equation (6) was not fitted (no course embeddings): there is no level term to steer"
+        )
         context.log.warning(reason)
         return MaterializeResult(metadata={"skipped": reason})
     with warehouse.get_connection(read_only=True) as con:
@@ -253,46 +377,78 @@ def difficulty_steering(context: AssetExecutionContext, config: SteeringSettings
         data = load_train_data(con, scale)
         relevant = held_out(con, data, "test", scale)
         steering, unsteered_valid, carve = _tuned_steering(con, data, home.home, config, scale)
-        state = con.execute("SELECT learner_id, week, P, level, target_difficulty FROM learner_state "
-                            "ORDER BY learner_id, week").df()
+        state = con.execute(
+            "SELECT learner_id, week, P, level, target_difficulty FROM learner_state "
+            "ORDER BY learner_id, week"
+        ).df()
         tags = run_tags(context, con)
-    save_params(home.home, "difficulty_steering", {"delta": steering.delta, "theta": steering.theta,
-                                                   "valid_ndcg_at_10": steering.valid_ndcg,
-                                                   "valid_ndcg_at_10_unsteered": unsteered_valid})
-    context.log.info(f"eq. 21 tuned on validation ({carve}): delta {steering.delta}, theta {steering.theta}, "
-                     f"nDCG@10 {steering.valid_ndcg:.4f} (unsteered {unsteered_valid:.4f})")
-    targets = {"configured": state.groupby("learner_id")["target_difficulty"].last(),
-               "tuned": last_targets(state, steering.delta, steering.theta)}
+    save_params(
+        home.home,
+        "difficulty_steering",
+        {
+            "delta": steering.delta,
+            "theta": steering.theta,
+            "valid_ndcg_at_10": steering.valid_ndcg,
+            "valid_ndcg_at_10_unsteered": unsteered_valid,
+        },
+    )
+    context.log.info(
+        f"eq. 21 tuned on validation ({carve}): delta {steering.delta}, theta {steering.theta}, "
+        f"nDCG@10 {steering.valid_ndcg:.4f} (unsteered {unsteered_valid:.4f})"
+    )
+    targets = {
+        "configured": state.groupby("learner_id")["target_difficulty"].last(),
+        "tuned": last_targets(state, steering.delta, steering.theta),
+    }
     steered = {name: t.reindex(data.learner_ids).to_numpy(float) for name, t in targets.items()}
     tracker = tracking.tracker(home.home)
     scored = sample_learners(relevant, SCORED_LEARNERS)  # the learners train_and_track scores
     results, runs, per = {}, {}, {}
     for name, steer in (("hybrid_eq6_level", None), ("hybrid_eq21", steered["tuned"])):
         model = fitted_hybrid(home.home, data, name=name, targets=steer)
-        results[name], runs[name] = train_and_track(model, data, relevant, tracker, tags,
-                                                    {"alpha": model.alpha, "level_weight": model.level_weight,
-                                                     "targets": "learner labels" if steer is None else "eq. 21",
-                                                     "delta": steering.delta, "theta": steering.theta}, fit=False)
+        results[name], runs[name] = train_and_track(
+            model,
+            data,
+            relevant,
+            tracker,
+            tags,
+            {
+                "alpha": model.alpha,
+                "level_weight": model.level_weight,
+                "targets": "learner labels" if steer is None else "eq. 21",
+                "delta": steering.delta,
+                "theta": steering.theta,
+            },
+            fit=False,
+        )
         per[name] = _ndcg(model, scored)
     configured = float(_ndcg(fitted_hybrid(home.home, data, targets=steered["configured"]), scored).mean())
     keys = ("precision@10", "recall@10", "ndcg@10", "map@10")
     table = pd.DataFrame([{"model": n, **{k: round(m[k], 4) for k in keys}} for n, m in results.items()])
     gain = results["hybrid_eq21"]["ndcg@10"] - results["hybrid_eq6_level"]["ndcg@10"]
     test = paired_ttest(per["hybrid_eq21"], per["hybrid_eq6_level"])
-    return MaterializeResult(metadata={
-        "test_metrics": markdown_table(table), "ndcg@10_gain_of_eq21": round(gain, 4),
-        "eq21_helps_on_test": bool(gain > 0 and test["p"] < 0.05),
-        "paired_ttest_vs_unsteered": MetadataValue.json({k: round(float(v), 4) for k, v in test.items()}),
-        "tuned_delta": steering.delta, "tuned_theta": steering.theta,
-        "validation_ndcg@10": MetadataValue.json({"eq21_tuned": round(steering.valid_ndcg, 4),
-                                                  "unsteered": round(unsteered_valid, 4)}),
-        "validation_grid": markdown_table(steering.grid.round(4)), "validation_carve": carve,
-        "test_ndcg@10_eq21_configured": round(configured, 4), "mlflow_runs": MetadataValue.json(runs)})
+    return MaterializeResult(
+        metadata={
+            "test_metrics": markdown_table(table),
+            "ndcg@10_gain_of_eq21": round(gain, 4),
+            "eq21_helps_on_test": bool(gain > 0 and test["p"] < 0.05),
+            "paired_ttest_vs_unsteered": MetadataValue.json({k: round(float(v), 4) for k, v in test.items()}),
+            "tuned_delta": steering.delta,
+            "tuned_theta": steering.theta,
+            "validation_ndcg@10": MetadataValue.json(
+                {"eq21_tuned": round(steering.valid_ndcg, 4), "unsteered": round(unsteered_valid, 4)}
+            ),
+            "validation_grid": markdown_table(steering.grid.round(4)),
+            "validation_carve": carve,
+            "test_ndcg@10_eq21_configured": round(configured, 4),
+            "mlflow_runs": MetadataValue.json(runs),
+        }
+    )
 
 
 class PeerSettings(Config):
-    """Mirrors :class:`coursepilot.peer_ranking.PeerConfig`, whose defaults it takes. The weights are one point of the
-    validation grid, and stay when validation has no learner to score."""
+    """Mirrors :class:`coursepilot.peer_ranking.PeerConfig`, whose defaults it takes. The weights are one
+    point of the validation grid, and stay when validation has no learner to score."""
 
     k: int = PeerConfig.k
     interaction_weight: float = PeerConfig.interaction_weight
@@ -311,81 +467,156 @@ class PeerSettings(Config):
         return PeerConfig(**{**fields, **{f"{term}_weight": w for term, w in (weights or {}).items()}})
 
 
-def _chosen_weights(context: AssetExecutionContext, con, config: PeerSettings, home, profiles, courses: np.ndarray,
-                    clusters: dict) -> tuple[PeerTuning, str]:
-    """(the tuning whose weights rank the peers, where it comes from): the last run's under ``retune=False`` when
-    there is one, else a grid search on the validation carve of ``train`` (never test)."""
+def _chosen_weights(
+    context: AssetExecutionContext,
+    con,
+    config: PeerSettings,
+    home,
+    profiles,
+    courses: np.ndarray,
+    clusters: dict,
+) -> tuple[PeerTuning, str]:
+    """(the tuning whose weights rank the peers, where it comes from): the last run's under ``retune=False``
+    when there is one, else a grid search on the validation carve of ``train`` (never test)."""
     if not config.retune and previous_choice(home, "peer_weights", "weights") is not None:
         tuning, source = PeerTuning(**load_params(home, "peer_weights")), "the last tuning (retune=False)"
     else:
         sample, labels = tuning_sample(profiles, clusters["labels"], seed=config.seed)
         train = _train_with_courses(con, None if sample is profiles else sample.ids)
-        validation = peer_validation(train, sample, courses, CourseSide.read(con, courses),
-                                     ingest.source_info(con)["rating_scale"], config.validation_share, config.seed)
+        validation = peer_validation(
+            train,
+            sample,
+            courses,
+            CourseSide.read(con, courses),
+            ingest.source_info(con)["rating_scale"],
+            config.validation_share,
+            config.seed,
+        )
         tuning = tune_weights(validation, labels, clusters["centroids"], config.peer_config())
         source = "the validation grid"
-    context.log.info(f"peer weights {tuning.weights} from {source}: validation nDCG@10 {tuning.valid_ndcg:.4f}; "
-                     f"each term alone {tuning.alone}; baselines {tuning.baselines}")
+    context.log.info(
+        f"peer weights {tuning.weights} from {source}: validation nDCG@10 {tuning.valid_ndcg:.4f}; "
+        f"each term alone {tuning.alone}; baselines {tuning.baselines}"
+    )
     return tuning, source
 
 
 def _tuning_table(tuning: PeerTuning) -> MetadataValue:
-    """Validation nDCG@10 of the tuned weights, of each term alone and of the baselines, on the same learners."""
-    rows = [("hybrid_peers (tuned)", tuning.valid_ndcg), *((f"{term} alone", v) for term, v in tuning.alone.items()),
-            *tuning.baselines.items()]
+    """Validation nDCG@10 of the tuned weights, of each term alone and of the baselines, on the same
+    learners."""
+    rows = [
+        ("hybrid_peers (tuned)", tuning.valid_ndcg),
+        *((f"{term} alone", v) for term, v in tuning.alone.items()),
+        *tuning.baselines.items(),
+    ]
     return markdown_table(pd.DataFrame(rows, columns=["ranking", "ndcg@10"]).round(4))
 
 
-@asset(group_name=GROUP, kinds={"duckdb", "mlflow"}, deps=["peer_clusters"],
-       description="Top-k peers per learner from their cluster, the nearest ones and the most active learners, with "
-                   "reasons; term weights tuned on a validation carve of train; evaluated against three baselines.")
-def peer_recommendations(context: AssetExecutionContext, config: PeerSettings, warehouse: WarehouseResource,
-                         home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
+@asset(
+    group_name=GROUP,
+    kinds={"duckdb", "mlflow"},
+    deps=["peer_clusters"],
+    description="Top-k peers per learner from their cluster, the nearest ones and the most active learners, "
+    "with reasons; term weights tuned on a validation carve of train; evaluated against three "
+    "baselines.",
+)
+def peer_recommendations(
+    context: AssetExecutionContext,
+    config: PeerSettings,
+    warehouse: WarehouseResource,
+    home: ProjectHomeResource,
+    tracking: TrackingResource,
+) -> MaterializeResult:
     clusters = load_arrays(home.home, "peer_centroids")
     with warehouse.get_connection() as con:
         profiles = load_profiles(con)
         ids = profiles.ids
         courses = _course_ids(con)
         train, test = (split_matrix(con, (split,), ids, courses, None) for split in ("train", "test"))
-        state = con.execute("SELECT learner_id, D FROM learner_state "
-                            "QUALIFY row_number() OVER (PARTITION BY learner_id ORDER BY week DESC) = 1").df()
-        jobs = con.execute("SELECT job FROM learner_profiles ORDER BY learner_id").df()["job"].to_numpy(object)
+        state = con.execute(
+            "SELECT learner_id, D FROM learner_state "
+            "QUALIFY row_number() OVER (PARTITION BY learner_id ORDER BY week DESC) = 1"
+        ).df()
+        jobs = (
+            con.execute("SELECT job FROM learner_profiles ORDER BY learner_id").df()["job"].to_numpy(object)
+        )
         proficiency = state.set_index("learner_id")["D"].reindex(ids).to_numpy(float)
         tuning, source = _chosen_weights(context, con, config, home.home, profiles, courses, clusters)
-        peers = hybrid_peers(train, profiles, proficiency, clusters["labels"], clusters["centroids"], jobs,
-                             config.peer_config(tuning.weights))
-        table = pd.DataFrame({"learner_id": ids[peers["learner"]], "rank": peers["rank"], "peer_id": ids[peers["peer"]],
-                              "score": peers["score"], "reason": peers["reason"]})
+        peers = hybrid_peers(
+            train,
+            profiles,
+            proficiency,
+            clusters["labels"],
+            clusters["centroids"],
+            jobs,
+            config.peer_config(tuning.weights),
+        )
+        table = pd.DataFrame(
+            {
+                "learner_id": ids[peers["learner"]],
+                "rank": peers["rank"],
+                "peer_id": ids[peers["peer"]],
+                "score": peers["score"],
+                "reason": peers["reason"],
+            }
+        )
         replace_tables(con, {"peer_recommendations": table})
         tags = run_tags(context, con)
     save_params(home.home, "peer_weights", asdict(tuning))
 
-    scored = scored_candidates(test, seed=config.seed)  # the baselines rank only the learners the evaluation scores
-    rankings = {"hybrid_peers": ranked_matrix(peers, config.k), "cf_peers": cf_peers(train, config.k, scored),
-                "cluster_random": cluster_random_peers(clusters["labels"], config.k, config.seed, scored),
-                "active_peers": active_peers(train, config.k, scored)}
+    # the baselines rank only the learners the evaluation scores
+    scored = scored_candidates(test, seed=config.seed)
+    rankings = {
+        "hybrid_peers": ranked_matrix(peers, config.k),
+        "cf_peers": cf_peers(train, config.k, scored),
+        "cluster_random": cluster_random_peers(clusters["labels"], config.k, config.seed, scored),
+        "active_peers": active_peers(train, config.k, scored),
+    }
     keys = ("precision@5", "precision@10", "recall@10", "ndcg@10", "map@10")
     scores, per, evaluated = evaluate_peers(test, rankings, seed=config.seed)
     results = {name: {k: v for k, v in m.items() if k in keys} for name, m in scores.items()}
-    tests = {name: paired_ttest(per["hybrid_peers"], per[name]) for name in rankings
-             if name != "hybrid_peers" and len(per[name]) >= 2}
+    tests = {
+        name: paired_ttest(per["hybrid_peers"], per[name])
+        for name in rankings
+        if name != "hybrid_peers" and len(per[name]) >= 2
+    }
     if not tests:
-        context.log.warning(f"peer t-tests skipped: {len(per['hybrid_peers'])} learner(s) to score, a paired t-test "
-                            "needs two")
-    save_params(home.home, "peer_metrics", {"peers": results, "significance": tests, "weights": tuning.weights})
+        context.log.warning(
+            f"peer t-tests skipped: {len(per['hybrid_peers'])} learner(s) to score, a paired t-test needs two"
+        )
+    save_params(
+        home.home, "peer_metrics", {"peers": results, "significance": tests, "weights": tuning.weights}
+    )
     tracker = tracking.tracker(home.home)
     with tracker.run("peer_recommendations", {**tags, "model": "hybrid_peers"}):
         tracker.mlflow.log_params({**config.model_dump(), **asdict(config.peer_config(tuning.weights))})
-        test_metrics = {f"{name}_{k.replace('@', '_at_')}": v for name, m in results.items() for k, v in m.items()}
+        test_metrics = {
+            f"{name}_{k.replace('@', '_at_')}": v for name, m in results.items() for k, v in m.items()
+        }
         tracker.mlflow.log_metrics({"validation_ndcg_at_10": tuning.valid_ndcg, **test_metrics})
         tracker.log_dict({"paired_ttests_ndcg_at_10": tests}, "significance.json")
-    metrics = pd.DataFrame([{"model": n, **{k: round(v, 4) for k, v in m.items()}} for n, m in results.items()])
-    significance = pd.DataFrame([{"vs": n, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in t.items()}}
-                                 for n, t in tests.items()])
-    return MaterializeResult(metadata={
-        "dagster/row_count": len(table), "evaluated_learners": evaluated, "peer_metrics": markdown_table(metrics),
-        "paired_ttests_ndcg@10": markdown_table(significance) if tests else "skipped: fewer than two learners to score",
-        "weights": MetadataValue.json(tuning.weights),
-        "weights_from": source,
-        "validation_ndcg@10": round(tuning.valid_ndcg, 4), "validation_learners": tuning.learners,
-        "validation_ndcg@10_by_ranking": _tuning_table(tuning), "example": markdown_table(table.head(10))})
+    metrics = pd.DataFrame(
+        [{"model": n, **{k: round(v, 4) for k, v in m.items()}} for n, m in results.items()]
+    )
+    significance = pd.DataFrame(
+        [
+            {"vs": n, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in t.items()}}
+            for n, t in tests.items()
+        ]
+    )
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": len(table),
+            "evaluated_learners": evaluated,
+            "peer_metrics": markdown_table(metrics),
+            "paired_ttests_ndcg@10": markdown_table(significance)
+            if tests
+            else "skipped: fewer than two learners to score",
+            "weights": MetadataValue.json(tuning.weights),
+            "weights_from": source,
+            "validation_ndcg@10": round(tuning.valid_ndcg, 4),
+            "validation_learners": tuning.learners,
+            "validation_ndcg@10_by_ranking": _tuning_table(tuning),
+            "example": markdown_table(table.head(10)),
+        }
+    )

@@ -7,20 +7,28 @@ import pandas as pd
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
 from coursepilot import ingest, registry
+from coursepilot.embeddings import embed_texts
 from coursepilot.evaluation import held_out
 from coursepilot.models.base import load_train_data, split_frame
-from coursepilot.models.ratings import RatingModels, rating_errors
-from coursepilot.warehouse import columns
-from coursepilot.models.factors import Factorisation
-from coursepilot.embeddings import embed_texts
-from coursepilot.models.cold_start import tune_blend
 from coursepilot.models.catalogue import SPECS, build, fitted_fusion, fusion_tuning, tune_models, unusable
+from coursepilot.models.cold_start import tune_blend
+from coursepilot.models.factors import Factorisation
 from coursepilot.models.hybrid import Hybrid, tune, validation_data
 from coursepilot.models.neural import NeuralHybrid, save_state
+from coursepilot.models.ratings import RatingModels, rating_errors
 from coursepilot.models.simple import Content, Popularity, UserKNN
-from coursepilot.models.store import load_arrays, load_params, model_path, previous_choice, save_arrays, save_folder, save_params
+from coursepilot.models.store import (
+    load_arrays,
+    load_params,
+    model_path,
+    previous_choice,
+    save_arrays,
+    save_folder,
+    save_params,
+)
 from coursepilot.sampling import POPULATION_LEARNERS, sample_rows
 from coursepilot.training import train_and_track
+from coursepilot.warehouse import columns
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource
 
 from .lineage import run_tags
@@ -31,15 +39,16 @@ DEPS = ["split", "course_embeddings", "tfidf_course_vectors", "course_labels", "
 
 
 def _context(con, max_learners: int = 0, seed: int = 0):
-    """(rating scale, training data, test sets), of a seeded sample of at most ``max_learners`` learners when set."""
+    """(rating scale, training data, test sets), of a seeded sample of at most ``max_learners`` learners when
+    set."""
     scale = ingest.source_info(con)["rating_scale"]
     data = load_train_data(con, scale, max_learners, seed)
     return scale, data, held_out(con, data, "test", scale)
 
 
 def _with_validation(context, warehouse: WarehouseResource, share: float, seed: int, max_learners: int = 0):
-    """(data, test sets, the validation carve of its training rows, lineage tags), of a seeded sample of at most
-    ``max_learners`` learners when that is set (only their rows are read)."""
+    """(data, test sets, the validation carve of its training rows, lineage tags), of a seeded sample of at
+    most ``max_learners`` learners when that is set (only their rows are read)."""
     with warehouse.get_connection(read_only=True) as con:
         scale, data, relevant = _context(con, max_learners, seed)
         validation = validation_data(con, data, scale, share, seed)
@@ -52,56 +61,89 @@ def _with_validation(context, warehouse: WarehouseResource, share: float, seed: 
 def _log_population(context, con, data) -> None:
     everyone = con.execute("SELECT count(*) FROM learners").fetchone()[0]
     if data.shape[0] < everyone:
-        context.log.info(f"comparison model: trained and scored on a seeded sample of {data.shape[0]:,} of {everyone:,} learners")
+        context.log.info(
+            f"comparison model: trained and scored on a seeded sample of {data.shape[0]:,} of {everyone:,} "
+            "learners"
+        )
 
 
 def _metrics_table(results: dict[str, dict[str, float]]) -> MetadataValue:
     keys = ["precision@10", "recall@10", "ndcg@10", "map@10", "hit@10", "mrr"]
-    frame = pd.DataFrame([{"model": name, **{k: round(m.get(k, float("nan")), 4) for k in keys}} for name, m in results.items()])
+    frame = pd.DataFrame(
+        [
+            {"model": name, **{k: round(m.get(k, float("nan")), 4) for k in keys}}
+            for name, m in results.items()
+        ]
+    )
     return markdown_table(frame)
 
 
 class FactorSettings(Config):
-    """The search grid is the model list's (coursepilot.models.catalogue): factors x regularization x alpha for ALS,
-    the learning rate for BPR, tried on the validation carve; the best is refit on all of train."""
+    """The search grid is the model list's (coursepilot.models.catalogue): factors x regularization x alpha
+    for ALS, the learning rate for BPR, tried on the validation carve; the best is refit on all of train."""
 
     validation_share: float = 0.2
     seed: int = 0
     retune: bool = True  # False (the nightly job): keep the settings the last tuning chose, fit once
-    max_learners: int = 0  # 0: every learner; otherwise a seeded sample of at most this many (coursepilot.sampling)
+    max_learners: int = (
+        0  # 0: every learner; otherwise a seeded sample of at most this many (coursepilot.sampling)
+    )
 
 
 class BprSettings(FactorSettings):
-    """BPR is a comparison model (unless the fusion weighs it): above ``max_learners`` it trains on a sample."""
+    """BPR is a comparison model (unless the fusion weighs it): above ``max_learners`` it trains on a
+    sample."""
 
     max_learners: int = POPULATION_LEARNERS
 
 
 def _factor_asset(algorithm: str, settings_type):
-    @asset(name=f"{algorithm}_model", group_name=GROUP, kinds={"implicit", "mlflow"}, deps=DEPS,
-           description=f"implicit {algorithm.upper()} on the confidence-weighted training matrix, tuned on a validation "
-                       "carve; factors under <home>/models.")
-    def factor_model(context: AssetExecutionContext, config: settings_type, warehouse: WarehouseResource,
-                     home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
+    @asset(
+        name=f"{algorithm}_model",
+        group_name=GROUP,
+        kinds={"implicit", "mlflow"},
+        deps=DEPS,
+        description=f"implicit {algorithm.upper()} on the confidence-weighted training matrix, tuned on a "
+        "validation carve; factors under <home>/models.",
+    )
+    def factor_model(
+        context: AssetExecutionContext,
+        config: settings_type,
+        warehouse: WarehouseResource,
+        home: ProjectHomeResource,
+        tracking: TrackingResource,
+    ) -> MaterializeResult:
         data, relevant, (fit_data, valid, carve), tags = _with_validation(
-            context, warehouse, config.validation_share, config.seed, config.max_learners)
+            context, warehouse, config.validation_share, config.seed, config.max_learners
+        )
         last = None if config.retune else previous_choice(home.home, algorithm, "factors")
         kept = {algorithm: load_params(home.home, algorithm)} if last is not None else {}
         tuned = tune_models(fit_data, valid, names=[algorithm], kept=kept).tuning[algorithm]
-        context.log.info(f"validation nDCG@10 {tuned.valid_ndcg:.4f} with {tuned.params} "
-                         f"({'kept from the last tuning' if kept else f'best of {len(tuned.tried)} tried'})")
+        context.log.info(
+            f"validation nDCG@10 {tuned.valid_ndcg:.4f} with {tuned.params} "
+            f"({'kept from the last tuning' if kept else f'best of {len(tuned.tried)} tried'})"
+        )
         model = build(algorithm, tuned.params)
         tracker = tracking.tracker(home.home)
-        metrics, run_id = train_and_track(model, data, relevant, tracker, tags, {**model.params, "valid_ndcg_at_10": tuned.valid_ndcg})
+        metrics, run_id = train_and_track(
+            model, data, relevant, tracker, tags, {**model.params, "valid_ndcg_at_10": tuned.valid_ndcg}
+        )
         path = save_arrays(home.home, model.name, model.params, **model.state())
         with tracker.mlflow.start_run(run_id=run_id):
             tracker.mlflow.log_artifact(str(path))
-        return MaterializeResult(metadata={"test_metrics": _metrics_table({model.name: metrics}), "mlflow_run": run_id,
-                                           "factors": model.params["factors"], "settings": MetadataValue.json(model.params),
-                                           "validation_grid": markdown_table(pd.DataFrame(tuned.table())),
-                                           "validation_carve": carve.describe(),
-                                           "trained_learners": data.shape[0], "test_learners": len(relevant),
-                                           **{f"test_{k}": round(v, 4) for k, v in metrics.items() if k.endswith("@10")}})
+        return MaterializeResult(
+            metadata={
+                "test_metrics": _metrics_table({model.name: metrics}),
+                "mlflow_run": run_id,
+                "factors": model.params["factors"],
+                "settings": MetadataValue.json(model.params),
+                "validation_grid": markdown_table(pd.DataFrame(tuned.table())),
+                "validation_carve": carve.describe(),
+                "trained_learners": data.shape[0],
+                "test_learners": len(relevant),
+                **{f"test_{k}": round(v, 4) for k, v in metrics.items() if k.endswith("@10")},
+            }
+        )
 
     return factor_model
 
@@ -116,35 +158,58 @@ class BaselineSettings(Config):
     seed: int = 0
 
 
-@asset(group_name=GROUP, kinds={"mlflow"}, deps=DEPS,
-       description="Popularity, user-based kNN (eq. 8-9) and content affinity cos(E_u, E_i) (eq. 12) with MiniLM and TF-IDF.")
-def baseline_models(context: AssetExecutionContext, config: BaselineSettings, warehouse: WarehouseResource,
-                    home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
+@asset(
+    group_name=GROUP,
+    kinds={"mlflow"},
+    deps=DEPS,
+    description="Popularity, user-based kNN (eq. 8-9) and content affinity cos(E_u, E_i) (eq. 12) with "
+    "MiniLM and TF-IDF.",
+)
+def baseline_models(
+    context: AssetExecutionContext,
+    config: BaselineSettings,
+    warehouse: WarehouseResource,
+    home: ProjectHomeResource,
+    tracking: TrackingResource,
+) -> MaterializeResult:
     with warehouse.get_connection(read_only=True) as con:
         _, data, relevant = _context(con, config.max_learners, config.seed)
         _log_population(context, con, data)
         tags = run_tags(context, con)
     tracker = tracking.tracker(home.home)
     results, runs = {}, {}
-    for model, params in ((Popularity(), {}), (UserKNN(config.neighbours), {"neighbours": config.neighbours}),
-                          (Content("minilm"), {}), (Content("tfidf"), {})):
+    for model, params in (
+        (Popularity(), {}),
+        (UserKNN(config.neighbours), {"neighbours": config.neighbours}),
+        (Content("minilm"), {}),
+        (Content("tfidf"), {}),
+    ):
         results[model.name], runs[model.name] = train_and_track(model, data, relevant, tracker, tags, params)
         context.log.info(f"{model.name}: nDCG@10 {results[model.name].get('ndcg@10', 0):.4f}")
-    return MaterializeResult(metadata={"test_metrics": _metrics_table(results), "mlflow_runs": MetadataValue.json(runs),
-                                       "trained_learners": data.shape[0], "test_learners": len(relevant)})
+    return MaterializeResult(
+        metadata={
+            "test_metrics": _metrics_table(results),
+            "mlflow_runs": MetadataValue.json(runs),
+            "trained_learners": data.shape[0],
+            "test_learners": len(relevant),
+        }
+    )
 
 
 class HybridSettings(Config):
     validation_share: float = 0.2
     seed: int = 0
-    retune: bool = True  # False (the nightly job): keep the last components' settings and weights; score them on validation
+    # False (the nightly job): keep the last components' settings and weights; score them on validation
+    retune: bool = True
 
 
 def fitted_hybrid(home, data, content: str = "minilm", name: str = "hybrid_eq6", targets=None) -> Hybrid:
-    """Equation (6) with the alpha and level weight ``hybrid_model`` chose for it, on the ``als_model`` factors."""
+    """Equation (6) with the alpha and level weight ``hybrid_model`` chose for it, on the ``als_model``
+    factors."""
     choice = load_params(home, "hybrid_eq6")
-    return Hybrid(_fitted_als(home, data), Content(content).fit(data), choice["alpha"], choice["level_weight"], name).fit(
-        data, fit_parts=False, targets=targets)
+    return Hybrid(
+        _fitted_als(home, data), Content(content).fit(data), choice["alpha"], choice["level_weight"], name
+    ).fit(data, fit_parts=False, targets=targets)
 
 
 def _fitted_als(home, data) -> Factorisation:
@@ -164,52 +229,120 @@ def _kept(home, retune: bool) -> tuple[dict[str, dict], dict | None]:
     return {**load_params(home, "hybrid")["params"], **kept}, last
 
 
-@asset(group_name=GROUP, kinds={"mlflow"}, deps=["als_model", *DEPS],
-       description="The shipped hybrid: a fusion of EASE, item-kNN, ALS, BPR, content, popularity, peer group and level "
-                   "scores, each tuned and then weighted on a validation carve of train; plus equation (6) as written.")
-def hybrid_model(context: AssetExecutionContext, config: HybridSettings, warehouse: WarehouseResource,
-                 home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
-    data, relevant, (fit_data, valid, carve), tags = _with_validation(context, warehouse, config.validation_share, config.seed)
+@asset(
+    group_name=GROUP,
+    kinds={"mlflow"},
+    deps=["als_model", *DEPS],
+    description="The shipped hybrid: a fusion of EASE, item-kNN, ALS, BPR, content, popularity, peer group "
+    "and level scores, each tuned and then weighted on a validation carve of train; plus "
+    "equation (6) as written.",
+)
+def hybrid_model(
+    context: AssetExecutionContext,
+    config: HybridSettings,
+    warehouse: WarehouseResource,
+    home: ProjectHomeResource,
+    tracking: TrackingResource,
+) -> MaterializeResult:
+    data, relevant, (fit_data, valid, carve), tags = _with_validation(
+        context, warehouse, config.validation_share, config.seed
+    )
     kept, weights = _kept(home.home, config.retune)
     if weights is not None and any(unusable(SPECS[m], fit_data) for m in weights):
-        context.log.warning("a component the last weights use cannot learn from this data: the fusion is tuned again")
+        context.log.warning(
+            "a component the last weights use cannot learn from this data: the fusion is tuned again"
+        )
         kept, weights = _kept(home.home, retune=True)
-    names = [m for m in SPECS if SPECS[m].fusion] if weights is None else list(weights)  # the nightly: weighted ones only
+    # the nightly: weighted ones only
+    names = [m for m in SPECS if SPECS[m].fusion] if weights is None else list(weights)
     trained = tune_models(fit_data, valid, names=names, kept=kept, log=context.log.info)
     tuning = fusion_tuning(trained, weights)
     context.log.info(f"fusion weights {tuning.weights}: validation nDCG@10 {tuning.valid_ndcg:.4f}")
     fusion = fitted_fusion(data, trained.params, tuning.weights, {"als": _fitted_als(home.home, data)})
-    equation6 = tune(Hybrid(trained.fitted["als"], trained.fitted["content_minilm"]), trained.fit_data, trained.valid,
-                     fit_parts=False) if config.retune and {"als", "content_minilm"} <= set(trained.fitted) else None
+    equation6 = (
+        tune(
+            Hybrid(trained.fitted["als"], trained.fitted["content_minilm"]),
+            trained.fit_data,
+            trained.valid,
+            fit_parts=False,
+        )
+        if config.retune and {"als", "content_minilm"} <= set(trained.fitted)
+        else None
+    )
     tracker = tracking.tracker(home.home)
-    metrics, run_id = train_and_track(fusion, data, relevant, tracker, tags,
-                                      {"weights": tuning.weights, "params": trained.params,
-                                       "validation_share": config.validation_share}, fit=False)
+    metrics, run_id = train_and_track(
+        fusion,
+        data,
+        relevant,
+        tracker,
+        tags,
+        {"weights": tuning.weights, "params": trained.params, "validation_share": config.validation_share},
+        fit=False,
+    )
     with tracker.mlflow.start_run(run_id=run_id):
-        tracker.mlflow.log_metrics({"valid_ndcg_at_10": tuning.scored_ndcg, "valid_ndcg_at_10_search": tuning.valid_ndcg,
-                                    **{f"valid_ndcg_at_10_{m}": v for m, v in trained.valid_ndcg().items()}})
+        tracker.mlflow.log_metrics(
+            {
+                "valid_ndcg_at_10": tuning.scored_ndcg,
+                "valid_ndcg_at_10_search": tuning.valid_ndcg,
+                **{f"valid_ndcg_at_10_{m}": v for m, v in trained.valid_ndcg().items()},
+            }
+        )
     with warehouse.get_connection(read_only=True) as con:
         titles = con.execute("SELECT title FROM courses ORDER BY course_id").df()["title"].to_numpy()
         last_cold = None if config.retune else previous_choice(home.home, "hybrid", "cold_start_popularity")
-        cold_weight, cold_grid = (last_cold, {}) if last_cold is not None else tune_blend(con, fit_data, valid, embed_texts)
-    bundle = save_folder(home.home, "hybrid_bundle",
-                         lambda folder: registry.save_bundle(folder, data, titles, fusion, trained.params, cold_weight))
-    save_params(home.home, "hybrid", {"weights": tuning.weights, "params": trained.params, "bundle": str(bundle),
-                                      "cold_start_popularity": cold_weight,
-                                      "metrics": {"valid_ndcg_at_10": tuning.scored_ndcg,
-                                                  **{f"test_{k.replace('@', '_at_')}": v for k, v in metrics.items()}}})
+        cold_weight, cold_grid = (
+            (last_cold, {}) if last_cold is not None else tune_blend(con, fit_data, valid, embed_texts)
+        )
+    bundle = save_folder(
+        home.home,
+        "hybrid_bundle",
+        lambda folder: registry.save_bundle(folder, data, titles, fusion, trained.params, cold_weight),
+    )
+    save_params(
+        home.home,
+        "hybrid",
+        {
+            "weights": tuning.weights,
+            "params": trained.params,
+            "bundle": str(bundle),
+            "cold_start_popularity": cold_weight,
+            "metrics": {
+                "valid_ndcg_at_10": tuning.scored_ndcg,
+                **{f"test_{k.replace('@', '_at_')}": v for k, v in metrics.items()},
+            },
+        },
+    )
     if equation6 is not None:
-        save_params(home.home, "hybrid_eq6", {"alpha": equation6.alpha, "level_weight": equation6.level_weight,
-                                              "valid_ndcg_at_10": equation6.valid_ndcg})
-    components = pd.DataFrame(tuning.table() or [{"component": m, "weight": w} for m, w in tuning.weights.items()])
-    return MaterializeResult(metadata={
-        "test_metrics": _metrics_table({"hybrid": metrics}), "validation_ndcg@10": round(tuning.scored_ndcg, 4),
-        "validation_ndcg@10_of_the_search": round(tuning.valid_ndcg, 4),
-        "weights": MetadataValue.json(tuning.weights), "components": markdown_table(components),
-        "validation_carve": carve.describe(),
-        "component_settings": MetadataValue.json(trained.params), "skipped": MetadataValue.json(trained.skipped),
-        "equation6_alpha": None if equation6 is None else equation6.alpha, "mlflow_run": run_id,
-        "cold_start_popularity_weight": cold_weight, "cold_start_validation_f1@5": MetadataValue.json({str(w): round(v, 4) for w, v in cold_grid.items()})})
+        save_params(
+            home.home,
+            "hybrid_eq6",
+            {
+                "alpha": equation6.alpha,
+                "level_weight": equation6.level_weight,
+                "valid_ndcg_at_10": equation6.valid_ndcg,
+            },
+        )
+    components = pd.DataFrame(
+        tuning.table() or [{"component": m, "weight": w} for m, w in tuning.weights.items()]
+    )
+    return MaterializeResult(
+        metadata={
+            "test_metrics": _metrics_table({"hybrid": metrics}),
+            "validation_ndcg@10": round(tuning.scored_ndcg, 4),
+            "validation_ndcg@10_of_the_search": round(tuning.valid_ndcg, 4),
+            "weights": MetadataValue.json(tuning.weights),
+            "components": markdown_table(components),
+            "validation_carve": carve.describe(),
+            "component_settings": MetadataValue.json(trained.params),
+            "skipped": MetadataValue.json(trained.skipped),
+            "equation6_alpha": None if equation6 is None else equation6.alpha,
+            "mlflow_run": run_id,
+            "cold_start_popularity_weight": cold_weight,
+            "cold_start_validation_f1@5": MetadataValue.json(
+                {str(w): round(v, 4) for w, v in cold_grid.items()}
+            ),
+        }
+    )
 
 
 class RatingSettings(Config):
@@ -219,38 +352,74 @@ class RatingSettings(Config):
     seed: int = 0
 
 
-@asset(group_name=GROUP, kinds={"mlflow"}, deps=["split"],
-       description="Rating prediction (global mean, biases, user-kNN eq. 9) scored by MAE and MSE where the source has explicit ratings.")
-def rating_models(context: AssetExecutionContext, config: RatingSettings, warehouse: WarehouseResource,
-                  home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
+@asset(
+    group_name=GROUP,
+    kinds={"mlflow"},
+    deps=["split"],
+    description="Rating prediction (global mean, biases, user-kNN eq. 9) scored by MAE and MSE where the "
+    "source has explicit ratings.",
+)
+def rating_models(
+    context: AssetExecutionContext,
+    config: RatingSettings,
+    warehouse: WarehouseResource,
+    home: ProjectHomeResource,
+    tracking: TrackingResource,
+) -> MaterializeResult:
     with warehouse.get_connection(read_only=True) as con:
         info = ingest.source_info(con)
         has_ratings = "rating" in columns(con, "interactions")
-        if has_ratings and info["explicit_ratings"]:  # learners with training rows, a seeded sample of them above max_learners
-            learners = np.asarray([r[0] for r in con.execute("SELECT DISTINCT learner_id FROM split WHERE split = 'train' "
-                                                             "ORDER BY 1").fetchall()], dtype=object)
-            rows = sample_rows(len(learners), config.max_learners, config.seed) if config.max_learners else None
+        # learners with training rows, a seeded sample of them above max_learners
+        if has_ratings and info["explicit_ratings"]:
+            learners = np.asarray(
+                [
+                    r[0]
+                    for r in con.execute(
+                        "SELECT DISTINCT learner_id FROM split WHERE split = 'train' ORDER BY 1"
+                    ).fetchall()
+                ],
+                dtype=object,
+            )
+            rows = (
+                sample_rows(len(learners), config.max_learners, config.seed) if config.max_learners else None
+            )
             kept = None if rows is None else learners[rows]
-            train, test = split_frame(con, ("train",), kept), split_frame(con, ("test",), kept).dropna(subset=["rating"])
+            train, test = (
+                split_frame(con, ("train",), kept),
+                split_frame(con, ("test",), kept).dropna(subset=["rating"]),
+            )
         tags = run_tags(context, con)
     if not (has_ratings and info["explicit_ratings"]):
-        reason = ("the source has no ratings" if not has_ratings else
-                  "the source's ratings encode enrolment states, not opinions: MAE / MSE would mean nothing")
+        reason = (
+            "the source has no ratings"
+            if not has_ratings
+            else "the source's ratings encode enrolment states, not opinions: MAE / MSE would mean nothing"
+        )
         context.log.warning(f"rating prediction skipped: {reason}")
         return MaterializeResult(metadata={"skipped": reason})
     if rows is not None:
-        context.log.info(f"rating models: trained and scored on a seeded sample of {len(rows):,} of {len(learners):,} learners")
+        context.log.info(
+            f"rating models: trained and scored on a seeded sample of {len(rows):,} of {len(learners):,} "
+            "learners"
+        )
     models = RatingModels(tuple(info["rating_scale"]), config.regularisation, config.neighbours).fit(train)
     tracker, table, runs = tracking.tracker(home.home), [], {}
     for name in models.NAMES:
         errors = rating_errors(test["rating"], models.predict(name, test))
         with tracker.run(name, {**tags, "model": name}) as run:
             tracker.mlflow.log_params({**config.model_dump(), "rating_scale": info["rating_scale"]})
-            tracker.mlflow.log_metrics({f"test_{k}": v for k, v in errors.items()} | {"test_ratings": len(test)})
+            tracker.mlflow.log_metrics(
+                {f"test_{k}": v for k, v in errors.items()} | {"test_ratings": len(test)}
+            )
         table.append({"model": name, **{k: round(v, 4) for k, v in errors.items()}})
         runs[name] = run.info.run_id
-    return MaterializeResult(metadata={"test_ratings": len(test), "errors": markdown_table(pd.DataFrame(table)),
-                                       "mlflow_runs": MetadataValue.json(runs)})
+    return MaterializeResult(
+        metadata={
+            "test_ratings": len(test),
+            "errors": markdown_table(pd.DataFrame(table)),
+            "mlflow_runs": MetadataValue.json(runs),
+        }
+    )
 
 
 class NeuralSettings(Config):
@@ -265,40 +434,72 @@ class NeuralSettings(Config):
     max_learners: int = POPULATION_LEARNERS  # a comparison model: a seeded sample above it (0: every learner)
 
 
-@asset(group_name=GROUP, kinds={"pytorch", "mlflow"}, deps=["als_model", *DEPS],
-       description="Neural hybrid: shared attention over ALS factors and MiniLM embeddings, BPR loss, early-stopped on validation.")
-def neural_hybrid_model(context: AssetExecutionContext, config: NeuralSettings, warehouse: WarehouseResource,
-                        home: ProjectHomeResource, tracking: TrackingResource) -> MaterializeResult:
-    data, relevant, (fit_data, valid, _), tags = _with_validation(context, warehouse, config.validation_share, config.seed,
-                                                            config.max_learners)
+@asset(
+    group_name=GROUP,
+    kinds={"pytorch", "mlflow"},
+    deps=["als_model", *DEPS],
+    description="Neural hybrid: shared attention over ALS factors and MiniLM embeddings, BPR loss, "
+    "early-stopped on validation.",
+)
+def neural_hybrid_model(
+    context: AssetExecutionContext,
+    config: NeuralSettings,
+    warehouse: WarehouseResource,
+    home: ProjectHomeResource,
+    tracking: TrackingResource,
+) -> MaterializeResult:
+    data, relevant, (fit_data, valid, _), tags = _with_validation(
+        context, warehouse, config.validation_share, config.seed, config.max_learners
+    )
     params = {k: v for k, v in config.model_dump().items() if k not in ("validation_share", "max_learners")}
     model = NeuralHybrid(**params, als_params=load_params(home.home, "als")).fit(data, fit_data, valid)
     for record in model.history:
-        context.log.info(", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
+        context.log.info(
+            ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items())
+        )
     tracker = tracking.tracker(home.home)
-    metrics, run_id = train_and_track(model, data, relevant, tracker, tags, {**params, "best_epochs": model.best_epochs}, fit=False)
+    metrics, run_id = train_and_track(
+        model, data, relevant, tracker, tags, {**params, "best_epochs": model.best_epochs}, fit=False
+    )
     state = model_path(home.home, "neural_hybrid").with_suffix(".pt")
     save_state(model, state)
-    save_params(home.home, "neural_hybrid", {**params, "best_epochs": model.best_epochs})  # the report trains this many
+    # the report trains this many
+    save_params(home.home, "neural_hybrid", {**params, "best_epochs": model.best_epochs})
     with tracker.mlflow.start_run(run_id=run_id):
         tracker.mlflow.log_artifact(str(state))
         tracker.log_dict({"history": model.history}, "training_history.json")
     if model.fell_back:
         context.log.warning(model.fallback_reason)
-    return MaterializeResult(metadata={"test_metrics": _metrics_table({model.name: metrics}), "best_epochs": model.best_epochs,
-                                       "fell_back_to_als": model.fell_back, "fallback_reason": model.fallback_reason,
-                                       "history": markdown_table(pd.DataFrame(model.history).round(4)), "mlflow_run": run_id})
+    return MaterializeResult(
+        metadata={
+            "test_metrics": _metrics_table({model.name: metrics}),
+            "best_epochs": model.best_epochs,
+            "fell_back_to_als": model.fell_back,
+            "fallback_reason": model.fallback_reason,
+            "history": markdown_table(pd.DataFrame(model.history).round(4)),
+            "mlflow_run": run_id,
+        }
+    )
 
 
 class GateSettings(Config):
     tolerance: float = 0.01  # a challenger may be this much worse (validation nDCG@10) and still be promoted
 
 
-@asset(group_name=GROUP, kinds={"mlflow"}, deps=["hybrid_model"],
-       description="The serving recommender (MLflow pyfunc): a new version of coursepilot-recommender, @challenger, "
-                   "promoted to @champion by the gate.")
-def recommender(context: AssetExecutionContext, config: GateSettings, warehouse: WarehouseResource, home: ProjectHomeResource,
-                tracking: TrackingResource) -> MaterializeResult:
+@asset(
+    group_name=GROUP,
+    kinds={"mlflow"},
+    deps=["hybrid_model"],
+    description="The serving recommender (MLflow pyfunc): a new version of coursepilot-recommender, "
+    "@challenger, promoted to @champion by the gate.",
+)
+def recommender(
+    context: AssetExecutionContext,
+    config: GateSettings,
+    warehouse: WarehouseResource,
+    home: ProjectHomeResource,
+    tracking: TrackingResource,
+) -> MaterializeResult:
     with warehouse.get_connection(read_only=True) as con:
         tags = run_tags(context, con)
     choice = load_params(home.home, "hybrid")
@@ -310,8 +511,15 @@ def recommender(context: AssetExecutionContext, config: GateSettings, warehouse:
     version = str(info.registered_model_version)
     promoted, reason = registry.promotion_gate(tracker.mlflow.MlflowClient(), version, config.tolerance)
     (context.log.info if promoted else context.log.warning)(reason)
-    return MaterializeResult(metadata={"registered_model": registry.MODEL_NAME, "version": version, "promoted": promoted,
-                                       "gate": reason, "champion": registry.champion_version(tracker.mlflow.MlflowClient()),
-                                       "model_uri": info.model_uri,
-                                       "valid_ndcg@10": round(choice["metrics"]["valid_ndcg_at_10"], 4),
-                                       "weights": MetadataValue.json(choice["weights"])})
+    return MaterializeResult(
+        metadata={
+            "registered_model": registry.MODEL_NAME,
+            "version": version,
+            "promoted": promoted,
+            "gate": reason,
+            "champion": registry.champion_version(tracker.mlflow.MlflowClient()),
+            "model_uri": info.model_uri,
+            "valid_ndcg@10": round(choice["metrics"]["valid_ndcg_at_10"], 4),
+            "weights": MetadataValue.json(choice["weights"]),
+        }
+    )

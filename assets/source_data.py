@@ -13,13 +13,23 @@ GROUP = "source_data"
 
 
 @multi_asset(
-    specs=[AssetSpec(ingest.raw_name(t), group_name=GROUP, kinds={"duckdb"},
-                     description=f"The source's {t}, mapped to canonical column names, with _file/_row provenance.")
-           for t in TABLES],
+    specs=[
+        AssetSpec(
+            ingest.raw_name(t),
+            group_name=GROUP,
+            kinds={"duckdb"},
+            description=f"The source's {t}, mapped to canonical column names, with _file/_row provenance.",
+        )
+        for t in TABLES
+    ],
     can_subset=False,
 )
-def raw_tables(context: AssetExecutionContext, dataset: DatasetResource, warehouse: WarehouseResource,
-               home: ProjectHomeResource):
+def raw_tables(
+    context: AssetExecutionContext,
+    dataset: DatasetResource,
+    warehouse: WarehouseResource,
+    home: ProjectHomeResource,
+):
     """Read the configured source through its adapter and store what it read, unvalidated."""
     context.log.info(f"reading {dataset.describe()}")
     source = dataset.load(home.home)
@@ -27,32 +37,50 @@ def raw_tables(context: AssetExecutionContext, dataset: DatasetResource, warehou
         info = ingest.write_raw(con, source)
         for table in TABLES:
             name = ingest.raw_name(table)
-            yield MaterializeResult(asset_key=name, metadata={
-                **table_metadata(con, name),
-                "source_format": info["format"],
-                "source_fingerprint": info["fingerprint"],
-                "source_files": MetadataValue.md("\n".join(f"- `{f}`" for f in info["files"])),
-                "ground_truth_tables": ", ".join(source.truth) or "none",
-            })
+            yield MaterializeResult(
+                asset_key=name,
+                metadata={
+                    **table_metadata(con, name),
+                    "source_format": info["format"],
+                    "source_fingerprint": info["fingerprint"],
+                    "source_files": MetadataValue.md("\n".join(f"- `{f}`" for f in info["files"])),
+                    "ground_truth_tables": ", ".join(source.truth) or "none",
+                },
+            )
 
 
 @multi_asset(
-    specs=[AssetSpec(t, group_name=GROUP, kinds={"duckdb"}, deps=[ingest.raw_name(t) for t in TABLES],
-                     description=f"Validated canonical {t} (see coursepilot.schema); replaced only when every table passes.")
-           for t in TABLES],
+    specs=[
+        AssetSpec(
+            t,
+            group_name=GROUP,
+            kinds={"duckdb"},
+            deps=[ingest.raw_name(t) for t in TABLES],
+            description=f"Validated canonical {t} (see coursepilot.schema); replaced only when every table "
+            "passes.",
+        )
+        for t in TABLES
+    ],
     can_subset=False,
 )
 def cleaned_tables(context: AssetExecutionContext, dataset: DatasetResource, warehouse: WarehouseResource):
     """Validate the raw tables and replace learners, courses and interactions in one transaction."""
     with warehouse.get_connection() as con:
         report = ingest.clean(con, dataset.policy)
-        repairs = pd.DataFrame([vars(r) for r in report.repairs], columns=["table", "rule", "count", "detail"])
+        repairs = pd.DataFrame(
+            [vars(r) for r in report.repairs], columns=["table", "rule", "count", "detail"]
+        )
         for repair in report.repairs:
-            context.log.warning(f"{repair.table}: {repair.count} rows repaired ({repair.rule}: {repair.detail})")
+            context.log.warning(
+                f"{repair.table}: {repair.count} rows repaired ({repair.rule}: {repair.detail})"
+            )
         for table in TABLES:
-            yield MaterializeResult(asset_key=table, metadata={
-                **table_metadata(con, table),
-                "rows_read": report.rows_in[table],
-                "rows_dropped": report.rows_in[table] - report.rows_out[table],
-                "repairs": markdown_table(repairs[repairs["table"] == table]),
-            })
+            yield MaterializeResult(
+                asset_key=table,
+                metadata={
+                    **table_metadata(con, table),
+                    "rows_read": report.rows_in[table],
+                    "rows_dropped": report.rows_in[table] - report.rows_out[table],
+                    "repairs": markdown_table(repairs[repairs["table"] == table]),
+                },
+            )

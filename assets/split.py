@@ -19,11 +19,22 @@ class SplitSettings(Config):
     seed: int = SplitConfig.seed
 
 
-@asset(group_name="split", kinds={"duckdb"}, deps=["interactions"],
-       description="Per interaction: train, test (last share per learner by time), cold_learner or cold_course.")
-def split(context: AssetExecutionContext, config: SplitSettings, warehouse: WarehouseResource) -> MaterializeResult:
+@asset(
+    group_name="split",
+    kinds={"duckdb"},
+    deps=["interactions"],
+    description="Per interaction: train, test (last share per learner by time), cold_learner or cold_course.",
+)
+def split(
+    context: AssetExecutionContext, config: SplitSettings, warehouse: WarehouseResource
+) -> MaterializeResult:
     with warehouse.get_connection() as con:
         counts = build_split(con, SplitConfig(**config.model_dump()))
     table = pd.DataFrame({"split": list(counts), "interactions": list(counts.values())})
-    return MaterializeResult(metadata={"dagster/row_count": sum(counts.values()), "counts": markdown_table(table),
-                                       **{f"{k}_interactions": v for k, v in counts.items()}})
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": sum(counts.values()),
+            "counts": markdown_table(table),
+            **{f"{k}_interactions": v for k, v in counts.items()},
+        }
+    )

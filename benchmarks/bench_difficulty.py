@@ -24,19 +24,37 @@ def main() -> None:
     rows = []
     for name, (fmt, path) in labelled_catalogues().items():
         courses = load_source(fmt, path).courses
-        courses = courses.assign(difficulty=courses["difficulty"].str.lower()).dropna(subset=["difficulty"]).drop_duplicates("course_id")
+        courses = (
+            courses.assign(difficulty=courses["difficulty"].str.lower())
+            .dropna(subset=["difficulty"])
+            .drop_duplicates("course_id")
+        )
         texts, truth = course_texts(courses), courses["difficulty"].to_numpy()
         vectors = embed_texts(texts)
         folds = StratifiedKFold(5, shuffle=True, random_state=0)
         predictions = {
             "majority class": np.full(len(truth), pd.Series(truth).mode()[0]),
-            "logistic regression on embeddings (CV)": cross_val_predict(LogisticRegression(C=10.0, max_iter=3000), vectors, truth, cv=folds),
+            "logistic regression on embeddings (CV)": cross_val_predict(
+                LogisticRegression(C=10.0, max_iter=3000), vectors, truth, cv=folds
+            ),
             "lexical level cues": difficulty_from_cues(texts),
         }
         for method, predicted in predictions.items():
-            rows.append([name, len(truth), method, accuracy_score(truth, predicted),
-                         f1_score(truth, predicted, average="macro"), cohen_kappa_score(truth, predicted)])
-    print_table("Course difficulty from text vs real labels", ["catalogue", "courses", "method", "accuracy", "macro F1", "Cohen's kappa"], rows)
+            rows.append(
+                [
+                    name,
+                    len(truth),
+                    method,
+                    accuracy_score(truth, predicted),
+                    f1_score(truth, predicted, average="macro"),
+                    cohen_kappa_score(truth, predicted),
+                ]
+            )
+    print_table(
+        "Course difficulty from text vs real labels",
+        ["catalogue", "courses", "method", "accuracy", "macro F1", "Cohen's kappa"],
+        rows,
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import DATASETS, console, print_table
+from common import DATASETS, print_table
 from coursepilot.content import course_texts
 from coursepilot.embeddings import MODEL_NAME, embed_texts, load_model
 from coursepilot.neighbours import CourseIndex
@@ -64,23 +64,36 @@ def catalogues() -> dict[str, tuple[pd.DataFrame, np.ndarray]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--texts", type=int, default=1000, help="course texts per throughput run (default 1000)")
-    parser.add_argument("--batches", type=int, nargs="+", default=[32, 64, 128, 256], help="batch sizes to time")
+    parser.add_argument(
+        "--texts", type=int, default=1000, help="course texts per throughput run (default 1000)"
+    )
+    parser.add_argument(
+        "--batches", type=int, nargs="+", default=[32, 64, 128, 256], help="batch sizes to time"
+    )
     args = parser.parse_args()
     data = catalogues()
 
     model = load_model()
     texts = (course_texts(data["synthetic S (theme)"][0]) * 4)[: args.texts]
     rows, agreement = throughput(model, texts, args.batches)
-    print_table(f"all-MiniLM-L6-v2 throughput (sentences per second); lowest torch-ONNX cosine {agreement:.6f}",
-                ["backend", "batch", "texts", "sentences/s"], rows)
+    print_table(
+        f"all-MiniLM-L6-v2 throughput (sentences per second); lowest torch-ONNX cosine {agreement:.6f}",
+        ["backend", "batch", "texts", "sentences/s"],
+        rows,
+    )
 
     rows = []
     for name, (courses, labels) in data.items():
-        scores = {pre: neighbour_precision(embed_texts(course_texts(courses, preprocess=pre)), labels) for pre in (False, True)}
+        scores = {
+            pre: neighbour_precision(embed_texts(course_texts(courses, preprocess=pre)), labels)
+            for pre in (False, True)
+        }
         rows.append([name, len(courses), scores[False], scores[True]])
-    print_table("Neighbour precision@10 (same label), raw vs preprocessed text",
-                ["catalogue", "courses", "raw text", "preprocessed"], rows)
+    print_table(
+        "Neighbour precision@10 (same label), raw vs preprocessed text",
+        ["catalogue", "courses", "raw text", "preprocessed"],
+        rows,
+    )
 
 
 if __name__ == "__main__":

@@ -15,9 +15,9 @@ import time
 
 import numpy as np
 import pandas as pd
-from common import print_table
 from scipy import sparse
 
+from common import print_table
 from coursepilot.evaluation import evaluate
 from coursepilot.learner_neighbours import LearnerNeighbours
 from coursepilot.models.base import TrainData
@@ -29,7 +29,9 @@ from coursepilot.synthetic import SIZES, generate
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=list(SIZES), default="M", help="synthetic size (default M)")
-    parser.add_argument("--learners", type=int, default=20_000, help="held-out learners scored (default 20000)")
+    parser.add_argument(
+        "--learners", type=int, default=20_000, help="held-out learners scored (default 20000)"
+    )
     args = parser.parse_args()
 
     inter = generate(SIZES[args.size])["interactions"].to_pandas().sort_values(["learner_id", "ts"])
@@ -41,12 +43,18 @@ def main() -> None:
     shape = (len(learners), len(courses))
 
     def matrix(mask):
-        return sparse.csr_matrix((np.ones(int(mask.sum()), np.float32), (rows[mask], cols[mask])), shape=shape)
+        return sparse.csr_matrix(
+            (np.ones(int(mask.sum()), np.float32), (rows[mask], cols[mask])), shape=shape
+        )
 
     train, test = matrix(~held.to_numpy()), matrix(held.to_numpy())
     data = TrainData(np.asarray(learners), np.asarray(courses), train)
     relevant = relevant_sets(test)
-    keys = np.sort(np.random.default_rng(0).choice(np.array(list(relevant)), min(args.learners, len(relevant)), replace=False))
+    keys = np.sort(
+        np.random.default_rng(0).choice(
+            np.array(list(relevant)), min(args.learners, len(relevant)), replace=False
+        )
+    )
     sample = {int(k): relevant[int(k)] for k in keys}
 
     out, sims = [], {}
@@ -60,9 +68,12 @@ def main() -> None:
         ndcg = evaluate(model, sample, ks=(10,))["ndcg@10"]
         out.append([name, built, time.perf_counter() - started, ndcg])
     mass = float(sims["hnsw"].sum() / sims["exact"].sum())
-    print_table(f"User-kNN at size {args.size} ({shape[0]:,} learners, {train.nnz:,} training interactions), "
-                f"{len(sample):,} held-out learners; HNSW keeps {mass:.1%} of the exact top-50 similarity mass",
-                ["neighbours", "build s", "score s", "nDCG@10"], out)
+    print_table(
+        f"User-kNN at size {args.size} ({shape[0]:,} learners, {train.nnz:,} training interactions), "
+        f"{len(sample):,} held-out learners; HNSW keeps {mass:.1%} of the exact top-50 similarity mass",
+        ["neighbours", "build s", "score s", "nDCG@10"],
+        out,
+    )
 
 
 if __name__ == "__main__":

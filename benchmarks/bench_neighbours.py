@@ -22,14 +22,19 @@ from coursepilot.synthetic import SIZES, generate
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[5_000, 50_000, 200_000], help="catalogue sizes")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[5_000, 50_000, 200_000], help="catalogue sizes"
+    )
     parser.add_argument("--queries", type=int, default=500, help="queries per size")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     base = embed_texts(course_texts(generate(SIZES["S"])["courses"].to_pandas()))
     rows = []
     for size in args.sizes:
-        vectors = normalise_rows(base[rng.integers(len(base), size=size)] + rng.normal(0, 0.03, (size, base.shape[1])).astype(np.float32))
+        vectors = normalise_rows(
+            base[rng.integers(len(base), size=size)]
+            + rng.normal(0, 0.03, (size, base.shape[1])).astype(np.float32)
+        )
         queries = vectors[rng.choice(size, args.queries, replace=False)]
         results = {}
         for kind, limit in (("exact", size), ("usearch-hnsw", 0)):

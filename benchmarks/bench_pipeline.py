@@ -5,9 +5,9 @@ Usage: python benchmarks/bench_pipeline.py [--sizes S M L] [--incremental] [--wo
 Each size runs in a fresh process (peak memory is its own) with a fresh project home. A stage is one
 Dagster step; its wall time runs from the step's start event to its success event, CPU time is the
 process's CPU time (all threads) over the same span, and its peak is the resident high-water mark
-reset at the step's start (``/proc/self/clear_refs``); the run's peak is the largest of those. Orchestration overhead is the run's total wall
-time minus the stages' own wall time: loading definitions, the run and event storage, launching the
-run, and the gaps between steps.
+reset at the step's start (``/proc/self/clear_refs``); the run's peak is the largest of those. Orchestration
+overhead is the run's total wall time minus the stages' own wall time: loading definitions, the run and event
+storage, launching the run, and the gaps between steps.
 
 ``--incremental`` then appends 1% new courses (new texts) and 1% new interactions (a week after the
 last, half of them with the new courses) to the generated files and measures the ``nightly_retrain``
@@ -28,7 +28,6 @@ from pathlib import Path
 from queue import Empty
 
 from common import console, print_table
-
 from coursepilot.synthetic.growth import append_growth
 
 
@@ -62,10 +61,17 @@ class StageClock(logging.Handler):
             self.open[step] = (time.perf_counter(), time.process_time())
         elif kind in ("STEP_SUCCESS", "STEP_FAILURE") and step in self.open:
             wall, cpu = self.open.pop(step)
-            stage = self.stages[step] = {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu,
-                                         "peak_gb": _peak_kb() / 1024**2, "ok": kind == "STEP_SUCCESS"}
-            print(f"{time.strftime('%H:%M:%S')} {step} {'done' if stage['ok'] else 'FAILED'}: wall {stage['wall_s']:.1f} s, "
-                  f"CPU {stage['cpu_s']:.1f} s, peak {stage['peak_gb']:.2f} GB", flush=True)
+            stage = self.stages[step] = {
+                "wall_s": time.perf_counter() - wall,
+                "cpu_s": time.process_time() - cpu,
+                "peak_gb": _peak_kb() / 1024**2,
+                "ok": kind == "STEP_SUCCESS",
+            }
+            print(
+                f"{time.strftime('%H:%M:%S')} {step} {'done' if stage['ok'] else 'FAILED'}: wall "
+                f"{stage['wall_s']:.1f} s, CPU {stage['cpu_s']:.1f} s, peak {stage['peak_gb']:.2f} GB",
+                flush=True,
+            )
 
 
 def measure(size: str, workdir: str, queue, label: str, job_name: str) -> None:
@@ -89,27 +95,62 @@ def measure(size: str, workdir: str, queue, label: str, job_name: str) -> None:
     defs = build_definitions(home, DatasetResource(size=size), loggers={"clock": LoggerDefinition(make)})
     with DagsterInstance.get() as instance:
         job = defs.resolve_job_def(job_name)
-        result = job.execute_in_process(instance=instance, raise_on_error=False,
-                                        run_config={**(job.run_config or {}), "loggers": {"clock": {}}})
-    meta = {e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
-            for e in result.get_asset_materialization_events()}
-    embedded = {k: meta["course_embeddings"][k].value for k in ("encoded", "cached")} if "course_embeddings" in meta else {}
-    queue.put({"size": size, "run": label, "success": result.success, "stages": clock.stages, "embeddings": embedded,
-               "wall_s": time.perf_counter() - started, "cpu_s": time.process_time() - cpu_started,
-               "peak_gb": max([_peak_kb() / 1024**2] + [s["peak_gb"] for s in clock.stages.values()])})
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={**(job.run_config or {}), "loggers": {"clock": {}}},
+        )
+    meta = {
+        e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+    embedded = (
+        {k: meta["course_embeddings"][k].value for k in ("encoded", "cached")}
+        if "course_embeddings" in meta
+        else {}
+    )
+    queue.put(
+        {
+            "size": size,
+            "run": label,
+            "success": result.success,
+            "stages": clock.stages,
+            "embeddings": embedded,
+            "wall_s": time.perf_counter() - started,
+            "cpu_s": time.process_time() - cpu_started,
+            "peak_gb": max([_peak_kb() / 1024**2] + [s["peak_gb"] for s in clock.stages.values()]),
+        }
+    )
 
 
 def report(run: dict) -> None:
     stages = run["stages"]
-    rows = [[name, f"{s['wall_s']:.1f}", f"{s['cpu_s']:.1f}", f"{s['peak_gb']:.2f}", "" if s["ok"] else "FAILED"]
-            for name, s in stages.items()]
+    rows = [
+        [name, f"{s['wall_s']:.1f}", f"{s['cpu_s']:.1f}", f"{s['peak_gb']:.2f}", "" if s["ok"] else "FAILED"]
+        for name, s in stages.items()
+    ]
     own = sum(s["wall_s"] for s in stages.values())
     overhead = run["wall_s"] - own
-    rows.append(["total", f"{run['wall_s']:.1f}", f"{run['cpu_s']:.1f}", f"{run['peak_gb']:.2f}",
-                 "" if run["success"] else "run FAILED"])
+    rows.append(
+        [
+            "total",
+            f"{run['wall_s']:.1f}",
+            f"{run['cpu_s']:.1f}",
+            f"{run['peak_gb']:.2f}",
+            "" if run["success"] else "run FAILED",
+        ]
+    )
     rows.append(["orchestration overhead", f"{overhead:.1f} ({overhead / run['wall_s']:.1%})", "", "", ""])
-    encoded = f"; courses encoded {run['embeddings']['encoded']}, from cache {run['embeddings']['cached']}" if run["embeddings"] else ""
-    print_table(f"Size {run['size']}, {run['run']}: per stage (seconds, GB){encoded}", ["stage", "wall s", "CPU s", "peak GB", ""], rows)
+    encoded = (
+        f"; courses encoded {run['embeddings']['encoded']}, from cache {run['embeddings']['cached']}"
+        if run["embeddings"]
+        else ""
+    )
+    print_table(
+        f"Size {run['size']}, {run['run']}: per stage (seconds, GB){encoded}",
+        ["stage", "wall s", "CPU s", "peak GB", ""],
+        rows,
+    )
 
 
 def _wait(proc, queue) -> dict | None:
@@ -124,9 +165,21 @@ def _wait(proc, queue) -> dict | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", nargs="+", choices=["XS", "S", "M", "L"], default=["S"], help="synthetic size presets to run, each in a fresh process (default S)")
-    parser.add_argument("--incremental", action="store_true", help="after each full run, add 1%% new courses and interactions and time the nightly_retrain job")
-    parser.add_argument("--workdir", help="where the project homes go (default: a temporary folder, removed afterwards)")
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        choices=["XS", "S", "M", "L"],
+        default=["S"],
+        help="synthetic size presets to run, each in a fresh process (default S)",
+    )
+    parser.add_argument(
+        "--incremental",
+        action="store_true",
+        help="after each full run, add 1%% new courses and interactions and time the nightly_retrain job",
+    )
+    parser.add_argument(
+        "--workdir", help="where the project homes go (default: a temporary folder, removed afterwards)"
+    )
     parser.add_argument("--json", type=Path, help="also write the measurements to this JSON file")
     args = parser.parse_args()
     workdir = args.workdir or tempfile.mkdtemp(prefix="coursepilot-bench-")
@@ -134,7 +187,9 @@ def main() -> None:
     queue, runs = context.Queue(), []
     try:
         for size in args.sizes:
-            for label, job_name in (("full run", "full_pipeline"), ("nightly +1%", "nightly_retrain"))[:2 if args.incremental else 1]:
+            for label, job_name in (("full run", "full_pipeline"), ("nightly +1%", "nightly_retrain"))[
+                : 2 if args.incremental else 1
+            ]:
                 if job_name != "full_pipeline":
                     data = next((Path(workdir) / size / "data").iterdir())
                     console.print(f"added {append_growth(data)} (courses, interactions) to {data}")
@@ -142,7 +197,10 @@ def main() -> None:
                 proc.start()
                 run = _wait(proc, queue)
                 if run is None:
-                    console.print(f"size {size}, {label}: the run's process died (exit code {proc.exitcode}); out of memory?")
+                    console.print(
+                        f"size {size}, {label}: the run's process died (exit code {proc.exitcode}); out of "
+                        "memory?"
+                    )
                     break
                 runs.append(run)
                 report(run)

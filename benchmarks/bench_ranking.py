@@ -14,13 +14,14 @@ import argparse
 
 import numpy as np
 import torch
-from common import best_of, print_table
 
+from common import best_of, print_table
 from coursepilot.models import base
 
 
 def ranking(path: str):
     """``top_k`` forced onto one of its two paths."""
+
     def run(scores: np.ndarray, k: int) -> np.ndarray:
         base.TORCH_TOPK_CELLS = 0 if path == "torch" else scores.size + 1
         try:
@@ -34,10 +35,16 @@ def ranking(path: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=2048, help="learners per batch (default 2048, the evaluation's batch)")
-    parser.add_argument("--courses", type=int, nargs="+", default=[500, 2000, 5000], help="catalogue sizes (default: S, M, L)")
+    parser.add_argument(
+        "--rows", type=int, default=2048, help="learners per batch (default 2048, the evaluation's batch)"
+    )
+    parser.add_argument(
+        "--courses", type=int, nargs="+", default=[500, 2000, 5000], help="catalogue sizes (default: S, M, L)"
+    )
     parser.add_argument("--k", type=int, default=10, help="how many to keep per row (default 10)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per cell; the best counts (default 5)")
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="timed runs per cell; the best counts (default 5)"
+    )
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -46,12 +53,20 @@ def main() -> None:
         for dtype in (np.float64, np.float32):
             scores = rng.standard_normal((args.rows, courses)).astype(dtype)
             numpy_top, torch_top = ranking("numpy"), ranking("torch")
-            same = np.array_equal(np.take_along_axis(scores, numpy_top(scores, args.k), axis=1),
-                                  np.take_along_axis(scores, torch_top(scores, args.k), axis=1))
-            slow, fast = (1000 * best_of(args.repeats, lambda f=f: f(scores, args.k)) for f in (numpy_top, torch_top))
+            same = np.array_equal(
+                np.take_along_axis(scores, numpy_top(scores, args.k), axis=1),
+                np.take_along_axis(scores, torch_top(scores, args.k), axis=1),
+            )
+            slow, fast = (
+                1000 * best_of(args.repeats, lambda f=f: f(scores, args.k)) for f in (numpy_top, torch_top)
+            )
             rows.append([courses, np.dtype(dtype).name, slow, fast, slow / fast, same])
-    print_table(f"top {args.k} of {args.rows:,} rows, {torch.get_num_threads()} torch threads (ms per batch)",
-                ["courses", "dtype", "numpy", "torch.topk", "speed-up", "same scores"], rows)
+    print_table(
+        f"top {args.k} of {args.rows:,} rows, {torch.get_num_threads()} torch threads (ms per batch)",
+        ["courses", "dtype", "numpy", "torch.topk", "speed-up", "same scores"],
+        rows,
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -16,13 +16,18 @@ import time
 
 import numpy as np
 import pandas as pd
+
 from common import console, print_table
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-PROFILES = ["data analyst who uses Python and SQL, interested in machine learning",
-            "nurse learning statistics for clinical research", "web developer, JavaScript and React, wants cloud skills",
-            "beginner in programming", "project manager interested in agile and leadership"]
+PROFILES = [
+    "data analyst who uses Python and SQL, interested in machine learning",
+    "nurse learning statistics for clinical research",
+    "web developer, JavaScript and React, wants cloud skills",
+    "beginner in programming",
+    "project manager interested in agile and leadership",
+]
 
 
 def latencies(model, frames: list[pd.DataFrame]) -> np.ndarray:
@@ -36,7 +41,10 @@ def latencies(model, frames: list[pd.DataFrame]) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", help="project home with a registered recommender (default: $COURSEPILOT_HOME or ./.coursepilot)")
+    parser.add_argument(
+        "--home",
+        help="project home with a registered recommender (default: $COURSEPILOT_HOME or ./.coursepilot)",
+    )
     parser.add_argument("--alias", default="champion", help="registry alias to load (default champion)")
     parser.add_argument("--queries", type=int, default=1000, help="timed queries per kind (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="seed for picking learners (default 0)")
@@ -53,14 +61,23 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     learners = rng.choice(serving.learner_ids.to_numpy(), args.queries)
     known = [pd.DataFrame({"learner_id": [lid], "k": [10]}) for lid in learners]
-    cold = [pd.DataFrame({"profile": [PROFILES[i % len(PROFILES)] + f" ({i})"], "k": [10]}) for i in range(args.queries)]
+    cold = [
+        pd.DataFrame({"profile": [PROFILES[i % len(PROFILES)] + f" ({i})"], "k": [10]})
+        for i in range(args.queries)
+    ]
     latencies(model, known[:20] + cold[:5])  # warm-up: first calls load the embedding model
     rows = [["load from registry", f"{load_s * 1000:.0f}", "", "", 1]]
     for name, frames in (("known learner top-10", known), ("cold-start profile top-10", cold)):
         ms = latencies(model, frames)
-        rows.append([name, f"{np.median(ms):.2f}", f"{np.percentile(ms, 99):.2f}", f"{ms.mean():.2f}", len(ms)])
-    print_table(f"Serving {args.alias} ({len(serving.learner_ids):,} learners, {len(serving.course_ids):,} courses), ms",
-                ["what", "p50 / once", "p99", "mean", "queries"], rows)
+        rows.append(
+            [name, f"{np.median(ms):.2f}", f"{np.percentile(ms, 99):.2f}", f"{ms.mean():.2f}", len(ms)]
+        )
+    print_table(
+        f"Serving {args.alias} ({len(serving.learner_ids):,} learners, {len(serving.course_ids):,} "
+        "courses), ms",
+        ["what", "p50 / once", "p99", "mean", "queries"],
+        rows,
+    )
     console.print(f"home {home.root}")
 
 

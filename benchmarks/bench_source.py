@@ -45,12 +45,29 @@ def measure(size: str, workdir: str, queue) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=["S", "M"], help="size presets to run (default S M)")
-    parser.add_argument("--workdir", help="where to write data and warehouses (default: a temporary folder, removed after)")
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        choices=list(SIZES),
+        default=["S", "M"],
+        help="size presets to run (default S M)",
+    )
+    parser.add_argument(
+        "--workdir", help="where to write data and warehouses (default: a temporary folder, removed after)"
+    )
     args = parser.parse_args()
     workdir = args.workdir or tempfile.mkdtemp(prefix="coursepilot-bench-")
     table = Table(title="Source stage (seconds; peak resident memory)")
-    for col in ("size", "interactions", "generate", "read", "write raw", "validate + clean", "total", "peak GB"):
+    for col in (
+        "size",
+        "interactions",
+        "generate",
+        "read",
+        "write raw",
+        "validate + clean",
+        "total",
+        "peak GB",
+    ):
         table.add_column(col, justify="right")
     queue = mp.get_context("spawn").Queue()
     try:
@@ -59,8 +76,13 @@ def main() -> None:
             proc.start()
             size, timings, peak, rows = queue.get()
             proc.join()
-            table.add_row(size, f"{rows:,}", *(f"{timings[k]:.1f}" for k in ("generate", "read", "write raw", "validate + clean")),
-                          f"{sum(timings.values()):.1f}", f"{peak:.2f}")
+            table.add_row(
+                size,
+                f"{rows:,}",
+                *(f"{timings[k]:.1f}" for k in ("generate", "read", "write raw", "validate + clean")),
+                f"{sum(timings.values()):.1f}",
+                f"{peak:.2f}",
+            )
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)

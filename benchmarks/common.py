@@ -33,12 +33,16 @@ def print_table(title: str, columns: list[str], rows: list[list]) -> None:
 
 def labelled_catalogues() -> dict[str, tuple[str, Path]]:
     """The real catalogues with difficulty labels that are present beside the checkout."""
-    found = {"edX (Level)": ("catalog", DATASETS / "edx-catalog"), "MARS (Difficulty)": ("elearning", DATASETS / "mars-elearning")}
+    found = {
+        "edX (Level)": ("catalog", DATASETS / "edx-catalog"),
+        "MARS (Difficulty)": ("elearning", DATASETS / "mars-elearning"),
+    }
     return {name: spec for name, spec in found.items() if spec[1].exists()}
 
 
 def interaction_datasets() -> tuple[dict[str, tuple[str, Path]], dict[str, str]]:
-    """Real datasets with interactions beside the checkout: ({name: (format, folder)}, {name: why it is missing})."""
+    """Real datasets with interactions beside the checkout: ({name: (format, folder)}, {name: why it is
+    missing})."""
     found, missing = {}, {}
     real = (("mars", "elearning", DATASETS / "mars-elearning"), ("oulad", "oulad", DATASETS / "oulad"))
     for name, fmt, folder in real:

@@ -24,10 +24,15 @@ DEFAULT_OUT = Path(__file__).resolve().parent.parent / "docs" / "img" / "headlin
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT,
-        help="where to write the PNG (default: docs/img/headline.png in the repository); its folder is created",
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="where to write the PNG (default: docs/img/headline.png in the repository); its folder is "
+        "created",
     )
     args = parser.parse_args()
 
@@ -40,7 +45,9 @@ def main() -> None:
     width = 0.38
     for i, (dataset, hybrid, peer, peer_ndcg, ratio) in enumerate(HEADLINE):
         h = ax.bar(i - width / 2, hybrid, width, color="#2b6cb0", label="hybrid" if i == 0 else None)
-        p = ax.bar(i + width / 2, peer_ndcg, width, color="#a0aec0", label="best bare peer" if i == 0 else None)
+        p = ax.bar(
+            i + width / 2, peer_ndcg, width, color="#a0aec0", label="best bare peer" if i == 0 else None
+        )
         ax.bar_label(h, labels=[f"{hybrid:.3f}\n{ratio:.3f}x"], padding=2, fontsize=9)
         ax.bar_label(p, labels=[f"{peer}\n{peer_ndcg:.3f}"], padding=2, fontsize=9)
     ax.set_xticks(range(len(HEADLINE)), [row[0] for row in HEADLINE])

@@ -1,9 +1,11 @@
-"""Ranking scores mapped to the rating scale, so ranking models get the first paper's Table 3 errors (MAE, MSE).
+"""Ranking scores mapped to the rating scale, so ranking models get the first paper's Table 3 errors (MAE,
+MSE).
 
-A ranking model's score orders courses but is not a rating. Per model, an isotonic regression (monotone, so the
-order is kept; clipped to the rating scale) is fitted from the score of each validation pair (a model fitted on
-training minus the validation carve, scoring the carve's rated interactions) to its rating; the model fitted on
-all of training then scores each rated test pair and the fitted map turns the score into a predicted rating.
+A ranking model's score orders courses but is not a rating. Per model, an isotonic regression (monotone, so
+the order is kept; clipped to the rating scale) is fitted from the score of each validation pair (a model
+fitted on training minus the validation carve, scoring the carve's rated interactions) to its rating; the
+model fitted on all of training then scores each rated test pair and the fitted map turns the score into a
+predicted rating.
 """
 
 from __future__ import annotations
@@ -21,14 +23,20 @@ def pair_scores(model: Recommender, rows: np.ndarray, cols: np.ndarray, batch: i
     out = np.empty(len(rows))
     for start in range(0, len(learners), batch):
         part = np.flatnonzero((at >= start) & (at < start + batch))
-        scores = np.asarray(model.score(learners[start:start + batch]), dtype=float)
+        scores = np.asarray(model.score(learners[start : start + batch]), dtype=float)
         out[part] = scores[at[part] - start, cols[part]]
     return out
 
 
-def calibrated_errors(valid_models: dict[str, Recommender], valid_pairs: tuple, test_models: dict[str, Recommender],
-                      test_pairs: tuple, scale: tuple[float, float]) -> dict[str, dict[str, float]]:
-    """{model: MAE, MSE} on the test pairs of each model in both dicts; pairs are (rows, cols, ratings) arrays."""
+def calibrated_errors(
+    valid_models: dict[str, Recommender],
+    valid_pairs: tuple,
+    test_models: dict[str, Recommender],
+    test_pairs: tuple,
+    scale: tuple[float, float],
+) -> dict[str, dict[str, float]]:
+    """{model: MAE, MSE} on the test pairs of each model in both dicts; pairs are (rows, cols, ratings)
+    arrays."""
     (valid_rows, valid_cols, valid_ratings), (test_rows, test_cols, test_ratings) = valid_pairs, test_pairs
     if len(np.unique(valid_ratings)) < 2 or not len(test_ratings):
         return {}

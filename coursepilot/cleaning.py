@@ -13,9 +13,10 @@ Documented repairs (applied unless ``strict``; counted in :class:`~coursepilot.s
   ``max_orphan_share`` of the interactions; more than that is an error (it usually means the ids
   of two files do not match).
 With ``Policy.rankable`` (the pipeline's load) valid data the pipeline could rank nothing from is refused too
-(:func:`check_rankable`): fewer than two courses, fewer than two learners with interactions, or no learner with
-enough courses for the test split and the validation carve. Nothing is written until every table has passed,
-and then all three are replaced in one transaction, so a failed load leaves the previous good tables untouched.
+(:func:`check_rankable`): fewer than two courses, fewer than two learners with interactions, or no learner
+with enough courses for the test split and the validation carve. Nothing is written until every table has
+passed, and then all three are replaced in one transaction, so a failed load leaves the previous good tables
+untouched.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ MIN_TEST_COURSES = SplitConfig.min_interactions
 class Policy:
     strict: bool = False
     max_orphan_share: float = 0.05
-    rankable: bool = False  # also refuse valid data with nothing to rank (check_rankable): the pipeline's load
+    rankable: bool = (
+        False  # also refuse valid data with nothing to rank (check_rankable): the pipeline's load
+    )
 
 
 def clean_tables(
@@ -89,7 +92,9 @@ def _stage_table(con, spec: TableSpec, raw: str, rating_scale, policy: Policy, r
     file = _any_file(con, raw)
     for col in spec.required:
         if col not in present:
-            raise ValidationError(file, "required column", f"the {spec.name} table needs a '{col}' column", col)
+            raise ValidationError(
+                file, "required column", f"the {spec.name} table needs a '{col}' column", col
+            )
     if n == 0 and spec.name == "courses":
         raise ValidationError(file, "non-empty", f"the {spec.name} table has no rows")
 
@@ -108,9 +113,7 @@ def _stage_table(con, spec: TableSpec, raw: str, rating_scale, policy: Policy, r
     if spec.name != INTERACTIONS.name:
         order = "_file, _row"
     key_exprs = ", ".join(_id_expr(k) for k in spec.key)
-    dup = con.execute(
-        f"SELECT count(*) - count(DISTINCT ({key_exprs})) FROM {qident(raw)}"
-    ).fetchone()[0]
+    dup = con.execute(f"SELECT count(*) - count(DISTINCT ({key_exprs})) FROM {qident(raw)}").fetchone()[0]
     if dup:
         first = _first(
             con,
@@ -119,14 +122,20 @@ def _stage_table(con, spec: TableSpec, raw: str, rating_scale, policy: Policy, r
             "WHERE n > 1 AND k > 1",
         )
         if policy.strict:
-            raise ValidationError(first[0], "unique key", f"duplicate {spec.name} key", ", ".join(spec.key), first[1], first[2:])
+            raise ValidationError(
+                first[0], "unique key", f"duplicate {spec.name} key", ", ".join(spec.key), first[1], first[2:]
+            )
         rule = "kept the most recent row" if spec.name == INTERACTIONS.name else "kept the first row"
-        report.repairs.append(Repair(spec.name, "duplicate key", int(dup), f"{rule}; first duplicate at {first[0]} row {first[1]}"))
+        report.repairs.append(
+            Repair(
+                spec.name, "duplicate key", int(dup), f"{rule}; first duplicate at {first[0]} row {first[1]}"
+            )
+        )
 
     tmp = f"__staged_{spec.name}"
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {qident(tmp)} AS SELECT {', '.join(select)}, _file, _row FROM {qident(raw)} "
-        f"QUALIFY row_number() OVER (PARTITION BY {key_exprs} ORDER BY {order}) = 1"
+        f"CREATE OR REPLACE TEMP TABLE {qident(tmp)} AS SELECT {', '.join(select)}, _file, _row FROM "
+        f"{qident(raw)} QUALIFY row_number() OVER (PARTITION BY {key_exprs} ORDER BY {order}) = 1"
     )
     return tmp
 
@@ -135,7 +144,9 @@ def _id_expr(col: str) -> str:
     return f"trim(CAST({qident(col)} AS VARCHAR))"
 
 
-def _checked_expr(con, raw: str, column: Column, rating_scale, policy: Policy, report: CleanReport, table: str) -> str:
+def _checked_expr(
+    con, raw: str, column: Column, rating_scale, policy: Policy, report: CleanReport, table: str
+) -> str:
     """Check one column of the raw table and return the SQL expression of its cleaned value."""
     c = qident(column.name)
     src = qident(raw)
@@ -148,7 +159,9 @@ def _checked_expr(con, raw: str, column: Column, rating_scale, policy: Policy, r
     if column.kind is Kind.ID:
         expr = _id_expr(column.name)
         fail(f"{c} IS NULL OR {expr} = ''", "missing id", "an id is empty")
-        fail(f"length({expr}) > {MAX_ID_CHARS}", "id length", f"an id is longer than {MAX_ID_CHARS} characters")
+        fail(
+            f"length({expr}) > {MAX_ID_CHARS}", "id length", f"an id is longer than {MAX_ID_CHARS} characters"
+        )
         return expr
     if column.kind is Kind.TEXT:
         text = f"CAST({c} AS VARCHAR)"
@@ -157,15 +170,31 @@ def _checked_expr(con, raw: str, column: Column, rating_scale, policy: Policy, r
         if column.allowed:
             allowed = ", ".join(f"'{v}'" for v in column.allowed)
             norm = f"lower(trim({text}))"
-            fail(f"{c} IS NOT NULL AND {norm} NOT IN ({allowed})", "allowed values",
-                 f"{column.name} must be one of {', '.join(column.allowed)}")
+            fail(
+                f"{c} IS NOT NULL AND {norm} NOT IN ({allowed})",
+                "allowed values",
+                f"{column.name} must be one of {', '.join(column.allowed)}",
+            )
             return norm
-        too_long = con.execute(f"SELECT count(*) FROM {src} WHERE length({text}) > {MAX_TEXT_CHARS}").fetchone()[0]
+        too_long = con.execute(
+            f"SELECT count(*) FROM {src} WHERE length({text}) > {MAX_TEXT_CHARS}"
+        ).fetchone()[0]
         if too_long:
             if policy.strict:
-                fail(f"length({text}) > {MAX_TEXT_CHARS}", "text length",
-                     f"text longer than {MAX_TEXT_CHARS} characters", f"left({text}, 60)")
-            report.repairs.append(Repair(table, "text length", int(too_long), f"{column.name} truncated to {MAX_TEXT_CHARS} characters"))
+                fail(
+                    f"length({text}) > {MAX_TEXT_CHARS}",
+                    "text length",
+                    f"text longer than {MAX_TEXT_CHARS} characters",
+                    f"left({text}, 60)",
+                )
+            report.repairs.append(
+                Repair(
+                    table,
+                    "text length",
+                    int(too_long),
+                    f"{column.name} truncated to {MAX_TEXT_CHARS} characters",
+                )
+            )
         return f"CASE WHEN trim({text}) = '' THEN NULL ELSE left({text}, {MAX_TEXT_CHARS}) END"
     if column.kind is Kind.BOOL:
         expr = f"TRY_CAST({c} AS BOOLEAN)"
@@ -184,7 +213,12 @@ def _checked_expr(con, raw: str, column: Column, rating_scale, policy: Policy, r
     low, high = column.min, column.max
     if column.name == "rating":
         if rating_scale is None:
-            raise ValidationError(_any_file(con, raw), "rating scale", "the source has ratings but declares no rating scale", "rating")
+            raise ValidationError(
+                _any_file(con, raw),
+                "rating scale",
+                "the source has ratings but declares no rating scale",
+                "rating",
+            )
         low, high = rating_scale
     if low is not None:
         fail(f"{expr} < {float(low)!r}", "range", f"{column.name} is below {low:g}")
@@ -197,7 +231,7 @@ def _drop_orphans(con, staged: dict[str, str], policy: Policy, report: CleanRepo
     inter = qident(staged["interactions"])
     total = int(con.execute(f"SELECT count(*) FROM {inter}").fetchone()[0])
     for key, parent in (("learner_id", "learners"), ("course_id", "courses")):
-        orphan = (f"NOT EXISTS (SELECT 1 FROM {qident(staged[parent])} p WHERE p.{key} = i.{key})")
+        orphan = f"NOT EXISTS (SELECT 1 FROM {qident(staged[parent])} p WHERE p.{key} = i.{key})"
         count = int(con.execute(f"SELECT count(*) FROM {inter} i WHERE {orphan}").fetchone()[0])
         if not count:
             continue
@@ -205,12 +239,22 @@ def _drop_orphans(con, staged: dict[str, str], policy: Policy, report: CleanRepo
         share = count / total
         if policy.strict or share > policy.max_orphan_share:
             raise ValidationError(
-                first[0], "referential integrity",
+                first[0],
+                "referential integrity",
                 f"{count} interactions ({share:.1%}) name a {key} missing from {parent}"
-                + ("" if policy.strict else f"; at most {policy.max_orphan_share:.0%} are dropped as a repair"),
-                key, int(first[1]), first[2])
+                + (
+                    ""
+                    if policy.strict
+                    else f"; at most {policy.max_orphan_share:.0%} are dropped as a repair"
+                ),
+                key,
+                int(first[1]),
+                first[2],
+            )
         con.execute(f"DELETE FROM {inter} i WHERE {orphan}")
-        report.repairs.append(Repair("interactions", f"unknown {key}", count, f"dropped; first at {first[0]} row {first[1]}"))
+        report.repairs.append(
+            Repair("interactions", f"unknown {key}", count, f"dropped; first at {first[0]} row {first[1]}")
+        )
 
 
 def _drop_provenance(con, staged: dict[str, str]) -> None:
@@ -222,30 +266,41 @@ def _drop_provenance(con, staged: dict[str, str]) -> None:
 def check_rankable(con, staged: dict[str, str]) -> None:
     """Refuse staged tables the pipeline could rank nothing from (a catalogue without interactions passes).
 
-    Two courses at least (one leaves nothing to choose), two learners with interactions (collaborative filtering,
-    peers and the paired tests compare learners), a learner with ``MIN_TEST_COURSES`` courses (the test split holds
-    out courses only from there: without a test learner nothing can be evaluated) and, without timestamps, one more
-    (the validation carve then holds each learner's latest training rows from ``MIN_TEST_COURSES`` on: without a
-    validation learner nothing can be tuned).
+    Two courses at least (one leaves nothing to choose), two learners with interactions (collaborative
+    filtering, peers and the paired tests compare learners), a learner with ``MIN_TEST_COURSES`` courses (the
+    test split holds out courses only from there: without a test learner nothing can be evaluated) and,
+    without timestamps, one more (the validation carve then holds each learner's latest training rows from
+    ``MIN_TEST_COURSES`` on: without a validation learner nothing can be tuned).
     """
     inter = qident(staged["interactions"])
     courses = int(con.execute(f"SELECT count(*) FROM {qident(staged['courses'])}").fetchone()[0])
-    learners, most = con.execute(f"SELECT count(*), max(n) FROM (SELECT count(*) AS n FROM {inter} GROUP BY learner_id)"
-                                 ).fetchone()
-    timed = "ts" in columns(con, staged["interactions"]) and con.execute(f"SELECT count(ts) FROM {inter}").fetchone()[0]
+    learners, most = con.execute(
+        f"SELECT count(*), max(n) FROM (SELECT count(*) AS n FROM {inter} GROUP BY learner_id)"
+    ).fetchone()
+    timed = (
+        "ts" in columns(con, staged["interactions"])
+        and con.execute(f"SELECT count(ts) FROM {inter}").fetchone()[0]
+    )
     if not learners:
         return
     if courses < 2:
         reason = f"the catalogue holds {courses} course: there is no other course to recommend"
     elif learners < 2:
-        reason = "one learner has interactions: collaborative filtering, peers and the evaluation compare two or more"
+        reason = (
+            "one learner has interactions: collaborative filtering, peers and the evaluation compare two or "
+            "more"
+        )
     elif most < MIN_TEST_COURSES:
-        reason = (f"no learner took {MIN_TEST_COURSES} or more courses (at most {most}): the test split holds out "
-                  "courses of such learners only, so nothing could be evaluated")
+        reason = (
+            f"no learner took {MIN_TEST_COURSES} or more courses (at most {most}): the test split holds out "
+            "courses of such learners only, so nothing could be evaluated"
+        )
     elif most == MIN_TEST_COURSES and not timed:
-        reason = (f"no learner took more than {most} courses and there are no timestamps: after the test's course no "
-                  f"learner keeps the {MIN_TEST_COURSES} training courses the validation carve needs, so nothing could "
-                  "be tuned")
+        reason = (
+            f"no learner took more than {most} courses and there are no timestamps: after the test's course "
+            f"no learner keeps the {MIN_TEST_COURSES} training courses the validation carve needs, so "
+            "nothing could be tuned"
+        )
     else:
         return
     table = "courses" if courses < 2 else "interactions"

@@ -27,55 +27,108 @@ console = Console(stderr=False)
 
 def _add_source_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data source (default: the embedded synthetic generator)")
-    group.add_argument("--format", choices=list(FORMATS), default=os.environ.get("COURSEPILOT_SOURCE_FORMAT", "synthetic"),
-                       help="source format: " + "; ".join(f"{k}: {v}" for k, v in FORMATS.items()))
-    group.add_argument("--data", metavar="PATH", default=os.environ.get("COURSEPILOT_SOURCE_PATH"),
-                       help="file or folder of the source (synthetic: a folder from `coursepilot generate`; "
-                            "empty: generate one under the project home)")
-    group.add_argument("--mapping", metavar="FILE", default=os.environ.get("COURSEPILOT_SOURCE_MAPPING"),
-                       help="generic format: the YAML file mapping your columns onto the canonical tables")
-    group.add_argument("--size", choices=list(SIZES), default=os.environ.get("COURSEPILOT_SYNTHETIC_SIZE", "S"),
-                       help="synthetic size preset when no --data is given: "
-                            + ", ".join(f"{k}={v.learners:,} learners/{v.courses:,} courses/{v.interactions:,} interactions"
-                                        for k, v in SIZES.items()))
-    group.add_argument("--seed", type=int, default=int(os.environ.get("COURSEPILOT_SEED", "0")),
-                       help="synthetic generator seed")
-    group.add_argument("--strict", action="store_true",
-                       help="fail on duplicates, orphan interactions and over-long text instead of repairing them")
+    group.add_argument(
+        "--format",
+        choices=list(FORMATS),
+        default=os.environ.get("COURSEPILOT_SOURCE_FORMAT", "synthetic"),
+        help="source format: " + "; ".join(f"{k}: {v}" for k, v in FORMATS.items()),
+    )
+    group.add_argument(
+        "--data",
+        metavar="PATH",
+        default=os.environ.get("COURSEPILOT_SOURCE_PATH"),
+        help="file or folder of the source (synthetic: a folder from `coursepilot generate`; "
+        "empty: generate one under the project home)",
+    )
+    group.add_argument(
+        "--mapping",
+        metavar="FILE",
+        default=os.environ.get("COURSEPILOT_SOURCE_MAPPING"),
+        help="generic format: the YAML file mapping your columns onto the canonical tables",
+    )
+    group.add_argument(
+        "--size",
+        choices=list(SIZES),
+        default=os.environ.get("COURSEPILOT_SYNTHETIC_SIZE", "S"),
+        help="synthetic size preset when no --data is given: "
+        + ", ".join(
+            f"{k}={v.learners:,} learners/{v.courses:,} courses/{v.interactions:,} interactions"
+            for k, v in SIZES.items()
+        ),
+    )
+    group.add_argument(
+        "--seed",
+        type=int,
+        default=int(os.environ.get("COURSEPILOT_SEED", "0")),
+        help="synthetic generator seed",
+    )
+    group.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail on duplicates, orphan interactions and over-long text instead of repairing them",
+    )
 
 
 def _add_home_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--home", metavar="DIR", default=None,
-                        help=f"project home holding everything coursepilot writes (default: ${HOME_ENV} or ./.coursepilot)")
+    parser.add_argument(
+        "--home",
+        metavar="DIR",
+        default=None,
+        help=f"project home holding everything coursepilot writes (default: ${HOME_ENV} or ./.coursepilot)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="coursepilot", description=__doc__.splitlines()[0] + " Course and peer recommendation as a Dagster asset graph.")
+    parser = argparse.ArgumentParser(
+        prog="coursepilot",
+        description=__doc__.splitlines()[0] + " Course and peer recommendation as a Dagster asset graph.",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="materialize the whole asset graph and print a summary",
-                              description="Materialize every asset (with its checks) in-process against the project's "
-                                          "Dagster instance, then print the tables, check results and where things live.")
+    run = commands.add_parser(
+        "run",
+        help="materialize the whole asset graph and print a summary",
+        description="Materialize every asset (with its checks) in-process against the project's "
+        "Dagster instance, then print the tables, check results and where things live.",
+    )
     _add_source_flags(run)
     _add_home_flag(run)
-    run.add_argument("--job", choices=["full_pipeline", "nightly_retrain"], default="full_pipeline",
-                     help="full_pipeline (default): every asset, tuning, comparison models and the evaluation report; "
-                          "nightly_retrain: the serving path with the last tuned settings (what the nightly schedule runs)")
-    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                     help="lowest level of the assets' own log lines printed while the run goes (default INFO); "
-                          "every step's result is always shown")
+    run.add_argument(
+        "--job",
+        choices=["full_pipeline", "nightly_retrain"],
+        default="full_pipeline",
+        help="full_pipeline (default): every asset, tuning, comparison models and the evaluation report; "
+        "nightly_retrain: the serving path with the last tuned settings (what the nightly schedule runs)",
+    )
+    run.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="lowest level of the assets' own log lines printed while the run goes (default INFO); "
+        "every step's result is always shown",
+    )
 
-    ev = commands.add_parser("evaluate", help="run the pipeline on a source and write the evaluation report",
-                             description="Materialize the whole graph on --data (same code as the evaluation_report asset) "
-                                         "and copy report.json, report.md and the plots into --out.")
+    ev = commands.add_parser(
+        "evaluate",
+        help="run the pipeline on a source and write the evaluation report",
+        description="Materialize the whole graph on --data (same code as the evaluation_report asset) "
+        "and copy report.json, report.md and the plots into --out.",
+    )
     _add_source_flags(ev)
     ev.add_argument("--out", required=True, metavar="DIR", help="where to write the report files")
-    ev.add_argument("--home", metavar="DIR", default=None,
-                    help="project home for this evaluation (default: DIR/home, apart from your main project home)")
+    ev.add_argument(
+        "--home",
+        metavar="DIR",
+        default=None,
+        help="project home for this evaluation (default: DIR/home, apart from your main project home)",
+    )
 
-    gen = commands.add_parser("generate", help="write a synthetic dataset (Parquet) with ground-truth labels",
-                              description="Generate learners, courses and interactions from the latent model "
-                                          "documented in docs/data.md (Synthetic data), plus truth_learners / truth_courses.")
+    gen = commands.add_parser(
+        "generate",
+        help="write a synthetic dataset (Parquet) with ground-truth labels",
+        description="Generate learners, courses and interactions from the latent model "
+        "documented in docs/data.md (Synthetic data), plus truth_learners / truth_courses.",
+    )
     gen.add_argument("--out", required=True, metavar="DIR", help="output folder (replaced atomically)")
     gen.add_argument("--size", choices=list(SIZES), default="S", help="size preset (default S)")
     gen.add_argument("--learners", type=int, help="override the preset's number of learners")
@@ -84,28 +137,45 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--weeks", type=int, help="length of the interaction period in weeks (default 12)")
     gen.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same data")
 
-    rec = commands.add_parser("recommend", help="top-k courses for a learner (or a new learner's profile) from the registry",
-                              description="Load the registered recommender (no Dagster) and print top-k courses with reasons.")
+    rec = commands.add_parser(
+        "recommend",
+        help="top-k courses for a learner (or a new learner's profile) from the registry",
+        description="Load the registered recommender (no Dagster) and print top-k courses with reasons.",
+    )
     who = rec.add_mutually_exclusive_group(required=True)
     who.add_argument("--learner", metavar="ID", help="a known learner id")
-    who.add_argument("--profile", metavar="TEXT", help="a new learner: job, software, themes or a sentence of interests")
+    who.add_argument(
+        "--profile", metavar="TEXT", help="a new learner: job, software, themes or a sentence of interests"
+    )
     rec.add_argument("-k", type=int, default=10, help="how many courses (default 10)")
-    rec.add_argument("--model", metavar="URI", help="MLflow model URI (default: models:/coursepilot-recommender@champion)")
+    rec.add_argument(
+        "--model", metavar="URI", help="MLflow model URI (default: models:/coursepilot-recommender@champion)"
+    )
     _add_home_flag(rec)
 
-    promote = commands.add_parser("promote", help="make a registered version the @champion (a manual rollback)",
-                                  description="Point coursepilot-recommender@champion at an existing version.")
+    promote = commands.add_parser(
+        "promote",
+        help="make a registered version the @champion (a manual rollback)",
+        description="Point coursepilot-recommender@champion at an existing version.",
+    )
     promote.add_argument("--version", required=True, help="the model version to serve")
     _add_home_flag(promote)
 
-    peers = commands.add_parser("peers", help="top-k peers to learn with, from the last pipeline run",
-                                description="Print a learner's recommended peers (from the warehouse's peer_recommendations) with reasons.")
+    peers = commands.add_parser(
+        "peers",
+        help="top-k peers to learn with, from the last pipeline run",
+        description="Print a learner's recommended peers (from the warehouse's peer_recommendations) with "
+        "reasons.",
+    )
     peers.add_argument("--learner", metavar="ID", required=True, help="a known learner id")
     peers.add_argument("-k", type=int, default=10, help="how many peers (default 10, at most the run's k)")
     _add_home_flag(peers)
 
-    ui = commands.add_parser("ui", help="start the Dagster UI on 127.0.0.1",
-                             description="Start `dagster dev` on the project's instance and code location.")
+    ui = commands.add_parser(
+        "ui",
+        help="start the Dagster UI on 127.0.0.1",
+        description="Start `dagster dev` on the project's instance and code location.",
+    )
     _add_home_flag(ui)
     ui.add_argument("--port", type=int, default=3000, help="port of the Dagster webserver (default 3000)")
     return parser
@@ -114,8 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _dataset(args: argparse.Namespace):
     from resources import DatasetResource
 
-    return DatasetResource(format=args.format, path=args.data, mapping=args.mapping, size=args.size,
-                           seed=args.seed, strict=args.strict)
+    return DatasetResource(
+        format=args.format,
+        path=args.data,
+        mapping=args.mapping,
+        size=args.size,
+        seed=args.seed,
+        strict=args.strict,
+    )
 
 
 INTERRUPTED = 128 + signal.SIGINT  # the shell's exit status for Ctrl-C
@@ -130,14 +206,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         result = run_pipeline(home, dataset, console, args.log_level, args.job)
-    except KeyboardInterrupt:  # before the run started: Dagster turns an interrupt during the run into its failure
+    except KeyboardInterrupt:
+        # before the run started: Dagster turns an interrupt during the run into its failure
         console.print("[red bold]Interrupted[/] before the run started: nothing was changed.")
         return INTERRUPTED
     elapsed = time.perf_counter() - started
     if interrupted(result):
-        console.print(f"[red bold]Run interrupted[/] after {elapsed:.1f} s: Dagster run {result.run_id} is marked "
-                      "failed (not retried). The project home is unlocked and the previous good tables were left "
-                      "untouched.")
+        console.print(
+            f"[red bold]Run interrupted[/] after {elapsed:.1f} s: Dagster run {result.run_id} is marked "
+            "failed (not retried). The project home is unlocked and the previous good tables were left "
+            "untouched."
+        )
         return INTERRUPTED
     if not result.success:
         console.print(f"[red bold]Run failed[/] after {elapsed:.1f} s: {failure_message(result)}")
@@ -155,7 +234,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pipelines.run import failure_message, run_pipeline
 
     if args.format == "catalog":
-        raise ValueError("the catalog format has courses only: there are no interactions to rank, so nothing to evaluate")
+        raise ValueError(
+            "the catalog format has courses only: there are no interactions to rank, so nothing to evaluate"
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     home = ProjectHome.resolve(args.home or out / "home").ensure()
@@ -176,11 +257,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     base = SIZES[args.size]
-    spec = SyntheticSpec(learners=args.learners or base.learners, courses=args.courses or base.courses,
-                         interactions=args.interactions or base.interactions, weeks=args.weeks or base.weeks,
-                         seed=args.seed)
+    spec = SyntheticSpec(
+        learners=args.learners or base.learners,
+        courses=args.courses or base.courses,
+        interactions=args.interactions or base.interactions,
+        weeks=args.weeks or base.weeks,
+        seed=args.seed,
+    )
     stages = ["courses", "learners", "interactions", "outcomes", "writing"]
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as progress:
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+    ) as progress:
         task = progress.add_task("generating", total=len(stages))
 
         def step(stage: str) -> None:
@@ -188,7 +275,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
         out = write_dataset(spec, args.out, step)
         progress.update(task, completed=len(stages), description="done")
-    console.print(f"Wrote {spec.learners:,} learners, {spec.courses:,} courses, up to {spec.interactions:,} interactions to {out}")
+    console.print(
+        f"Wrote {spec.learners:,} learners, {spec.courses:,} courses, up to {spec.interactions:,} "
+        f"interactions to {out}"
+    )
     return 0
 
 
@@ -204,13 +294,17 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     try:
         model = load_recommender(home=ProjectHome.resolve(args.home), uri=args.model)
     except MlflowException as err:
-        raise ValueError(f"cannot load the recommender ({err.message.splitlines()[0]}); run `coursepilot run` first") from None
+        raise ValueError(
+            f"cannot load the recommender ({err.message.splitlines()[0]}); run `coursepilot run` first"
+        ) from None
     query = pd.DataFrame({"learner_id": [args.learner or ""], "profile": [args.profile or ""], "k": [args.k]})
     try:
         result = model.predict(query)
     except KeyError as err:
         raise ValueError(err.args[0]) from None
-    table = Table(title=f"Top {args.k} for " + (f"learner {args.learner}" if args.learner else "a new learner"))
+    table = Table(
+        title=f"Top {args.k} for " + (f"learner {args.learner}" if args.learner else "a new learner")
+    )
     for col in ("rank", "course_id", "title", "score", "reason"):
         table.add_column(col)
     for row in result.itertuples():
@@ -246,9 +340,15 @@ def cmd_peers(args: argparse.Namespace) -> int:
     with connect(home.warehouse, read_only=True) as con:
         if not table_exists(con, "peer_recommendations"):
             raise ValueError("no peer recommendations yet; run `coursepilot run` first")
-        rows = con.execute("SELECT rank, peer_id, score, reason FROM peer_recommendations WHERE learner_id = ? AND rank <= ? "
-                           "ORDER BY rank", [args.learner, args.k]).fetchall()
-        if not rows and not con.execute("SELECT 1 FROM learners WHERE learner_id = ?", [args.learner]).fetchone():
+        rows = con.execute(
+            "SELECT rank, peer_id, score, reason FROM peer_recommendations WHERE learner_id = ? AND rank <= "
+            "? ORDER BY rank",
+            [args.learner, args.k],
+        ).fetchall()
+        if (
+            not rows
+            and not con.execute("SELECT 1 FROM learners WHERE learner_id = ?", [args.learner]).fetchone()
+        ):
             raise ValueError(f"unknown learner {args.learner!r}")
     table = Table(title=f"Peers for learner {args.learner}")
     for col in ("rank", "peer", "score", "reason"):
@@ -287,7 +387,8 @@ def _stop_group(pgid: int, grace_s: float) -> None:
 
 
 def run_group(command: list[str], grace_s: float = UI_STOP_GRACE_S, **popen) -> int:
-    """Run ``command`` as the leader of a session of its own and return its exit status (128 + n after signal n).
+    """Run ``command`` as the leader of a session of its own and return its exit status (128 + n after signal
+    n).
 
     A SIGTERM or SIGINT to this process goes to the whole group, a second one kills it, and so does the end of
     ``grace_s``; once the leader has exited, anything it left in the group is stopped too.
@@ -318,8 +419,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
     home = ProjectHome.resolve(args.home)
     dagster_home = prepare_dagster_home(home)
     # `dagster dev` warns that `dg dev` supersedes it; both serve the same UI, and dg needs another package.
-    env = dict(os.environ, DAGSTER_HOME=str(dagster_home), PYTHONWARNINGS="ignore:Function `dev_command` is superseded",
-               **{HOME_ENV: str(home.root)})
+    env = dict(
+        os.environ,
+        DAGSTER_HOME=str(dagster_home),
+        PYTHONWARNINGS="ignore:Function `dev_command` is superseded",
+        **{HOME_ENV: str(home.root)},
+    )
     command = dagster_dev_command(args.port, REPO_ROOT / "workspace.yaml")
     console.print(f"Dagster UI on http://127.0.0.1:{args.port} (instance {dagster_home}); Ctrl-C stops it.")
     # started in the instance folder, so the template dagster.yaml in the repository is not mistaken for it
@@ -327,14 +432,23 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 QUIET_MLFLOW = {"MLFLOW_LOGGING_LEVEL": "WARNING", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
-"""MLflow's INFO lines and download bars would interleave with the step progress; set either variable to override."""
+"""MLflow's INFO lines and download bars would interleave with the step progress; set either variable to
+override."""
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     for name, value in QUIET_MLFLOW.items():  # before MLflow is imported: it reads them once
         os.environ.setdefault(name, value)
-    handlers = {"run": cmd_run, "evaluate": cmd_evaluate, "generate": cmd_generate, "recommend": cmd_recommend, "peers": cmd_peers, "promote": cmd_promote, "ui": cmd_ui}
+    handlers = {
+        "run": cmd_run,
+        "evaluate": cmd_evaluate,
+        "generate": cmd_generate,
+        "recommend": cmd_recommend,
+        "peers": cmd_peers,
+        "promote": cmd_promote,
+        "ui": cmd_ui,
+    }
     try:
         return handlers[args.command](args)
     except (ValidationError, ValueError, FileNotFoundError) as err:

@@ -18,7 +18,12 @@ def course_texts(courses: pd.DataFrame, preprocess: bool = False) -> list[str]:
     for column, label in TEXT_FIELDS:
         if column in courses:
             values = courses[column].astype("string")
-            parts.append(values.map(lambda v, p=label: f"{p}{v}" if isinstance(v, str) and v.strip() else "", na_action="ignore").fillna(""))
+            parts.append(
+                values.map(
+                    lambda v, p=label: f"{p}{v}" if isinstance(v, str) and v.strip() else "",
+                    na_action="ignore",
+                ).fillna("")
+            )
     joined = [". ".join(p for p in row if p) for row in zip(*parts)]
     joined = [text if text.strip() else "untitled course" for text in joined]
     return [preprocess_text(t) or t for t in joined] if preprocess else joined
@@ -30,8 +35,9 @@ def tfidf_vectors(texts: list[str], max_features: int = 20_000) -> tuple[TfidfVe
     Texts without a single term (only stop words, one-letter words or punctuation) give a matrix of no columns
     and an unfitted vectorizer: the TF-IDF models then say there is no course text.
     """
-    vectorizer = TfidfVectorizer(max_features=max_features, ngram_range=(1, 2), stop_words="english",
-                                 sublinear_tf=True, min_df=1)
+    vectorizer = TfidfVectorizer(
+        max_features=max_features, ngram_range=(1, 2), stop_words="english", sublinear_tf=True, min_df=1
+    )
     try:
         matrix = vectorizer.fit_transform(texts).astype(np.float32)
     except ValueError as err:

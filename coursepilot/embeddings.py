@@ -67,9 +67,11 @@ BACKENDS = ("torch", "onnx")
 
 
 @lru_cache(maxsize=4)
-def load_encoder(name: str = MODEL_NAME, device: str = "cpu", backend: str = "torch", onnx_folder: str | None = None):
-    """An encoder with ``encode``, ``tokenizer`` and ``max_seq_length``: the sentence-transformers model, or the
-    ONNX export of it kept in ``onnx_folder`` (a temporary folder for this process when None)."""
+def load_encoder(
+    name: str = MODEL_NAME, device: str = "cpu", backend: str = "torch", onnx_folder: str | None = None
+):
+    """An encoder with ``encode``, ``tokenizer`` and ``max_seq_length``: the sentence-transformers model, or
+    the ONNX export of it kept in ``onnx_folder`` (a temporary folder for this process when None)."""
     if backend == "torch":
         return load_model(name, device)
     if backend != "onnx":
@@ -93,8 +95,15 @@ def check_texts(texts) -> list[str]:
     return out
 
 
-def embed_texts(texts, model: str = MODEL_NAME, device: str = "cpu", batch_size: int = 64,
-                cache: "EmbeddingCache | None" = None, stats: "EmbedStats | None" = None, backend: str = "torch") -> np.ndarray:
+def embed_texts(
+    texts,
+    model: str = MODEL_NAME,
+    device: str = "cpu",
+    batch_size: int = 64,
+    cache: "EmbeddingCache | None" = None,
+    stats: "EmbedStats | None" = None,
+    backend: str = "torch",
+) -> np.ndarray:
     """L2-normalised embeddings, shape ``(len(texts), 384)``, float32.
 
     With a ``cache`` only texts it has not seen under this model are encoded (the ONNX export is kept
@@ -110,10 +119,17 @@ def embed_texts(texts, model: str = MODEL_NAME, device: str = "cpu", batch_size:
         if k in known:
             out[i] = known[k]
     if todo:
-        encoder = load_encoder(model, device, backend, str(cache.path.parent / "onnx") if cache is not None else None)
+        encoder = load_encoder(
+            model, device, backend, str(cache.path.parent / "onnx") if cache is not None else None
+        )
         started = time.perf_counter()
-        vectors = encoder.encode([texts[i] for i in todo], batch_size=batch_size, normalize_embeddings=True,
-                                 convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
+        vectors = encoder.encode(
+            [texts[i] for i in todo],
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        ).astype(np.float32)
         stats.seconds += time.perf_counter() - started
         stats.truncated += _truncated(encoder, [texts[i] for i in todo])
         out[todo] = vectors
@@ -125,7 +141,8 @@ def embed_texts(texts, model: str = MODEL_NAME, device: str = "cpu", batch_size:
 
 
 def _truncated(encoder, texts: list[str]) -> int:
-    """How many ``texts`` exceed the model's window (tokenised one token past it: no warning about long input)."""
+    """How many ``texts`` exceed the model's window (tokenised one token past it: no warning about long
+    input)."""
     limit = encoder.max_seq_length
     ids = encoder.tokenizer(texts, truncation=True, max_length=limit + 1)["input_ids"]
     return sum(len(row) > limit for row in ids)
@@ -174,10 +191,12 @@ class EmbeddingCache:
         vectors = self._load()
         vectors.update(new)
         matrix = np.stack(list(vectors.values())).astype(np.float32)
-        table = pa.table({"key": list(vectors),
-                          "vector": pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), DIM)})
+        table = pa.table(
+            {"key": list(vectors), "vector": pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), DIM)}
+        )
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        for stale in self.path.parent.glob(f".{self.path.stem}-*.parquet"):  # left by a writer that was killed
+        # left by a writer that was killed
+        for stale in self.path.parent.glob(f".{self.path.stem}-*.parquet"):
             stale.unlink(missing_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}-", suffix=".parquet", dir=self.path.parent)
         os.close(fd)

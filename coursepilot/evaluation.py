@@ -15,7 +15,9 @@ def held_out(con, data: TrainData, split: str = "test", rating_scale=None) -> di
     return relevant_sets(split_matrix(con, (split,), data.learner_ids, data.course_ids, rating_scale))
 
 
-def evaluate(model: Recommender, relevant: dict[int, set[int]], ks=(5, 10), max_learners: int = SCORED_LEARNERS) -> dict[str, float]:
+def evaluate(
+    model: Recommender, relevant: dict[int, set[int]], ks=(5, 10), max_learners: int = SCORED_LEARNERS
+) -> dict[str, float]:
     """Mean ranking metrics of ``model`` (already fitted) over the learners in ``relevant``.
 
     Above ``max_learners`` the mean is over a seeded sample of that many (the same sample for every

@@ -28,16 +28,39 @@ class Feature:
 FEATURES = (
     Feature("courses_taken", "count(*)", (), "how many courses the learner took"),
     Feature("avg_grade", "avg(i.grade)", ("grade",), "average grade, 0-100", performance=True),
-    Feature("courses_completed", "sum(CASE WHEN i.completed THEN 1 ELSE 0 END)", ("completed",), "courses completed"),
-    Feature("completion_rate", "avg(CASE WHEN i.completed THEN 1.0 ELSE 0.0 END)", ("completed",),
-            "share of taken courses completed", performance=True),
+    Feature(
+        "courses_completed",
+        "sum(CASE WHEN i.completed THEN 1 ELSE 0 END)",
+        ("completed",),
+        "courses completed",
+    ),
+    Feature(
+        "completion_rate",
+        "avg(CASE WHEN i.completed THEN 1.0 ELSE 0.0 END)",
+        ("completed",),
+        "share of taken courses completed",
+        performance=True,
+    ),
     Feature("avg_rating", "avg((i.rating - ?) / (? - ?))", ("rating",), "average rating given, scaled 0-1"),
     Feature("avg_watch_pct", "avg(i.watch_pct)", ("watch_pct",), "average share watched", performance=True),
-    Feature("active_weeks", "count(DISTINCT date_trunc('week', i.ts))", ("ts",), "how often: distinct active weeks"),
-    Feature("courses_per_week", "count(*) / count(DISTINCT date_trunc('week', i.ts))", ("ts",),
-            "how often: courses started per active week"),
-    Feature("engaged_minutes", "sum(i.watch_pct / 100.0 * c.duration_min)", ("watch_pct", "courses.duration_min"),
-            "how long: minutes watched"),
+    Feature(
+        "active_weeks",
+        "count(DISTINCT date_trunc('week', i.ts))",
+        ("ts",),
+        "how often: distinct active weeks",
+    ),
+    Feature(
+        "courses_per_week",
+        "count(*) / count(DISTINCT date_trunc('week', i.ts))",
+        ("ts",),
+        "how often: courses started per active week",
+    ),
+    Feature(
+        "engaged_minutes",
+        "sum(i.watch_pct / 100.0 * c.duration_min)",
+        ("watch_pct", "courses.duration_min"),
+        "how long: minutes watched",
+    ),
     Feature("total_clicks", "sum(i.clicks)", ("clicks",), "how much: page views or clicks"),
 )
 
@@ -63,7 +86,9 @@ def min_max(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def learner_features(con: duckdb.DuckDBPyConnection, rating_scale: tuple[float, float] | None) -> FeatureTable:
+def learner_features(
+    con: duckdb.DuckDBPyConnection, rating_scale: tuple[float, float] | None
+) -> FeatureTable:
     """Features of every learner with training interactions (a missing value stays NaN)."""
     have = set(columns(con, "interactions")) | {f"courses.{c}" for c in columns(con, "courses")}
     if rating_scale is None:
@@ -78,7 +103,9 @@ def learner_features(con: duckdb.DuckDBPyConnection, rating_scale: tuple[float, 
     select = ", ".join(f"CAST({f.sql} AS DOUBLE) AS {f.name}" for f in used)
     raw = con.execute(
         f"SELECT i.learner_id, {select} FROM ({train_interactions_sql()}) i "
-        "LEFT JOIN courses c USING (course_id) GROUP BY i.learner_id ORDER BY i.learner_id", params).df()
+        "LEFT JOIN courses c USING (course_id) GROUP BY i.learner_id ORDER BY i.learner_id",
+        params,
+    ).df()
     names = [f.name for f in used]
     normalised = pd.concat([raw[["learner_id"]], min_max(raw[names])], axis=1)
     return FeatureTable(raw, normalised, names, missing)
@@ -86,12 +113,16 @@ def learner_features(con: duckdb.DuckDBPyConnection, rating_scale: tuple[float, 
 
 def store_frame(features: FeatureTable) -> pd.DataFrame:
     """The ``learner_features`` table: raw values plus ``<name>_norm`` normalised ones."""
-    return pd.concat([features.raw, features.normalised.drop(columns="learner_id").add_suffix("_norm")], axis=1)
+    return pd.concat(
+        [features.raw, features.normalised.drop(columns="learner_id").add_suffix("_norm")], axis=1
+    )
 
 
 def load_features(con: duckdb.DuckDBPyConnection) -> FeatureTable:
     """The features as stored by the ``learner_features`` asset."""
     frame = con.execute("SELECT * FROM learner_features ORDER BY learner_id").df()
     used = [f.name for f in FEATURES if f.name in frame]
-    normalised = frame[["learner_id", *[f"{n}_norm" for n in used]]].rename(columns=lambda c: c.removesuffix("_norm"))
+    normalised = frame[["learner_id", *[f"{n}_norm" for n in used]]].rename(
+        columns=lambda c: c.removesuffix("_norm")
+    )
     return FeatureTable(frame[["learner_id", *used]], normalised, used, {})

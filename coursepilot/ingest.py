@@ -47,11 +47,18 @@ def write_raw(con: duckdb.DuckDBPyConnection, source: SourceData) -> dict:
 def source_info(con: duckdb.DuckDBPyConnection) -> dict:
     """What ``write_raw`` recorded about the last source read."""
     if not table_exists(con, SOURCE_INFO):
-        raise LookupError("no source has been loaded into this warehouse yet (materialize the raw tables first)")
-    return {key: json.loads(value) for key, value in con.execute(f"SELECT key, value FROM {SOURCE_INFO}").fetchall()}
+        raise LookupError(
+            "no source has been loaded into this warehouse yet (materialize the raw tables first)"
+        )
+    return {
+        key: json.loads(value)
+        for key, value in con.execute(f"SELECT key, value FROM {SOURCE_INFO}").fetchall()
+    }
 
 
 def clean(con: duckdb.DuckDBPyConnection, policy: Policy = Policy()) -> CleanReport:
     """Validate the raw tables and replace ``learners``, ``courses`` and ``interactions`` atomically."""
     scale = source_info(con)["rating_scale"]
-    return clean_tables(con, {name: raw_name(name) for name in TABLES}, tuple(scale) if scale else None, policy)
+    return clean_tables(
+        con, {name: raw_name(name) for name in TABLES}, tuple(scale) if scale else None, policy
+    )

@@ -23,8 +23,17 @@ SPGEMM_COLUMNS = 131_072  # learners per block of the sparse product (see Learne
 class LearnerNeighbours:
     """Top-``k`` neighbours of any learner row; ``weights(rows)`` gives them as a sparse similarity matrix."""
 
-    def __init__(self, matrix: sparse.spmatrix, k: int = 50, exact_limit: int = EXACT_LIMIT, svd_dims: int = 128,
-                 candidates: int = 4, seed: int = 0, index: bool = True, block_columns: int = SPGEMM_COLUMNS):
+    def __init__(
+        self,
+        matrix: sparse.spmatrix,
+        k: int = 50,
+        exact_limit: int = EXACT_LIMIT,
+        svd_dims: int = 128,
+        candidates: int = 4,
+        seed: int = 0,
+        index: bool = True,
+        block_columns: int = SPGEMM_COLUMNS,
+    ):
         self.unit = normalize(sparse.csr_matrix(matrix, dtype=np.float32), norm="l2", axis=1)
         self.n = self.unit.shape[0]
         self.k = max(0, min(k, self.n - 1))
@@ -34,21 +43,28 @@ class LearnerNeighbours:
         if self.dense:
             self.unit_t = self.unit.T.tocsr()
         elif self.exact:
-            self.blocks = [(s, self.unit[s:s + block_columns].T.tocsr()) for s in range(0, self.n, block_columns)]
+            self.blocks = [
+                (s, self.unit[s : s + block_columns].T.tocsr()) for s in range(0, self.n, block_columns)
+            ]
         else:
             from usearch.index import Index
 
             dims = max(1, min(svd_dims, self.unit.shape[1] - 1))
-            self.reduced = normalize(TruncatedSVD(dims, random_state=seed).fit_transform(self.unit)).astype(np.float32)
+            self.reduced = normalize(TruncatedSVD(dims, random_state=seed).fit_transform(self.unit)).astype(
+                np.float32
+            )
             self.index = Index(ndim=dims, metric="cos", dtype="f32", connectivity=16)
             self.index.add(np.arange(self.n), self.reduced)
 
     @property
     def kind(self) -> str:
-        return ("exact" if self.dense else "exact (sparse)") if self.exact else "usearch-hnsw + exact re-score"
+        return (
+            ("exact" if self.dense else "exact (sparse)") if self.exact else "usearch-hnsw + exact re-score"
+        )
 
     def search(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(neighbour positions, cosine similarities), each ``(len(rows), k)``, best first; never the row itself."""
+        """(neighbour positions, cosine similarities), each ``(len(rows), k)``, best first; never the row
+        itself."""
         rows = np.asarray(rows, dtype=np.int64)
         if self.k == 0:
             return np.zeros((len(rows), 0), np.int64), np.zeros((len(rows), 0), np.float32)
@@ -65,10 +81,12 @@ class LearnerNeighbours:
             left, right = self.unit[np.repeat(rows, candidates.shape[1])], self.unit[candidates.ravel()]
             sims = np.asarray(left.multiply(right).sum(axis=1)).reshape(candidates.shape)
         sims = np.where(candidates == rows[:, None], -np.inf, sims)  # a learner is not their own neighbour
-        top = np.argpartition(-sims, self.k - 1, axis=1)[:, :self.k]
+        top = np.argpartition(-sims, self.k - 1, axis=1)[:, : self.k]
         top = np.take_along_axis(top, np.take_along_axis(-sims, top, axis=1).argsort(axis=1), axis=1)
         best = np.take_along_axis(sims, top, axis=1)
-        return np.take_along_axis(np.asarray(candidates), top, axis=1), np.where(np.isfinite(best), best, 0.0).astype(np.float32)
+        return np.take_along_axis(np.asarray(candidates), top, axis=1), np.where(
+            np.isfinite(best), best, 0.0
+        ).astype(np.float32)
 
     def _sparse_search(self, rows: np.ndarray, batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`search` over the learners sharing a course with each row (the only ones with cosine > 0).
@@ -79,7 +97,7 @@ class LearnerNeighbours:
         found = np.full((len(rows), self.k), -1, dtype=np.int64)
         sims = np.zeros((len(rows), self.k), dtype=np.float32)
         for start in range(0, len(rows), batch):
-            block, left = rows[start:start + batch], self.unit[rows[start:start + batch]]
+            block, left = rows[start : start + batch], self.unit[rows[start : start + batch]]
             candidates = np.full((len(block), len(self.blocks), self.k), -1, dtype=np.int64)
             scores = np.full(candidates.shape, -np.inf, dtype=np.float32)
             for b, (offset, right) in enumerate(self.blocks):
@@ -90,20 +108,31 @@ class LearnerNeighbours:
                     keep = (found_here != row) & (score > 0)
                     found_here, score = found_here[keep], score[keep]
                     take = min(self.k, len(found_here))
-                    top = np.argpartition(-score, take - 1)[:take] if take < len(found_here) else np.arange(take)
+                    top = (
+                        np.argpartition(-score, take - 1)[:take]
+                        if take < len(found_here)
+                        else np.arange(take)
+                    )
                     candidates[i, b, :take], scores[i, b, :take] = found_here[top], score[top]
             candidates, scores = candidates.reshape(len(block), -1), scores.reshape(len(block), -1)
-            order = np.argsort(-scores, axis=1, kind="stable")[:, :self.k]
+            order = np.argsort(-scores, axis=1, kind="stable")[:, : self.k]
             best = np.take_along_axis(scores, order, axis=1)
-            found[start:start + len(block)] = np.where(np.isfinite(best), np.take_along_axis(candidates, order, axis=1), -1)
-            sims[start:start + len(block)] = np.where(np.isfinite(best), best, 0.0)
+            found[start : start + len(block)] = np.where(
+                np.isfinite(best), np.take_along_axis(candidates, order, axis=1), -1
+            )
+            sims[start : start + len(block)] = np.where(np.isfinite(best), best, 0.0)
         return found, sims
 
     def weights(self, rows: np.ndarray) -> sparse.csr_matrix:
         """``(len(rows), learners)``: sim(u, v) for the ``k`` neighbours v of each row u, zero elsewhere."""
         neighbours, sims = self.search(rows)
-        sims, neighbours = np.where(neighbours < 0, 0.0, sims), np.maximum(neighbours, 0)  # padding carries no weight
-        indptr = np.arange(0, neighbours.size + 1, max(neighbours.shape[1], 1)) if neighbours.size else np.zeros(len(rows) + 1, int)
+        # padding carries no weight
+        sims, neighbours = np.where(neighbours < 0, 0.0, sims), np.maximum(neighbours, 0)
+        indptr = (
+            np.arange(0, neighbours.size + 1, max(neighbours.shape[1], 1))
+            if neighbours.size
+            else np.zeros(len(rows) + 1, int)
+        )
         matrix = sparse.csr_matrix((sims.ravel(), neighbours.ravel(), indptr), shape=(len(rows), self.n))
         matrix.eliminate_zeros()
         return matrix

@@ -33,23 +33,34 @@ def ranking_metrics(ranked, relevant, k: int) -> dict[str, float]:
     ideal = float(np.sum(1.0 / np.log2(np.arange(1, min(len(relevant), k) + 1) + 1)))
     ap = float(np.sum(np.arange(1, n_hits + 1) / ranks)) / min(len(relevant), k)
     first = next((i for i, item in enumerate(ranked) if item in relevant), None)
-    return {"precision": precision, "recall": recall,
-            "f1": 0.0 if n_hits == 0 else 2 * precision * recall / (precision + recall),
-            "hit": float(n_hits > 0), "ndcg": dcg / ideal, "map": ap, "mrr": 0.0 if first is None else 1.0 / (first + 1)}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": 0.0 if n_hits == 0 else 2 * precision * recall / (precision + recall),
+        "hit": float(n_hits > 0),
+        "ndcg": dcg / ideal,
+        "map": ap,
+        "mrr": 0.0 if first is None else 1.0 / (first + 1),
+    }
 
 
 def hit_matrix(top: np.ndarray, relevant: list[set]) -> np.ndarray:
-    """(learners, k) booleans: is the item at each rank relevant? Items are column indices (-1 pads a short list)."""
+    """(learners, k) booleans: is the item at each rank relevant? Items are column indices (-1 pads a short
+    list)."""
     top = np.asarray(top, dtype=np.int64)
     sizes = np.fromiter(map(len, relevant), dtype=np.int64, count=len(relevant))
     items = np.fromiter(chain.from_iterable(relevant), dtype=np.int64, count=int(sizes.sum()))
-    width = int(max(top.max(initial=0), items.max(initial=0))) + 2  # one key per (learner, item + 1): -1 never matches
+    # one key per (learner, item + 1): -1 never matches
+    width = int(max(top.max(initial=0), items.max(initial=0))) + 2
     keys = np.repeat(np.arange(len(relevant), dtype=np.int64), sizes) * width + items + 1
     return np.isin(np.arange(len(top), dtype=np.int64)[:, None] * width + top + 1, keys).reshape(top.shape)
 
 
-def metrics_from_hits(hits: np.ndarray, n_relevant: np.ndarray, ks, n_candidates: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Per-learner ``<metric>@<k>`` arrays from a hit matrix, vectorised (same definitions as ``ranking_metrics``).
+def metrics_from_hits(
+    hits: np.ndarray, n_relevant: np.ndarray, ks, n_candidates: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Per-learner ``<metric>@<k>`` arrays from a hit matrix, vectorised (same definitions as
+    ``ranking_metrics``).
 
     With ``n_candidates`` it adds accuracy@k: the share of candidate courses classified right when the
     top k are called relevant and the rest not, (TP + TN) / candidates.
@@ -62,7 +73,9 @@ def metrics_from_hits(hits: np.ndarray, n_relevant: np.ndarray, ks, n_candidates
     for k in ks:
         h = hits[:, :k]
         tp = h.sum(axis=1)
-        ideal = np.concatenate([[0.0], np.cumsum(1 / np.log2(np.arange(1, k + 1) + 1))])[np.minimum(n_relevant, k).astype(int)]
+        ideal = np.concatenate([[0.0], np.cumsum(1 / np.log2(np.arange(1, k + 1) + 1))])[
+            np.minimum(n_relevant, k).astype(int)
+        ]
         p, r = tp / k, tp / n_relevant
         out[f"precision@{k}"], out[f"recall@{k}"] = p, r
         out[f"f1@{k}"] = np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=(p + r) > 0)

@@ -21,7 +21,9 @@ class CourseIndex:
         if not self.exact:
             from usearch.index import Index
 
-            self._ann = Index(ndim=self.vectors.shape[1], metric="cos", dtype="f32", connectivity=connectivity)
+            self._ann = Index(
+                ndim=self.vectors.shape[1], metric="cos", dtype="f32", connectivity=connectivity
+            )
             self._ann.add(np.arange(len(self.ids)), self.vectors)
 
     @property
@@ -39,7 +41,9 @@ class CourseIndex:
             top = np.take_along_axis(top, order, axis=1)
             return top, np.take_along_axis(sims, top, axis=1)
         found = self._ann.search(queries, k)
-        return found.keys.astype(np.int64).reshape(len(queries), -1), 1.0 - found.distances.reshape(len(queries), -1)
+        return found.keys.astype(np.int64).reshape(len(queries), -1), 1.0 - found.distances.reshape(
+            len(queries), -1
+        )
 
     def similar(self, course_id, k: int = 10) -> list[tuple[object, float]]:
         """The ``k`` courses most like ``course_id`` (itself excluded)."""

@@ -36,8 +36,9 @@ def export(model_name: str, path: Path) -> Path:
             self.transformer = transformer
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.transformer(input_ids=input_ids, attention_mask=attention_mask,
-                                    token_type_ids=token_type_ids).last_hidden_state
+            return self.transformer(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
 
     sample = model.tokenizer(["a sentence"], return_tensors="pt")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,9 +47,15 @@ def export(model_name: str, path: Path) -> Path:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's notes on traced control flow and index ops
-            torch.onnx.export(Tokens(model[0].auto_model).eval(), tuple(sample[n] for n in INPUTS), tmp, input_names=list(INPUTS),
-                              output_names=["tokens"], dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*INPUTS, "tokens"]},
-                              dynamo=False)
+            torch.onnx.export(
+                Tokens(model[0].auto_model).eval(),
+                tuple(sample[n] for n in INPUTS),
+                tmp,
+                input_names=list(INPUTS),
+                output_names=["tokens"],
+                dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*INPUTS, "tokens"]},
+                dynamo=False,
+            )
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -57,7 +64,8 @@ def export(model_name: str, path: Path) -> Path:
 
 
 class OnnxEncoder:
-    """``encode(texts, batch_size)`` like a SentenceTransformer's, plus its ``tokenizer`` and ``max_seq_length``."""
+    """``encode(texts, batch_size)`` like a SentenceTransformer's, plus its ``tokenizer`` and
+    ``max_seq_length``."""
 
     def __init__(self, model_name: str, folder: Path, threads: int | None = None):
         import onnxruntime
@@ -70,19 +78,28 @@ class OnnxEncoder:
         if not path.exists():
             export(model_name, path)
         self.tokenizer = AutoTokenizer.from_pretrained(str(location))
-        self.max_seq_length = int(json.loads((location / "sentence_bert_config.json").read_text())["max_seq_length"])
+        self.max_seq_length = int(
+            json.loads((location / "sentence_bert_config.json").read_text())["max_seq_length"]
+        )
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or min(os.cpu_count() or 1, 4)
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def encode(self, texts: list[str], batch_size: int = 32, **_ignored) -> np.ndarray:
-        """L2-normalised mean-pooled embeddings, float32 (keyword arguments of SentenceTransformer.encode are accepted)."""
-        order = np.argsort([-len(t) for t in texts], kind="stable")  # texts of similar length share a batch: less padding
+        """L2-normalised mean-pooled embeddings, float32 (keyword arguments of SentenceTransformer.encode are
+        accepted)."""
+        # texts of similar length share a batch: less padding
+        order = np.argsort([-len(t) for t in texts], kind="stable")
         ordered = [texts[i] for i in order]
         out = []
         for start in range(0, len(texts), batch_size):
-            feed = self.tokenizer(ordered[start:start + batch_size], padding=True, truncation=True, max_length=self.max_seq_length,
-                                  return_tensors="np")
+            feed = self.tokenizer(
+                ordered[start : start + batch_size],
+                padding=True,
+                truncation=True,
+                max_length=self.max_seq_length,
+                return_tensors="np",
+            )
             tokens = self.session.run(None, {name: feed[name].astype(np.int64) for name in INPUTS})[0]
             mask = feed["attention_mask"][..., None].astype(np.float32)
             pooled = (tokens * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)

@@ -4,10 +4,10 @@ Hybrid peers: candidates are the learner's K-means cluster and its ``neighbour_c
 clusters (at most ``max_candidates``, sampled) and the ``active_candidates`` most active learners (those most
 likely to share a future course; at least ``k + 1``, so that the activity term alone is ``active_peers``);
 score = a * interaction cosine + b * profile cosine (eq. 19) + c * level closeness (1 - |D_u - D_v| / 2, D on
-1-3) + d * activity (log(1 + training courses), scaled to 0-1). :mod:`coursepilot.peer_tuning` chooses a-d on a
-validation carve of training. A learner is never their own peer; every learner has a K-means cluster, so DBSCAN
-noise points get peers too. Each peer comes with the reason from the term that contributed most: courses in common,
-same job or similar interests, similar level, active learner.
+1-3) + d * activity (log(1 + training courses), scaled to 0-1). :mod:`coursepilot.peer_tuning` chooses a-d on
+a validation carve of training. A learner is never their own peer; every learner has a K-means cluster, so
+DBSCAN noise points get peers too. Each peer comes with the reason from the term that contributed most:
+courses in common, same job or similar interests, similar level, active learner.
 Baselines on the same data: ``cf_peers`` (interaction cosine over everyone), ``cluster_random``
 (random members of the same cluster) and ``active_peers`` (the most active learners).
 """
@@ -51,8 +51,8 @@ class PeerConfig:
 
 @dataclass
 class PeerBatch:
-    """Learner ``rows`` against their candidate ``pool``: ``terms`` holds the unweighted ``(rows, pool)`` scores of
-    each of :data:`TERMS`; ``own`` the (row, pool) positions where a learner meets themselves."""
+    """Learner ``rows`` against their candidate ``pool``: ``terms`` holds the unweighted ``(rows, pool)``
+    scores of each of :data:`TERMS`; ``own`` the (row, pool) positions where a learner meets themselves."""
 
     rows: np.ndarray
     pool: np.ndarray
@@ -72,16 +72,24 @@ class PeerBatch:
 
 
 def activity(matrix: sparse.csr_matrix) -> np.ndarray:
-    """log(1 + training courses) of every learner, scaled to 0-1: it orders learners as :func:`active_peers` does."""
+    """log(1 + training courses) of every learner, scaled to 0-1: it orders learners as :func:`active_peers`
+    does."""
     counts = np.log1p(np.diff(matrix.tocsr().indptr)).astype(np.float32)
     return counts / counts.max() if counts.max(initial=0.0) > 0 else counts
 
 
-def peer_batches(matrix: sparse.csr_matrix, profiles: LearnerProfiles, proficiency: np.ndarray, labels: np.ndarray,
-                 centroids: np.ndarray, config: PeerConfig, rows: np.ndarray | None = None,
-                 batch: int = 1024) -> Iterator[PeerBatch]:
-    """The terms of ``rows`` (default: everyone) against their candidates, a cluster and ``batch`` learners at a time,
-    in float32 with each pool's side prepared once. The pools do not depend on ``rows``."""
+def peer_batches(
+    matrix: sparse.csr_matrix,
+    profiles: LearnerProfiles,
+    proficiency: np.ndarray,
+    labels: np.ndarray,
+    centroids: np.ndarray,
+    config: PeerConfig,
+    rows: np.ndarray | None = None,
+    batch: int = 1024,
+) -> Iterator[PeerBatch]:
+    """The terms of ``rows`` (default: everyone) against their candidates, a cluster and ``batch`` learners at
+    a time, in float32 with each pool's side prepared once. The pools do not depend on ``rows``."""
     unit = normalize(matrix, axis=1).tocsr().astype(np.float32)
     level = np.nan_to_num(proficiency, nan=2.0).astype(np.float32)
     active = activity(matrix)
@@ -93,35 +101,53 @@ def peer_batches(matrix: sparse.csr_matrix, profiles: LearnerProfiles, proficien
         queries = members[asked[members]]
         if not len(queries):
             continue
-        near = np.flatnonzero(np.isin(labels, np.argsort(centre_distance[cluster])[: 1 + config.neighbour_clusters]))
+        near = np.flatnonzero(
+            np.isin(labels, np.argsort(centre_distance[cluster])[: 1 + config.neighbour_clusters])
+        )
         pool = _pool(members, near, most_active, config, cluster)
         k = min(config.k, len(pool) - 1)
         if k < 1:
             continue
         cosine, pool_t = profiles.against(pool), unit[pool].T.tocsr()
         for start in range(0, len(queries), batch):
-            part = queries[start:start + batch]
-            terms = np.stack([(unit[part] @ pool_t).toarray(), cosine(part),
-                              1 - np.abs(np.subtract.outer(level[part], level[pool])) / 2,
-                              np.broadcast_to(active[pool], (len(part), len(pool)))])
+            part = queries[start : start + batch]
+            terms = np.stack(
+                [
+                    (unit[part] @ pool_t).toarray(),
+                    cosine(part),
+                    1 - np.abs(np.subtract.outer(level[part], level[pool])) / 2,
+                    np.broadcast_to(active[pool], (len(part), len(pool))),
+                ]
+            )
             at = np.minimum(np.searchsorted(pool, part), len(pool) - 1)
             own = pool[at] == part
             yield PeerBatch(part, pool, terms, (np.flatnonzero(own), at[own]), k)
 
 
-def _pool(members: np.ndarray, near: np.ndarray, most_active: np.ndarray, config: PeerConfig,
-          cluster: int) -> np.ndarray:
-    """A cluster's candidates: the learners of the ``near`` clusters (above ``max_candidates``, a sample seeded by the
-    cluster, with its first members kept) and the most active learners."""
+def _pool(
+    members: np.ndarray, near: np.ndarray, most_active: np.ndarray, config: PeerConfig, cluster: int
+) -> np.ndarray:
+    """A cluster's candidates: the learners of the ``near`` clusters (above ``max_candidates``, a sample
+    seeded by the cluster, with its first members kept) and the most active learners."""
     if len(near) > config.max_candidates:
         rng = np.random.default_rng([config.seed, cluster])
-        near = np.union1d(rng.choice(near, config.max_candidates, replace=False), members[: config.max_candidates // 4])
+        near = np.union1d(
+            rng.choice(near, config.max_candidates, replace=False), members[: config.max_candidates // 4]
+        )
     return np.union1d(near, most_active)
 
 
-def hybrid_peers(matrix: sparse.csr_matrix, profiles: LearnerProfiles, proficiency: np.ndarray, labels: np.ndarray,
-                 centroids: np.ndarray, jobs: np.ndarray, config: PeerConfig = PeerConfig()) -> pd.DataFrame:
-    """learner (row), rank, peer (row), score, reason for every learner (candidates and terms: :func:`peer_batches`)."""
+def hybrid_peers(
+    matrix: sparse.csr_matrix,
+    profiles: LearnerProfiles,
+    proficiency: np.ndarray,
+    labels: np.ndarray,
+    centroids: np.ndarray,
+    jobs: np.ndarray,
+    config: PeerConfig = PeerConfig(),
+) -> pd.DataFrame:
+    """learner (row), rank, peer (row), score, reason for every learner (candidates and terms:
+    :func:`peer_batches`)."""
     binary = (matrix > 0).astype(np.float32).tocsr()
     weights = config.weights
     out = []
@@ -130,42 +156,61 @@ def hybrid_peers(matrix: sparse.csr_matrix, profiles: LearnerProfiles, proficien
         best = top_k(score, batch.k)
         learners, peers = np.repeat(batch.rows, batch.k), batch.pool[best].ravel()
         parts = weights[:, None, None] * np.take_along_axis(batch.terms, best[None], axis=2)
-        out.append(pd.DataFrame({"learner": learners, "rank": np.tile(np.arange(1, batch.k + 1), len(batch.rows)),
-                                 "peer": peers, "score": np.take_along_axis(score, best, axis=1).ravel().astype(float),
-                                 "reason": _reasons(parts.argmax(axis=0).ravel(), learners, peers, binary, jobs)}))
+        out.append(
+            pd.DataFrame(
+                {
+                    "learner": learners,
+                    "rank": np.tile(np.arange(1, batch.k + 1), len(batch.rows)),
+                    "peer": peers,
+                    "score": np.take_along_axis(score, best, axis=1).ravel().astype(float),
+                    "reason": _reasons(parts.argmax(axis=0).ravel(), learners, peers, binary, jobs),
+                }
+            )
+        )
     columns = ["learner", "rank", "peer", "score", "reason"]
     return pd.concat(out, ignore_index=True)[columns] if out else pd.DataFrame(columns=columns)
 
 
-def _reasons(kinds: np.ndarray, rows: np.ndarray, peers: np.ndarray, binary: sparse.csr_matrix,
-             jobs: np.ndarray) -> np.ndarray:
-    """The one-line reason of each (row, peer) pair from the term that contributed most (``kinds``: its position in
+def _reasons(
+    kinds: np.ndarray, rows: np.ndarray, peers: np.ndarray, binary: sparse.csr_matrix, jobs: np.ndarray
+) -> np.ndarray:
+    """The one-line reason of each (row, peer) pair from the term that contributed most (``kinds``: its
+    position in
     :data:`TERMS`)."""
     shared = np.asarray(binary[rows].multiply(binary[peers]).sum(axis=1)).ravel().astype(int)
     job_of = pd.Series(jobs[rows], dtype=object)
-    same_job = ((job_of == pd.Series(jobs[peers], dtype=object)).to_numpy()
-                & job_of.map(lambda j: isinstance(j, str)).to_numpy())
+    same_job = (job_of == pd.Series(jobs[peers], dtype=object)).to_numpy() & job_of.map(
+        lambda j: isinstance(j, str)
+    ).to_numpy()
     courses = pd.Series(shared).astype(str) + np.where(shared == 1, " course in common", " courses in common")
     profile = np.where(same_job, "same job (" + job_of.astype(str) + ")", "similar interests")
     active = "active learner (" + pd.Series(np.diff(binary.indptr)[peers]).astype(str) + " courses)"
-    return np.select([kinds == 0, kinds == 1, kinds == 2], [courses.to_numpy(), profile, "similar level"],
-                     active.to_numpy())
+    return np.select(
+        [kinds == 0, kinds == 1, kinds == 2],
+        [courses.to_numpy(), profile, "similar level"],
+        active.to_numpy(),
+    )
 
 
 def cf_peers(matrix: sparse.csr_matrix, k: int, rows: np.ndarray | None = None) -> np.ndarray:
-    """``(n, k)`` top-k learners by interaction cosine (eq. 8) among everyone, for ``rows`` only when given (the
-    others -1): an evaluation baseline needs only the scored learners. Exact for up to ``SCORED_LEARNERS`` rows
-    (HNSW candidates above that and above 50,000 learners; see ``LearnerNeighbours``)."""
+    """``(n, k)`` top-k learners by interaction cosine (eq. 8) among everyone, for ``rows`` only when given
+    (the others -1): an evaluation baseline needs only the scored learners. Exact for up to
+    ``SCORED_LEARNERS`` rows (HNSW candidates above that and above 50,000 learners; see
+    ``LearnerNeighbours``)."""
     rows = np.arange(matrix.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
-    index = LearnerNeighbours(matrix, k, index=len(rows) > SCORED_LEARNERS)  # few queries: exact, no index to build
+    # few queries: exact, no index to build
+    index = LearnerNeighbours(matrix, k, index=len(rows) > SCORED_LEARNERS)
     out = np.full((matrix.shape[0], index.k), -1, dtype=np.int64)
     for start in range(0, len(rows), 4096):
-        out[rows[start:start + 4096]] = index.search(rows[start:start + 4096])[0]
+        out[rows[start : start + 4096]] = index.search(rows[start : start + 4096])[0]
     return out
 
 
-def cluster_random_peers(labels: np.ndarray, k: int, seed: int = 0, rows: np.ndarray | None = None) -> np.ndarray:
-    """``(n, k)`` random members of each learner's cluster (never themselves), for ``rows`` only when given (the others -1)."""
+def cluster_random_peers(
+    labels: np.ndarray, k: int, seed: int = 0, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """``(n, k)`` random members of each learner's cluster (never themselves), for ``rows`` only when given
+    (the others -1)."""
     rng = np.random.default_rng(seed)
     rows = np.arange(len(labels)) if rows is None else np.asarray(rows, dtype=np.int64)
     members_of = {label: np.flatnonzero(labels == label) for label in np.unique(labels[rows])}
@@ -175,18 +220,19 @@ def cluster_random_peers(labels: np.ndarray, k: int, seed: int = 0, rows: np.nda
         pool = members if len(members) <= 4 * k + 1 else rng.choice(members, 4 * k + 1, replace=False)
         others = pool[pool != row]
         chosen = rng.choice(others, min(k, len(others)), replace=False)
-        out[row, :len(chosen)] = chosen
+        out[row, : len(chosen)] = chosen
     return out
 
 
 def active_peers(matrix: sparse.csr_matrix, k: int, rows: np.ndarray | None = None) -> np.ndarray:
-    """``(n, k)`` most active learners (most training courses), never the learner themselves; for ``rows`` only when given."""
+    """``(n, k)`` most active learners (most training courses), never the learner themselves; for ``rows``
+    only when given."""
     rows = np.arange(matrix.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
     order = np.argsort(-np.diff(matrix.indptr), kind="stable")[: k + 1]
     own = order[None, :] == rows[:, None]
     keep = np.argsort(own, axis=1, kind="stable")[:, :k]  # the others first, in activity order
     out = np.full((matrix.shape[0], k), -1, dtype=np.int64)
-    out[rows, :keep.shape[1]] = np.where(np.take_along_axis(own, keep, axis=1), -1, order[keep])
+    out[rows, : keep.shape[1]] = np.where(np.take_along_axis(own, keep, axis=1), -1, order[keep])
     return out
 
 
@@ -195,11 +241,15 @@ def ranked_matrix(ranked: pd.DataFrame, k: int) -> np.ndarray:
     n = int(ranked["learner"].max()) + 1 if len(ranked) else 0
     out = np.full((n, k), -1, dtype=np.int64)
     keep = ranked["rank"].to_numpy() <= k
-    out[ranked["learner"].to_numpy()[keep], ranked["rank"].to_numpy()[keep] - 1] = ranked["peer"].to_numpy()[keep]
+    out[ranked["learner"].to_numpy()[keep], ranked["rank"].to_numpy()[keep] - 1] = ranked["peer"].to_numpy()[
+        keep
+    ]
     return out
 
 
-def relevant_counts(binary: sparse.csr_matrix, rows: np.ndarray | None = None, batch: int = 2048) -> np.ndarray:
+def relevant_counts(
+    binary: sparse.csr_matrix, rows: np.ndarray | None = None, batch: int = 2048
+) -> np.ndarray:
     """Per learner of ``rows`` (default: all): how many other learners share at least one test-period course
     with them (the relevant peers). ``binary``: the 0/1 learners x courses matrix of test-period interactions.
     """
@@ -208,12 +258,15 @@ def relevant_counts(binary: sparse.csr_matrix, rows: np.ndarray | None = None, b
     has_test = np.diff(binary.indptr) > 0
     out = np.zeros(len(rows), dtype=np.int64)
     for start in range(0, len(rows), batch):
-        block = rows[start:start + batch]
-        out[start:start + batch] = np.diff((binary[block] @ transposed).indptr) - has_test[block]  # not oneself
+        block = rows[start : start + batch]
+        # not oneself
+        out[start : start + batch] = np.diff((binary[block] @ transposed).indptr) - has_test[block]
     return out
 
 
-def scored_candidates(test: sparse.csr_matrix, max_learners: int = PEER_SCORED_LEARNERS, seed: int = 0) -> np.ndarray:
+def scored_candidates(
+    test: sparse.csr_matrix, max_learners: int = PEER_SCORED_LEARNERS, seed: int = 0
+) -> np.ndarray:
     """Learners with a test-period course, a seeded sample of at most ``max_learners``: the ones peer rankings
     are scored on (those of them with at least one relevant peer)."""
     rows = np.flatnonzero(np.diff(test.tocsr().indptr) > 0)
@@ -221,7 +274,9 @@ def scored_candidates(test: sparse.csr_matrix, max_learners: int = PEER_SCORED_L
     return rows if chosen is None else rows[chosen]
 
 
-def peer_hits(binary: sparse.csr_matrix, rows: np.ndarray, ranked: np.ndarray, batch: int = 100_000) -> np.ndarray:
+def peer_hits(
+    binary: sparse.csr_matrix, rows: np.ndarray, ranked: np.ndarray, batch: int = 100_000
+) -> np.ndarray:
     """``(len(rows), k)`` booleans: does the peer at each rank share a test-period course with the learner?"""
     k = ranked.shape[1]
     valid = ranked >= 0
@@ -229,29 +284,40 @@ def peer_hits(binary: sparse.csr_matrix, rows: np.ndarray, ranked: np.ndarray, b
     learners = np.repeat(np.asarray(rows), k)
     shared = np.zeros(len(learners))
     for s in range(0, len(learners), batch):
-        shared[s:s + batch] = np.asarray(binary[learners[s:s + batch]].multiply(binary[peers[s:s + batch]]).sum(axis=1)).ravel()
+        shared[s : s + batch] = np.asarray(
+            binary[learners[s : s + batch]].multiply(binary[peers[s : s + batch]]).sum(axis=1)
+        ).ravel()
     return (shared.reshape(len(rows), k) > 0) & valid
 
 
-def evaluated_learners(binary: sparse.csr_matrix, max_learners: int = PEER_SCORED_LEARNERS,
-                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(learners a peer ranking is scored on, how many relevant peers each has): the :func:`scored_candidates` with
-    at least one relevant peer. ``binary``: the 0/1 float32 learners x courses matrix of the period peers must share."""
+def evaluated_learners(
+    binary: sparse.csr_matrix, max_learners: int = PEER_SCORED_LEARNERS, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(learners a peer ranking is scored on, how many relevant peers each has): the :func:`scored_candidates`
+    with at least one relevant peer. ``binary``: the 0/1 float32 learners x courses matrix of the period peers
+    must share."""
     candidates = scored_candidates(binary, max_learners, seed)
     counts = relevant_counts(binary, candidates)
     return candidates[counts > 0], counts[counts > 0]
 
 
-def peer_metrics(binary: sparse.csr_matrix, rows: np.ndarray, n_relevant: np.ndarray, ranked: np.ndarray,
-                 ks=(5, 10)) -> dict[str, np.ndarray]:
-    """Per-learner ``<metric>@<k>`` of ``ranked``, the ``(len(rows), any k)`` peers of ``rows`` (-1 padded)."""
+def peer_metrics(
+    binary: sparse.csr_matrix, rows: np.ndarray, n_relevant: np.ndarray, ranked: np.ndarray, ks=(5, 10)
+) -> dict[str, np.ndarray]:
+    """Per-learner ``<metric>@<k>`` of ``ranked``, the ``(len(rows), any k)`` peers of ``rows`` (-1
+    padded)."""
     full = np.full((len(rows), max(ks)), -1, dtype=np.int64)
-    full[:, :min(ranked.shape[1], max(ks))] = ranked[:, :max(ks)]
+    full[:, : min(ranked.shape[1], max(ks))] = ranked[:, : max(ks)]
     return metrics_from_hits(peer_hits(binary, rows, full), n_relevant, ks)
 
 
-def evaluate_peers(test: sparse.csr_matrix, rankings: dict[str, np.ndarray], ks=(5, 10),
-                   max_learners: int = PEER_SCORED_LEARNERS, seed: int = 0) -> tuple[dict, dict, int]:
+def evaluate_peers(
+    test: sparse.csr_matrix,
+    rankings: dict[str, np.ndarray],
+    ks=(5, 10),
+    max_learners: int = PEER_SCORED_LEARNERS,
+    seed: int = 0,
+) -> tuple[dict, dict, int]:
     """(mean ``<metric>@<k>`` per ranking, per-learner nDCG@k per ranking (largest k), learners evaluated).
 
     A learner is evaluated when at least one other learner shares a test-period course with them;
@@ -263,7 +329,7 @@ def evaluate_peers(test: sparse.csr_matrix, rankings: dict[str, np.ndarray], ks=
     results, per = {}, {}
     for name, ranked in rankings.items():
         padded = np.full((test.shape[0], ranked.shape[1]), -1, dtype=np.int64)
-        padded[:min(len(ranked), len(padded))] = ranked[:len(padded)]
+        padded[: min(len(ranked), len(padded))] = ranked[: len(padded)]
         metrics = peer_metrics(binary, evaluated, n_relevant, padded[evaluated], ks)
         results[name] = {key: float(np.mean(v)) for key, v in metrics.items()}
         per[name] = metrics[f"ndcg@{max(ks)}"]

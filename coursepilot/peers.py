@@ -65,15 +65,19 @@ def weekly_windows(frame: pd.DataFrame) -> np.ndarray:
 
 
 def learner_state(frame: pd.DataFrame, rating_scale, weights: StateWeights = StateWeights()) -> pd.DataFrame:
-    """Per (learner, window): W, R, E, D, T, P, the window's mean course level (0-2) and the target difficulty for
-    the next course. Rows are grouped by learner, in window order.
+    """Per (learner, window): W, R, E, D, T, P, the window's mean course level (0-2) and the target difficulty
+    for the next course. Rows are grouped by learner, in window order.
 
     ``frame``: training interactions with ``difficulty`` (text) and ``duration_min`` joined from courses.
     """
     frame = frame.copy()
     frame["week"] = weekly_windows(frame)
     watch = frame["watch_pct"] / 100.0 if "watch_pct" in frame else None
-    level = frame["difficulty"].map({v: i + 1 for i, v in enumerate(DIFFICULTY_LEVELS)}) if "difficulty" in frame else None
+    level = (
+        frame["difficulty"].map({v: i + 1 for i, v in enumerate(DIFFICULTY_LEVELS)})
+        if "difficulty" in frame
+        else None
+    )
     signals = {}
     if watch is not None:
         frame["W"] = watch
@@ -89,9 +93,12 @@ def learner_state(frame: pd.DataFrame, rating_scale, weights: StateWeights = Sta
     else:
         frame["E"] = 1.0
     signals["E"] = "sum"
-    codes, learner_ids = pd.factorize(frame["learner_id"], sort=True)  # integer keys group far faster than id strings
+    # integer keys group far faster than id strings
+    codes, learner_ids = pd.factorize(frame["learner_id"], sort=True)
     frame["learner_id"] = codes
-    state = frame.groupby(["learner_id", "week"]).agg(n=("course_id", "size"), **{k: (k, agg) for k, agg in signals.items()})
+    state = frame.groupby(["learner_id", "week"]).agg(
+        n=("course_id", "size"), **{k: (k, agg) for k, agg in signals.items()}
+    )
     state["E"] = (state["E"] - state["E"].min()) / max(state["E"].max() - state["E"].min(), 1e-12)
     # D_u(t), eq. 3, cumulative over the windows up to t
     if level is not None:
@@ -107,21 +114,30 @@ def learner_state(frame: pd.DataFrame, rating_scale, weights: StateWeights = Sta
     state["T"] = _combine(parts, {"R": weights.alpha, "W": weights.beta, "E": weights.gamma})
     state["P"] = _combine(parts, {"W": weights.eta1, "R": weights.eta2, "E": weights.eta3})
     state["level"] = level_mean.reindex(state.index)
-    state["target_difficulty"] = difficulty_path(state.index.get_level_values(0).to_numpy(), state["P"].to_numpy(),
-                                                 state["level"].to_numpy(), weights.delta, weights.theta)
+    state["target_difficulty"] = difficulty_path(
+        state.index.get_level_values(0).to_numpy(),
+        state["P"].to_numpy(),
+        state["level"].to_numpy(),
+        weights.delta,
+        weights.theta,
+    )
     state = state.reset_index()
     state["learner_id"] = np.asarray(learner_ids, dtype=object)[state["learner_id"].to_numpy()]
     return state
 
 
-def difficulty_path(learners: np.ndarray, p: np.ndarray, level: np.ndarray, delta: float, theta: float) -> np.ndarray:
-    """Equation (21) run forward through each learner's windows (rows grouped by learner, in window order), from the
-    ``level`` (0-2) of their first window (1 when unknown), clipped to [0, 2]: the target after each window."""
+def difficulty_path(
+    learners: np.ndarray, p: np.ndarray, level: np.ndarray, delta: float, theta: float
+) -> np.ndarray:
+    """Equation (21) run forward through each learner's windows (rows grouped by learner, in window order),
+    from the ``level`` (0-2) of their first window (1 when unknown), clipped to [0, 2]: the target after each
+    window."""
     starts = np.flatnonzero(np.r_[True, learners[1:] != learners[:-1]])
     sizes = np.diff(np.r_[starts, len(learners)])
     d = np.where(np.isfinite(level[starts]), level[starts], 1.0)
     out = np.empty(len(learners))
-    for step in range(int(sizes.max()) if len(sizes) else 0):  # one step per window, for every learner at once
+    # one step per window, for every learner at once
+    for step in range(int(sizes.max()) if len(sizes) else 0):
         live = sizes > step
         rows = starts[live] + step
         d[live] = np.clip(d[live] + delta * (p[rows] - theta), 0, 2)
@@ -130,8 +146,8 @@ def difficulty_path(learners: np.ndarray, p: np.ndarray, level: np.ndarray, delt
 
 
 def last_targets(state: pd.DataFrame, delta: float, theta: float) -> pd.Series:
-    """Each learner's target difficulty after their last window under equation (21) with ``delta`` and ``theta``,
-    by ``learner_id``; ``state`` as :func:`learner_state` returns it."""
+    """Each learner's target difficulty after their last window under equation (21) with ``delta`` and
+    ``theta``, by ``learner_id``; ``state`` as :func:`learner_state` returns it."""
     learners = state["learner_id"].to_numpy()
     path = difficulty_path(learners, state["P"].to_numpy(float), state["level"].to_numpy(float), delta, theta)
     last = np.r_[learners[1:] != learners[:-1], True]
@@ -152,14 +168,17 @@ class Steering:
     grid: pd.DataFrame  # delta, theta, ndcg@10 of each point tried
 
 
-def tune_steering(state: pd.DataFrame, score: Callable[[pd.Series], float], deltas=STEERING_DELTAS,
-                  thetas=STEERING_THETAS) -> Steering:
-    """The (delta, theta) whose targets (:func:`last_targets`) score best: ``score`` is the validation nDCG@10 of the
-    ranking they steer and ``state`` the learning state of training minus the validation carve. Without a step theta
-    does nothing, so delta 0 is tried once; a tie goes to the smaller delta, then the smaller theta."""
+def tune_steering(
+    state: pd.DataFrame, score: Callable[[pd.Series], float], deltas=STEERING_DELTAS, thetas=STEERING_THETAS
+) -> Steering:
+    """The (delta, theta) whose targets (:func:`last_targets`) score best: ``score`` is the validation nDCG@10
+    of the ranking they steer and ``state`` the learning state of training minus the validation carve. Without
+    a step theta does nothing, so delta 0 is tried once; a tie goes to the smaller delta, then the smaller
+    theta."""
     points = [(d, t) for d in deltas for t in (thetas if d else thetas[:1])]
-    grid = pd.DataFrame([(d, t, score(last_targets(state, d, t))) for d, t in points],
-                        columns=["delta", "theta", "ndcg@10"])
+    grid = pd.DataFrame(
+        [(d, t, score(last_targets(state, d, t))) for d, t in points], columns=["delta", "theta", "ndcg@10"]
+    )
     best = grid.loc[grid["ndcg@10"].idxmax()]
     return Steering(float(best["delta"]), float(best["theta"]), float(best["ndcg@10"]), grid)
 
@@ -194,25 +213,45 @@ class ClusterSpace:
     def __init__(self, config: ClusterConfig):
         self.config = config
 
-    def fit(self, interactions: sparse.csr_matrix, profiles: LearnerProfiles, batch: int = 50_000) -> "ClusterSpace":
+    def fit(
+        self, interactions: sparse.csr_matrix, profiles: LearnerProfiles, batch: int = 50_000
+    ) -> "ClusterSpace":
         n = interactions.shape[0]
         rng = np.random.default_rng(self.config.seed)
         sample = np.sort(rng.choice(n, min(n, self.config.fit_sample), replace=False))
         self.svd = []
-        for matrix, dims in ((interactions[sample], self.config.svd_dims), (profiles.stacked(sample), self.config.profile_dims)):
+        for matrix, dims in (
+            (interactions[sample], self.config.svd_dims),
+            (profiles.stacked(sample), self.config.profile_dims),
+        ):
             dims = max(1, min(dims, matrix.shape[1] - 1, matrix.shape[0] - 1))
             self.svd.append(TruncatedSVD(dims, random_state=self.config.seed).fit(matrix))
-        self.profile_block = np.vstack([normalize(self.svd[1].transform(profiles.stacked(slice(start, start + batch))))
-                                        for start in range(0, n, batch)]).astype(np.float32)
+        self.profile_block = np.vstack(
+            [
+                normalize(self.svd[1].transform(profiles.stacked(slice(start, start + batch))))
+                for start in range(0, n, batch)
+            ]
+        ).astype(np.float32)
         return self
 
-    def transform(self, interactions: sparse.csr_matrix, proficiency: np.ndarray, temporal: np.ndarray) -> np.ndarray:
-        context = np.column_stack([np.nan_to_num(proficiency / 3.0, nan=0.5), np.nan_to_num(temporal, nan=0.5)])
-        return np.hstack([normalize(self.svd[0].transform(interactions)), self.profile_block,
-                          self.config.context_weight * context]).astype(np.float32)
+    def transform(
+        self, interactions: sparse.csr_matrix, proficiency: np.ndarray, temporal: np.ndarray
+    ) -> np.ndarray:
+        context = np.column_stack(
+            [np.nan_to_num(proficiency / 3.0, nan=0.5), np.nan_to_num(temporal, nan=0.5)]
+        )
+        return np.hstack(
+            [
+                normalize(self.svd[0].transform(interactions)),
+                self.profile_block,
+                self.config.context_weight * context,
+            ]
+        ).astype(np.float32)
 
 
-def kmeans(features: np.ndarray, config: ClusterConfig, init: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int, dict[int, float]]:
+def kmeans(
+    features: np.ndarray, config: ClusterConfig, init: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, int, dict[int, float]]:
     """(labels, centroids, k, silhouette by k) with MiniBatchKMeans.
 
     Without a fixed k, each candidate is fitted on a seeded sample of ``fit_sample`` learners and
@@ -221,7 +260,7 @@ def kmeans(features: np.ndarray, config: ClusterConfig, init: np.ndarray | None 
     """
     rng = np.random.default_rng(config.seed)
     sample = features[rng.choice(len(features), min(len(features), config.fit_sample), replace=False)]
-    scored = sample[:config.silhouette_sample]  # the sample is in random order
+    scored = sample[: config.silhouette_sample]  # the sample is in random order
 
     def fit(k: int, rows: np.ndarray, start: np.ndarray | None = None) -> MiniBatchKMeans:
         starts = {"n_init": 3} if start is None else {"init": start, "n_init": 1}
@@ -242,8 +281,11 @@ def kmeans(features: np.ndarray, config: ClusterConfig, init: np.ndarray | None 
     return model.labels_, model.cluster_centers_, best, scores
 
 
-def align_labels(previous_centroids: np.ndarray | None, centroids: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Relabel clusters to the nearest previous ones (Hungarian assignment), so labels persist over windows."""
+def align_labels(
+    previous_centroids: np.ndarray | None, centroids: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Relabel clusters to the nearest previous ones (Hungarian assignment), so labels persist over
+    windows."""
     if previous_centroids is None or len(previous_centroids) != len(centroids):
         return labels, centroids
     cost = ((centroids[:, None, :] - previous_centroids[None, :, :]) ** 2).sum(axis=2)
@@ -270,9 +312,12 @@ def dbscan(features: np.ndarray, config: ClusterConfig) -> np.ndarray:
     return labels
 
 
-def latest_by_window(state: pd.DataFrame, ids: np.ndarray, windows: np.ndarray, columns=("D", "T")) -> dict[str, np.ndarray]:
-    """Per column, an (learners, windows) array of each learner's latest state row at or before each window (NaN before
-    their first); ``state`` has ``learner_id``, ``week`` and the columns, ``ids`` gives the learner rows."""
+def latest_by_window(
+    state: pd.DataFrame, ids: np.ndarray, windows: np.ndarray, columns=("D", "T")
+) -> dict[str, np.ndarray]:
+    """Per column, an (learners, windows) array of each learner's latest state row at or before each window
+    (NaN before their first); ``state`` has ``learner_id``, ``week`` and the columns, ``ids`` gives the
+    learner rows."""
     rows = pd.Index(ids).get_indexer(state["learner_id"])
     keep = rows >= 0
     rows, cols = rows[keep], np.searchsorted(windows, state["week"].to_numpy()[keep])

@@ -45,15 +45,26 @@ def normalise_rows(matrix: np.ndarray) -> np.ndarray:
     return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
 
 
-def weighted_profiles(learner_pos: np.ndarray, course_pos: np.ndarray, weights: np.ndarray,
-                      course_vectors: np.ndarray, n_learners: int) -> np.ndarray:
+def weighted_profiles(
+    learner_pos: np.ndarray,
+    course_pos: np.ndarray,
+    weights: np.ndarray,
+    course_vectors: np.ndarray,
+    n_learners: int,
+) -> np.ndarray:
     """Row-normalised W @ E, with W the sparse learner x course engagement matrix."""
-    return normalise_rows(np.asarray(_engagement(learner_pos, course_pos, weights, n_learners, len(course_vectors)) @ course_vectors,
-                                     dtype=np.float32))
+    return normalise_rows(
+        np.asarray(
+            _engagement(learner_pos, course_pos, weights, n_learners, len(course_vectors)) @ course_vectors,
+            dtype=np.float32,
+        )
+    )
 
 
 def _engagement(learner_pos, course_pos, weights, n_learners: int, n_courses: int) -> sparse.csr_matrix:
-    return sparse.csr_matrix((weights.astype(np.float32), (learner_pos, course_pos)), shape=(n_learners, n_courses))
+    return sparse.csr_matrix(
+        (weights.astype(np.float32), (learner_pos, course_pos)), shape=(n_learners, n_courses)
+    )
 
 
 class DenseVectors:
@@ -100,7 +111,8 @@ class CodedVectors:
 
     def __init__(self, codes: np.ndarray, table: np.ndarray):
         self.codes = codes
-        self.table = np.vstack([table, np.zeros((1, table.shape[1]), dtype=np.float32)]).astype(np.float32)  # code -1: last row
+        # code -1: last row
+        self.table = np.vstack([table, np.zeros((1, table.shape[1]), dtype=np.float32)]).astype(np.float32)
         self.gram = self.table @ self.table.T  # a few hundred texts: small
 
     def __getitem__(self, rows) -> np.ndarray:
@@ -148,21 +160,33 @@ class SpanVectors:
         self.gram = self.basis @ self.basis.T
 
     @classmethod
-    def weighted(cls, learner_pos: np.ndarray, course_pos: np.ndarray, weights: np.ndarray, courses: CodedVectors,
-                 n_learners: int) -> "SpanVectors":
-        """Row-normalised W @ E as :func:`weighted_profiles`, E the courses' coded vectors: over the code table,
-        or over the embedding axes where the table has more rows than axes."""
+    def weighted(
+        cls,
+        learner_pos: np.ndarray,
+        course_pos: np.ndarray,
+        weights: np.ndarray,
+        courses: CodedVectors,
+        n_learners: int,
+    ) -> "SpanVectors":
+        """Row-normalised W @ E as :func:`weighted_profiles`, E the courses' coded vectors: over the code
+        table, or over the embedding axes where the table has more rows than axes."""
         w = _engagement(learner_pos, course_pos, weights, n_learners, len(courses))
         table = courses.table
         if len(table) <= table.shape[1]:
-            one_hot = sparse.csr_matrix((np.ones(len(courses), np.float32), (np.arange(len(courses)), courses.codes % len(table))),
-                                        shape=(len(courses), len(table)))
+            one_hot = sparse.csr_matrix(
+                (np.ones(len(courses), np.float32), (np.arange(len(courses)), courses.codes % len(table))),
+                shape=(len(courses), len(table)),
+            )
             span = cls(np.asarray((w @ one_hot).todense()), table)
         else:
             span = cls(np.asarray(w @ courses[:], dtype=np.float32), np.eye(table.shape[1], dtype=np.float32))
         norms = np.sqrt(np.maximum(span.squared_norms(), 0))
-        span.coefficients = np.divide(span.coefficients, norms[:, None], out=np.zeros_like(span.coefficients),
-                                      where=norms[:, None] > 1e-6)
+        span.coefficients = np.divide(
+            span.coefficients,
+            norms[:, None],
+            out=np.zeros_like(span.coefficients),
+            where=norms[:, None] > 1e-6,
+        )
         return span
 
     def __getitem__(self, rows) -> np.ndarray:
@@ -204,7 +228,8 @@ Part = DenseVectors | CodedVectors | SpanVectors
 
 @dataclass
 class LearnerProfiles:
-    """The four profile parts of a set of learners, aligned with ``ids`` (a plain matrix is taken as dense rows)."""
+    """The four profile parts of a set of learners, aligned with ``ids`` (a plain matrix is taken as dense
+    rows)."""
 
     ids: np.ndarray
     parts: dict[str, Part | np.ndarray]  # part -> rows unit-norm or zero
@@ -229,7 +254,9 @@ class LearnerProfiles:
     @cached_property
     def inverse_norms(self) -> np.ndarray:
         """1 / |E_u*| of every learner (0 for an empty profile)."""
-        norms = np.sqrt(np.asarray(sum(part.squared_norms() for part in self.parts.values()), dtype=np.float64))
+        norms = np.sqrt(
+            np.asarray(sum(part.squared_norms() for part in self.parts.values()), dtype=np.float64)
+        )
         return np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
 
     def against(self, pool: np.ndarray) -> "PoolCosine":
@@ -271,8 +298,10 @@ def attribute_values(con) -> dict[str, list[str]]:
     out = {}
     for kind, (table, column) in ATTRIBUTES.items():
         if column in columns(con, table):
-            rows = con.execute(f"SELECT DISTINCT {column} FROM {table} WHERE {column} IS NOT NULL AND trim({column}) <> '' "
-                               f"ORDER BY 1").fetchall()
+            rows = con.execute(
+                f"SELECT DISTINCT {column} FROM {table} WHERE {column} IS NOT NULL AND trim({column}) <> '' "
+                f"ORDER BY 1"
+            ).fetchall()
             out[kind] = [r[0] for r in rows]
         else:
             out[kind] = []
@@ -302,7 +331,11 @@ def build_profiles(con, rating_scale) -> tuple[pd.DataFrame, LearnerProfiles]:
     courses = con.execute(f"SELECT course_id, {theme} FROM courses ORDER BY course_id").df()
     themes = lookup(courses.set_index("course_id")["theme"].reindex(course_ids), attributes["theme"], dim)
     train = coded_interactions(con, ("train",), learners["learner_id"].to_numpy(), course_ids)
-    rows, cols, weights = train["row"].to_numpy(), train["col"].to_numpy(), engagement_weights(train, rating_scale)
+    rows, cols, weights = (
+        train["row"].to_numpy(),
+        train["col"].to_numpy(),
+        engagement_weights(train, rating_scale),
+    )
     n = len(learners)
     parts = {
         "desc": weighted_profiles(rows, cols, weights, course_vectors, n),
@@ -319,18 +352,32 @@ def profile_tables(learners: pd.DataFrame, profiles: LearnerProfiles) -> dict[st
     for column in ("job", "software"):
         frame[column] = learners[column].tolist() if column in learners else [None] * len(learners)
     theme = profiles.parts["theme"]
-    frame["desc"], frame["theme"] = vector_column(profiles.parts["desc"].matrix), vector_column(theme.coefficients)
-    return {"learner_profiles": pa.table(frame),
-            "learner_theme_basis": pa.table({"position": np.arange(len(theme.basis)), "embedding": vector_column(theme.basis)})}
+    frame["desc"], frame["theme"] = (
+        vector_column(profiles.parts["desc"].matrix),
+        vector_column(theme.coefficients),
+    )
+    return {
+        "learner_profiles": pa.table(frame),
+        "learner_theme_basis": pa.table(
+            {"position": np.arange(len(theme.basis)), "embedding": vector_column(theme.basis)}
+        ),
+    }
 
 
 def load_profiles(con) -> LearnerProfiles:
     """The stored ``learner_profiles`` with job and software parts looked up again."""
-    frame, vectors = read_rows_with_vectors(con, "learner_profiles", "learner_id", ("desc", "theme"), ("job", "software"))
+    frame, vectors = read_rows_with_vectors(
+        con, "learner_profiles", "learner_id", ("desc", "theme"), ("job", "software")
+    )
     attributes = attribute_table(con)
     dim = vectors["desc"].shape[1]
     basis = read_vectors(con, "learner_theme_basis", "position", "embedding")[1]
-    return LearnerProfiles(frame["learner_id"].to_numpy(dtype=object),
-                           {"desc": vectors["desc"], "job": lookup(frame["job"], attributes["job"], dim),
-                            "soft": lookup(frame["software"], attributes["software"], dim),
-                            "theme": SpanVectors(vectors["theme"], basis)})
+    return LearnerProfiles(
+        frame["learner_id"].to_numpy(dtype=object),
+        {
+            "desc": vectors["desc"],
+            "job": lookup(frame["job"], attributes["job"], dim),
+            "soft": lookup(frame["software"], attributes["software"], dim),
+            "theme": SpanVectors(vectors["theme"], basis),
+        },
+    )

@@ -3,8 +3,8 @@
 Input: a DataFrame with ``learner_id`` (a known learner) and/or ``profile`` (free text for a new
 learner: job, software, themes or a sentence of interests) and optional ``k``. Output: one row per
 recommendation: ``query`` (input row), ``learner_id``, ``rank``, ``course_id``, ``title``,
-``score`` and ``reason``; the pyfunc (``serving_pyfunc``) adds ``source`` and ``error`` and answers each row on
-its own. Loading it needs MLflow and this package, not Dagster.
+``score`` and ``reason``; the pyfunc (``serving_pyfunc``) adds ``source`` and ``error`` and answers each row
+on its own. Loading it needs MLflow and this package, not Dagster.
 
 The bundle holds plain arrays (``.npz`` without pickles) and Parquet tables, nothing executable.
 """
@@ -28,30 +28,58 @@ from .models.fusion import Fusion
 from .tracking import tracking_uri
 
 MODEL_NAME = "coursepilot-recommender"
-REASONS = {"ease": "learners who took “{evidence}” also took this", "item_knn": "learners who took “{evidence}” also took this",
-           "als": "learners with tastes like yours took it (like “{evidence}”)",
-           "bpr": "learners with tastes like yours took it (like “{evidence}”)",
-           "content_minilm": "similar to “{evidence}” you took", "content_tfidf": "similar to “{evidence}” you took",
-           "peer_group": "your peer group takes it ({share:.0%} of {group_size:,} peers)", "popularity": "popular with many learners", "trending": "popular now",
-           "level": "at your next level"}
+REASONS = {
+    "ease": "learners who took “{evidence}” also took this",
+    "item_knn": "learners who took “{evidence}” also took this",
+    "als": "learners with tastes like yours took it (like “{evidence}”)",
+    "bpr": "learners with tastes like yours took it (like “{evidence}”)",
+    "content_minilm": "similar to “{evidence}” you took",
+    "content_tfidf": "similar to “{evidence}” you took",
+    "peer_group": "your peer group takes it ({share:.0%} of {group_size:,} peers)",
+    "popularity": "popular with many learners",
+    "trending": "popular now",
+    "level": "at your next level",
+}
 
 
-def save_bundle(folder: Path, data: TrainData, titles, fusion: Fusion, params: dict[str, dict],
-                cold_start_popularity: float = DEFAULT_POPULARITY) -> Path:
+def save_bundle(
+    folder: Path,
+    data: TrainData,
+    titles,
+    fusion: Fusion,
+    params: dict[str, dict],
+    cold_start_popularity: float = DEFAULT_POPULARITY,
+) -> Path:
     """Write everything the serving model needs into ``folder``: the training data it scores from, each fusion
-    component's fitted arrays (``<component>.<array>``) and, in ``fusion.json``, the weights and parameters."""
+    component's fitted arrays (``<component>.<array>``) and, in ``fusion.json``, the weights and
+    parameters."""
     folder.mkdir(parents=True, exist_ok=True)
-    arrays = {"seen": data.matrix, "course_vectors": data.course_vectors, "course_tfidf": data.course_tfidf,
-              "difficulty": data.difficulty, "p_adaptive": data.p_adaptive, "p_intensive": data.p_intensive,
-              "times": data.times if any(getattr(m, "recency", 0) > 0 for m in fusion.components.values()) else None}
+    arrays = {
+        "seen": data.matrix,
+        "course_vectors": data.course_vectors,
+        "course_tfidf": data.course_tfidf,
+        "difficulty": data.difficulty,
+        "p_adaptive": data.p_adaptive,
+        "p_intensive": data.p_intensive,
+        "times": data.times
+        if any(getattr(m, "recency", 0) > 0 for m in fusion.components.values())
+        else None,
+    }
     for name, model in fusion.components.items():
         arrays.update({f"{name}.{key}": value for key, value in model.state().items()})
     np.savez(folder / "arrays.npz", **_flatten({k: v for k, v in arrays.items() if v is not None}))
-    (folder / "fusion.json").write_text(json.dumps({"weights": fusion.weights, "params": params,
-                                                    "cold_start_popularity": cold_start_popularity}, indent=2))
-    pd.DataFrame({"learner_id": pd.Series(data.learner_ids, dtype=str)}).to_parquet(folder / "learners.parquet")
-    pd.DataFrame({"course_id": pd.Series(data.course_ids, dtype=str), "title": pd.Series(titles, dtype=str)}).to_parquet(
-        folder / "courses.parquet")
+    (folder / "fusion.json").write_text(
+        json.dumps(
+            {"weights": fusion.weights, "params": params, "cold_start_popularity": cold_start_popularity},
+            indent=2,
+        )
+    )
+    pd.DataFrame({"learner_id": pd.Series(data.learner_ids, dtype=str)}).to_parquet(
+        folder / "learners.parquet"
+    )
+    pd.DataFrame(
+        {"course_id": pd.Series(data.course_ids, dtype=str), "title": pd.Series(titles, dtype=str)}
+    ).to_parquet(folder / "courses.parquet")
     return folder
 
 
@@ -61,18 +89,30 @@ def _flatten(arrays: dict) -> dict[str, np.ndarray]:
     for key, value in arrays.items():
         if sparse.issparse(value):
             value = value.tocsr()
-            out.update({f"{key}.data": value.data, f"{key}.indices": value.indices, f"{key}.indptr": value.indptr,
-                        f"{key}.shape": np.array(value.shape)})
+            out.update(
+                {
+                    f"{key}.data": value.data,
+                    f"{key}.indices": value.indices,
+                    f"{key}.indptr": value.indptr,
+                    f"{key}.shape": np.array(value.shape),
+                }
+            )
         else:
             out[key] = np.asarray(value)
     return out
 
 
 def _unflatten(arrays) -> dict:
-    out = {key: arrays[key] for key in arrays.files if not key.endswith((".data", ".indices", ".indptr", ".shape"))}
+    out = {
+        key: arrays[key]
+        for key in arrays.files
+        if not key.endswith((".data", ".indices", ".indptr", ".shape"))
+    }
     for key in {k.rsplit(".", 1)[0] for k in arrays.files if k.endswith(".indptr")}:
-        out[key] = sparse.csr_matrix((arrays[f"{key}.data"], arrays[f"{key}.indices"], arrays[f"{key}.indptr"]),
-                                     shape=tuple(arrays[f"{key}.shape"]))
+        out[key] = sparse.csr_matrix(
+            (arrays[f"{key}.data"], arrays[f"{key}.indices"], arrays[f"{key}.indptr"]),
+            shape=tuple(arrays[f"{key}.shape"]),
+        )
     return out
 
 
@@ -86,13 +126,24 @@ class ServingModel:
         self.learner_ids = pd.Index(pd.read_parquet(folder / "learners.parquet")["learner_id"])
         courses = pd.read_parquet(folder / "courses.parquet")
         self.course_ids, self.titles = courses["course_id"].to_numpy(), courses["title"].to_numpy()
-        self.data = TrainData(self.learner_ids.to_numpy(), self.course_ids, arrays["seen"], arrays.get("course_vectors"),
-                              arrays.get("course_tfidf"), arrays["difficulty"], arrays.get("p_adaptive"),
-                              times=arrays.get("times"), p_intensive=arrays.get("p_intensive"))
+        self.data = TrainData(
+            self.learner_ids.to_numpy(),
+            self.course_ids,
+            arrays["seen"],
+            arrays.get("course_vectors"),
+            arrays.get("course_tfidf"),
+            arrays["difficulty"],
+            arrays.get("p_adaptive"),
+            times=arrays.get("times"),
+            p_intensive=arrays.get("p_intensive"),
+        )
         spec = json.loads((folder / "fusion.json").read_text())
-        components = {m: build(m, spec["params"].get(m)).restore(
-            self.data, {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(f"{m}.")})
-            for m in spec["weights"]}
+        components = {
+            m: build(m, spec["params"].get(m)).restore(
+                self.data, {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(f"{m}.")}
+            )
+            for m in spec["weights"]
+        }
         self.fusion = Fusion(components, spec["weights"]).fit(self.data, fit_parts=False)
         self.cold_start_popularity = spec["cold_start_popularity"]
         self.popularity = popularity(self.data)
@@ -119,15 +170,25 @@ class ServingModel:
         return template.format(evidence=evidence, share=reason.share, group_size=reason.group_size)
 
     def for_profile(self, profile_vector: np.ndarray, k: int = 10) -> pd.DataFrame:
-        """A new learner known only by a profile embedding: profile similarity blended with popularity (the weight
-        chosen on validation, ``cold_start.tune_blend``)."""
-        score = blend(profile_vector, self.data.course_vectors, self.popularity, self.cold_start_popularity)[0]
+        """A new learner known only by a profile embedding: profile similarity blended with popularity (the
+        weight chosen on validation, ``cold_start.tune_blend``)."""
+        score = blend(profile_vector, self.data.course_vectors, self.popularity, self.cold_start_popularity)[
+            0
+        ]
         top = top_k(score[None, :], min(k, len(score)))[0]
         return self._frame(top, score[top], ["matches your profile"] * len(top), None)
 
     def _frame(self, top, scores, reasons, learner_id) -> pd.DataFrame:
-        return pd.DataFrame({"learner_id": learner_id, "rank": np.arange(1, len(top) + 1), "course_id": self.course_ids[top],
-                             "title": self.titles[top], "score": np.asarray(scores, dtype=float), "reason": reasons})
+        return pd.DataFrame(
+            {
+                "learner_id": learner_id,
+                "rank": np.arange(1, len(top) + 1),
+                "course_id": self.course_ids[top],
+                "title": self.titles[top],
+                "score": np.asarray(scores, dtype=float),
+                "reason": reasons,
+            }
+        )
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         from .embeddings import embed_texts
@@ -144,7 +205,9 @@ class ServingModel:
                 self.known(learner)  # raises the clear unknown-learner error
                 raise ValueError(f"input row {query} has neither a learner_id nor a profile")
             out.append(result.assign(query=query))
-        return pd.concat(out, ignore_index=True)[["query", "learner_id", "rank", "course_id", "title", "score", "reason"]]
+        return pd.concat(out, ignore_index=True)[
+            ["query", "learner_id", "rank", "course_id", "title", "score", "reason"]
+        ]
 
 
 EXAMPLE_PROFILE = "data analyst who uses Python and SQL"
@@ -153,7 +216,8 @@ EXAMPLE_PROFILE = "data analyst who uses Python and SQL"
 def log_serving_model(bundle: Path) -> object:
     """Log the bundle as a pyfunc model (from code, no pickle) in the active run and register a new version.
 
-    The input example is a profile text, not a learner of the data: no learner data goes into the model's files.
+    The input example is a profile text, not a learner of the data: no learner data goes into the model's
+    files.
     """
     import mlflow
     from mlflow.models import ModelSignature
@@ -161,15 +225,50 @@ def log_serving_model(bundle: Path) -> object:
 
     example = pd.DataFrame({"learner_id": [""], "profile": [EXAMPLE_PROFILE], "k": [3]})
     signature = ModelSignature(
-        inputs=Schema([ColSpec("string", "learner_id", required=False), ColSpec("string", "profile", required=False),
-                       ColSpec("long", "k", required=False)]),
-        outputs=Schema([ColSpec("long", "query"), ColSpec("string", "learner_id", required=False),
-                        ColSpec("string", "source"), *(ColSpec(kind, name, required=False) for kind, name in (
-                            ("long", "rank"), ("string", "course_id"), ("string", "title"), ("double", "score"),
-                            ("string", "reason"), ("string", "error")))]))
-    info = mlflow.pyfunc.log_model(name="recommender", python_model=str(Path(__file__).with_name("serving_pyfunc.py")), artifacts={"bundle": str(bundle)},
-                                   signature=signature, input_example=example, registered_model_name=MODEL_NAME,
-                                   pip_requirements=["mlflow", "pandas", "pyarrow", "scipy", "numpy", "scikit-learn", "threadpoolctl", "sentence-transformers"])
+        inputs=Schema(
+            [
+                ColSpec("string", "learner_id", required=False),
+                ColSpec("string", "profile", required=False),
+                ColSpec("long", "k", required=False),
+            ]
+        ),
+        outputs=Schema(
+            [
+                ColSpec("long", "query"),
+                ColSpec("string", "learner_id", required=False),
+                ColSpec("string", "source"),
+                *(
+                    ColSpec(kind, name, required=False)
+                    for kind, name in (
+                        ("long", "rank"),
+                        ("string", "course_id"),
+                        ("string", "title"),
+                        ("double", "score"),
+                        ("string", "reason"),
+                        ("string", "error"),
+                    )
+                ),
+            ]
+        ),
+    )
+    info = mlflow.pyfunc.log_model(
+        name="recommender",
+        python_model=str(Path(__file__).with_name("serving_pyfunc.py")),
+        artifacts={"bundle": str(bundle)},
+        signature=signature,
+        input_example=example,
+        registered_model_name=MODEL_NAME,
+        pip_requirements=[
+            "mlflow",
+            "pandas",
+            "pyarrow",
+            "scipy",
+            "numpy",
+            "scikit-learn",
+            "threadpoolctl",
+            "sentence-transformers",
+        ],
+    )
     return info
 
 
@@ -197,7 +296,8 @@ def validation_score(client, version: str) -> float | None:
 
 
 def promotion_gate(client, version: str, tolerance: float) -> tuple[bool, str]:
-    """Make ``version`` the champion only if its validation nDCG@10 is no worse than the champion's minus ``tolerance``.
+    """Make ``version`` the champion only if its validation nDCG@10 is no worse than the champion's minus
+    ``tolerance``.
 
     Every new version is the ``@challenger`` first. Returns (promoted, reason). Upstream blocking asset
     checks have already stopped the run (and so this call) when any of them failed.
@@ -209,14 +309,21 @@ def promotion_gate(client, version: str, tolerance: float) -> tuple[bool, str]:
         return False, f"version {version} has no validation nDCG@10: not promoted"
     if current is None:
         client.set_registered_model_alias(MODEL_NAME, "champion", version)
-        return True, f"version {version} is the first with a validation score: champion (nDCG@10 {new_score:.4f})"
+        return (
+            True,
+            f"version {version} is the first with a validation score: champion (nDCG@10 {new_score:.4f})",
+        )
     old_score = validation_score(client, current)
     if old_score is not None and new_score < old_score - tolerance:
-        return False, (f"version {version} kept as challenger: validation nDCG@10 {new_score:.4f} is below the champion's "
-                       f"(version {current}) {old_score:.4f} minus the tolerance {tolerance}")
+        return False, (
+            f"version {version} kept as challenger: validation nDCG@10 {new_score:.4f} is below the "
+            f"champion's (version {current}) {old_score:.4f} minus the tolerance {tolerance}"
+        )
     client.set_registered_model_alias(MODEL_NAME, "champion", version)
-    return True, (f"version {version} promoted: validation nDCG@10 {new_score:.4f} vs champion version {current} "
-                  f"{'n/a' if old_score is None else f'{old_score:.4f}'} (tolerance {tolerance})")
+    return True, (
+        f"version {version} promoted: validation nDCG@10 {new_score:.4f} vs champion version {current} "
+        f"{'n/a' if old_score is None else f'{old_score:.4f}'} (tolerance {tolerance})"
+    )
 
 
 def promote(client, version: str) -> None:

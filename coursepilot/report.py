@@ -22,34 +22,67 @@ import pyarrow as pa
 
 from .calibration import calibrated_errors
 from .embeddings import embed_texts
+from .evaluation import held_out
 from .features import learner_features
 from .labels import LearnerLabelConfig, label_learners, truth_labels
 from .metrics import hit_matrix, metrics_from_hits
 from .models.base import Recommender, TrainData, load_train_data, top_k
-from .models.cold_start import blend, popularity, profile_texts, tune_blend
 from .models.catalogue import SPECS, TrainedSet, build, fitted_fusion, fusion_tuning, tune_models
+from .models.cold_start import blend, popularity, profile_texts, tune_blend
 from .models.hybrid import Hybrid, tune, validation_data
 from .sampling import POPULATION_LEARNERS, sample_rows
 from .significance import bootstrap_ci, paired_ttest
 from .splits import SplitConfig, build_split, coded_interactions
-from .evaluation import held_out
 
-COPIED = ("learners", "courses", "interactions", "course_embeddings", "tfidf_course_vectors", "course_labels",
-          "learner_labels", "source_info")
+COPIED = (
+    "learners",
+    "courses",
+    "interactions",
+    "course_embeddings",
+    "tfidf_course_vectors",
+    "course_labels",
+    "learner_labels",
+    "source_info",
+)
 OPTIONAL = ("truth_learners",)  # copied where the source has them
-PER_LEARNER = ("learners", "interactions", "learner_labels", "truth_learners")  # copied for the sampled learners only
-CI_METRICS = ("precision@5", "recall@5", "f1@5", "precision@10", "recall@10", "f1@10", "ndcg@5", "ndcg@10", "map@10",
-              "hit@10", "mrr")  # the headline metrics, with a bootstrap 95% interval over the seed-0 test learners
-CALIBRATED = ("als", "content_minilm", "content_tfidf", "hybrid_tfidf", "hybrid")  # Table 3: CF, CBF and the hybrids
-BASELINES = ("popularity", "als", "ease", "item_knn", "peer_group", "content_minilm", "user_knn", "hybrid_eq6")
+# copied for the sampled learners only
+PER_LEARNER = ("learners", "interactions", "learner_labels", "truth_learners")
+# the headline metrics, with a bootstrap 95% interval over the seed-0 test learners
+CI_METRICS = (
+    "precision@5",
+    "recall@5",
+    "f1@5",
+    "precision@10",
+    "recall@10",
+    "f1@10",
+    "ndcg@5",
+    "ndcg@10",
+    "map@10",
+    "hit@10",
+    "mrr",
+)
+# Table 3: CF, CBF and the hybrids
+CALIBRATED = ("als", "content_minilm", "content_tfidf", "hybrid_tfidf", "hybrid")
+BASELINES = (
+    "popularity",
+    "als",
+    "ease",
+    "item_knn",
+    "peer_group",
+    "content_minilm",
+    "user_knn",
+    "hybrid_eq6",
+)
 DEFINITIONS = {
-    "precision@k": "|top-k ∩ relevant| / k", "recall@k": "|top-k ∩ relevant| / |relevant|",
-    "f1@k": "harmonic mean of precision@k and recall@k", "hit@k": "1 if any relevant course is in the top k",
+    "precision@k": "|top-k ∩ relevant| / k",
+    "recall@k": "|top-k ∩ relevant| / |relevant|",
+    "f1@k": "harmonic mean of precision@k and recall@k",
+    "hit@k": "1 if any relevant course is in the top k",
     "ndcg@k": "DCG / ideal DCG with binary gains 1 / log2(rank + 1)",
     "map@k": "mean over hits of precision at the hit's rank, divided by min(|relevant|, k)",
     "mrr": "1 / rank of the first relevant course in the top 10 (0 without one)",
     "accuracy@k": "(TP + TN) / candidates when the top k are called relevant and the other candidates not "
-                  "(the second paper's accuracy, made precise for ranking)",
+    "(the second paper's accuracy, made precise for ranking)",
     "coverage": "share of the catalogue that appears in anybody's top 10",
     "relevant": "the learner's test courses; candidates: every course not taken in training",
 }
@@ -62,12 +95,17 @@ class ReportConfig:
     test_share: float = 0.2
     neural_seeds: int = 1  # the neural hybrid is slow: evaluated on the first N seeds only
     neural_params: dict = field(default_factory=dict)
-    neural_epochs: int | None = None  # None: early-stopped on each seed's validation carve; else trained this many epochs
+    neural_epochs: int | None = (
+        None  # None: early-stopped on each seed's validation carve; else trained this many epochs
+    )
     max_learners: int = POPULATION_LEARNERS  # 0: every learner
 
 
-def isolated_copy(con: duckdb.DuckDBPyConnection, max_learners: int = 0, seed: int = 0) -> duckdb.DuckDBPyConnection:
-    """An in-memory database holding the tables the evaluation reads (a seeded sample of learners above ``max_learners``)."""
+def isolated_copy(
+    con: duckdb.DuckDBPyConnection, max_learners: int = 0, seed: int = 0
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory database holding the tables the evaluation reads (a seeded sample of learners above
+    ``max_learners``)."""
     memory = duckdb.connect()
     memory.execute("SET enable_progress_bar = false")
     ids = [r[0] for r in con.execute("SELECT learner_id FROM learners ORDER BY 1").fetchall()]
@@ -76,7 +114,11 @@ def isolated_copy(con: duckdb.DuckDBPyConnection, max_learners: int = 0, seed: i
         con.register("sampled_learners", pa.table({"learner_id": pa.array([ids[r] for r in rows])}))
     present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     for table in (*COPIED, *(t for t in OPTIONAL if t in present)):
-        kept = " WHERE learner_id IN (SELECT learner_id FROM sampled_learners)" if rows is not None and table in PER_LEARNER else ""
+        kept = (
+            " WHERE learner_id IN (SELECT learner_id FROM sampled_learners)"
+            if rows is not None and table in PER_LEARNER
+            else ""
+        )
         memory.register("incoming", con.execute(f"SELECT * FROM {table}{kept}").to_arrow_table())
         memory.execute(f"CREATE TABLE {table} AS SELECT * FROM incoming")
         memory.unregister("incoming")
@@ -85,27 +127,43 @@ def isolated_copy(con: duckdb.DuckDBPyConnection, max_learners: int = 0, seed: i
     return memory
 
 
-def _models(config: ReportConfig, data: TrainData, fit_data: TrainData, valid: dict, with_neural: bool,
-            kept: dict[str, dict] | None = None, log=print) -> tuple[dict[str, Recommender], dict, dict[str, Recommender]]:
-    """Every model of the catalogue tuned on ``valid`` (``kept[name]`` fixes a model's settings) and refitted on
-    ``data``, the fusion (``hybrid``), the paper's equation (6) hybrids and the neural hybrid; with what validation
-    said about them; and the ``CALIBRATED`` models as fitted on ``fit_data`` (training minus the carve)."""
+def _models(
+    config: ReportConfig,
+    data: TrainData,
+    fit_data: TrainData,
+    valid: dict,
+    with_neural: bool,
+    kept: dict[str, dict] | None = None,
+    log=print,
+) -> tuple[dict[str, Recommender], dict, dict[str, Recommender]]:
+    """Every model of the catalogue tuned on ``valid`` (``kept[name]`` fixes a model's settings) and refitted
+    on ``data``, the fusion (``hybrid``), the paper's equation (6) hybrids and the neural hybrid; with what
+    validation said about them; and the ``CALIBRATED`` models as fitted on ``fit_data`` (training minus the
+    carve)."""
     trained = tune_models(fit_data, valid, kept=kept, log=log)
     fusion = fusion_tuning(trained)
-    models = {name: build(name, params).fit(data) for name, params in trained.params.items() if SPECS[name].report}
+    models = {
+        name: build(name, params).fit(data) for name, params in trained.params.items() if SPECS[name].report
+    }
     models["hybrid"] = fitted_fusion(data, trained.params, fusion.weights, models)
     equation6, equation6_on_fit = _equation6(trained, data, models)
     models.update(equation6)
-    on_fit = {**trained.fitted, **equation6_on_fit,
-              "hybrid": fitted_fusion(trained.fit_data, trained.params, fusion.weights, trained.fitted)}
+    on_fit = {
+        **trained.fitted,
+        **equation6_on_fit,
+        "hybrid": fitted_fusion(trained.fit_data, trained.params, fusion.weights, trained.fitted),
+    }
     on_fit = {name: model for name, model in on_fit.items() if name in CALIBRATED}
     notes = {"skipped": trained.skipped}
     if with_neural:
         from .models.neural import NeuralHybrid
 
         als = {k: v for k, v in trained.params["als"].items() if k != "seed"}
-        if config.neural_epochs:  # the pipeline's early stopping chose the epochs, as validation chose the ALS settings
-            neural = NeuralHybrid(**{**config.neural_params, "max_epochs": config.neural_epochs}, als_params=als)
+        # the pipeline's early stopping chose the epochs, as validation chose the ALS settings
+        if config.neural_epochs:
+            neural = NeuralHybrid(
+                **{**config.neural_params, "max_epochs": config.neural_epochs}, als_params=als
+            )
             models["neural_hybrid"] = neural.fit(data, als=models["als"])
         else:
             neural = NeuralHybrid(**config.neural_params, als_params=als)
@@ -113,44 +171,79 @@ def _models(config: ReportConfig, data: TrainData, fit_data: TrainData, valid: d
         if getattr(neural, "fell_back", False):
             notes["neural_hybrid"] = neural.fallback_reason
     validation = {**trained.valid_ndcg(), "hybrid": fusion.valid_ndcg}
-    below = {m: v for m, v in validation.items() if m in models and v < validation.get("popularity", 0.0) - 1e-9}
+    below = {
+        m: v for m, v in validation.items() if m in models and v < validation.get("popularity", 0.0) - 1e-9
+    }
     notes["below_popularity_on_validation"] = {
-        m: f"validation nDCG@10 {v:.4f} < popularity's {validation['popularity']:.4f}" for m, v in below.items()}
-    return models, {"validation_ndcg@10": validation, "fusion": {"weights": fusion.weights, "valid_ndcg@10": fusion.valid_ndcg,
-                                                                 "components_alone": fusion.singles, "steps": fusion.steps},
-                    "params": trained.params, "notes": notes}, on_fit
+        m: f"validation nDCG@10 {v:.4f} < popularity's {validation['popularity']:.4f}"
+        for m, v in below.items()
+    }
+    return (
+        models,
+        {
+            "validation_ndcg@10": validation,
+            "fusion": {
+                "weights": fusion.weights,
+                "valid_ndcg@10": fusion.valid_ndcg,
+                "components_alone": fusion.singles,
+                "steps": fusion.steps,
+            },
+            "params": trained.params,
+            "notes": notes,
+        },
+        on_fit,
+    )
 
 
-def _equation6(trained: TrainedSet, data: TrainData,
-               models: dict[str, Recommender]) -> tuple[dict[str, Recommender], dict[str, Recommender]]:
+def _equation6(
+    trained: TrainedSet, data: TrainData, models: dict[str, Recommender]
+) -> tuple[dict[str, Recommender], dict[str, Recommender]]:
     """The first paper's equation (6) as written: tuned ALS as CF with MiniLM (``hybrid_eq6``) or TF-IDF
-    (``hybrid_tfidf``, the paper's hybrid without GenAI), and ``hybrid_eq6_level`` with the level term; fitted on
-    ``data`` and, with the same alpha and weight, on the tuning data."""
+    (``hybrid_tfidf``, the paper's hybrid without GenAI), and ``hybrid_eq6_level`` with the level term; fitted
+    on ``data`` and, with the same alpha and weight, on the tuning data."""
     out, on_fit = {}, {}
-    for content, plain, with_level in (("minilm", "hybrid_eq6", "hybrid_eq6_level"), ("tfidf", "hybrid_tfidf", None)):
+    for content, plain, with_level in (
+        ("minilm", "hybrid_eq6", "hybrid_eq6_level"),
+        ("tfidf", "hybrid_tfidf", None),
+    ):
         name = f"content_{content}"
         if "als" not in trained.fitted or name not in trained.fitted:
             continue
-        tuning = tune(Hybrid(trained.fitted["als"], trained.fitted[name]), trained.fit_data, trained.valid, fit_parts=False)
+        tuning = tune(
+            Hybrid(trained.fitted["als"], trained.fitted[name]),
+            trained.fit_data,
+            trained.valid,
+            fit_parts=False,
+        )
         for model_name, level in ((plain, False), (with_level, True)):
             if model_name:
                 alpha, weight = tuning.choice(level)
-                out[model_name] = Hybrid(models["als"], models[name], alpha, weight, model_name).fit(data, fit_parts=False)
-                on_fit[model_name] = Hybrid(trained.fitted["als"], trained.fitted[name], alpha, weight, model_name).fit(
-                    trained.fit_data, fit_parts=False)
+                out[model_name] = Hybrid(models["als"], models[name], alpha, weight, model_name).fit(
+                    data, fit_parts=False
+                )
+                on_fit[model_name] = Hybrid(
+                    trained.fitted["als"], trained.fitted[name], alpha, weight, model_name
+                ).fit(trained.fit_data, fit_parts=False)
     return out, on_fit
 
 
-def _score(model: Recommender, data: TrainData, relevant: dict, ks) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _score(
+    model: Recommender, data: TrainData, relevant: dict, ks
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     rows = np.array(list(relevant), dtype=np.int64)
     top = model.recommend(rows, 10)
     hits = hit_matrix(top, [relevant[r] for r in rows])
     candidates = data.shape[1] - np.diff(data.matrix.indptr)[rows]
-    return metrics_from_hits(hits, np.array([len(relevant[r]) for r in rows]), (*ks, *range(1, 11)), candidates), top
+    return metrics_from_hits(
+        hits, np.array([len(relevant[r]) for r in rows]), (*ks, *range(1, 11)), candidates
+    ), top
 
 
-def _cold_learners(mem, data: TrainData, fit_data: TrainData, valid: dict, k: int = 5) -> dict[str, dict[str, float]]:
-    """Learners whose interactions are all hidden, known only by their profile text (the blend tuned on validation)."""
+def _cold_learners(
+    mem, data: TrainData, fit_data: TrainData, valid: dict, k: int = 5
+) -> dict[str, dict[str, float]]:
+    """Learners whose interactions are all hidden, known only by their profile text (the blend tuned on
+    validation)."""
     texts = profile_texts(mem)
     if texts.empty:
         return {}
@@ -162,14 +255,20 @@ def _cold_learners(mem, data: TrainData, fit_data: TrainData, valid: dict, k: in
     relevant = [set(data.course_index(list(c))) - {-1} for c in per]
     weight, _ = tune_blend(mem, fit_data, valid, embed_texts)
     counts = popularity(data)
-    scores = {"profile_minilm": blend(embed_texts(list(texts.loc[per.index.astype(str)])), data.course_vectors, counts, weight),
-              "popularity": np.tile(counts, (len(per), 1))}
+    scores = {
+        "profile_minilm": blend(
+            embed_texts(list(texts.loc[per.index.astype(str)])), data.course_vectors, counts, weight
+        ),
+        "popularity": np.tile(counts, (len(per), 1)),
+    }
     table = _cold_table(scores, relevant, k)
     table["profile_minilm"]["popularity_weight"] = weight
     return table
 
 
-def _cold_courses(mem, data: TrainData, models: dict[str, Recommender], k: int = 5) -> dict[str, dict[str, float]]:
+def _cold_courses(
+    mem, data: TrainData, models: dict[str, Recommender], k: int = 5
+) -> dict[str, dict[str, float]]:
     """Courses removed from training: each learner who took some ranks the cold courses only."""
     frame = mem.execute("SELECT learner_id, course_id FROM split WHERE split = 'cold_course'").df()
     cold = np.unique(data.course_index(frame["course_id"].unique()))
@@ -182,8 +281,11 @@ def _cold_courses(mem, data: TrainData, models: dict[str, Recommender], k: int =
     per = frame.groupby("row")["col"].apply(set)
     learners = per.index.to_numpy()
     relevant = [{int(np.searchsorted(cold, c)) for c in cols} for cols in per]
-    scores = {name: models[name].score(learners)[:, cold] for name in ("content_minilm", "content_tfidf", "popularity")
-              if name in models}
+    scores = {
+        name: models[name].score(learners)[:, cold]
+        for name in ("content_minilm", "content_tfidf", "popularity")
+        if name in models
+    }
     scores["hybrid"] = models["hybrid"].score(learners)[:, cold]
     return _cold_table(scores, relevant, k)
 
@@ -204,7 +306,8 @@ def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print
     mem = isolated_copy(con, config.max_learners)
     per_seed, learners_per_seed, cold = [], [], {}
     significance = {}
-    kept = None  # every model's settings: searched on the first seed, kept for the others (fusion weights: per seed)
+    # every model's settings: searched on the first seed, kept for the others (fusion weights: per seed)
+    kept = None
     for i, seed in enumerate(config.seeds):
         build_split(mem, SplitConfig(test_share=config.test_share, seed=seed))
         labels_note = _refit_learner_labels(mem, scale)
@@ -213,7 +316,9 @@ def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print
         if not relevant:
             raise ValueError("no learner has test interactions: this source has nothing to rank")
         fit_data, valid, carve = validation_data(mem, data, scale, 0.2, seed)
-        models, tuning, on_fit = _models(config, data, fit_data, valid, i < config.neural_seeds, kept, log=log)
+        models, tuning, on_fit = _models(
+            config, data, fit_data, valid, i < config.neural_seeds, kept, log=log
+        )
         kept = kept or tuning["params"]
         tuning["carve"] = carve.describe()
         results, per_learner, intervals = {}, {}, {}
@@ -232,17 +337,31 @@ def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print
             ratings = _rating_errors(mem, info, scale)
             if ratings:
                 ratings.update(_calibrated_errors(mem, data, carve, on_fit, models, scale))
-            significance = {"metric": "ndcg@10", "model": "hybrid", "seed": seed,
-                            "vs": {b: paired_ttest(per_learner["hybrid"], per_learner[b]) for b in BASELINES if b in per_learner}}
+            significance = {
+                "metric": "ndcg@10",
+                "model": "hybrid",
+                "seed": seed,
+                "vs": {
+                    b: paired_ttest(per_learner["hybrid"], per_learner[b])
+                    for b in BASELINES
+                    if b in per_learner
+                },
+            }
             ids = data.learner_ids[np.array(list(relevant), dtype=np.int64)].astype(str)
-            learners_seed0 = pd.DataFrame({"learner_id": np.tile(ids, len(per_learner)),
-                                           "model": np.repeat(list(per_learner), len(ids)),
-                                           "ndcg@10": np.concatenate(list(per_learner.values()))})
+            learners_seed0 = pd.DataFrame(
+                {
+                    "learner_id": np.tile(ids, len(per_learner)),
+                    "model": np.repeat(list(per_learner), len(ids)),
+                    "ndcg@10": np.concatenate(list(per_learner.values())),
+                }
+            )
             validation, bootstrap = tuning, intervals
             if labels_note:
                 validation["notes"]["learner_labels"] = labels_note
-            cold = {"learners": _cold_learners(mem, data, fit_data, valid),
-                    "courses": _cold_courses(mem, data, models)}
+            cold = {
+                "learners": _cold_learners(mem, data, fit_data, valid),
+                "courses": _cold_courses(mem, data, models),
+            }
     mem_learners = mem.execute("SELECT count(*) FROM learners").fetchone()[0]
     mem.close()
     names = list(per_seed[0])
@@ -252,27 +371,43 @@ def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print
         models_out[name] = {key: float(np.mean([r[key] for r in runs])) for key in runs[0]}
         models_out[name].update({f"{key}_std": float(np.std([r[key] for r in runs])) for key in runs[0]})
         models_out[name]["seeds"] = len(runs)
-    return {"source": {"format": info["format"], "fingerprint": info["fingerprint"]},
-            "config": {"seeds": list(config.seeds), "ks": list(config.ks), "test_share": config.test_share,
-                       "learners": mem_learners, "max_learners": config.max_learners,
-                       "neural_seeds": config.neural_seeds, "neural_epochs": config.neural_epochs,
-                       "test_learners_per_seed": learners_per_seed},
-            "definitions": DEFINITIONS, "models": models_out, "cold_start": cold, "significance": significance,
-            "bootstrap_ci": {"seed": config.seeds[0], "confidence": 0.95, "models": bootstrap},
-            "ratings": ratings, "validation": validation, "per_learner": learners_seed0}
+    return {
+        "source": {"format": info["format"], "fingerprint": info["fingerprint"]},
+        "config": {
+            "seeds": list(config.seeds),
+            "ks": list(config.ks),
+            "test_share": config.test_share,
+            "learners": mem_learners,
+            "max_learners": config.max_learners,
+            "neural_seeds": config.neural_seeds,
+            "neural_epochs": config.neural_epochs,
+            "test_learners_per_seed": learners_per_seed,
+        },
+        "definitions": DEFINITIONS,
+        "models": models_out,
+        "cold_start": cold,
+        "significance": significance,
+        "bootstrap_ci": {"seed": config.seeds[0], "confidence": 0.95, "models": bootstrap},
+        "ratings": ratings,
+        "validation": validation,
+        "per_learner": learners_seed0,
+    }
 
 
 def _refit_learner_labels(mem: duckdb.DuckDBPyConnection, scale) -> str | None:
     """The learner labels again from this seed's training split (features and classifiers as the pipeline's
-    defaults), in place of the copied ones; the reason when no classifier could learn (neutral labels then)."""
+    defaults), in place of the copied ones; the reason when no classifier could learn (neutral labels
+    then)."""
     features = learner_features(mem, scale)
     result = label_learners(features, truth_labels(mem), LearnerLabelConfig())
     mem.register("refitted", result.labels)
     mem.execute("CREATE OR REPLACE TABLE learner_labels AS SELECT * FROM refitted")
     mem.unregister("refitted")
     if result.fallback:
-        return (f"no classifier could learn adaptive / non-adaptive labels from this source ({result.fallback}): every "
-                "learner has p_adaptive 0.5 (the level term does not shift)")
+        return (
+            "no classifier could learn adaptive / non-adaptive labels from this source "
+            f"({result.fallback}): every learner has p_adaptive 0.5 (the level term does not shift)"
+        )
     return None
 
 
@@ -291,10 +426,12 @@ def _rating_errors(mem, info: dict, scale) -> dict[str, dict[str, float]]:
     return {name: rating_errors(test["rating"], models.predict(name, test)) for name in models.NAMES}
 
 
-def _calibrated_errors(mem, data: TrainData, carve, on_fit: dict[str, Recommender], models: dict[str, Recommender],
-                       scale) -> dict[str, dict[str, float]]:
-    """Table 3 for the ranking models: MAE and MSE of their scores mapped to the rating scale (``calibration``),
-    the map fitted on the validation carve's ratings, named ``<model>_calibrated``."""
+def _calibrated_errors(
+    mem, data: TrainData, carve, on_fit: dict[str, Recommender], models: dict[str, Recommender], scale
+) -> dict[str, dict[str, float]]:
+    """Table 3 for the ranking models: MAE and MSE of their scores mapped to the rating scale
+    (``calibration``), the map fitted on the validation carve's ratings, named ``<model>_calibrated``."""
+
     def pairs(coded):
         rated = coded[coded["rating"].notna()]
         return rated["row"].to_numpy(), rated["col"].to_numpy(), rated["rating"].to_numpy(float)
@@ -317,10 +454,22 @@ def flat_keys(report: dict) -> dict[str, float]:
     return out
 
 
-# accuracy@k stays in report.json only: with hundreds of candidates and a few relevant courses it is near 1 for
-# every model (true negatives dominate) and tells no two models apart
-TABLE_METRICS = ("precision@5", "recall@5", "f1@5", "precision@10", "recall@10", "f1@10", "ndcg@5",
-                 "ndcg@10", "map@10", "hit@10", "mrr", "coverage")
+# accuracy@k stays in report.json only: with hundreds of candidates and a few relevant courses it is near 1
+# for every model (true negatives dominate) and tells no two models apart
+TABLE_METRICS = (
+    "precision@5",
+    "recall@5",
+    "f1@5",
+    "precision@10",
+    "recall@10",
+    "f1@10",
+    "ndcg@5",
+    "ndcg@10",
+    "map@10",
+    "hit@10",
+    "mrr",
+    "coverage",
+)
 
 
 def write_report(report: dict, out: Path) -> list[Path]:
@@ -339,40 +488,79 @@ def write_report(report: dict, out: Path) -> list[Path]:
         per_learner.to_parquet(out / "per_learner.parquet")
         files.append(out / "per_learner.parquet")
     models = pd.DataFrame(report["models"]).T
-    lines = [f"# Evaluation report ({report['source']['format']}, seeds {report['config']['seeds']})", "",
-             f"Learners: {report['config']['learners']:,} (a seeded sample above {report['config']['max_learners']:,}; "
-             f"0 means no sample). Test learners per seed: {report['config']['test_learners_per_seed']}. "
-             "Mean over seeds; ± one standard deviation. accuracy@k is in report.json only: near 1 for every model, "
-             "since true negatives dominate it.", "",
-             "## Models", "", _md(models, TABLE_METRICS, std=True), ""] + _validation_lines(report.get("validation", {}))
+    lines = [
+        f"# Evaluation report ({report['source']['format']}, seeds {report['config']['seeds']})",
+        "",
+        f"Learners: {report['config']['learners']:,} (a seeded sample above "
+        f"{report['config']['max_learners']:,}; "
+        f"0 means no sample). Test learners per seed: {report['config']['test_learners_per_seed']}. "
+        "Mean over seeds; ± one standard deviation. accuracy@k is in report.json only: near 1 for every "
+        "model, since true negatives dominate it.",
+        "",
+        "## Models",
+        "",
+        _md(models, TABLE_METRICS, std=True),
+        "",
+    ] + _validation_lines(report.get("validation", {}))
     for group in ("learners", "courses"):
         if report["cold_start"].get(group):
-            lines += [f"## Cold-start {group}", "", _md(pd.DataFrame(report["cold_start"][group]).T,
-                                                                  ("precision@5", "recall@5", "f1@5", "popularity_weight")), ""]
+            lines += [
+                f"## Cold-start {group}",
+                "",
+                _md(
+                    pd.DataFrame(report["cold_start"][group]).T,
+                    ("precision@5", "recall@5", "f1@5", "popularity_weight"),
+                ),
+                "",
+            ]
     if report.get("peers"):
-        lines += ["## Peers", "", _md(pd.DataFrame(report["peers"]).T, tuple(next(iter(report["peers"].values())))), ""]
+        lines += [
+            "## Peers",
+            "",
+            _md(pd.DataFrame(report["peers"]).T, tuple(next(iter(report["peers"].values())))),
+            "",
+        ]
     if report.get("ratings"):
-        lines += ["## Rating prediction (test ratings, seed 0)", "",
-                  "The first paper's Table 3. `<model>_calibrated`: a ranking model's score mapped to the rating scale "
-                  "by an isotonic regression fitted on the validation carve's ratings.", "",
-                  _md(pd.DataFrame(report["ratings"]).T, ("mae", "mse")), ""]
+        lines += [
+            "## Rating prediction (test ratings, seed 0)",
+            "",
+            "The first paper's Table 3. `<model>_calibrated`: a ranking model's score mapped to the rating "
+            "scale by an isotonic regression fitted on the validation carve's ratings.",
+            "",
+            _md(pd.DataFrame(report["ratings"]).T, ("mae", "mse")),
+            "",
+        ]
     lines += _interval_lines(report.get("bootstrap_ci", {}))
     sig = report.get("significance", {})
     test_columns = ("mean_diff", "t", "df", "p", "ci_low", "ci_high", "cohens_d", "n")
     if sig:
-        lines += [f"## Paired t-tests ({sig['model']} vs baselines, {sig['metric']}, seed {sig['seed']})", "",
-                  "The second paper's Table 1 for courses: CF only is `als` (and `ease`, `item_knn`), clustering only "
-                  "is `peer_group`.", "", _md(pd.DataFrame(sig["vs"]).T, test_columns), ""]
+        lines += [
+            f"## Paired t-tests ({sig['model']} vs baselines, {sig['metric']}, seed {sig['seed']})",
+            "",
+            "The second paper's Table 1 for courses: CF only is `als` (and `ease`, `item_knn`), clustering "
+            "only is `peer_group`.",
+            "",
+            _md(pd.DataFrame(sig["vs"]).T, test_columns),
+            "",
+        ]
     if sig.get("peers_vs"):
-        lines += ["## Paired t-tests (hybrid_peers vs peer baselines, ndcg@10)", "",
-                  "Table 1 for peers: CF only is `cf_peers`, clustering only is `cluster_random` (peers drawn from "
-                  "the learner's cluster).", "", _md(pd.DataFrame(sig["peers_vs"]).T, test_columns), ""]
+        lines += [
+            "## Paired t-tests (hybrid_peers vs peer baselines, ndcg@10)",
+            "",
+            "Table 1 for peers: CF only is `cf_peers`, clustering only is `cluster_random` (peers drawn from "
+            "the learner's cluster).",
+            "",
+            _md(pd.DataFrame(sig["peers_vs"]).T, test_columns),
+            "",
+        ]
     lines += ["## Definitions", ""] + [f"- **{k}**: {v}" for k, v in report["definitions"].items()]
     (out / "report.md").write_text("\n".join(lines) + "\n")
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, row in models.iterrows():
-        ax.plot(range(1, 11), [row.get(f"ndcg@{k}", np.nan) for k in range(1, 11)], marker="o", ms=3, label=name)
+        ax.plot(
+            range(1, 11), [row.get(f"ndcg@{k}", np.nan) for k in range(1, 11)], marker="o", ms=3, label=name
+        )
     ax.set(xlabel="k", ylabel="nDCG@k", title="nDCG at k (mean over seeds)")
     ax.legend(fontsize=7, ncol=2)
     fig.savefig(out / "ndcg_at_k.png", dpi=90, bbox_inches="tight")
@@ -393,32 +581,53 @@ def _interval_lines(intervals: dict) -> list[str]:
     """report.md's bootstrap 95% intervals of the headline metrics (seed 0), as "low-high" per model."""
     if not intervals.get("models"):
         return []
-    frame = pd.DataFrame({name: {m: f"{a:.3f}-{b:.3f}" for m, (a, b) in metrics.items()}
-                          for name, metrics in intervals["models"].items()}).T
-    return [f"## Bootstrap {intervals['confidence']:.0%} intervals (seed {intervals['seed']}, over test learners)", "",
-            "1,000 resamples of the test learners, the same resamples for every model.", "",
-            "| model | " + " | ".join(frame.columns) + " |", "|---|" + "---|" * len(frame.columns),
-            *(f"| {name} | " + " | ".join(row) + " |" for name, row in frame.iterrows()), ""]
+    frame = pd.DataFrame(
+        {
+            name: {m: f"{a:.3f}-{b:.3f}" for m, (a, b) in metrics.items()}
+            for name, metrics in intervals["models"].items()
+        }
+    ).T
+    return [
+        f"## Bootstrap {intervals['confidence']:.0%} intervals "
+        f"(seed {intervals['seed']}, over test learners)",
+        "",
+        "1,000 resamples of the test learners, the same resamples for every model.",
+        "",
+        "| model | " + " | ".join(frame.columns) + " |",
+        "|---|" + "---|" * len(frame.columns),
+        *(f"| {name} | " + " | ".join(row) + " |" for name, row in frame.iterrows()),
+        "",
+    ]
 
 
 def _validation_lines(validation: dict) -> list[str]:
-    """report.md's account of the seed-0 tuning: the fusion's weights, each model on validation, and the notes."""
+    """report.md's account of the seed-0 tuning: the fusion's weights, each model on validation, and the
+    notes."""
     if not validation:
         return []
     fusion = validation["fusion"]
     alone = pd.DataFrame({"alone (validation nDCG@10)": fusion["components_alone"]})
     alone["fusion weight"] = [fusion["weights"].get(m, 0.0) for m in alone.index]
-    lines = ["## The shipped hybrid (seed 0)", "",
-             f"`hybrid` is the model the registry serves: a weighted sum of per-learner min-max normalised component "
-             f"scores, weights found on the validation carve of training (validation nDCG@10 "
-             f"{fusion['valid_ndcg@10']:.4f}; the best component alone {max(fusion['components_alone'].values()):.4f}).", "",
-             _md(alone.sort_values("alone (validation nDCG@10)", ascending=False), tuple(alone.columns)), "",
-             *([f"Validation carve: {validation['carve']}.", ""] if validation.get("carve") else []),
-             "Tuned settings: " + "; ".join(f"{m} {p}" for m, p in validation["params"].items() if p), ""]
+    lines = [
+        "## The shipped hybrid (seed 0)",
+        "",
+        "`hybrid` is the model the registry serves: a weighted sum of per-learner min-max normalised "
+        "component scores, weights found on the validation carve of training (validation nDCG@10 "
+        f"{fusion['valid_ndcg@10']:.4f}; the best component alone "
+        f"{max(fusion['components_alone'].values()):.4f}).",
+        "",
+        _md(alone.sort_values("alone (validation nDCG@10)", ascending=False), tuple(alone.columns)),
+        "",
+        *([f"Validation carve: {validation['carve']}.", ""] if validation.get("carve") else []),
+        "Tuned settings: " + "; ".join(f"{m} {p}" for m, p in validation["params"].items() if p),
+        "",
+    ]
     notes = validation["notes"]
     items = [f"- {m}: not trained ({why})" for m, why in notes.get("skipped", {}).items()]
     items += [f"- {m}: {why}" for m, why in notes.get("below_popularity_on_validation", {}).items()]
-    items += [f"- {stage}: {notes[stage]}" for stage in ("neural_hybrid", "learner_labels") if notes.get(stage)]
+    items += [
+        f"- {stage}: {notes[stage]}" for stage in ("neural_hybrid", "learner_labels") if notes.get(stage)
+    ]
     return lines + (["## Notes", "", *items, ""] if items else [])
 
 

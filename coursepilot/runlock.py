@@ -21,7 +21,8 @@ class ProjectBusyError(RuntimeError):
 
 @contextmanager
 def run_lock(path: str | os.PathLike, what: str = "run"):
-    """Hold the exclusive lock at ``path`` for the body; refuse at once (ProjectBusyError) when it is taken."""
+    """Hold the exclusive lock at ``path`` for the body; refuse at once (ProjectBusyError) when it is
+    taken."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(path, "a+")
@@ -34,14 +35,23 @@ def run_lock(path: str | os.PathLike, what: str = "run"):
                 holder = json.loads(handle.read() or "{}")
             except json.JSONDecodeError:
                 holder = {}
-            since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder["started"])) if "started" in holder else "unknown"
+            since = (
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder["started"]))
+                if "started" in holder
+                else "unknown"
+            )
             raise ProjectBusyError(
-                f"another coursepilot {holder.get('what', 'run')} (pid {holder.get('pid', '?')} on {holder.get('host', '?')}, "
-                f"started {since}) is writing {path.parent}; this {what} was refused before changing anything. "
-                f"Let that one finish, or stop it, then start again.") from None
+                f"another coursepilot {holder.get('what', 'run')} (pid {holder.get('pid', '?')} on "
+                f"{holder.get('host', '?')}, started {since}) is writing {path.parent}; this {what} was "
+                "refused before changing anything. Let that one finish, or stop it, then start again."
+            ) from None
         handle.seek(0)
         handle.truncate()
-        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), "what": what}))
+        handle.write(
+            json.dumps(
+                {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), "what": what}
+            )
+        )
         handle.flush()
         yield
     finally:

@@ -37,19 +37,22 @@ def sample_rows(n: int, limit: int, seed: int = 0) -> np.ndarray | None:
 
 
 def sample_learners(relevant: dict, limit: int, seed: int = 0) -> dict:
-    """``relevant`` restricted to a seeded random sample of at most ``limit`` learners (all of them when fewer)."""
+    """``relevant`` restricted to a seeded random sample of at most ``limit`` learners (all of them when
+    fewer)."""
     keys = np.array(sorted(relevant))
     chosen = sample_rows(len(keys), limit, seed)
     return relevant if chosen is None else {int(k): relevant[int(k)] for k in keys[chosen]}
 
 
 def restrict(relevant: dict, rows: np.ndarray) -> dict:
-    """``relevant`` ({learner row: columns}) re-keyed to positions in ``rows``, for learners in ``rows`` only."""
+    """``relevant`` ({learner row: columns}) re-keyed to positions in ``rows``, for learners in ``rows``
+    only."""
     position = {int(r): i for i, r in enumerate(rows)}
     return {position[r]: cols for r, cols in relevant.items() if r in position}
 
 
 def tuning_population(fit_data, valid: dict, limit: int = TUNING_FIT_LEARNERS, seed: int = 0):
-    """(``fit_data``, ``valid``) of a seeded sample of at most ``limit`` learners, for the fits that only tune."""
+    """(``fit_data``, ``valid``) of a seeded sample of at most ``limit`` learners, for the fits that only
+    tune."""
     rows = sample_rows(fit_data.shape[0], limit, seed)
     return (fit_data, valid) if rows is None else (fit_data.subset(rows), restrict(valid, rows))

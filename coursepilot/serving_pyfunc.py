@@ -18,13 +18,23 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from coursepilot.registry import ServingModel
 
-COLUMNS = {"query": "int64", "learner_id": "string", "source": "string", "rank": "Int64", "course_id": "string",
-           "title": "string", "score": "Float64", "reason": "string", "error": "string"}
+COLUMNS = {
+    "query": "int64",
+    "learner_id": "string",
+    "source": "string",
+    "rank": "Int64",
+    "course_id": "string",
+    "title": "string",
+    "score": "Float64",
+    "reason": "string",
+    "error": "string",
+}
 """Output columns and their nullable types: what a row lacks is null in JSON, not NaN."""
 
 
 class UnanswerableRequest(MlflowException, ValueError):
-    """No row of the request names a known learner or gives a profile text (a ValueError for in-process callers)."""
+    """No row of the request names a known learner or gives a profile text (a ValueError for in-process
+    callers)."""
 
 
 def _text(value) -> str:
@@ -32,7 +42,8 @@ def _text(value) -> str:
 
 
 def _k(value) -> int | None:
-    """How many courses a row asks for (10 when absent), or None when it is not a whole number of at least 1."""
+    """How many courses a row asks for (10 when absent), or None when it is not a whole number of at least
+    1."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return 10
     if isinstance(value, (bool, str)) or not float(value).is_integer() or value < 1:
@@ -59,8 +70,9 @@ class CoursepilotRecommender(mlflow.pyfunc.PythonModel):
         learner, profile, k = _text(row.get("learner_id")), _text(row.get("profile")), _k(row.get("k"))
         source, error = self._source(learner, profile, k)
         if error:
-            return pd.DataFrame({"query": [query], "learner_id": [learner or None], "source": [source],
-                                 "error": [error]})
+            return pd.DataFrame(
+                {"query": [query], "learner_id": [learner or None], "source": [source], "error": [error]}
+            )
         asked = pd.DataFrame({"learner_id": [learner], "profile": [profile], "k": [k]})
         return self.model.predict(asked).assign(query=query, source=source, error=None)
 

@@ -48,12 +48,13 @@ def build_split(con: duckdb.DuckDBPyConnection, config: SplitConfig = SplitConfi
     """Replace the ``split`` table (learner_id, course_id, split) and return its counts."""
     order = "ts, " if "ts" in columns(con, "interactions") else ""
     seed = int(config.seed)
-    con.execute(f"""
+    con.execute(
+        f"""
         CREATE OR REPLACE TABLE {SPLIT_TABLE} AS
         WITH flagged AS (
             SELECT learner_id, course_id,
-                   {_sample('learner_id', config.cold_learner_share, seed)} AS cold_learner,
-                   {_sample('course_id', config.cold_course_share, seed + 1)} AS cold_course,
+                   {_sample("learner_id", config.cold_learner_share, seed)} AS cold_learner,
+                   {_sample("course_id", config.cold_course_share, seed + 1)} AS cold_course,
                    {order}hash(learner_id || '/' || course_id || ':' || {seed}) AS tiebreak
             FROM interactions
         ), warm AS (
@@ -66,36 +67,60 @@ def build_split(con: duckdb.DuckDBPyConnection, config: SplitConfig = SplitConfi
         SELECT learner_id, course_id, 'cold_course' FROM flagged WHERE cold_course AND NOT cold_learner
         UNION ALL
         SELECT learner_id, course_id,
-               CASE WHEN n >= ? AND k > n - least(n - 1, greatest(1, CAST(round(n * ?) AS BIGINT))) THEN 'test' ELSE 'train' END
+               CASE WHEN n >= ? AND k > n - least(n - 1, greatest(1, CAST(round(n * ?) AS BIGINT)))
+                    THEN 'test' ELSE 'train' END
         FROM warm
-    """, [config.min_interactions, config.test_share])
+    """,
+        [config.min_interactions, config.test_share],
+    )
     return dict(con.execute(f"SELECT split, count(*) FROM {SPLIT_TABLE} GROUP BY 1 ORDER BY 1").fetchall())
 
 
 def train_interactions_sql() -> str:
     """SQL for the training interactions (all interaction columns), for stages that must not see test."""
-    return (f"SELECT i.* FROM interactions i JOIN {SPLIT_TABLE} s USING (learner_id, course_id) "
-            "WHERE s.split = 'train'")
+    return (
+        f"SELECT i.* FROM interactions i JOIN {SPLIT_TABLE} s USING (learner_id, course_id) "
+        "WHERE s.split = 'train'"
+    )
 
 
-def coded_interactions(con: duckdb.DuckDBPyConnection, splits: tuple[str, ...], learner_ids, course_ids) -> pd.DataFrame:
-    """Interactions of ``splits`` with ``row`` / ``col`` (positions in ``learner_ids`` / ``course_ids``) in place of the ids.
+def coded_interactions(
+    con: duckdb.DuckDBPyConnection, splits: tuple[str, ...], learner_ids, course_ids
+) -> pd.DataFrame:
+    """Interactions of ``splits`` with ``row`` / ``col`` (positions in ``learner_ids`` / ``course_ids``) in
+    place of the ids.
 
     The join to positions runs in DuckDB, so no id string reaches Python (at 20M interactions that
     is most of the cost of building a matrix). Interactions of learners or courses not listed are
     left out; rows come ordered by (row, col), the same on every call.
     """
-    con.register("_coded_rows", pa.table({"learner_id": pa.array(learner_ids, pa.string()),
-                                          "row": pa.array(np.arange(len(learner_ids)), pa.int32())}))
-    con.register("_coded_cols", pa.table({"course_id": pa.array(course_ids, pa.string()),
-                                          "col": pa.array(np.arange(len(course_ids)), pa.int32())}))
+    con.register(
+        "_coded_rows",
+        pa.table(
+            {
+                "learner_id": pa.array(learner_ids, pa.string()),
+                "row": pa.array(np.arange(len(learner_ids)), pa.int32()),
+            }
+        ),
+    )
+    con.register(
+        "_coded_cols",
+        pa.table(
+            {
+                "course_id": pa.array(course_ids, pa.string()),
+                "col": pa.array(np.arange(len(course_ids)), pa.int32()),
+            }
+        ),
+    )
     try:
         rest = [c for c in columns(con, "interactions") if c not in ("learner_id", "course_id")]
         marks = ", ".join("?" for _ in splits)
-        return con.execute(f"SELECT r.row, c.col{''.join(f', i.{qident(x)}' for x in rest)} FROM interactions i "
-                           f"JOIN {SPLIT_TABLE} s USING (learner_id, course_id) JOIN _coded_rows r USING (learner_id) "
-                           f"JOIN _coded_cols c USING (course_id) WHERE s.split IN ({marks}) ORDER BY r.row, c.col",
-                           list(splits)).df()
+        return con.execute(
+            f"SELECT r.row, c.col{''.join(f', i.{qident(x)}' for x in rest)} FROM interactions i "
+            f"JOIN {SPLIT_TABLE} s USING (learner_id, course_id) JOIN _coded_rows r USING (learner_id) "
+            f"JOIN _coded_cols c USING (course_id) WHERE s.split IN ({marks}) ORDER BY r.row, c.col",
+            list(splits),
+        ).df()
     finally:
         con.unregister("_coded_rows")
         con.unregister("_coded_cols")

@@ -17,7 +17,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def git_commit() -> str:
     """The checked-out commit of the code that trains, or "unknown" outside a git checkout."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5
+        )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -29,7 +31,8 @@ TRACKING_ENV = "COURSEPILOT_MLFLOW_URI"
 
 
 def tracking_uri(home: ProjectHome) -> str:
-    """``$COURSEPILOT_MLFLOW_URI`` when set (a PostgreSQL store or a tracking server), else ``<home>/mlflow.db``."""
+    """``$COURSEPILOT_MLFLOW_URI`` when set (a PostgreSQL store or a tracking server), else
+    ``<home>/mlflow.db``."""
     return os.environ.get(TRACKING_ENV) or f"sqlite:///{home.mlflow_db}"
 
 
@@ -43,7 +46,8 @@ def redact(uri: str) -> str:
 
 
 class Tracker:
-    """Runs in the store of :func:`tracking_uri`; artifacts under ``<home>/mlartifacts`` unless a server keeps them."""
+    """Runs in the store of :func:`tracking_uri`; artifacts under ``<home>/mlartifacts`` unless a server keeps
+    them."""
 
     def __init__(self, home: ProjectHome, experiment: str = EXPERIMENT):
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -56,7 +60,11 @@ class Tracker:
         found = mlflow.get_experiment_by_name(experiment)
         # a tracking server has its own artifact store (--default-artifact-root / --artifacts-destination)
         artifacts = None if self.uri.startswith(("http://", "https://")) else home.mlflow_artifacts.as_uri()
-        self.experiment_id = found.experiment_id if found else mlflow.create_experiment(experiment, artifact_location=artifacts)
+        self.experiment_id = (
+            found.experiment_id
+            if found
+            else mlflow.create_experiment(experiment, artifact_location=artifacts)
+        )
 
     @contextmanager
     def run(self, name: str, tags: dict[str, str] | None = None):
@@ -71,20 +79,33 @@ class Tracker:
         import skops.io
 
         trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
-        self.mlflow.sklearn.log_model(model, name=name, skops_trusted_types=trusted,
-                                      pip_requirements=[f"scikit-learn=={sklearn.__version__}", "skops"])
+        self.mlflow.sklearn.log_model(
+            model,
+            name=name,
+            skops_trusted_types=trusted,
+            pip_requirements=[f"scikit-learn=={sklearn.__version__}", "skops"],
+        )
 
     def log_dict(self, data: dict, file: str) -> None:
         self.mlflow.log_dict(data, file)
 
 
-def log_classifier(tracker: Tracker, name: str, model, params: dict, scores: dict, tags: dict[str, str]) -> str:
-    """One MLflow run for a trained classifier: params, ``<split>_<metric>`` metrics, confusion matrices, model."""
+def log_classifier(
+    tracker: Tracker, name: str, model, params: dict, scores: dict, tags: dict[str, str]
+) -> str:
+    """One MLflow run for a trained classifier: params, ``<split>_<metric>`` metrics, confusion matrices,
+    model."""
     with tracker.run(name, tags) as run:
         tracker.mlflow.log_params(params)
         for split, score in scores.items():
             tracker.mlflow.log_metrics({f"{split}_accuracy": score.accuracy, f"{split}_f1": score.f1})
-            tracker.log_dict({"rows": "true negative/positive", "columns": "predicted negative/positive",
-                              "matrix": score.confusion}, f"confusion_{split}.json")
+            tracker.log_dict(
+                {
+                    "rows": "true negative/positive",
+                    "columns": "predicted negative/positive",
+                    "matrix": score.confusion,
+                },
+                f"confusion_{split}.json",
+            )
         tracker.log_sklearn(model)
         return run.info.run_id

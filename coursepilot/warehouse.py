@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import time
+from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 import numpy as np
-import pyarrow as pa
 import pandas as pd
+import pyarrow as pa
 
 
 def qident(name: str) -> str:
@@ -119,19 +119,32 @@ def vector_column(matrix: np.ndarray) -> pa.FixedSizeListArray:
 def vector_matrix(column: pa.ChunkedArray | pa.FixedSizeListArray) -> np.ndarray:
     """A FLOAT[d] column read through arrow as an (n, d) float32 matrix."""
     vectors = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    return vectors.values.to_numpy(zero_copy_only=False).reshape(-1, vectors.type.list_size).astype(np.float32, copy=False)
+    return (
+        vectors.values.to_numpy(zero_copy_only=False)
+        .reshape(-1, vectors.type.list_size)
+        .astype(np.float32, copy=False)
+    )
 
 
-def read_vectors(con: duckdb.DuckDBPyConnection, table: str, id_column: str, vector_column_name: str,
-                 where: str = "") -> tuple[np.ndarray, np.ndarray]:
+def read_vectors(
+    con: duckdb.DuckDBPyConnection, table: str, id_column: str, vector_column_name: str, where: str = ""
+) -> tuple[np.ndarray, np.ndarray]:
     """(ids, float32 matrix) of a table with a FLOAT[d] column, in id order."""
-    arrow = con.execute(f"SELECT {qident(id_column)}, {qident(vector_column_name)} FROM {qident(table)} {where} "
-                        f"ORDER BY {qident(id_column)}").to_arrow_table()
+    arrow = con.execute(
+        f"SELECT {qident(id_column)}, {qident(vector_column_name)} FROM {qident(table)} {where} "
+        f"ORDER BY {qident(id_column)}"
+    ).to_arrow_table()
     return np.asarray(arrow.column(0).to_pylist(), dtype=object), vector_matrix(arrow.column(1))
 
 
-def read_rows_with_vectors(con: duckdb.DuckDBPyConnection, table: str, id_column: str, vector_columns: tuple[str, ...],
-                           other_columns: tuple[str, ...] = (), batch_rows: int = 65_536) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def read_rows_with_vectors(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    id_column: str,
+    vector_columns: tuple[str, ...],
+    other_columns: tuple[str, ...] = (),
+    batch_rows: int = 65_536,
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """(id and ``other_columns`` as a frame, {vector column: float32 matrix}) of a whole table, in id order.
 
     Read in batches into preallocated matrices, so that at a million rows of FLOAT[384] columns the
@@ -139,12 +152,16 @@ def read_rows_with_vectors(con: duckdb.DuckDBPyConnection, table: str, id_column
     """
     n = con.execute(f"SELECT count(*) FROM {qident(table)}").fetchone()[0]
     names = [id_column, *other_columns]
-    reader = con.sql(f"SELECT {', '.join(qident(c) for c in [*names, *vector_columns])} FROM {qident(table)}").to_arrow_reader(batch_rows)
-    matrices = {c: np.empty((n, reader.schema.field(c).type.list_size), dtype=np.float32) for c in vector_columns}
+    reader = con.sql(
+        f"SELECT {', '.join(qident(c) for c in [*names, *vector_columns])} FROM {qident(table)}"
+    ).to_arrow_reader(batch_rows)
+    matrices = {
+        c: np.empty((n, reader.schema.field(c).type.list_size), dtype=np.float32) for c in vector_columns
+    }
     frames, start = [], 0
     for batch in reader:
         for column in vector_columns:
-            matrices[column][start:start + batch.num_rows] = vector_matrix(batch.column(column))
+            matrices[column][start : start + batch.num_rows] = vector_matrix(batch.column(column))
         frames.append(batch.select(names).to_pandas())
         start += batch.num_rows
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=names)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import os
 
-from dagster import AssetSelection, Definitions, ExecutorDefinition, define_asset_job, in_process_executor, multiprocess_executor
+from dagster import (
+    AssetSelection,
+    Definitions,
+    ExecutorDefinition,
+    define_asset_job,
+    in_process_executor,
+    multiprocess_executor,
+)
 
 from assets.checks import CHECKS
 from assets.courses import course_embeddings, course_labels, similar_courses, tfidf_course_vectors
@@ -12,21 +19,62 @@ from assets.evaluation import evaluation_report
 from assets.learners import learner_features, learner_labels
 from assets.peers import difficulty_steering, learner_state, peer_clusters, peer_recommendations
 from assets.profiles import attribute_embeddings, learner_profiles
-from assets.recommenders import (als_model, baseline_models, bpr_model, hybrid_model, neural_hybrid_model, rating_models,
-                                 recommender)
+from assets.recommenders import (
+    als_model,
+    baseline_models,
+    bpr_model,
+    hybrid_model,
+    neural_hybrid_model,
+    rating_models,
+    recommender,
+)
 from assets.source_data import cleaned_tables, raw_tables
 from assets.split import split
 from coursepilot.home import ProjectHome
 from pipelines.schedules import nightly_schedule, weekly_schedule
 from pipelines.sensors import source_change_sensor
-from resources import DatasetResource, EmbedderResource, ProjectHomeResource, TrackingResource, warehouse_resource
+from resources import (
+    DatasetResource,
+    EmbedderResource,
+    ProjectHomeResource,
+    TrackingResource,
+    warehouse_resource,
+)
 
-ASSETS = [raw_tables, cleaned_tables, split, learner_features, learner_labels, course_embeddings, tfidf_course_vectors,
-          course_labels, similar_courses, attribute_embeddings, learner_profiles, als_model, bpr_model, baseline_models,
-          hybrid_model, neural_hybrid_model, rating_models, recommender, learner_state, peer_clusters, peer_recommendations,
-          difficulty_steering, evaluation_report]
+ASSETS = [
+    raw_tables,
+    cleaned_tables,
+    split,
+    learner_features,
+    learner_labels,
+    course_embeddings,
+    tfidf_course_vectors,
+    course_labels,
+    similar_courses,
+    attribute_embeddings,
+    learner_profiles,
+    als_model,
+    bpr_model,
+    baseline_models,
+    hybrid_model,
+    neural_hybrid_model,
+    rating_models,
+    recommender,
+    learner_state,
+    peer_clusters,
+    peer_recommendations,
+    difficulty_steering,
+    evaluation_report,
+]
 
-COMPARISONS = [bpr_model, baseline_models, neural_hybrid_model, rating_models, difficulty_steering, evaluation_report]
+COMPARISONS = [
+    bpr_model,
+    baseline_models,
+    neural_hybrid_model,
+    rating_models,
+    difficulty_steering,
+    evaluation_report,
+]
 """Assets that exist to measure and compare: rebuilt by the full job (weekly), not by the nightly retrain."""
 
 FULL_JOB, NIGHTLY_JOB = "full_pipeline", "nightly_retrain"
@@ -34,16 +82,32 @@ EXECUTOR_ENV = "COURSEPILOT_EXECUTOR"
 EXECUTORS = ("in_process", "multiprocess", "k8s", "celery")
 KEEP_TUNING = {"config": {"retune": False}}
 
-full_pipeline = define_asset_job(FULL_JOB, selection=AssetSelection.all(),
-                                 description="Materialize the whole asset graph, checks included: tuning, every comparison "
-                                             "model and the evaluation report.")
+full_pipeline = define_asset_job(
+    FULL_JOB,
+    selection=AssetSelection.all(),
+    description="Materialize the whole asset graph, checks included: tuning, every comparison "
+    "model and the evaluation report.",
+)
 nightly_retrain = define_asset_job(
-    NIGHTLY_JOB, selection=AssetSelection.all() - AssetSelection.assets(*COMPARISONS),
-    config={"ops": {name: KEEP_TUNING for name in ("als_model", "hybrid_model", "peer_clusters", "learner_labels",
-                                                       "peer_recommendations")}},
-    description="The serving path on the newest data: cleaned tables, labels, embeddings (new texts only), ALS and the "
-                "hybrid with the last tuned settings, the learner classifier the last run chose, the registered model through the gate, peer groups and peers. "
-                "Tunes from scratch where no earlier run left settings.")
+    NIGHTLY_JOB,
+    selection=AssetSelection.all() - AssetSelection.assets(*COMPARISONS),
+    config={
+        "ops": {
+            name: KEEP_TUNING
+            for name in (
+                "als_model",
+                "hybrid_model",
+                "peer_clusters",
+                "learner_labels",
+                "peer_recommendations",
+            )
+        }
+    },
+    description="The serving path on the newest data: cleaned tables, labels, embeddings (new texts only), "
+    "ALS and the hybrid with the last tuned settings, the learner classifier the last run "
+    "chose, the registered model through the gate, peer groups and peers. Tunes from scratch "
+    "where no earlier run left settings.",
+)
 
 
 def executor(name: str | None = None) -> ExecutorDefinition:
@@ -66,13 +130,20 @@ def executor(name: str | None = None) -> ExecutorDefinition:
     if name == "celery":
         from dagster_celery import celery_executor
 
-        return celery_executor.configured({"broker": {"env": "CELERY_BROKER_URL"}, "backend": {"env": "CELERY_RESULT_BACKEND"},
-                                           "config_source": {"worker_concurrency": 1}}, name="celery")
+        return celery_executor.configured(
+            {
+                "broker": {"env": "CELERY_BROKER_URL"},
+                "backend": {"env": "CELERY_RESULT_BACKEND"},
+                "config_source": {"worker_concurrency": 1},
+            },
+            name="celery",
+        )
     raise ValueError(f"{EXECUTOR_ENV}={name!r}: choose one of {', '.join(EXECUTORS)}")
 
 
-def build_definitions(home: ProjectHome | None = None, dataset: DatasetResource | None = None,
-                      loggers: dict | None = None) -> Definitions:
+def build_definitions(
+    home: ProjectHome | None = None, dataset: DatasetResource | None = None, loggers: dict | None = None
+) -> Definitions:
     """Definitions for a project home and a data source (defaults: environment, then built-ins).
 
     Steps run one at a time (see :func:`executor`), and the run queue in ``dagster.yaml`` runs one run

@@ -16,10 +16,18 @@ class StepProgress(logging.Handler):
         super().__init__(logging.DEBUG)
         self.console = console
         self.min_level = level
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=console, transient=True)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
         self.task = self.progress.add_task("starting", total=total_steps)
-        self.not_run = 0  # steps Dagster skipped because a step they need failed: one summary line, not one each
+        self.not_run = (
+            0  # steps Dagster skipped because a step they need failed: one summary line, not one each
+        )
 
     def __enter__(self) -> "StepProgress":
         self.progress.start()
@@ -45,7 +53,11 @@ class StepProgress(logging.Handler):
             self.console.print(f"[red]✗ {step} failed[/]")
         elif kind == "ASSET_CHECK_EVALUATION" and "failed" in message:
             self.console.print(f"[red]  {message}[/]")
-        elif kind is None and message.startswith("Dependencies for step ") and message.endswith("Not executing."):
+        elif (
+            kind is None
+            and message.startswith("Dependencies for step ")
+            and message.endswith("Not executing.")
+        ):
             self.not_run += 1
         elif kind is None and step and record.levelno >= self.min_level:
             style = "yellow" if record.levelno >= logging.WARNING else "dim"

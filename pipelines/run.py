@@ -12,8 +12,15 @@ import signal
 import sys
 from pathlib import Path
 
-from dagster import (DagsterExecutionInterruptedError, DagsterInstance, ExecuteInProcessResult, HookContext,
-                     HookDefinition, failure_hook, success_hook)
+from dagster import (
+    DagsterExecutionInterruptedError,
+    DagsterInstance,
+    ExecuteInProcessResult,
+    HookContext,
+    HookDefinition,
+    failure_hook,
+    success_hook,
+)
 from rich.console import Console
 from rich.table import Table
 
@@ -32,11 +39,14 @@ INSTANCE_CONFIG_ENV = "COURSEPILOT_DAGSTER_CONFIG"
 
 
 def instance_config() -> Path:
-    """The dagster.yaml to use: ``$COURSEPILOT_DAGSTER_CONFIG`` (e.g. deploy/postgres/dagster.yaml) or the local default."""
+    """The dagster.yaml to use: ``$COURSEPILOT_DAGSTER_CONFIG`` (e.g. deploy/postgres/dagster.yaml) or the
+    local default."""
     chosen = os.environ.get(INSTANCE_CONFIG_ENV)
     path = Path(chosen).expanduser().resolve() if chosen else REPO_ROOT / "dagster.yaml"
     if not path.is_file():
-        raise FileNotFoundError(f"{INSTANCE_CONFIG_ENV}={chosen}: no such file" if chosen else f"{path} is missing")
+        raise FileNotFoundError(
+            f"{INSTANCE_CONFIG_ENV}={chosen}: no such file" if chosen else f"{path} is missing"
+        )
     return path
 
 
@@ -49,17 +59,19 @@ def prepare_dagster_home(home: ProjectHome) -> Path:
 
 
 NOT_RETRIED = {"dagster/max_retries": "0"}
-"""Tags of a ``coursepilot run`` run: it lives in this process only, so the daemon's run retries could not re-run it."""
+"""Tags of a ``coursepilot run`` run: it lives in this process only, so the daemon's run retries could not
+re-run it."""
 
 
 class InterruptWatch:
     """Whether SIGINT or SIGTERM reached this process, seen through Python's signal wakeup fd.
 
     Dagster turns an interrupt into an exception where it lands. Landing in a garbage-collector callback, that
-    exception is ignored and the run goes on; landing in DuckDB, it becomes DuckDB's own "Query interrupted" error
-    and fails one step only. The wakeup fd is written for every signal, whatever its handler does, so the hooks of
-    :meth:`hooks` stop the run after the step the signal came in. While watching, an interrupt that Python ignores
-    is not printed as a traceback either: the watch has seen it.
+    exception is ignored and the run goes on; landing in DuckDB, it becomes DuckDB's own "Query interrupted"
+    error and fails one step only. The wakeup fd is written for every signal, whatever its handler does, so
+    the hooks of
+    :meth:`hooks` stop the run after the step the signal came in. While watching, an interrupt that Python
+    ignores is not printed as a traceback either: the watch has seen it.
     """
 
     STOPPING = {signal.SIGINT, signal.SIGTERM}
@@ -94,17 +106,26 @@ class InterruptWatch:
         return bool(self.received & self.STOPPING)
 
     def hooks(self) -> set[HookDefinition]:
-        """A success and a failure hook for every step: each stops the run once a stopping signal has come in."""
+        """A success and a failure hook for every step: each stops the run once a stopping signal has come
+        in."""
+
         def stop(context: HookContext) -> None:
             if self.stopping():
                 raise DagsterExecutionInterruptedError()
 
-        return {success_hook(name="stop_on_interrupt_after_success")(stop),
-                failure_hook(name="stop_on_interrupt_after_failure")(stop)}
+        return {
+            success_hook(name="stop_on_interrupt_after_success")(stop),
+            failure_hook(name="stop_on_interrupt_after_failure")(stop),
+        }
 
 
-def run_pipeline(home: ProjectHome, dataset: DatasetResource, console: Console, log_level: str = "INFO",
-                 job_name: str = FULL_JOB) -> ExecuteInProcessResult:
+def run_pipeline(
+    home: ProjectHome,
+    dataset: DatasetResource,
+    console: Console,
+    log_level: str = "INFO",
+    job_name: str = FULL_JOB,
+) -> ExecuteInProcessResult:
     """Materialize the job's assets (and run their checks) on ``dataset``, showing progress on ``console``."""
     prepare_dagster_home(home)
     job = build_definitions(home, dataset).resolve_job_def(job_name)
@@ -112,8 +133,12 @@ def run_pipeline(home: ProjectHome, dataset: DatasetResource, console: Console, 
         defs = build_definitions(home, dataset, loggers={"progress": progress_logger(handler)})
         with DagsterInstance.get() as instance, InterruptWatch() as watch:
             job = defs.resolve_job_def(job_name).with_hooks(watch.hooks())
-            return job.execute_in_process(instance=instance, raise_on_error=False, tags=NOT_RETRIED,
-                                          run_config={**(job.run_config or {}), "loggers": {"progress": {}}})
+            return job.execute_in_process(
+                instance=instance,
+                raise_on_error=False,
+                tags=NOT_RETRIED,
+                run_config={**(job.run_config or {}), "loggers": {"progress": {}}},
+            )
 
 
 def interrupted(result: ExecuteInProcessResult) -> bool:
@@ -126,7 +151,9 @@ def failure_message(result: ExecuteInProcessResult) -> str:
     """The user-facing reason of a failed run: the first failed step's (or resource's) error message."""
     for event in result.all_events:
         error = getattr(event.event_specific_data, "error", None)
-        if error is None or not (event.is_step_failure or event.event_type_value in ("RESOURCE_INIT_FAILURE", "ENGINE_EVENT")):
+        if error is None or not (
+            event.is_step_failure or event.event_type_value in ("RESOURCE_INIT_FAILURE", "ENGINE_EVENT")
+        ):
             continue
         while error.cause is not None and (error.cls_name or "").startswith("Dagster"):
             error = error.cause
@@ -134,14 +161,21 @@ def failure_message(result: ExecuteInProcessResult) -> str:
     return "the run failed (see the Dagster run log)"
 
 
-def print_summary(console: Console, home: ProjectHome, result: ExecuteInProcessResult, dataset: DatasetResource) -> None:
+def print_summary(
+    console: Console, home: ProjectHome, result: ExecuteInProcessResult, dataset: DatasetResource
+) -> None:
     """Tables and row counts, check results, and where everything lives."""
     tables = Table(title=f"Warehouse tables ({dataset.describe()})")
     tables.add_column("table")
     tables.add_column("rows", justify="right")
     tables.add_column("columns")
     with warehouse.connect(home.warehouse, read_only=True) as con:
-        names = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables ORDER BY table_name").fetchall()]
+        names = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables ORDER BY table_name"
+            ).fetchall()
+        ]
         for name in names:
             cols = [c for c in warehouse.columns(con, name) if not c.startswith("_")]
             tables.add_row(name, f"{warehouse.row_count(con, name):,}", ", ".join(cols))
@@ -150,9 +184,14 @@ def print_summary(console: Console, home: ProjectHome, result: ExecuteInProcessR
     checks = Table(title="Asset checks")
     for col in ("asset", "check", "result"):
         checks.add_column(col)
-    for evaluation in sorted(result.get_asset_check_evaluations(), key=lambda e: (e.asset_key.to_user_string(), e.check_name)):
-        checks.add_row(evaluation.asset_key.to_user_string(), evaluation.check_name,
-                       "[green]passed[/]" if evaluation.passed else "[red]failed[/]")
+    for evaluation in sorted(
+        result.get_asset_check_evaluations(), key=lambda e: (e.asset_key.to_user_string(), e.check_name)
+    ):
+        checks.add_row(
+            evaluation.asset_key.to_user_string(),
+            evaluation.check_name,
+            "[green]passed[/]" if evaluation.passed else "[red]failed[/]",
+        )
     console.print(checks)
 
     console.print(f"[bold]Project home[/]  {home.root}")
@@ -162,4 +201,7 @@ def print_summary(console: Console, home: ProjectHome, result: ExecuteInProcessR
     if (home.reports / "latest" / "report.md").exists():
         console.print(f"  evaluation report    {home.reports / 'latest' / 'report.md'}")
     console.print("Open the Dagster UI:  [bold]coursepilot ui[/]  (dagster dev on http://127.0.0.1:3000)")
-    console.print(f"Open the MLflow UI:   [bold]mlflow ui --backend-store-uri {redact(tracking_uri(home))} --host 127.0.0.1 --workers 1[/]")
+    console.print(
+        f"Open the MLflow UI:   [bold]mlflow ui --backend-store-uri {redact(tracking_uri(home))} --host "
+        "127.0.0.1 --workers 1[/]"
+    )

@@ -11,18 +11,27 @@ from resources import DatasetResource
 
 
 def source_files(dataset: DatasetResource) -> list[Path]:
-    """The files of the configured source: the file itself, or every file under the folder (and the mapping)."""
+    """The files of the configured source: the file itself, or every file under the folder (and the
+    mapping)."""
     paths = [Path(p) for p in (dataset.path, dataset.mapping) if p]
     files = []
     for path in paths:
-        files += [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        files += (
+            [path]
+            if path.is_file()
+            else sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        )
     return files
 
 
 def source_change_sensor(job, dataset: DatasetResource, interval_seconds: int = 60):
-    @sensor(name="source_change", job=job, minimum_interval_seconds=interval_seconds,
-            default_status=DefaultSensorStatus.RUNNING,
-            description="Runs the full job when the source files' content fingerprint changes.")
+    @sensor(
+        name="source_change",
+        job=job,
+        minimum_interval_seconds=interval_seconds,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Runs the full job when the source files' content fingerprint changes.",
+    )
     def _sensor(context: SensorEvaluationContext):
         if dataset.format == "synthetic" and not dataset.path:
             return SkipReason("the source is the built-in synthetic generator: no files to watch")

@@ -4,5 +4,11 @@ from .dataset import DatasetResource
 from .home import ProjectHomeResource, WarehouseResource, warehouse_resource
 from .models import EmbedderResource, TrackingResource
 
-__all__ = ["DatasetResource", "EmbedderResource", "ProjectHomeResource", "TrackingResource", "WarehouseResource",
-           "warehouse_resource"]
+__all__ = [
+    "DatasetResource",
+    "EmbedderResource",
+    "ProjectHomeResource",
+    "TrackingResource",
+    "WarehouseResource",
+    "warehouse_resource",
+]

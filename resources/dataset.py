@@ -27,16 +27,24 @@ class DatasetResource(ConfigurableResource):
     """The data source: a format, where its files are, and the validation policy."""
 
     format: str = Field(default="synthetic", description=f"one of: {', '.join(FORMATS)}")
-    path: Optional[str] = Field(default=None, description="file or folder of the source; synthetic: generated under the project home when empty")
+    path: Optional[str] = Field(
+        default=None,
+        description="file or folder of the source; synthetic: generated under the project home when empty",
+    )
     mapping: Optional[str] = Field(default=None, description="generic format: the YAML column mapping file")
     size: str = Field(default="S", description=f"synthetic size preset: {', '.join(SIZES)}")
     seed: int = Field(default=0, description="synthetic generator seed")
-    strict: bool = Field(default=False, description="treat documented repairs (duplicates, orphans, long text) as errors")
-    max_orphan_share: float = Field(default=0.05, description="largest share of orphan interactions dropped as a repair")
+    strict: bool = Field(
+        default=False, description="treat documented repairs (duplicates, orphans, long text) as errors"
+    )
+    max_orphan_share: float = Field(
+        default=0.05, description="largest share of orphan interactions dropped as a repair"
+    )
 
     @classmethod
     def from_env(cls) -> "DatasetResource":
-        """Defaults overridden by ``COURSEPILOT_SOURCE_*`` / ``COURSEPILOT_SYNTHETIC_SIZE`` / ``COURSEPILOT_SEED``."""
+        """Defaults overridden by ``COURSEPILOT_SOURCE_*`` / ``COURSEPILOT_SYNTHETIC_SIZE`` /
+        ``COURSEPILOT_SEED``."""
         values = {field: os.environ[var] for field, var in ENV.items() if os.environ.get(var)}
         return cls(**values)
 

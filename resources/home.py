@@ -34,7 +34,8 @@ class WarehouseResource(ConfigurableResource):
 
     @contextmanager
     def yield_for_execution(self, context):
-        """Hold the project's run lock while a run uses the warehouse: a second run is refused, not interleaved."""
+        """Hold the project's run lock while a run uses the warehouse: a second run is refused, not
+        interleaved."""
         run = getattr(getattr(context, "run", None), "run_id", None)
         with run_lock(f"{self.database}.run-lock", f"Dagster run {run}" if run else "run"):
             yield self

@@ -14,17 +14,35 @@ from coursepilot.tracking import Tracker
 class EmbedderResource(ConfigurableResource):
     """all-MiniLM-L6-v2 through sentence-transformers, offline, with a cache under the project home."""
 
-    model: str = Field(default=MODEL_NAME, description=f"{MODEL_NAME} (packaged weights) or a local model folder")
+    model: str = Field(
+        default=MODEL_NAME, description=f"{MODEL_NAME} (packaged weights) or a local model folder"
+    )
     device: str = Field(default="cpu", description="torch device")
-    batch_size: int = Field(default=32, description="sentences per forward pass (32 measured fastest on 2 cores)")
-    backend: str = Field(default="onnx", description="onnx (default: the same weights run by onnxruntime, measured 28% "
-                                                     "faster, cosine 1.000000 to torch) or torch (sentence-transformers; "
-                                                     "needed for a device other than cpu)")
-    preprocess: bool = Field(default=False, description="lower-case and drop stop words before encoding "
-                                                        "(measured: raw text does better with MiniLM)")
+    batch_size: int = Field(
+        default=32, description="sentences per forward pass (32 measured fastest on 2 cores)"
+    )
+    backend: str = Field(
+        default="onnx",
+        description="onnx (default: the same weights run by onnxruntime, measured 28% "
+        "faster, cosine 1.000000 to torch) or torch (sentence-transformers; "
+        "needed for a device other than cpu)",
+    )
+    preprocess: bool = Field(
+        default=False,
+        description="lower-case and drop stop words before encoding "
+        "(measured: raw text does better with MiniLM)",
+    )
 
     def embed(self, texts: list[str], home: ProjectHome, stats: EmbedStats | None = None) -> np.ndarray:
-        return embed_texts(texts, self.model, self.device, self.batch_size, EmbeddingCache(home.embeddings), stats, self.backend)
+        return embed_texts(
+            texts,
+            self.model,
+            self.device,
+            self.batch_size,
+            EmbeddingCache(home.embeddings),
+            stats,
+            self.backend,
+        )
 
 
 class TrackingResource(ConfigurableResource):

@@ -1,4 +1,5 @@
-"""Shared fixtures: the real datasets beside the checkout, small synthetic data, warehouses, a fitted fusion."""
+"""Shared fixtures: the real datasets beside the checkout, small synthetic data, warehouses, a fitted
+fusion."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""A recommender with given scores, for tests of what combines components (the fusion reads only ``score``)."""
+"""A recommender with given scores, for tests of what combines components (the fusion reads only
+``score``)."""
 
 from __future__ import annotations
 

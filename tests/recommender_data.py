@@ -33,20 +33,37 @@ def build_warehouse(folder: Path) -> duckdb.DuckDBPyConnection:
     texts = course_texts(courses)
     vectorizer, matrix = tfidf_vectors(texts)
     coo = matrix.tocoo()
-    replace_tables(con, {
-        "course_embeddings": pa.table({"course_id": courses["course_id"].tolist(),
-                                       "embedding": vector_column(embed_texts(texts))}),
-        "tfidf_course_vectors": pd.DataFrame({"course_id": courses["course_id"].to_numpy()[coo.row],
-                                              "term": vectorizer.get_feature_names_out()[coo.col], "weight": coo.data}),
-        "course_labels": courses[["course_id", "difficulty"]],
-        "learner_labels": con.execute("SELECT learner_id, CASE WHEN adaptive THEN 0.9 ELSE 0.1 END AS p_adaptive "
-                                      "FROM truth_learners").df(),
-    })
+    replace_tables(
+        con,
+        {
+            "course_embeddings": pa.table(
+                {"course_id": courses["course_id"].tolist(), "embedding": vector_column(embed_texts(texts))}
+            ),
+            "tfidf_course_vectors": pd.DataFrame(
+                {
+                    "course_id": courses["course_id"].to_numpy()[coo.row],
+                    "term": vectorizer.get_feature_names_out()[coo.col],
+                    "weight": coo.data,
+                }
+            ),
+            "course_labels": courses[["course_id", "difficulty"]],
+            "learner_labels": con.execute(
+                "SELECT learner_id, CASE WHEN adaptive THEN 0.9 ELSE 0.1 END AS p_adaptive "
+                "FROM truth_learners"
+            ).df(),
+        },
+    )
     return con
 
 
 def small_fusion() -> Fusion:
     """A fusion of EASE, TF-IDF content, peer groups and the level term with fixed weights."""
-    return Fusion({"ease": build("ease", {"recency": 2.0}), "content_tfidf": build("content_tfidf"),
-                   "peer_group": build("peer_group"), "level": build("level")},
-                  {"ease": 1.0, "content_tfidf": 0.25, "peer_group": 0.1, "level": 0.1})
+    return Fusion(
+        {
+            "ease": build("ease", {"recency": 2.0}),
+            "content_tfidf": build("content_tfidf"),
+            "peer_group": build("peer_group"),
+            "level": build("level"),
+        },
+        {"ease": 1.0, "content_tfidf": 0.25, "peer_group": 0.1, "level": 0.1},
+    )

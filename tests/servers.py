@@ -32,7 +32,9 @@ def serving(command: list[str], url: str, timeout: float = 120, **popen) -> Iter
                 urllib.request.urlopen(url, timeout=2)
                 break
             except OSError:
-                assert server.poll() is None, f"{command[:4]} exited with {server.returncode}" + (f"; log: {log}" if log else "")
+                assert server.poll() is None, f"{command[:4]} exited with {server.returncode}" + (
+                    f"; log: {log}" if log else ""
+                )
                 assert time.monotonic() < deadline, f"{url} did not answer in {timeout:.0f} s"
                 time.sleep(0.5)
         yield server
@@ -51,6 +53,8 @@ def serving(command: list[str], url: str, timeout: float = 120, **popen) -> Iter
 def get_json(url: str, body: dict | None = None, timeout: float = 30) -> dict:
     """GET ``url`` (or POST ``body`` as JSON) and decode the JSON reply."""
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
+    request = urllib.request.Request(
+        url, data=data, headers={"Content-Type": "application/json"} if data else {}
+    )
     with urllib.request.urlopen(request, timeout=timeout) as reply:
         return json.load(reply)

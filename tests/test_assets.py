@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dagster import Definitions, DagsterInstance, materialize
+from dagster import DagsterInstance, Definitions, materialize
 
 from assets.checks import DATA_CHECKS
 from assets.source_data import cleaned_tables, raw_tables
@@ -24,9 +24,16 @@ from .test_validation import EVENTS, make
 
 
 def run(home: ProjectHome, dataset: DatasetResource):
-    return materialize([raw_tables, cleaned_tables, *DATA_CHECKS], instance=DagsterInstance.ephemeral(), raise_on_error=False,
-                       resources={"dataset": dataset, "warehouse": warehouse_resource(home),
-                                  "home": ProjectHomeResource(root=str(home.root))})
+    return materialize(
+        [raw_tables, cleaned_tables, *DATA_CHECKS],
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+        resources={
+            "dataset": dataset,
+            "warehouse": warehouse_resource(home),
+            "home": ProjectHomeResource(root=str(home.root)),
+        },
+    )
 
 
 def test_materialize_synthetic_with_checks(tmp_path, xs_folder):
@@ -35,10 +42,14 @@ def test_materialize_synthetic_with_checks(tmp_path, xs_folder):
     assert result.success
     evaluations = result.get_asset_check_evaluations()
     assert len(evaluations) == len(DATA_CHECKS) and all(e.passed for e in evaluations)
-    counts = {m.asset_key.to_user_string(): m.metadata["dagster/row_count"].value
-              for m in result.asset_materializations_for_node("cleaned_tables")}
+    counts = {
+        m.asset_key.to_user_string(): m.metadata["dagster/row_count"].value
+        for m in result.asset_materializations_for_node("cleaned_tables")
+    }
     assert counts == {"learners": 800, "courses": 80, "interactions": 12_000}
-    raw = {m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node("raw_tables")}
+    raw = {
+        m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node("raw_tables")
+    }
     assert raw["raw_courses"]["source_format"].value == "synthetic"
     assert "truth_learners" in raw["raw_learners"]["ground_truth_tables"].value
 
@@ -68,7 +79,10 @@ def test_checks_catch_a_corrupted_table(tmp_path, xs_folder):
         con.execute("INSERT INTO interactions (learner_id, course_id) VALUES ('ghost', 'C00001')")
         assert not quality.unique_key(con, "learners").passed
         assert quality.value_ranges(con, "interactions", [1, 5]).metadata["out_of_range_watch_pct"] == 1
-        assert quality.referential_integrity(con).metadata == {"unknown_learner_id": 1, "unknown_course_id": 0}
+        assert quality.referential_integrity(con).metadata == {
+            "unknown_learner_id": 1,
+            "unknown_course_id": 0,
+        }
         con.execute("UPDATE courses SET title = NULL WHERE course_id = 'C00002'")
         assert quality.null_rates(con, "courses").metadata["required_nulls"] == 1
 
@@ -102,8 +116,10 @@ def test_full_graph_then_a_nightly_retrain_on_grown_data(tmp_path, xs_folder, mo
     job = defs.resolve_job_def("full_pipeline")
 
     def embedded(result):
-        meta = {e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
-                for e in result.get_asset_materialization_events()}
+        meta = {
+            e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
+            for e in result.get_asset_materialization_events()
+        }
         return meta["course_embeddings"]["encoded"].value, meta["course_embeddings"]["cached"].value, meta
 
     instance = DagsterInstance.ephemeral()
@@ -111,44 +127,90 @@ def test_full_graph_then_a_nightly_retrain_on_grown_data(tmp_path, xs_folder, mo
     assert first.success
     learner_ids = set(pd.read_parquet(xs_folder / "learners.parquet")["learner_id"].astype(str))
     messages = " ".join(entry.user_message for entry in instance.all_logs(first.run_id))
-    assert not {word.strip(".,:;()'\"") for word in messages.split()} & learner_ids  # no learner data in the logs
+    # no learner data in the logs
+    assert not {word.strip(".,:;()'\"") for word in messages.split()} & learner_ids
     encoded, cached, meta = embedded(first)
     assert (encoded, cached) == (80, 0)
     assert meta["learner_labels"]["label_source"].value == "ground truth"
     assert meta["course_labels"]["difficulty_method"].value == "source"
     with connect(home.warehouse, read_only=True) as con:
-        for table, rows in (("course_embeddings", 80), ("course_labels", 80), ("learner_profiles", 800),
-                            ("similar_courses", 800), ("attribute_embeddings", None), ("tfidf_course_vectors", None),
-                            ("learner_state", None), ("peer_clusters", None), ("peer_recommendations", None)):
+        for table, rows in (
+            ("course_embeddings", 80),
+            ("course_labels", 80),
+            ("learner_profiles", 800),
+            ("similar_courses", 800),
+            ("attribute_embeddings", None),
+            ("tfidf_course_vectors", None),
+            ("learner_state", None),
+            ("peer_clusters", None),
+            ("peer_recommendations", None),
+        ):
             count = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             assert count == rows if rows else count > 0, table
     client = mlflow.MlflowClient(f"sqlite:///{home.mlflow_db}")
     runs = client.search_runs([client.get_experiment_by_name("coursepilot").experiment_id])
     assert {r.info.run_name for r in runs} - {"hybrid_eq6_level", "hybrid_eq21"} == {
-        "learner_labels_rf", "learner_labels_svm", "course_labels_logreg", "als", "bpr", "popularity", "user_knn",
-        "content_minilm", "content_tfidf", "hybrid", "neural_hybrid",
-        "recommender", "global_mean", "biases", "user_knn_rating", "peer_recommendations", "evaluation_report"}
+        "learner_labels_rf",
+        "learner_labels_svm",
+        "course_labels_logreg",
+        "als",
+        "bpr",
+        "popularity",
+        "user_knn",
+        "content_minilm",
+        "content_tfidf",
+        "hybrid",
+        "neural_hybrid",
+        "recommender",
+        "global_mean",
+        "biases",
+        "user_knn_rating",
+        "peer_recommendations",
+        "evaluation_report",
+    }
     rating_runs = {"global_mean", "biases", "user_knn_rating", "peer_recommendations", "evaluation_report"}
-    assert all("test_ndcg_at_10" in r.data.metrics for r in runs
-               if not r.info.run_name.startswith(("learner_", "course_")) and r.info.run_name not in rating_runs)
-    assert all(r.data.metrics["test_mae"] > 0 for r in runs if r.info.run_name in {"global_mean", "biases", "user_knn_rating"})
+    assert all(
+        "test_ndcg_at_10" in r.data.metrics
+        for r in runs
+        if not r.info.run_name.startswith(("learner_", "course_")) and r.info.run_name not in rating_runs
+    )
+    assert all(
+        r.data.metrics["test_mae"] > 0
+        for r in runs
+        if r.info.run_name in {"global_mean", "biases", "user_knn_rating"}
+    )
     report = json.loads((home.reports / "latest" / "report.json").read_text())
     assert "neural_hybrid" in report["models"] and report["peers"]["hybrid_peers"]["ndcg@10"] > 0
-    neural = next(r for r in runs if r.info.run_name == "neural_hybrid")  # the report trains the epochs it chose
-    assert report["config"]["neural_epochs"] == int(neural.data.params["best_epochs"])  # 0: it fell back to ALS
-    assert {p.name for p in (home.reports / "latest").iterdir()} >= {"report.json", "report.md", "ndcg_at_k.png", "cluster_map.png"}
+    # the report trains the epochs it chose
+    neural = next(r for r in runs if r.info.run_name == "neural_hybrid")
+    # 0: it fell back to ALS
+    assert report["config"]["neural_epochs"] == int(neural.data.params["best_epochs"])
+    assert {p.name for p in (home.reports / "latest").iterdir()} >= {
+        "report.json",
+        "report.md",
+        "ndcg_at_k.png",
+        "cluster_map.png",
+    }
     peers = next(r for r in runs if r.info.run_name == "peer_recommendations")
     assert 0 < peers.data.metrics["hybrid_peers_ndcg_at_10"] <= 1
     served = next(r for r in runs if r.info.run_name == "recommender")
     assert served.data.metrics["valid_ndcg_at_10"] > 0 and served.data.tags["model"] == "hybrid"
     model_files = {p.name for p in (home.mlflow_artifacts).rglob("*") if p.is_file()}
-    assert "serving_pyfunc.py" in model_files and not {f for f in model_files if f.endswith((".pkl", ".pickle", ".cloudpickle"))}
+    assert "serving_pyfunc.py" in model_files and not {
+        f for f in model_files if f.endswith((".pkl", ".pickle", ".cloudpickle"))
+    }
     versions = client.search_model_versions("name='coursepilot-recommender'")
-    assert len(versions) == 1 and client.get_registered_model("coursepilot-recommender").aliases == {"champion": 1, "challenger": 1}
-    assert all(r.data.tags["data_fingerprint"] and r.data.tags["dagster_run_id"] == first.run_id for r in runs)
+    assert len(versions) == 1 and client.get_registered_model("coursepilot-recommender").aliases == {
+        "champion": 1,
+        "challenger": 1,
+    }
+    assert all(
+        r.data.tags["data_fingerprint"] and r.data.tags["dagster_run_id"] == first.run_id for r in runs
+    )
     assert not list(scratch.glob("coursepilot-bundle-*"))
 
-    new_courses, new_interactions = append_growth(folder, share=0.02)  # a new course and about 2% more interactions
+    # a new course and about 2% more interactions
+    new_courses, new_interactions = append_growth(folder, share=0.02)
     assert new_courses == 1 and new_interactions > 200
     nightly = defs.resolve_job_def("nightly_retrain")
     second = nightly.execute_in_process(instance=DagsterInstance.ephemeral())
@@ -157,21 +219,36 @@ def test_full_graph_then_a_nightly_retrain_on_grown_data(tmp_path, xs_folder, mo
     assert (encoded, cached) == (1, 80)  # only the new course is encoded
     assert after["als_model"]["factors"].value == meta["als_model"]["factors"].value  # kept, not retuned
     assert after["als_model"]["settings"].value == meta["als_model"]["settings"].value
-    assert len(after["als_model"]["validation_grid"].value.splitlines()) == 3  # header, rule, the one kept point
+    # header, rule, the one kept point
+    assert len(after["als_model"]["validation_grid"].value.splitlines()) == 3
     assert len(meta["als_model"]["validation_grid"].value.splitlines()) > 5  # the full run searched the grid
     assert after["peer_clusters"]["k"].value == meta["peer_clusters"]["k"].value
     assert len(after["peer_clusters"]["silhouette_by_k"].value) == 1
     assert after["hybrid_model"]["weights"].value == meta["hybrid_model"]["weights"].value
-    settings = meta["hybrid_model"]["component_settings"].value  # the nightly refits only the weighted components
-    assert after["hybrid_model"]["component_settings"].value == {m: settings[m] for m in after["hybrid_model"]["weights"].value}
-    assert after["learner_labels"]["chosen_model"].value == meta["learner_labels"]["chosen_model"].value  # kept
-    assert after["learner_labels"]["rf_svm_agreement"].value.startswith("n/a")  # the other classifier was not trained
-    assert not set(after) & {"bpr_model", "baseline_models", "neural_hybrid_model", "rating_models", "evaluation_report"}
+    settings = meta["hybrid_model"][
+        "component_settings"
+    ].value  # the nightly refits only the weighted components
+    assert after["hybrid_model"]["component_settings"].value == {
+        m: settings[m] for m in after["hybrid_model"]["weights"].value
+    }
+    # kept
+    assert after["learner_labels"]["chosen_model"].value == meta["learner_labels"]["chosen_model"].value
+    # the other classifier was not trained
+    assert after["learner_labels"]["rf_svm_agreement"].value.startswith("n/a")
+    assert not set(after) & {
+        "bpr_model",
+        "baseline_models",
+        "neural_hybrid_model",
+        "rating_models",
+        "evaluation_report",
+    }
     with connect(home.warehouse, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM course_embeddings").fetchone()[0] == 81
         assert con.execute("SELECT count(*) FROM interactions").fetchone()[0] == 12_000 + new_interactions
-    later = client.search_runs([client.get_experiment_by_name("coursepilot").experiment_id],
-                               f"tags.dagster_run_id = '{second.run_id}'")
+    later = client.search_runs(
+        [client.get_experiment_by_name("coursepilot").experiment_id],
+        f"tags.dagster_run_id = '{second.run_id}'",
+    )
     assert {r.info.run_name for r in later} >= {"als", "hybrid", "recommender", "peer_recommendations"}
     assert not {r.info.run_name for r in later} & {"bpr", "neural_hybrid", "evaluation_report"}
     assert client.get_registered_model("coursepilot-recommender").aliases["challenger"] == 2

@@ -22,9 +22,12 @@ from .fixed_scores import FixedScores
 def _data(dense) -> TrainData:
     matrix = sparse.csr_matrix(np.asarray(dense, dtype=np.float32))
     n_learners, n_courses = matrix.shape
-    return TrainData(np.array([f"L{i}" for i in range(n_learners)], dtype=object),
-                     np.array([f"C{j}" for j in range(n_courses)], dtype=object), matrix,
-                     difficulty=np.full(n_courses, -1))
+    return TrainData(
+        np.array([f"L{i}" for i in range(n_learners)], dtype=object),
+        np.array([f"C{j}" for j in range(n_courses)], dtype=object),
+        matrix,
+        difficulty=np.full(n_courses, -1),
+    )
 
 
 def test_ease_closed_form_on_a_4x4_matrix():
@@ -36,7 +39,8 @@ def test_ease_closed_form_on_a_4x4_matrix():
     np.testing.assert_allclose(np.diag(model.weights), 0, atol=1e-7)
     np.testing.assert_allclose(model.weights, b, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(model.score(np.arange(4)), x @ b, rtol=1e-5, atol=1e-6)
-    # the closed form minimises ||X - XB||² + lam ||B||² under diag(B) = 0: its gradient vanishes off the diagonal
+    # the closed form minimises ||X - XB||² + lam ||B||² under diag(B) = 0: its gradient vanishes off the
+    # diagonal
     gradient = -2 * x.T @ (x - x @ b) + 2 * lam * b
     np.testing.assert_allclose(gradient * (1 - np.eye(4)), 0, atol=1e-9)
 
@@ -57,7 +61,9 @@ def test_the_fusion_leaves_out_what_cannot_be_fitted_on_everyone(monkeypatch):
     rng = np.random.default_rng(0)
     data = _data(rng.random((40, 6)) < 0.5)
     monkeypatch.setattr(catalogue, "BPR_INTERACTIONS", data.matrix.nnz - 1)
-    monkeypatch.setattr(catalogue, "tuning_population", lambda d, v: sampling.tuning_population(d, v, limit=10))
+    monkeypatch.setattr(
+        catalogue, "tuning_population", lambda d, v: sampling.tuning_population(d, v, limit=10)
+    )
     valid = {r: {int(rng.integers(6))} for r in range(40)}
     trained = catalogue.tune_models(data, valid, names=["bpr", "popularity"])
     assert "BPR's single-threaded fit" in trained.skipped["bpr"] and list(trained.fitted) == ["popularity"]
@@ -117,8 +123,11 @@ def _signal_case(n=300, m=40, seed=0):
 
 def test_fusion_picks_the_only_component_that_carries_signal():
     data, valid, signal, noise = _signal_case()
-    components = {"noise": FixedScores(noise).fit(data), "signal": FixedScores(signal).fit(data),
-                  "popularity": Popularity().fit(data)}
+    components = {
+        "noise": FixedScores(noise).fit(data),
+        "signal": FixedScores(signal).fit(data),
+        "popularity": Popularity().fit(data),
+    }
     tuning = tune_fusion(components, data, valid)
     assert tuning.singles["signal"] == pytest.approx(1.0)
     assert max(tuning.singles["noise"], tuning.singles["popularity"]) < 0.5
@@ -127,7 +136,8 @@ def test_fusion_picks_the_only_component_that_carries_signal():
 
 def test_fusion_is_never_worse_than_its_best_part_and_uses_two_when_both_help():
     data, valid, signal, noise = _signal_case(seed=3)
-    half = np.where(np.arange(signal.shape[0])[:, None] % 2 == 0, signal, noise)  # signal for even learners only
+    # signal for even learners only
+    half = np.where(np.arange(signal.shape[0])[:, None] % 2 == 0, signal, noise)
     other = np.where(np.arange(signal.shape[0])[:, None] % 2 == 1, signal, noise)  # for odd learners only
     components = {"even": FixedScores(half).fit(data), "odd": FixedScores(other).fit(data)}
     tuning = tune_fusion(components, data, valid)
@@ -138,8 +148,10 @@ def test_fusion_is_never_worse_than_its_best_part_and_uses_two_when_both_help():
 
 def test_explanations_name_the_component_that_contributed_most():
     data, valid, signal, noise = _signal_case(n=50)
-    fusion = Fusion({"signal": FixedScores(signal).fit(data), "popularity": Popularity().fit(data)},
-                    {"signal": 1.0, "popularity": 0.25}).fit(data, fit_parts=False)
+    fusion = Fusion(
+        {"signal": FixedScores(signal).fit(data), "popularity": Popularity().fit(data)},
+        {"signal": 1.0, "popularity": 0.25},
+    ).fit(data, fit_parts=False)
     top = fusion.recommend(np.array([0]), 5)[0]
     reasons = explain(fusion, 0, top)
     parts = fusion.parts(np.array([0]))
@@ -163,10 +175,13 @@ def test_coordinate_ascent_finds_the_grid_optimum_of_a_separable_score(monkeypat
     import coursepilot.models.tuning as tuning
 
     # the search is under test here, not a model: validation scores a separable bowl with its peak at (2, 30)
-    monkeypatch.setattr(tuning, "evaluate", lambda model, valid, ks: {"ndcg@10": -(model.a - 2) ** 2 - (model.b - 30) ** 2})
+    monkeypatch.setattr(
+        tuning, "evaluate", lambda model, valid, ks: {"ndcg@10": -((model.a - 2) ** 2) - (model.b - 30) ** 2}
+    )
     result = tune_params(Probe, {"a": (0, 1, 2, 3), "b": (10, 20, 30)}, data, {})
     assert result.params == {"a": 2, "b": 30}
-    assert len(seen) == len(set(seen)) == 4 + 2 + 3  # each point fitted once: a's line, b's line, a's line again
+    # each point fitted once: a's line, b's line, a's line again
+    assert len(seen) == len(set(seen)) == 4 + 2 + 3
     assert (result.model.a, result.model.b) == (2, 30)
     # b read only when scoring: one fit per value of a, every b a rescoring of it
     seen.clear()
@@ -182,8 +197,12 @@ def test_a_rescored_item_model_equals_one_fitted_with_the_value():
     data.times = data.matrix.copy()
     data.times.data = rng.random(data.times.nnz).astype(np.float32) * 1e6
     fitted = EASE(10.0, recency=0.0).fit(data)
-    np.testing.assert_allclose(fitted.rescored(recency=2.0).score(np.arange(8)),
-                               EASE(10.0, recency=2.0).fit(data).score(np.arange(8)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        fitted.rescored(recency=2.0).score(np.arange(8)),
+        EASE(10.0, recency=2.0).fit(data).score(np.arange(8)),
+        rtol=1e-5,
+        atol=1e-6,
+    )
     assert fitted.recency == 0.0  # the fitted model is untouched
     with pytest.raises(ValueError, match="refit"):
         fitted.rescored(regularization=1.0)
@@ -226,7 +245,8 @@ def test_cold_start_blend_follows_the_signal_on_validation(signal):
     con.execute("CREATE TABLE learners (learner_id VARCHAR, job VARCHAR)")
     con.executemany("INSERT INTO learners VALUES (?, ?)", [[f"L{r}", f"job {jobs[r]}"] for r in range(n)])
 
-    # the profile's vector: the course its job names (profile signal), or a random direction (no profile signal)
+    # the profile's vector: the course its job names (profile signal), or a random direction (no profile
+    # signal)
     table = course_vectors if signal == "profile" else rng.standard_normal((m, m))
 
     def embed(texts):
@@ -236,13 +256,16 @@ def test_cold_start_blend_follows_the_signal_on_validation(signal):
     assert set(scores) == set(BLENDS) and scores[weight] == max(scores.values())
     assert scores[weight] >= max(scores[0.0], scores[1.0])  # never below profile alone or popularity alone
     alone, other = (scores[0.0], scores[1.0]) if signal == "profile" else (scores[1.0], scores[0.0])
-    assert alone > other + 0.1 and weight != (1.0 if signal == "profile" else 0.0)  # the side with the signal counts
+    # the side with the signal counts
+    assert alone > other + 0.1 and weight != (1.0 if signal == "profile" else 0.0)
 
 
 def test_recency_weighs_a_learners_latest_courses_most():
     from coursepilot.models.item_based import recency_weights
 
-    times = sparse.csr_matrix((np.array([5.0, 9.0, 1.0, 7.0, 3.0]), ([0, 0, 0, 1, 1], [0, 1, 2, 0, 3])), shape=(2, 4))
+    times = sparse.csr_matrix(
+        (np.array([5.0, 9.0, 1.0, 7.0, 3.0]), ([0, 0, 0, 1, 1], [0, 1, 2, 0, 3])), shape=(2, 4)
+    )
     weights = recency_weights(times, half_life=1.0).toarray()
     np.testing.assert_allclose(weights, [[0.5, 1.0, 0.25, 0.0], [1.0, 0.0, 0.0, 0.5]])
     data = _data([[1, 1, 1, 0], [1, 0, 0, 1]])
@@ -258,10 +281,16 @@ def test_intensity_match_pairs_adaptive_learners_with_intensive_courses():
     data.p_intensive = np.array([0.8, 0.1, np.nan])
     data.difficulty = np.array([2, 0, -1])
     intensity = LevelMatch("intensity").fit(data).score(np.arange(3))
-    np.testing.assert_allclose(intensity, [[0.9 * 0.8 + 0.1 * 0.2, 0.9 * 0.1 + 0.1 * 0.9, 0.5],
-                                           [0.2 * 0.8 + 0.8 * 0.2, 0.2 * 0.1 + 0.8 * 0.9, 0.5],
-                                           [0.5, 0.5, 0.5]])
-    assert intensity[0].argmax() == 0 and intensity[1].argmax() == 1  # adaptive -> intensive, non-adaptive -> accessible
+    np.testing.assert_allclose(
+        intensity,
+        [
+            [0.9 * 0.8 + 0.1 * 0.2, 0.9 * 0.1 + 0.1 * 0.9, 0.5],
+            [0.2 * 0.8 + 0.8 * 0.2, 0.2 * 0.1 + 0.8 * 0.9, 0.5],
+            [0.5, 0.5, 0.5],
+        ],
+    )
+    # adaptive -> intensive, non-adaptive -> accessible
+    assert intensity[0].argmax() == 0 and intensity[1].argmax() == 1
     difficulty = LevelMatch("difficulty").fit(data).score(np.arange(3))
     np.testing.assert_allclose(LevelMatch("both").fit(data).score(np.arange(3)), (intensity + difficulty) / 2)
     with pytest.raises(ValueError, match="signal"):

@@ -15,13 +15,18 @@ from coursepilot import warehouse
 from coursepilot.home import ProjectHome
 from coursepilot.runlock import ProjectBusyError, run_lock
 
-HOLD = "import sys, time; from coursepilot.runlock import run_lock\nwith run_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)"
+HOLD = (
+    "import sys, time; from coursepilot.runlock import run_lock\nwith run_lock(sys.argv[1]):\n    "
+    "print('held', flush=True); time.sleep(600)"
+)
 
 
 def test_a_held_lock_refuses_a_second_holder_with_who_holds_it(tmp_path):
     lock = tmp_path / "warehouse.duckdb.run-lock"
     with run_lock(lock, "run"):
-        with pytest.raises(ProjectBusyError, match=rf"another coursepilot run \(pid {os.getpid()} on .*this run was refused"):
+        with pytest.raises(
+            ProjectBusyError, match=rf"another coursepilot run \(pid {os.getpid()} on .*this run was refused"
+        ):
             with run_lock(lock):
                 pass
     with run_lock(lock):  # released on exit
@@ -46,7 +51,16 @@ def test_a_lock_dies_with_its_process_even_on_sigkill(tmp_path):
 @pytest.mark.slow
 def test_two_cli_runs_at_once_one_runs_the_other_is_refused(tmp_path):
     home = ProjectHome.resolve(tmp_path / "home")
-    command = [str(Path(sys.executable).parent / "coursepilot"), "run", "--size", "XS", "--home", str(home.root), "--log-level", "WARNING"]
+    command = [
+        str(Path(sys.executable).parent / "coursepilot"),
+        "run",
+        "--size",
+        "XS",
+        "--home",
+        str(home.root),
+        "--log-level",
+        "WARNING",
+    ]
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lock = Path(f"{home.warehouse}.run-lock")
     deadline = time.monotonic() + 120
@@ -59,4 +73,7 @@ def test_two_cli_runs_at_once_one_runs_the_other_is_refused(tmp_path):
     refusal = " ".join((second.stdout + second.stderr).split())
     assert "another coursepilot Dagster run" in refusal and "refused before changing anything" in refusal
     with warehouse.connect(home.warehouse, read_only=True) as con:
-        assert warehouse.row_count(con, "interactions") > 0 and warehouse.row_count(con, "peer_recommendations") > 0
+        assert (
+            warehouse.row_count(con, "interactions") > 0
+            and warehouse.row_count(con, "peer_recommendations") > 0
+        )

@@ -66,5 +66,6 @@ def test_killed_cache_writer_leaves_a_readable_cache(tmp_path):
     assert n >= 3 * 200 and n % 200 == 0  # whole batches only
     vectors = cache.get([f"key-0-{i}" for i in range(200)])
     assert len(vectors) == 200 and all(v.shape == (DIM,) and v[0] == 0 for v in vectors.values())
-    cache.put({"one-more": np.zeros(DIM, dtype=np.float32)})  # the next write clears a killed writer's temp file
+    # the next write clears a killed writer's temp file
+    cache.put({"one-more": np.zeros(DIM, dtype=np.float32)})
     assert [p.name for p in tmp_path.iterdir()] == ["cache.parquet"]

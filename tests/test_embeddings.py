@@ -9,11 +9,13 @@ from coursepilot.embeddings import DIM, EmbeddingCache, EmbedStats, embed_texts,
 
 
 def test_similar_course_texts_are_nearer_than_unrelated_ones():
-    vectors = embed_texts([
-        "Introduction to Python programming for data analysis with pandas",
-        "Learn Python and pandas to analyse data sets step by step",
-        "Watercolour painting techniques for landscapes and portraits",
-    ])
+    vectors = embed_texts(
+        [
+            "Introduction to Python programming for data analysis with pandas",
+            "Learn Python and pandas to analyse data sets step by step",
+            "Watercolour painting techniques for landscapes and portraits",
+        ]
+    )
     assert vectors.shape == (3, DIM) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.3
@@ -25,8 +27,12 @@ def test_cache_encodes_only_new_or_changed_texts(tmp_path):
     a = embed_texts(["Deep learning with PyTorch", "Accounting basics"], cache=cache, stats=first)
     assert (first.encoded, first.cached) == (2, 0)
     second = EmbedStats()
-    b = embed_texts(["Deep learning with PyTorch", "Accounting basics, revised edition"],
-                    cache=EmbeddingCache(tmp_path), stats=second)  # a fresh process would reopen the file
+    # a fresh process would reopen the file
+    b = embed_texts(
+        ["Deep learning with PyTorch", "Accounting basics, revised edition"],
+        cache=EmbeddingCache(tmp_path),
+        stats=second,
+    )
     assert (second.encoded, second.cached) == (1, 1)
     assert np.array_equal(a[0], b[0]) and not np.allclose(a[1], b[1])
     assert len(EmbeddingCache(tmp_path)) == 3
@@ -56,8 +62,12 @@ def test_preprocess_drops_stop_words_and_punctuation():
 
 
 def test_onnx_backend_agrees_with_torch_and_keeps_its_export(tmp_path):
-    texts = ["Introduction to Python programming for data analysis with pandas",
-             "Watercolour painting techniques for landscapes and portraits", "SQL joins " * 300]  # the last is truncated
+    # the last is truncated
+    texts = [
+        "Introduction to Python programming for data analysis with pandas",
+        "Watercolour painting techniques for landscapes and portraits",
+        "SQL joins " * 300,
+    ]
     reference = embed_texts(texts)
     stats = EmbedStats()
     onnx = embed_texts(texts, cache=EmbeddingCache(tmp_path), stats=stats, backend="onnx")

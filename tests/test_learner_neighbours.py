@@ -46,7 +46,9 @@ def test_hnsw_neighbours_recall_the_exact_ones_with_exact_weights():
     found, sims = approx.search(rows)
     assert not (found == rows[:, None]).any()
     unit = normalize(matrix)
-    true = np.asarray(unit[np.repeat(rows, 10)].multiply(unit[found.ravel()]).sum(axis=1)).reshape(found.shape)
+    true = np.asarray(unit[np.repeat(rows, 10)].multiply(unit[found.ravel()]).sum(axis=1)).reshape(
+        found.shape
+    )
     np.testing.assert_allclose(sims, true, rtol=1e-5)  # re-scored exactly
     # ties make neighbour ids ambiguous: compare the similarity mass the neighbours carry
     assert sims.sum() / exact_sims.sum() > 0.95
@@ -71,9 +73,11 @@ def test_sparse_exact_search_for_a_few_rows_matches_the_dense_one():
     true = np.asarray(unit[np.repeat(rows, 8)].multiply(unit[found.ravel()]).sum(axis=1)).reshape(found.shape)
     np.testing.assert_allclose(sims, true, rtol=1e-5)
     assert not (found == rows[:, None]).any()
-    blocks = LearnerNeighbours(matrix, k=8, exact_limit=0, index=False, block_columns=150)  # 14 blocks, merged per row
+    # 14 blocks, merged per row
+    blocks = LearnerNeighbours(matrix, k=8, exact_limit=0, index=False, block_columns=150)
     np.testing.assert_allclose(blocks.search(rows)[1], sims, rtol=1e-6)
-    lonely = sparse.csr_matrix(([1.0, 1.0, 1.0], ([0, 1, 2], [0, 0, 1])), shape=(3, 2))  # learner 2 shares nothing
+    # learner 2 shares nothing
+    lonely = sparse.csr_matrix(([1.0, 1.0, 1.0], ([0, 1, 2], [0, 0, 1])), shape=(3, 2))
     found, sims = LearnerNeighbours(lonely, k=2, exact_limit=0, index=False).search(np.array([0, 2]))
     assert found.tolist() == [[1, -1], [-1, -1]] and sims[0, 0] == np.float32(1.0)
     assert LearnerNeighbours(lonely, k=2, exact_limit=0, index=False).weights(np.array([0, 2])).nnz == 1

@@ -35,7 +35,10 @@ def test_hit_matrix_looks_up_each_learner_in_their_own_set():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.integers(0, 30), min_size=10, max_size=10, unique=True), st.sets(st.integers(0, 30), min_size=1, max_size=12))
+@given(
+    st.lists(st.integers(0, 30), min_size=10, max_size=10, unique=True),
+    st.sets(st.integers(0, 30), min_size=1, max_size=12),
+)
 def test_vectorised_metrics_match_and_stay_in_unit_range(ranked, relevant):
     scalar = {k: ranking_metrics(ranked, relevant, k) for k in (1, 5, 10)}
     hits = hit_matrix(np.array([ranked]), [relevant])

@@ -23,8 +23,9 @@ def test_a_learner_without_relevant_courses_is_refused():
 
 
 def test_vectorised_metrics_for_three_learners_by_hand():
-    from coursepilot.metrics import metrics_from_hits
     import numpy as np
+
+    from coursepilot.metrics import metrics_from_hits
 
     hits = np.array([[True, False, True], [False, False, False], [False, True, False]])
     out = metrics_from_hits(hits, np.array([2, 1, 3]), (3,), n_candidates=np.array([10, 10, 10]))

@@ -1,4 +1,5 @@
-"""Paired t-test and bootstrap interval against hand-computed cases (kills mutants of coursepilot/significance.py)."""
+"""Paired t-test and bootstrap interval against hand-computed cases (kills mutants of
+coursepilot/significance.py)."""
 
 from __future__ import annotations
 
@@ -49,11 +50,27 @@ def test_paired_ttest_of_two_learners_is_allowed():
 
 def test_constant_differences_give_the_degenerate_test():
     shifted = paired_ttest([1.0, 2.0, 3.0], [0.5, 1.5, 2.5])  # every difference 0.5: sd 0
-    assert shifted == {"mean_diff": 0.5, "t": math.inf, "df": 2, "p": 0.0, "ci_low": 0.5, "ci_high": 0.5,
-                       "cohens_d": math.inf, "n": 3}
+    assert shifted == {
+        "mean_diff": 0.5,
+        "t": math.inf,
+        "df": 2,
+        "p": 0.0,
+        "ci_low": 0.5,
+        "ci_high": 0.5,
+        "cohens_d": math.inf,
+        "n": 3,
+    }
     same = paired_ttest([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
-    assert same == {"mean_diff": 0.0, "t": 0.0, "df": 2, "p": 1.0, "ci_low": 0.0, "ci_high": 0.0,
-                    "cohens_d": 0.0, "n": 3}
+    assert same == {
+        "mean_diff": 0.0,
+        "t": 0.0,
+        "df": 2,
+        "p": 1.0,
+        "ci_low": 0.0,
+        "ci_high": 0.0,
+        "cohens_d": 0.0,
+        "n": 3,
+    }
 
 
 def _reference_bootstrap(values, confidence, resamples, seed, chunk):
@@ -72,8 +89,9 @@ def _reference_bootstrap(values, confidence, resamples, seed, chunk):
     return np.percentile(means, tail, axis=0), np.percentile(means, 100 - tail, axis=0)
 
 
-@pytest.mark.parametrize("confidence, resamples, seed, chunk", [(0.95, 1000, 0, 100), (0.8, 250, 7, 100),
-                                                                  (0.9, 30, 1, 7)])
+@pytest.mark.parametrize(
+    "confidence, resamples, seed, chunk", [(0.95, 1000, 0, 100), (0.8, 250, 7, 100), (0.9, 30, 1, 7)]
+)
 def test_bootstrap_follows_the_documented_procedure(confidence, resamples, seed, chunk):
     values = np.c_[np.arange(12.0) ** 2, np.linspace(0.0, 1.0, 12)]
     if (confidence, resamples, seed, chunk) == (0.95, 1000, 0, 100):

@@ -1,4 +1,5 @@
-"""The neural hybrid against its CF input (ALS) on a small constructed dataset: never below it on validation."""
+"""The neural hybrid against its CF input (ALS) on a small constructed dataset: never below it on
+validation."""
 
 from __future__ import annotations
 
@@ -28,10 +29,11 @@ def carved() -> tuple[TrainData, TrainData, dict]:
     topics = rng.integers(TOPICS, size=LEARNERS)
     weights = np.full((TOPICS, n_courses), 0.02)  # per topic: its courses by popularity, a few others
     for topic in range(TOPICS):
-        weights[topic, topic * PER_TOPIC:(topic + 1) * PER_TOPIC] += 1.0 / np.arange(1, PER_TOPIC + 1)
+        weights[topic, topic * PER_TOPIC : (topic + 1) * PER_TOPIC] += 1.0 / np.arange(1, PER_TOPIC + 1)
     rows = np.repeat(np.arange(LEARNERS), TAKEN)
-    cols = np.concatenate([rng.choice(n_courses, TAKEN, replace=False, p=weights[t] / weights[t].sum())
-                           for t in topics])
+    cols = np.concatenate(
+        [rng.choice(n_courses, TAKEN, replace=False, p=weights[t] / weights[t].sum()) for t in topics]
+    )
     vectors = np.repeat(np.eye(TOPICS, 8), PER_TOPIC, axis=0) + 0.3 * rng.standard_normal((n_courses, 8))
 
     def matrix(kept: np.ndarray) -> sparse.csr_matrix:
@@ -39,9 +41,12 @@ def carved() -> tuple[TrainData, TrainData, dict]:
         return sparse.csr_matrix((ones, (rows[kept], cols[kept])), shape=(LEARNERS, n_courses))
 
     held = np.arange(len(rows)) % TAKEN >= TAKEN - HELD  # each learner's last HELD courses
-    data = TrainData(np.array([f"l{i}" for i in range(LEARNERS)], dtype=object),
-                     np.array([f"c{i}" for i in range(n_courses)], dtype=object), matrix(np.ones(len(rows), bool)),
-                     (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32))
+    data = TrainData(
+        np.array([f"l{i}" for i in range(LEARNERS)], dtype=object),
+        np.array([f"c{i}" for i in range(n_courses)], dtype=object),
+        matrix(np.ones(len(rows), bool)),
+        (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32),
+    )
     return data, data.with_matrix(matrix(~held)), relevant_sets(matrix(held))
 
 
@@ -58,22 +63,27 @@ def test_the_fitted_network_ranks_validation_at_least_as_well_as_its_als_input(c
     validated = [h for h in model.history if "valid_ndcg@10" in h]
     assert validated[0] == {"epoch": 0, "valid_ndcg@10": als}  # epoch 0 is the CF input alone
     best = max(validated, key=lambda h: h["valid_ndcg@10"])
-    assert model.best_epochs == best["epoch"] >= 1 and not model.fell_back  # the text topics let it improve on ALS
-    assert len(model.history) == len(validated) + model.best_epochs  # then retrained for the best number of epochs
+    # the text topics let it improve on ALS
+    assert model.best_epochs == best["epoch"] >= 1 and not model.fell_back
+    # then retrained for the best number of epochs
+    assert len(model.history) == len(validated) + model.best_epochs
     assert ndcg(model, valid) == best["valid_ndcg@10"] >= als
 
 
 def test_a_network_that_cannot_help_falls_back_to_its_als_input(carved):
     data, fit_data, valid = carved
-    diverging = dict(dim=16, max_epochs=1, learning_rate=1e4, batch_size=64, als_params=ALS)  # one epoch at a huge rate
+    # one epoch at a huge rate
+    diverging = dict(dim=16, max_epochs=1, learning_rate=1e4, batch_size=64, als_params=ALS)
     diverged = NeuralHybrid(**diverging).fit(data, fit_data, valid)
-    assert diverged.history[1]["valid_ndcg@10"] < diverged.history[0]["valid_ndcg@10"]  # worse than ALS after its epoch
+    # worse than ALS after its epoch
+    assert diverged.history[1]["valid_ndcg@10"] < diverged.history[0]["valid_ndcg@10"]
     assert diverged.fell_back and diverged.best_epochs == 0 and "ALS" in diverged.fallback_reason
     als = Factorisation("als", **ALS).fit(data)
     rows = np.arange(LEARNERS)
     np.testing.assert_array_equal(diverged.score(rows), als.score(rows))
     np.testing.assert_array_equal(diverged.recommend(rows), als.recommend(rows))
-    assert NeuralHybrid(**diverging).fit(data, fit_data, valid, als=als).cf is als  # the given ALS, not refitted
+    # the given ALS, not refitted
+    assert NeuralHybrid(**diverging).fit(data, fit_data, valid, als=als).cf is als
 
 
 def test_the_same_seed_trains_the_same_network(carved):
@@ -82,7 +92,8 @@ def test_the_same_seed_trains_the_same_network(carved):
 
     def scores(seed: int) -> np.ndarray:
         model = NeuralHybrid(dim=16, max_epochs=2, batch_size=256, seed=seed, als_params=ALS).fit(data)
-        assert (model.fell_back, model.fallback_reason, model.best_epochs) == (False, "", 2)  # nothing to fall back on
+        # nothing to fall back on
+        assert (model.fell_back, model.fallback_reason, model.best_epochs) == (False, "", 2)
         return model.score(rows)
 
     first = scores(3)

@@ -1,4 +1,5 @@
-"""Nightly schedule, source-change sensor, promotion gate and rollback, with Dagster's and MLflow's own APIs."""
+"""Nightly schedule, source-change sensor, promotion gate and rollback, with Dagster's and MLflow's own
+APIs."""
 
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from dagster import (DagsterInstance, build_schedule_context, build_sensor_context,
-                     validate_run_config)
+from dagster import DagsterInstance, build_schedule_context, build_sensor_context, validate_run_config
 
 from coursepilot import warehouse
 from coursepilot.home import ProjectHome
@@ -38,14 +38,28 @@ def test_weekly_full_rebuild_and_the_nightly_job_keeps_tuning(tmp_path, monkeypa
     monkeypatch.setenv("COURSEPILOT_WEEKLY_CRON", "0 4 * * 6")
     defs = build_definitions(ProjectHome.resolve(tmp_path))
     weekly = defs.resolve_schedule_def("weekly_full")
-    assert (weekly.cron_schedule, weekly.job_name, weekly.default_status.value) == ("0 4 * * 6", "full_pipeline", "RUNNING")
+    assert (weekly.cron_schedule, weekly.job_name, weekly.default_status.value) == (
+        "0 4 * * 6",
+        "full_pipeline",
+        "RUNNING",
+    )
     nightly = defs.resolve_job_def("nightly_retrain")
     steps = {n.name for n in nightly.graph.node_defs}
     assert {"course_embeddings", "als_model", "hybrid_model", "recommender", "peer_recommendations"} <= steps
-    assert not steps & {"bpr_model", "baseline_models", "neural_hybrid_model", "rating_models", "evaluation_report"}
+    assert not steps & {
+        "bpr_model",
+        "baseline_models",
+        "neural_hybrid_model",
+        "rating_models",
+        "evaluation_report",
+    }
     assert {op: cfg["config"] for op, cfg in nightly.run_config["ops"].items()} == {
-        "als_model": {"retune": False}, "hybrid_model": {"retune": False}, "peer_clusters": {"retune": False},
-        "learner_labels": {"retune": False}, "peer_recommendations": {"retune": False}}
+        "als_model": {"retune": False},
+        "hybrid_model": {"retune": False},
+        "peer_clusters": {"retune": False},
+        "learner_labels": {"retune": False},
+        "peer_recommendations": {"retune": False},
+    }
     assert {n.name for n in defs.resolve_job_def("full_pipeline").graph.node_defs} > steps
 
 
@@ -53,7 +67,9 @@ def test_sensor_runs_on_a_real_change_only(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     (data / "events.csv").write_text("user,item\nu1,c1\n")
-    defs = build_definitions(ProjectHome.resolve(tmp_path / "home"), DatasetResource(format="generic", path=str(data)))
+    defs = build_definitions(
+        ProjectHome.resolve(tmp_path / "home"), DatasetResource(format="generic", path=str(data))
+    )
     sensor = defs.resolve_sensor_def("source_change")
 
     def tick(cursor):
@@ -69,8 +85,13 @@ def test_sensor_runs_on_a_real_change_only(tmp_path):
     (data / "events.csv").write_text("user,item\nu1,c1\nu2,c1\n")
     changed, new_cursor = tick(cursor)
     assert len(changed.run_requests) == 1 and changed.run_requests[0].run_key == new_cursor != cursor
-    synthetic = build_definitions(ProjectHome.resolve(tmp_path / "home"), DatasetResource()).resolve_sensor_def("source_change")
-    assert "synthetic" in synthetic.evaluate_tick(build_sensor_context(instance=DagsterInstance.ephemeral())).skip_message
+    synthetic = build_definitions(
+        ProjectHome.resolve(tmp_path / "home"), DatasetResource()
+    ).resolve_sensor_def("source_change")
+    assert (
+        "synthetic"
+        in synthetic.evaluate_tick(build_sensor_context(instance=DagsterInstance.ephemeral())).skip_message
+    )
 
 
 @pytest.fixture
@@ -85,7 +106,11 @@ def register(client, score: float | None) -> str:
     with mlflow.start_run() as run:
         if score is not None:
             mlflow.log_metric("valid_ndcg_at_10", score)
-    return str(client.create_model_version(MODEL_NAME, f"runs:/{run.info.run_id}/recommender", run.info.run_id).version)
+    return str(
+        client.create_model_version(
+            MODEL_NAME, f"runs:/{run.info.run_id}/recommender", run.info.run_id
+        ).version
+    )
 
 
 def test_gate_keeps_the_champion_against_a_worse_model_and_rollback_works(client):
@@ -93,7 +118,10 @@ def test_gate_keeps_the_champion_against_a_worse_model_and_rollback_works(client
     worse = register(client, 0.15)
     promoted, reason = promotion_gate(client, worse, tolerance=0.01)
     assert not promoted and "below the champion" in reason
-    assert champion_version(client) == "1" and str(client.get_model_version_by_alias(MODEL_NAME, "challenger").version) == worse
+    assert (
+        champion_version(client) == "1"
+        and str(client.get_model_version_by_alias(MODEL_NAME, "challenger").version) == worse
+    )
     close = register(client, 0.195)  # within the tolerance
     assert promotion_gate(client, close, tolerance=0.01)[0] and champion_version(client) == close
     unscored = register(client, None)  # a partial run that recorded no validation score
@@ -113,23 +141,47 @@ def test_every_executor_config_is_valid_and_runs_one_step_at_a_time(tmp_path, mo
     execution = validate_run_config(job, {}).get("execution", {})
     assert job.executor_def.name == ("in_process" if name == "in_process" else executor(name).name)
     config = next(iter(execution.values()), {}) if execution else {}
-    assert name == "in_process" or config.get("max_concurrent") == 1 or config.get("config_source") == {"worker_concurrency": 1}
+    assert (
+        name == "in_process"
+        or config.get("max_concurrent") == 1
+        or config.get("config_source") == {"worker_concurrency": 1}
+    )
 
 
 def test_unknown_executor_is_refused(monkeypatch):
     monkeypatch.setenv(EXECUTOR_ENV, "threads")
-    with pytest.raises(ValueError, match="COURSEPILOT_EXECUTOR='threads': choose one of in_process, multiprocess"):
+    with pytest.raises(
+        ValueError, match="COURSEPILOT_EXECUTOR='threads': choose one of in_process, multiprocess"
+    ):
         build_definitions()
 
 
 @pytest.mark.slow
 def test_multiprocess_executor_runs_each_step_in_its_own_process(tmp_path):
     home = ProjectHome.resolve(tmp_path / "home")
-    env = dict(os.environ, COURSEPILOT_EXECUTOR="multiprocess", COURSEPILOT_SYNTHETIC_SIZE="XS", COURSEPILOT_HOME=str(home.root),
-               DAGSTER_HOME=str(prepare_dagster_home(home)))
-    done = subprocess.run([str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "pipelines.definitions",
-                           "--select", "raw_learners,raw_courses,raw_interactions,learners,courses,interactions,split"],
-                          env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    env = dict(
+        os.environ,
+        COURSEPILOT_EXECUTOR="multiprocess",
+        COURSEPILOT_SYNTHETIC_SIZE="XS",
+        COURSEPILOT_HOME=str(home.root),
+        DAGSTER_HOME=str(prepare_dagster_home(home)),
+    )
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "pipelines.definitions",
+            "--select",
+            "raw_learners,raw_courses,raw_interactions,learners,courses,interactions,split",
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "multiprocess" in done.stderr and done.stderr.count("STEP_WORKER_STARTED") >= 3
     with warehouse.connect(home.warehouse, read_only=True) as con:

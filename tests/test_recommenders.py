@@ -11,15 +11,16 @@ import pytest
 from coursepilot.embeddings import embed_texts
 from coursepilot.evaluation import evaluate, held_out
 from coursepilot.models.base import load_train_data, minmax_rows, top_k
-from coursepilot.models.factors import Factorisation
 from coursepilot.models.catalogue import MODELS as SPECS
 from coursepilot.models.catalogue import build
+from coursepilot.models.factors import Factorisation
 from coursepilot.models.fusion import Fusion
 from coursepilot.models.hybrid import Hybrid, blend_tops, tune, validation_data
 from coursepilot.models.simple import Content, Popularity
 from coursepilot.registry import ServingModel, save_bundle
 from coursepilot.sampling import restrict, sample_rows
 from tests.recommender_data import FUSION_PARAMS, SCALE, small_fusion
+
 
 def test_a_sampled_load_equals_the_sample_of_everyone(warehouse, data):
     rows = sample_rows(data.shape[0], 400, seed=4)
@@ -28,14 +29,19 @@ def test_a_sampled_load_equals_the_sample_of_everyone(warehouse, data):
     np.testing.assert_array_equal(sampled.course_ids, everyone.course_ids)
     assert (sampled.matrix != everyone.matrix).nnz == 0 and sampled.matrix.nnz > 0
     np.testing.assert_array_equal(sampled.p_adaptive, everyone.p_adaptive)
-    assert held_out(warehouse, sampled, "test", SCALE) == restrict(held_out(warehouse, data, "test", SCALE), rows)
-    assert load_train_data(warehouse, SCALE, max_learners=data.shape[0]).shape == data.shape  # no more than that: everyone
+    assert held_out(warehouse, sampled, "test", SCALE) == restrict(
+        held_out(warehouse, data, "test", SCALE), rows
+    )
+    # no more than that: everyone
+    assert load_train_data(warehouse, SCALE, max_learners=data.shape[0]).shape == data.shape
 
 
-MODELS = {**{spec.name: (lambda name=spec.name: build(name)) for spec in SPECS},
-          "bpr": lambda: build("bpr", {"factors": 16}),
-          "hybrid_eq6": lambda: Hybrid(Factorisation("als"), Content("minilm"), 0.7, 0.1),
-          "fusion": small_fusion}
+MODELS = {
+    **{spec.name: (lambda name=spec.name: build(name)) for spec in SPECS},
+    "bpr": lambda: build("bpr", {"factors": 16}),
+    "hybrid_eq6": lambda: Hybrid(Factorisation("als"), Content("minilm"), 0.7, 0.1),
+    "fusion": small_fusion,
+}
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -54,11 +60,14 @@ def test_every_model_is_deterministic_agrees_with_its_scores_and_restores(data, 
     rows = np.r_[np.arange(0, data.shape[0], 97), np.flatnonzero(np.diff(data.matrix.indptr) == 0)[:2]]
     model, again = MODELS[name]().fit(data), MODELS[name]().fit(data)
     scores = model.score(rows)
-    assert scores.shape == (len(rows), data.shape[1]) and np.isfinite(scores).all()  # learners with no history too
+    # learners with no history too
+    assert scores.shape == (len(rows), data.shape[1]) and np.isfinite(scores).all()
     np.testing.assert_allclose(again.score(rows), scores, rtol=1e-5, atol=1e-6)
     ranked = np.where(data.matrix[rows].toarray() > 0, -np.inf, scores)
     top = model.recommend(rows, 5)
-    np.testing.assert_allclose(np.take_along_axis(ranked, top, axis=1), -np.sort(-ranked, axis=1)[:, :5], rtol=1e-6)
+    np.testing.assert_allclose(
+        np.take_along_axis(ranked, top, axis=1), -np.sort(-ranked, axis=1)[:, :5], rtol=1e-6
+    )
     if isinstance(model, (Fusion, Hybrid)):
         return  # composites restore through their parts (the fusion: the serving test)
     restored = MODELS[name]().restore(data, model.state())
@@ -107,13 +116,20 @@ def test_minmax_rows_spans_the_finite_scores_of_each_row():
 def test_equation_6_is_alpha_cf_plus_one_minus_alpha_content_plus_the_level_term(data):
     hybrid = Hybrid(Popularity(), Content("tfidf"), alpha=0.3, level_weight=0.2).fit(data)
     rows = np.arange(6)
-    cf, content = minmax_rows(Popularity().fit(data).score(rows)), minmax_rows(Content("tfidf").fit(data).score(rows))
-    np.testing.assert_allclose(hybrid.score(rows), 0.3 * cf + 0.7 * content + 0.2 * hybrid.level(rows), atol=1e-6)
+    cf, content = (
+        minmax_rows(Popularity().fit(data).score(rows)),
+        minmax_rows(Content("tfidf").fit(data).score(rows)),
+    )
+    np.testing.assert_allclose(
+        hybrid.score(rows), 0.3 * cf + 0.7 * content + 0.2 * hybrid.level(rows), atol=1e-6
+    )
     assert np.ptp(content) > 0 and np.ptp(cf) > 0  # both terms carry something to get wrong
 
 
 def test_level_term_is_one_minus_half_the_level_distance(data):
-    hybrid = Hybrid(Popularity(), Popularity()).fit(data, targets=np.r_[np.nan, 0.0, 1.3, 2.0, np.full(data.shape[0] - 4, np.nan)])
+    hybrid = Hybrid(Popularity(), Popularity()).fit(
+        data, targets=np.r_[np.nan, 0.0, 1.3, 2.0, np.full(data.shape[0] - 4, np.nan)]
+    )
     hybrid.level_term.targets[0] = np.nan  # a learner without a training course of known difficulty
     rows = np.array([0, 1, 2, 3])
     targets, difficulty = hybrid.level_term.targets[rows][:, None], data.difficulty[None, :].astype(float)
@@ -129,7 +145,9 @@ def test_grid_ranking_over_candidates_equals_ranking_every_course():
     taste = rng.random((rows, 1))
     cf = (taste * rng.random((1, courses)) + 0.3 * rng.random((rows, courses))).astype(np.float32)
     content = rng.random((rows, courses)).astype(np.float32) ** 3
-    level = np.choose(rng.integers(0, 3, courses), [1.0, 0.75, 0.5])[None, :].repeat(rows, 0).astype(np.float32)
+    level = (
+        np.choose(rng.integers(0, 3, courses), [1.0, 0.75, 0.5])[None, :].repeat(rows, 0).astype(np.float32)
+    )
     seen = rng.random((rows, courses)) < 0.05
     seen[:5, 8:] = True  # five learners with only 8 unseen courses
     points = [(alpha, weight) for alpha in (0.0, 0.3, 0.7, 1.0) for weight in (0.0, 0.2, 0.8, 5.0)]
@@ -137,42 +155,71 @@ def test_grid_ranking_over_candidates_equals_ranking_every_course():
     for (alpha, weight), top in zip(points, fast):
         scores = np.where(seen, -np.inf, alpha * cf + (1 - alpha) * content + weight * level)
         full = top_k(scores, 10)
-        finite = np.isfinite(np.take_along_axis(scores, full, axis=1))  # past the unseen courses, seen ones (-inf) in any order
+        # past the unseen courses, seen ones (-inf) in any order
+        finite = np.isfinite(np.take_along_axis(scores, full, axis=1))
         np.testing.assert_array_equal(top[finite], full[finite])
         assert not np.isfinite(np.take_along_axis(scores, top, axis=1)[~finite]).any()
 
 
 def test_tuning_never_reads_test(warehouse, data):
     fit_data, valid, _ = validation_data(warehouse, data, SCALE)
-    before = tune(Hybrid(Factorisation("als"), Content("minilm")), fit_data, valid, alphas=(0.0, 0.5, 1.0), level_weights=(0.0, 0.2))
-    saved = warehouse.execute("SELECT * FROM interactions i JOIN split s USING (learner_id, course_id) WHERE s.split = 'test'").df()
+    before = tune(
+        Hybrid(Factorisation("als"), Content("minilm")),
+        fit_data,
+        valid,
+        alphas=(0.0, 0.5, 1.0),
+        level_weights=(0.0, 0.2),
+    )
+    saved = warehouse.execute(
+        "SELECT * FROM interactions i JOIN split s USING (learner_id, course_id) WHERE s.split = 'test'"
+    ).df()
     try:  # scramble every test interaction: tuning must not notice
-        warehouse.execute("UPDATE interactions SET rating = 6 - coalesce(rating, 3), watch_pct = 100 - watch_pct "
-                          "WHERE (learner_id, course_id) IN (SELECT learner_id, course_id FROM split WHERE split = 'test')")
+        warehouse.execute(
+            "UPDATE interactions SET rating = 6 - coalesce(rating, 3), watch_pct = 100 - watch_pct "
+            "WHERE (learner_id, course_id) IN (SELECT learner_id, course_id FROM split WHERE split = 'test')"
+        )
         fit_again, valid_again, _ = validation_data(warehouse, data, SCALE)
-        after = tune(Hybrid(Factorisation("als"), Content("minilm")), fit_again, valid_again, alphas=(0.0, 0.5, 1.0), level_weights=(0.0, 0.2))
+        after = tune(
+            Hybrid(Factorisation("als"), Content("minilm")),
+            fit_again,
+            valid_again,
+            alphas=(0.0, 0.5, 1.0),
+            level_weights=(0.0, 0.2),
+        )
     finally:
-        warehouse.execute("DELETE FROM interactions WHERE (learner_id, course_id) IN "
-                          "(SELECT learner_id, course_id FROM split WHERE split = 'test')")
+        warehouse.execute(
+            "DELETE FROM interactions WHERE (learner_id, course_id) IN "
+            "(SELECT learner_id, course_id FROM split WHERE split = 'test')"
+        )
         warehouse.register("saved_test", saved[[c for c in saved.columns if c != "split"]])
         warehouse.execute("INSERT INTO interactions BY NAME SELECT * FROM saved_test")
     pd.testing.assert_frame_equal(before.grid, after.grid)
     assert not set(valid) - set(range(data.shape[0]))
-    test_pairs = set(map(tuple, warehouse.execute(
-        "SELECT learner_id, course_id FROM split WHERE split = 'test'").fetchall()))
+    test_pairs = set(
+        map(
+            tuple,
+            warehouse.execute("SELECT learner_id, course_id FROM split WHERE split = 'test'").fetchall(),
+        )
+    )
     valid_pairs = {(data.learner_ids[r], data.course_ids[c]) for r, cs in valid.items() for c in cs}
     assert not valid_pairs & test_pairs
 
 
 @pytest.fixture(scope="module")
 def serving(tmp_path_factory, data, fusion):
-    folder = save_bundle(tmp_path_factory.mktemp("bundle") / "b", data, [f"course {c}" for c in data.course_ids], fusion,
-                         FUSION_PARAMS)
+    folder = save_bundle(
+        tmp_path_factory.mktemp("bundle") / "b",
+        data,
+        [f"course {c}" for c in data.course_ids],
+        fusion,
+        FUSION_PARAMS,
+    )
     return ServingModel(folder)
 
 
 def test_serving_scores_equal_the_pipeline_model(serving, fusion, data):
-    assert data.times is not None and serving.data.times is not None  # EASE's recency reads the interaction times
+    # EASE's recency reads the interaction times
+    assert data.times is not None and serving.data.times is not None
     rows = np.arange(0, data.shape[0], 50)
     np.testing.assert_allclose(serving.fusion.score(rows), fusion.score(rows), rtol=1e-6, atol=1e-7)
 
@@ -186,20 +233,36 @@ def test_serving_excludes_taken_and_explains(serving, data):
     taken = {f"course {c}" for c in data.course_ids[data.matrix[row].indices]}
     for reason in result["reason"]:
         named = re.fullmatch(r"(?:learners who took|similar to) “(.+)”.*", reason)
-        assert named or re.fullmatch(r"your peer group takes it \(\d+% of [\d,]+ peers\)|popular (?:now|with many learners)|at your next level", reason)
+        assert named or re.fullmatch(
+            r"your peer group takes it \(\d+% of [\d,]+ peers\)|popular (?:now|with many learners)|at your "
+            r"next level",
+            reason,
+        )
         assert not named or named.group(1) in taken  # the evidence is a course the learner took
     with pytest.raises(KeyError, match="unknown learner"):
         serving.for_learner("nobody")
 
 
 def test_cold_start_learner_and_course(serving, warehouse, data):
-    result = serving.predict(pd.DataFrame({"learner_id": [""], "profile": ["accountant who uses Excel and SAP for budgeting"], "k": [8]}))
-    assert len(result) == 8 and result["course_id"].is_unique and (result["reason"] == "matches your profile").all()
+    result = serving.predict(
+        pd.DataFrame(
+            {"learner_id": [""], "profile": ["accountant who uses Excel and SAP for budgeting"], "k": [8]}
+        )
+    )
+    assert (
+        len(result) == 8
+        and result["course_id"].is_unique
+        and (result["reason"] == "matches your profile").all()
+    )
     themes = warehouse.execute("SELECT course_id, theme FROM courses").df().set_index("course_id")["theme"]
     assert (themes[result["course_id"]] == "Finance and Accounting").mean() >= 0.5
-    cold = warehouse.execute("SELECT DISTINCT course_id FROM split WHERE split = 'cold_course' ORDER BY 1 LIMIT 1").fetchone()[0]
+    cold = warehouse.execute(
+        "SELECT DISTINCT course_id FROM split WHERE split = 'cold_course' ORDER BY 1 LIMIT 1"
+    ).fetchone()[0]
     assert data.matrix[:, data.course_index([cold])[0]].nnz == 0  # never seen in training
-    title, description = warehouse.execute("SELECT title, description FROM courses WHERE course_id = ?", [cold]).fetchone()
+    title, description = warehouse.execute(
+        "SELECT title, description FROM courses WHERE course_id = ?", [cold]
+    ).fetchone()
     found = serving.for_profile(embed_texts([f"{title}. {description}"])[0], 5)
     assert cold in set(found["course_id"])
 
@@ -242,12 +305,15 @@ def test_top_k_orders_best_first():
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_top_k_batches_rank_like_a_full_sort(dtype):
-    scores = np.random.default_rng(0).standard_normal((300, 500)).astype(dtype)  # 150,000 scores: the torch path
+    # 150,000 scores: the torch path
+    scores = np.random.default_rng(0).standard_normal((300, 500)).astype(dtype)
     scores[0, :5], scores[1, :400], scores[2] = np.nan, -np.inf, np.round(scores[2])  # NaN last, -inf, ties
     for block in (scores, scores[:5, :30]):  # the torch path and the numpy one (a few rows, as when serving)
         top = top_k(block, 10)
         ranked = np.where(np.isnan(block), -np.inf, block)
-        np.testing.assert_array_equal(np.take_along_axis(ranked, top, axis=1), -np.sort(-ranked, axis=1)[:, :10])
+        np.testing.assert_array_equal(
+            np.take_along_axis(ranked, top, axis=1), -np.sort(-ranked, axis=1)[:, :10]
+        )
         assert all(len(set(row)) == 10 for row in top)
 
 
@@ -255,15 +321,21 @@ def test_rating_prediction_hand_computed_and_better_than_the_mean(warehouse):
     from coursepilot.models.base import split_frame
     from coursepilot.models.ratings import RatingModels, rating_errors
 
-    train = pd.DataFrame({"learner_id": ["a", "a", "b", "b", "c"], "course_id": ["x", "y", "x", "y", "x"],
-                          "rating": [5.0, 3.0, 4.0, 2.0, 1.0]})
+    train = pd.DataFrame(
+        {
+            "learner_id": ["a", "a", "b", "b", "c"],
+            "course_id": ["x", "y", "x", "y", "x"],
+            "rating": [5.0, 3.0, 4.0, 2.0, 1.0],
+        }
+    )
     models = RatingModels((1.0, 5.0), regularisation=0.0, passes=1).fit(train)
     assert models.predict("global_mean", train[:1])[0] == pytest.approx(3.0)
     assert rating_errors(np.array([3.0, 5.0]), np.array([4.0, 5.0])) == {"mae": 0.5, "mse": 0.5}
     # a and b rate alike; c's prediction for y leans on them: mu_c + their centred ratings of y
     predicted = models.predict("user_knn_rating", pd.DataFrame({"learner_id": ["c"], "course_id": ["y"]}))[0]
     assert predicted == pytest.approx(1.0, abs=1e-9)  # clipped at the scale's floor: 1 + (-1) = 0 -> 1
-    # unclipped, equation (9): d (mean 4) rates like a and b; r(d, y) = 4 + Σ sim (r - mean) / Σ |sim| = 4 + (-1) = 3
+    # unclipped, equation (9): d (mean 4) rates like a and b; r(d, y) = 4 + Σ sim (r - mean) / Σ |sim| = 4 +
+    # (-1) = 3
     with_d = pd.concat([train, pd.DataFrame({"learner_id": ["d"], "course_id": ["x"], "rating": [4.0]})])
     models = RatingModels((1.0, 5.0), regularisation=0.0, passes=1).fit(with_d)
     predicted = models.predict("user_knn_rating", pd.DataFrame({"learner_id": ["d"], "course_id": ["y"]}))[0]

@@ -10,13 +10,26 @@ from coursepilot.evaluation import evaluate, held_out
 from coursepilot.models.base import load_train_data
 from coursepilot.models.catalogue import MODELS as CATALOGUE
 from coursepilot.models.simple import Popularity
-from coursepilot.report import BASELINES, CALIBRATED, CI_METRICS, ReportConfig, evaluate_all, flat_keys, isolated_copy, write_report
+from coursepilot.report import (
+    BASELINES,
+    CALIBRATED,
+    CI_METRICS,
+    ReportConfig,
+    evaluate_all,
+    flat_keys,
+    isolated_copy,
+    write_report,
+)
 from coursepilot.significance import paired_ttest
 from coursepilot.splits import SplitConfig, build_split
-
 from tests.recommender_data import SCALE
 
-MODELS = {spec.name for spec in CATALOGUE if spec.report} | {"hybrid", "hybrid_eq6", "hybrid_eq6_level", "hybrid_tfidf"}
+MODELS = {spec.name for spec in CATALOGUE if spec.report} | {
+    "hybrid",
+    "hybrid_eq6",
+    "hybrid_eq6_level",
+    "hybrid_tfidf",
+}
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +41,19 @@ def test_every_model_has_every_key(report):
     assert set(report["models"]) == MODELS
     keys = flat_keys(report)
     for name in MODELS:
-        for metric in ("precision@5", "recall@5", "f1@5", "accuracy@5", "precision@10", "recall@10", "ndcg@10",
-                       "map@10", "hit@10", "mrr", "coverage"):
+        for metric in (
+            "precision@5",
+            "recall@5",
+            "f1@5",
+            "accuracy@5",
+            "precision@10",
+            "recall@10",
+            "ndcg@10",
+            "map@10",
+            "hit@10",
+            "mrr",
+            "coverage",
+        ):
             value = keys[f"models.{name}.{metric}"]
             assert 0.0 <= value <= 1.0, (name, metric)
             assert f"models.{name}.{metric}_std" in keys
@@ -38,13 +62,20 @@ def test_every_model_has_every_key(report):
     validation = report["validation"]
     assert validation["notes"]["skipped"] == {}  # the synthetic source has everything every model needs
     fusion = validation["fusion"]
-    assert fusion["valid_ndcg@10"] >= max(fusion["components_alone"].values())  # never worse than its best part
+    # never worse than its best part
+    assert fusion["valid_ndcg@10"] >= max(fusion["components_alone"].values())
     assert set(fusion["components_alone"]) == {s.name for s in CATALOGUE if s.fusion}
     per_learner = report["per_learner"]
-    assert set(per_learner["model"]) == MODELS and len(per_learner) == len(MODELS) * report["config"]["test_learners_per_seed"][0]
+    assert (
+        set(per_learner["model"]) == MODELS
+        and len(per_learner) == len(MODELS) * report["config"]["test_learners_per_seed"][0]
+    )
     hybrid = per_learner[per_learner["model"] == "hybrid"]["ndcg@10"].mean()
-    assert hybrid == pytest.approx(report["models"]["hybrid"]["ndcg@10"], abs=0.02)  # seed 0 vs the mean over seeds
-    assert set(report["ratings"]) == {"global_mean", "biases", "user_knn_rating"} | {f"{m}_calibrated" for m in CALIBRATED}
+    # seed 0 vs the mean over seeds
+    assert hybrid == pytest.approx(report["models"]["hybrid"]["ndcg@10"], abs=0.02)
+    assert set(report["ratings"]) == {"global_mean", "biases", "user_knn_rating"} | {
+        f"{m}_calibrated" for m in CALIBRATED
+    }
     assert all(0 < e["mae"] < 4 and e["mae"] ** 2 <= e["mse"] for e in report["ratings"].values())
     assert keys["ratings.biases.mae"] < keys["ratings.global_mean.mae"]
 
@@ -75,9 +106,18 @@ def test_report_files(report, tmp_path):
     peers = {"cf_peers": paired_ttest([0.5, 0.4, 0.3], [0.1, 0.2, 0.2])}
     files = write_report({**report, "significance": {**report["significance"], "peers_vs": peers}}, tmp_path)
     assert {f.name for f in files} >= {"report.json", "report.md", "ndcg_at_k.png", "per_learner.parquet"}
-    assert json.loads((tmp_path / "report.json").read_text())["models"]["als"]["ndcg@10"] == pytest.approx(report["models"]["als"]["ndcg@10"])
+    assert json.loads((tmp_path / "report.json").read_text())["models"]["als"]["ndcg@10"] == pytest.approx(
+        report["models"]["als"]["ndcg@10"]
+    )
     text = (tmp_path / "report.md").read_text()
-    assert "## Models" in text and "hybrid_eq6" in text and "## The shipped hybrid" in text and "## Definitions" in text
-    assert "## Bootstrap 95% intervals" in text and "## Paired t-tests (hybrid_peers vs peer baselines" in text
+    assert (
+        "## Models" in text
+        and "hybrid_eq6" in text
+        and "## The shipped hybrid" in text
+        and "## Definitions" in text
+    )
+    assert (
+        "## Bootstrap 95% intervals" in text and "## Paired t-tests (hybrid_peers vs peer baselines" in text
+    )
     assert "Validation carve: each learner's latest rows" in text
     assert (tmp_path / "ndcg_at_k.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,5 +1,6 @@
-"""The registered champion served over REST by `mlflow models serve` on 127.0.0.1: known learners, new learners
-with a profile (cold start, marked as such) and unknown learners without one (a clean error, no stack trace)."""
+"""The registered champion served over REST by `mlflow models serve` on 127.0.0.1: known learners, new
+learners with a profile (cold start, marked as such) and unknown learners without one (a clean error, no stack
+trace)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ import pandas as pd
 import pytest
 
 from coursepilot.registry import MODEL_NAME, ServingModel, log_serving_model, promotion_gate, save_bundle
-from tests.servers import free_port, get_json, serving
 from tests.recommender_data import FUSION_PARAMS
+from tests.servers import free_port, get_json, serving
 
 PROFILE = "accountant who uses Excel and SAP for budgeting"
 UNKNOWN = {"learner_id": "nobody", "profile": "", "k": 3}
@@ -24,9 +25,12 @@ UNKNOWN = {"learner_id": "nobody", "profile": "", "k": 3}
 
 @pytest.fixture(scope="module")
 def champion(tmp_path_factory, data, fusion):
-    """A fresh MLflow store whose coursepilot-recommender@champion is the fusion, logged as the pipeline logs it."""
+    """A fresh MLflow store whose coursepilot-recommender@champion is the fusion, logged as the pipeline logs
+    it."""
     root = tmp_path_factory.mktemp("registry")
-    bundle = save_bundle(root / "bundle", data, [f"course {c}" for c in data.course_ids], fusion, FUSION_PARAMS)
+    bundle = save_bundle(
+        root / "bundle", data, [f"course {c}" for c in data.course_ids], fusion, FUSION_PARAMS
+    )
     uri, previous = f"sqlite:///{root / 'mlflow.db'}", mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
     try:
@@ -49,7 +53,8 @@ def post(url: str, records: list[dict]) -> tuple[int, dict]:
 
 
 def test_in_process_an_unknown_learner_without_profile_is_a_clear_value_error(champion, data):
-    model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")  # the fixture points MLflow at its store
+    # the fixture points MLflow at its store
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")
     with pytest.raises(ValueError, match="row 0: unknown learner 'nobody' and no profile text"):
         model.predict(pd.DataFrame([UNKNOWN]))
     known = model.predict(pd.DataFrame([{"learner_id": str(data.learner_ids[0]), "profile": "", "k": 2}]))
@@ -63,37 +68,69 @@ def test_mlflow_models_serve_answers_known_new_and_unknown_learners(tmp_path, ch
     learner = str(data.learner_ids[row])
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{MODEL_NAME}@champion",
-               "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    env = dict(os.environ, MLFLOW_TRACKING_URI=uri, MLFLOW_DISABLE_TELEMETRY="true", HF_HUB_OFFLINE="1",
-               PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))  # its uvicorn
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        f"models:/{MODEL_NAME}@champion",
+        "--env-manager",
+        "local",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    # its uvicorn
+    env = dict(
+        os.environ,
+        MLFLOW_TRACKING_URI=uri,
+        MLFLOW_DISABLE_TELEMETRY="true",
+        HF_HUB_OFFLINE="1",
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    )
     with serving(command, f"{base}/ping", timeout=180, env=env, log=tmp_path / "serve.log"):
-        status, body = post(f"{base}/invocations", [
-            {"learner_id": learner, "profile": "", "k": 5},
-            {"learner_id": "L-new", "profile": PROFILE, "k": 4},
-            {"learner_id": "", "profile": PROFILE, "k": 3},
-            UNKNOWN])
+        status, body = post(
+            f"{base}/invocations",
+            [
+                {"learner_id": learner, "profile": "", "k": 5},
+                {"learner_id": "L-new", "profile": PROFILE, "k": 4},
+                {"learner_id": "", "profile": PROFILE, "k": 3},
+                UNKNOWN,
+            ],
+        )
         assert status == 200, body
         answers = body["predictions"]
         by_query = {q: [a for a in answers if a["query"] == q] for q in range(4)}
 
         assert [a["source"] for a in by_query[0]] == ["learner"] * 5
-        assert [a["course_id"] for a in by_query[0]] == list(local.for_learner(learner, 5)["course_id"])  # in-process
+        # in-process
+        assert [a["course_id"] for a in by_query[0]] == list(local.for_learner(learner, 5)["course_id"])
         assert not {a["course_id"] for a in by_query[0]} & set(data.course_ids[data.matrix[row].indices])
 
         for query, k, who in ((1, 4, "L-new"), (2, 3, None)):
             assert [(a["source"], a["learner_id"], a["reason"]) for a in by_query[query]] == [
-                ("cold_start", who, "matches your profile")] * k
+                ("cold_start", who, "matches your profile")
+            ] * k
             assert [a["rank"] for a in by_query[query]] == list(range(1, k + 1))
             assert all(a["error"] is None for a in by_query[query])
-        assert [a["course_id"] for a in by_query[1]][:3] == [a["course_id"] for a in by_query[2]]  # the profile decides
+        # the profile decides
+        assert [a["course_id"] for a in by_query[1]][:3] == [a["course_id"] for a in by_query[2]]
 
         (error,) = by_query[3]
         assert error["source"] == "error" and error["learner_id"] == "nobody"
-        assert error["error"] == "unknown learner 'nobody' and no profile text; a new learner needs a profile text"
+        assert (
+            error["error"]
+            == "unknown learner 'nobody' and no profile text; a new learner needs a profile text"
+        )
         assert error["rank"] is None and error["course_id"] is None and error["score"] is None
 
-        status, body = post(f"{base}/invocations", [UNKNOWN])  # nothing to answer: a bad request, said plainly
+        # nothing to answer: a bad request, said plainly
+        status, body = post(f"{base}/invocations", [UNKNOWN])
         assert status == 400 and body["error_code"] == "INVALID_PARAMETER_VALUE"
         assert "row 0: unknown learner 'nobody' and no profile text" in body["message"]
         assert "Traceback" not in json.dumps(body) and "stack_trace" not in body

@@ -18,7 +18,9 @@ def test_sample_rows_is_seeded_sorted_and_keeps_small_sets_whole():
     assert sample_rows(10, 10) is None and sample_rows(3, 10) is None
     rows = sample_rows(1000, 50, seed=4)
     assert len(rows) == 50 == len(set(rows.tolist())) and (np.diff(rows) > 0).all() and rows.max() < 1000
-    assert np.array_equal(rows, sample_rows(1000, 50, seed=4)) and not np.array_equal(rows, sample_rows(1000, 50, seed=5))
+    assert np.array_equal(rows, sample_rows(1000, 50, seed=4)) and not np.array_equal(
+        rows, sample_rows(1000, 50, seed=5)
+    )
 
 
 def test_sample_learners_and_restrict():
@@ -26,7 +28,8 @@ def test_sample_learners_and_restrict():
     assert sample_learners(relevant, 100) is relevant
     sampled = sample_learners(relevant, 20, seed=1)
     assert len(sampled) == 20 and all(relevant[k] == v for k, v in sampled.items())
-    assert sampled == sample_learners(dict(reversed(list(relevant.items()))), 20, seed=1)  # order of the dict is irrelevant
+    # order of the dict is irrelevant
+    assert sampled == sample_learners(dict(reversed(list(relevant.items()))), 20, seed=1)
     rows = np.array([3, 9, 10, 297])
     assert restrict(relevant, rows) == {0: {3}, 1: {2}, 3: {297 % 7}}
 
@@ -45,7 +48,9 @@ def test_evaluate_scores_a_seeded_sample_above_the_cap(data, test_sets):
     sampled = sample_learners(test_sets, 200)
     rows = np.array(sorted(sampled))
     sets = [sampled[int(r)] for r in rows]
-    by_hand = metrics_from_hits(hit_matrix(model.recommend(rows, 10), sets), np.array([len(s) for s in sets]), (10,))
+    by_hand = metrics_from_hits(
+        hit_matrix(model.recommend(rows, 10), sets), np.array([len(s) for s in sets]), (10,)
+    )
     capped = evaluate(model, test_sets, ks=(10,), max_learners=200)
     assert capped["ndcg@10"] == pytest.approx(by_hand["ndcg@10"].mean())
     assert evaluate(model, test_sets, ks=(10,))["ndcg@10"] != pytest.approx(capped["ndcg@10"], abs=1e-12)
@@ -80,9 +85,14 @@ def test_report_copy_holds_a_seeded_sample_of_learners(warehouse):
     mem = isolated_copy(warehouse, max_learners=300)
     try:
         assert mem.execute("SELECT count(*) FROM learners").fetchone()[0] == 300 < learners
-        outside = mem.execute("SELECT count(*) FROM interactions WHERE learner_id NOT IN (SELECT learner_id FROM learners)")
+        outside = mem.execute(
+            "SELECT count(*) FROM interactions WHERE learner_id NOT IN (SELECT learner_id FROM learners)"
+        )
         assert outside.fetchone()[0] == 0
-        assert mem.execute("SELECT count(*) FROM courses").fetchone()[0] == warehouse.execute("SELECT count(*) FROM courses").fetchone()[0]
+        assert (
+            mem.execute("SELECT count(*) FROM courses").fetchone()[0]
+            == warehouse.execute("SELECT count(*) FROM courses").fetchone()[0]
+        )
         ids = mem.execute("SELECT learner_id FROM learners ORDER BY 1").fetchall()
     finally:
         mem.close()
@@ -97,7 +107,9 @@ def test_report_copy_holds_a_seeded_sample_of_learners(warehouse):
 def test_tuning_population_keeps_the_sampled_learners_and_their_validation_sets(data, test_sets):
     fit_data, valid = tuning_population(data, test_sets, limit=60, seed=3)
     rows = sample_rows(data.shape[0], 60, seed=3)
-    assert fit_data.shape == (60, data.shape[1]) and list(fit_data.learner_ids) == list(data.learner_ids[rows])
+    assert fit_data.shape == (60, data.shape[1]) and list(fit_data.learner_ids) == list(
+        data.learner_ids[rows]
+    )
     assert valid == restrict(test_sets, rows) and valid and max(valid) < 60
     whole = tuning_population(data, test_sets, limit=data.shape[0])
     assert whole[0] is data and whole[1] is test_sets

@@ -12,7 +12,9 @@ from coursepilot.tracking import redact
 from pipelines.run import INSTANCE_CONFIG_ENV, instance_config
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = [p for folder in ("coursepilot", "assets", "resources", "pipelines") for p in (REPO / folder).rglob("*.py")]
+SOURCES = [
+    p for folder in ("coursepilot", "assets", "resources", "pipelines") for p in (REPO / folder).rglob("*.py")
+]
 
 
 def test_nothing_is_pickled_or_unpickled():
@@ -34,11 +36,13 @@ def test_sql_values_are_parameters_not_formatted_strings():
 def test_the_dagster_ui_binds_to_loopback_only():
     command = dagster_dev_command(3000, REPO / "workspace.yaml")
     assert command[command.index("-h") + 1] == "127.0.0.1"
-    assert 'MLFLOW_HOST:-127.0.0.1' in (REPO / "deploy" / "mlflow" / "server.sh").read_text()
+    assert "MLFLOW_HOST:-127.0.0.1" in (REPO / "deploy" / "mlflow" / "server.sh").read_text()
 
 
 def test_credentials_are_redacted_for_printing():
-    assert redact("postgresql://cp:s3cret@127.0.0.1:5432/mlflow") == "postgresql://cp:***@127.0.0.1:5432/mlflow"
+    assert (
+        redact("postgresql://cp:s3cret@127.0.0.1:5432/mlflow") == "postgresql://cp:***@127.0.0.1:5432/mlflow"
+    )
     assert redact("sqlite:////tmp/home/mlflow.db") == "sqlite:////tmp/home/mlflow.db"
 
 
@@ -55,7 +59,8 @@ def test_each_home_keeps_its_own_tracking_store(tmp_path, monkeypatch):
     from coursepilot.tracking import TRACKING_ENV, tracking_uri
 
     monkeypatch.delenv(TRACKING_ENV, raising=False)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'another-home.db'}")  # as mlflow.set_tracking_uri leaves it
+    # as mlflow.set_tracking_uri leaves it
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'another-home.db'}")
     home = ProjectHome.resolve(tmp_path / "home")
     assert tracking_uri(home) == f"sqlite:///{home.mlflow_db}"
     monkeypatch.setenv(TRACKING_ENV, "postgresql://cp:pw@127.0.0.1:5432/mlflow")

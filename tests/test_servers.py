@@ -20,13 +20,29 @@ def test_mlflow_server_serves_the_registry_over_rest(tmp_path):
     client.create_registered_model(MODEL_NAME)
     with mlflow.start_run() as run:
         mlflow.log_metric("valid_ndcg_at_10", 0.2)
-    version = client.create_model_version(MODEL_NAME, f"runs:/{run.info.run_id}/recommender", run.info.run_id).version
+    version = client.create_model_version(
+        MODEL_NAME, f"runs:/{run.info.run_id}/recommender", run.info.run_id
+    ).version
     assert promotion_gate(client, str(version), 0.01)[0]
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store, "--host", "127.0.0.1",
-               "--port", str(port), "--workers", "1", "--default-artifact-root", str(tmp_path / "artifacts")]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        store,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--default-artifact-root",
+        str(tmp_path / "artifacts"),
+    ]
     with serving(command, f"{base}/health", env=dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")):
         model = get_json(f"{base}/api/2.0/mlflow/registered-models/get?name={MODEL_NAME}")["registered_model"]
         assert {a["alias"]: a["version"] for a in model["aliases"]} == {"champion": "1", "challenger": "1"}

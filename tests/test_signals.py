@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from dagster import DagsterExecutionInterruptedError
 
 from coursepilot.home import ProjectHome
@@ -33,7 +32,8 @@ def _stat(pid: int) -> tuple[int, str, int] | None:
 
 
 def process_tree(root: int) -> dict[int, int]:
-    """Every live process under ``root`` (``root`` included): pid -> start time, so a reused pid is not mistaken."""
+    """Every live process under ``root`` (``root`` included): pid -> start time, so a reused pid is not
+    mistaken."""
     stats = {int(p.name): _stat(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit()}
     tree, frontier = {}, [root]
     while frontier:
@@ -50,7 +50,9 @@ def command_line(pid: int) -> str:
 
 def still_running(tree: dict[int, int]) -> list[int]:
     """The processes of ``tree`` that still run (a zombie waiting for its parent counts as stopped)."""
-    return [pid for pid, start in tree.items() if (stat := _stat(pid)) and stat[2] == start and stat[1] != "Z"]
+    return [
+        pid for pid, start in tree.items() if (stat := _stat(pid)) and stat[2] == start and stat[1] != "Z"
+    ]
 
 
 def wait_until_gone(tree: dict[int, int], timeout: float) -> list[int]:
@@ -61,7 +63,8 @@ def wait_until_gone(tree: dict[int, int], timeout: float) -> list[int]:
 
 
 def group_is_gone(pgid: int, timeout: float) -> bool:
-    """Whether no process of the group ``pgid`` is left within ``timeout`` (also those started after a snapshot)."""
+    """Whether no process of the group ``pgid`` is left within ``timeout`` (also those started after a
+    snapshot)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -85,25 +88,37 @@ def port_is_free(port: int) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target, signum", [("coursepilot ui", signal.SIGTERM), ("coursepilot ui", signal.SIGINT),
-                                            ("dagster dev", signal.SIGINT)],
-                         ids=["SIGTERM-to-ui", "SIGINT-to-ui", "SIGINT-to-dagster-dev"])
+@pytest.mark.parametrize(
+    "target, signum",
+    [("coursepilot ui", signal.SIGTERM), ("coursepilot ui", signal.SIGINT), ("dagster dev", signal.SIGINT)],
+    ids=["SIGTERM-to-ui", "SIGINT-to-ui", "SIGINT-to-dagster-dev"],
+)
 def test_a_signal_stops_the_ui_and_every_process_under_it(tmp_path, target, signum):
     port = free_port()
     env = dict(os.environ, COURSEPILOT_SYNTHETIC_SIZE="XS", COURSEPILOT_HOME=str(tmp_path / "home"))
     log = tmp_path / "ui.log"
-    with serving([COURSEPILOT, "ui", "--port", str(port)], f"http://127.0.0.1:{port}/server_info", timeout=180,
-                 env=env, log=log) as ui:
+    with serving(
+        [COURSEPILOT, "ui", "--port", str(port)],
+        f"http://127.0.0.1:{port}/server_info",
+        timeout=180,
+        env=env,
+        log=log,
+    ) as ui:
         tree = process_tree(ui.pid)
         names = {pid: command_line(pid) for pid in tree}
-        assert len(tree) >= 4 and {"dagster_webserver", "dagster._daemon"} <= {  # ui, dagster dev, webserver, daemon
-            module for line in names.values() for module in line.split()}, names
+        # ui, dagster dev, webserver, daemon
+        assert len(tree) >= 4 and {"dagster_webserver", "dagster._daemon"} <= {
+            module for line in names.values() for module in line.split()
+        }, names
         dagster_dev = next(pid for pid, line in names.items() if "dagster dev" in line)
         started = time.monotonic()
         os.kill(next(pid for pid, line in names.items() if target in line), signum)
         assert ui.wait(timeout=120) == 0, log.read_text()[-3000:]
-        assert not wait_until_gone(tree, timeout=10) and group_is_gone(dagster_dev, timeout=10), log.read_text()[-3000:]
-        assert time.monotonic() - started < 60  # dagster dev stopped its services, nothing waited for a SIGKILL
+        assert not wait_until_gone(tree, timeout=10) and group_is_gone(dagster_dev, timeout=10), (
+            log.read_text()[-3000:]
+        )
+        # dagster dev stopped its services, nothing waited for a SIGKILL
+        assert time.monotonic() - started < 60
     assert port_is_free(port)
 
 
@@ -117,8 +132,9 @@ sys.exit(run_group([sys.executable, "-c", stubborn], grace_s=2))
 
 
 def test_a_group_that_ignores_the_signal_is_killed_after_the_grace(tmp_path):
-    supervisor = subprocess.Popen([sys.executable, "-c", GROUP_THAT_IGNORES_SIGTERM], stdout=subprocess.PIPE,
-                                  text=True)
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", GROUP_THAT_IGNORES_SIGTERM], stdout=subprocess.PIPE, text=True
+    )
     assert supervisor.stdout.readline().strip() == "ready"
     tree = process_tree(supervisor.pid)
     assert len(tree) == 2
@@ -138,7 +154,8 @@ def a_query():
     try:
         time.sleep(60)
     except BaseException as interrupt:
-        if sys.argv[1] == "wrapped":  # as DuckDB does mid-query: the interrupt causes its "Query interrupted" error
+        # "wrapped": as DuckDB does mid-query, the interrupt causes its "Query interrupted" error
+        if sys.argv[1] == "wrapped":
             raise RuntimeError("Query interrupted") from interrupt
         # "swallowed": as when it lands in a garbage-collector callback, whose exceptions Python ignores
 
@@ -161,10 +178,17 @@ print("interrupted" if interrupted(result) else "success" if result.success else
 @pytest.mark.parametrize("lost", ["wrapped", "swallowed"])
 @pytest.mark.parametrize("watched", ["watched", "unwatched"])
 def test_an_interrupt_a_step_loses_still_stops_the_run_when_watched(lost, watched):
-    done = subprocess.run([sys.executable, "-c", STEP_THAT_LOSES_THE_INTERRUPT, lost, watched], capture_output=True,
-                          text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    done = subprocess.run(
+        [sys.executable, "-c", STEP_THAT_LOSES_THE_INTERRUPT, lost, watched],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     unwatched = ["b", "ran", "step", "failure"] if lost == "wrapped" else ["b", "ran", "success"]
-    assert done.stdout.split() == (["interrupted"] if watched == "watched" else unwatched), done.stderr[-3000:]
+    assert done.stdout.split() == (["interrupted"] if watched == "watched" else unwatched), done.stderr[
+        -3000:
+    ]
 
 
 class RaisesWhenCollected:
@@ -201,8 +225,13 @@ def test_ctrl_c_fails_the_dagster_run_and_releases_the_project_home(tmp_path):
     home = ProjectHome.resolve(tmp_path / "home")
     lock = Path(f"{home.warehouse}.run-lock")
     command = [COURSEPILOT, "run", "--size", "XS", "--home", str(home.root), "--log-level", "WARNING"]
-    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           env=dict(os.environ, COLUMNS="200"))
+    run = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ, COLUMNS="200"),
+    )
     deadline = time.monotonic() + 120
     while not (lock.exists() and lock.stat().st_size) and time.monotonic() < deadline:
         time.sleep(0.2)  # until the run holds the project home

@@ -23,7 +23,9 @@ def warehouse(con, xs_folder):
 def test_every_interaction_in_exactly_one_split(warehouse):
     counts = build_split(warehouse, SplitConfig(seed=1))
     assert sum(counts.values()) == 12_000 and set(counts) == {"train", "test", "cold_learner", "cold_course"}
-    dup = warehouse.execute("SELECT count(*) FROM (SELECT learner_id, course_id FROM split GROUP BY 1, 2 HAVING count(*) > 1)").fetchone()
+    dup = warehouse.execute(
+        "SELECT count(*) FROM (SELECT learner_id, course_id FROM split GROUP BY 1, 2 HAVING count(*) > 1)"
+    ).fetchone()
     assert dup == (0,)
 
 
@@ -35,8 +37,9 @@ def test_test_interactions_are_each_learners_latest(warehouse):
             SELECT 1 FROM split r JOIN interactions ir USING (learner_id, course_id)
             WHERE r.split = 'train' AND r.learner_id = t.learner_id AND ir.ts > it.ts)""").fetchone()[0]
     assert late == 0
-    share = warehouse.execute("SELECT avg(CASE WHEN split = 'test' THEN 1.0 ELSE 0 END) FROM split "
-                              "WHERE split IN ('train', 'test')").fetchone()[0]
+    share = warehouse.execute(
+        "SELECT avg(CASE WHEN split = 'test' THEN 1.0 ELSE 0 END) FROM split WHERE split IN ('train', 'test')"
+    ).fetchone()[0]
     assert 0.2 < share < 0.3
 
 
@@ -47,7 +50,9 @@ def test_cold_learners_and_courses_never_reach_training(warehouse):
           s.learner_id IN (SELECT learner_id FROM split WHERE split = 'cold_learner') OR
           s.course_id IN (SELECT course_id FROM split WHERE split = 'cold_course'))""").fetchone()[0]
     assert leak == 0
-    cold = warehouse.execute("SELECT count(DISTINCT learner_id) FROM split WHERE split = 'cold_learner'").fetchone()[0]
+    cold = warehouse.execute(
+        "SELECT count(DISTINCT learner_id) FROM split WHERE split = 'cold_learner'"
+    ).fetchone()[0]
     assert 10 < cold < 80  # about 5% of 800
 
 
@@ -65,20 +70,29 @@ def test_bad_config_is_refused():
 
 
 def _ids(con, table: str, column: str) -> np.ndarray:
-    return np.array([r[0] for r in con.execute(f"SELECT {column} FROM {table} ORDER BY 1").fetchall()], dtype=object)
+    return np.array(
+        [r[0] for r in con.execute(f"SELECT {column} FROM {table} ORDER BY 1").fetchall()], dtype=object
+    )
 
 
 def test_coded_interactions_are_the_split_with_positions(warehouse):
     build_split(warehouse, SplitConfig())
-    learners, courses = _ids(warehouse, "learners", "learner_id")[::2], _ids(warehouse, "courses", "course_id")
+    learners, courses = (
+        _ids(warehouse, "learners", "learner_id")[::2],
+        _ids(warehouse, "courses", "course_id"),
+    )
     coded = coded_interactions(warehouse, ("train", "test"), learners, courses)
     frame = split_frame(warehouse, ("train", "test"))
     expected = frame[frame["learner_id"].isin(learners)]
     kept = split_frame(warehouse, ("train", "test"), learners)  # the same rows, read for those learners only
-    pd.testing.assert_frame_equal(kept.sort_values(["learner_id", "course_id"]).reset_index(drop=True),
-                                  expected.sort_values(["learner_id", "course_id"]).reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        kept.sort_values(["learner_id", "course_id"]).reset_index(drop=True),
+        expected.sort_values(["learner_id", "course_id"]).reset_index(drop=True),
+    )
     assert len(coded) == len(expected) > 0 and "learner_id" not in coded
-    got = pd.DataFrame({"learner_id": learners[coded["row"]], "course_id": courses[coded["col"]], "rating": coded["rating"]})
+    got = pd.DataFrame(
+        {"learner_id": learners[coded["row"]], "course_id": courses[coded["col"]], "rating": coded["rating"]}
+    )
     merged = got.merge(expected, on=["learner_id", "course_id"], suffixes=("", "_expected"))
     assert len(merged) == len(expected)
     np.testing.assert_array_equal(merged["rating"], merged["rating_expected"])
@@ -87,7 +101,12 @@ def test_coded_interactions_are_the_split_with_positions(warehouse):
 
 def test_validation_carve_holds_each_learners_latest_share(warehouse):
     build_split(warehouse, SplitConfig())
-    train = coded_interactions(warehouse, ("train",), _ids(warehouse, "learners", "learner_id"), _ids(warehouse, "courses", "course_id"))
+    train = coded_interactions(
+        warehouse,
+        ("train",),
+        _ids(warehouse, "learners", "learner_id"),
+        _ids(warehouse, "courses", "course_id"),
+    )
     held = latest_per_learner(train, 0.25, min_interactions=3, seed=1)
     np.testing.assert_array_equal(held, latest_per_learner(train, 0.25, min_interactions=3, seed=1))
     for _, group in train.assign(held=held).groupby("row"):
@@ -105,7 +124,8 @@ def _coded(rows: list[tuple[int, int, int]]) -> pd.DataFrame:
 
 
 def test_platform_carve_holds_the_latest_period_and_leaves_every_learner_a_history():
-    # learners 0-3 take a course a day in turn; learner 4 starts late and has all of their rows in the last period
+    # learners 0-3 take a course a day in turn; learner 4 starts late and has all of their rows in the last
+    # period
     train = _coded([(d % 4, d, d) for d in range(16)] + [(4, 20, 17), (4, 21, 18), (4, 22, 19), (4, 23, 20)])
     held = latest_on_platform(train, share=0.25, seed=0)
     assert held.sum() == 5 - 1  # the latest 5 of 20 rows, but learner 4 keeps their earliest
@@ -119,7 +139,9 @@ def test_the_carve_is_the_rule_holding_more_learners():
     train = _coded([(0, c, 10 * c) for c in range(6)] + cohort)
     carve = carve_validation(train, 0.2, min_interactions=3, seed=0)
     assert carve.learners["per_learner"] == 1 and carve.rule == "platform" and carve.learners["platform"] > 1
-    assert np.array_equal(carve.held, latest_on_platform(train, 0.2, seed=0)) and "platform" in carve.describe()
+    assert (
+        np.array_equal(carve.held, latest_on_platform(train, 0.2, seed=0)) and "platform" in carve.describe()
+    )
     # learners with long histories: each learner's latest rows hold everyone
     steady = _coded([(r, c, c) for r in range(10) for c in range(10)])
     carve = carve_validation(steady, 0.2, min_interactions=3, seed=0)

@@ -49,18 +49,24 @@ def test_descriptions_are_english_text_of_40_to_120_words(data):
 def _joined(data):
     inter = data["interactions"].astype({"learner_id": str, "course_id": str})
     truth = data["truth_learners"].astype({"primary_theme": str, "secondary_theme": str, "skill_level": str})
-    return (inter.merge(truth, on="learner_id")
-            .merge(data["courses"], on="course_id").merge(data["truth_courses"], on="course_id", suffixes=("_l", "_c")))
+    return (
+        inter.merge(truth, on="learner_id")
+        .merge(data["courses"], on="course_id")
+        .merge(data["truth_courses"], on="course_id", suffixes=("_l", "_c"))
+    )
 
 
 def test_theme_affinity_taste_and_popularity_carry_signal(data):
     joined = _joined(data)
-    in_theme = ((joined["theme"] == joined["primary_theme"]) | (joined["theme"] == joined["secondary_theme"])).mean()
+    in_theme = (
+        (joined["theme"] == joined["primary_theme"]) | (joined["theme"] == joined["secondary_theme"])
+    ).mean()
     assert in_theme > 0.5  # chance is 2 of 10 themes
     same_taste = (joined["taste_cluster_l"] == joined["taste_cluster_c"]).mean()
     assert same_taste > 0.25  # chance is 1 of 8 tastes
     counts = joined["course_id"].value_counts()
-    assert counts.iloc[: len(counts) // 10].sum() / counts.sum() > 0.2  # top 10% of courses; uniform would give 0.1
+    # top 10% of courses; uniform would give 0.1
+    assert counts.iloc[: len(counts) // 10].sum() / counts.sum() > 0.2
 
 
 def test_level_match_and_pace(data):

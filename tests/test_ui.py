@@ -1,4 +1,5 @@
-"""The Dagster UI for real: `coursepilot ui` on 127.0.0.1, nightly runs launched over GraphQL and queued, pages in Chromium."""
+"""The Dagster UI for real: `coursepilot ui` on 127.0.0.1, nightly runs launched over GraphQL and queued,
+pages in Chromium."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ query Schedule($selector: ScheduleSelector!) {
 }"""
 CHECKS = """
 query Checks($key: AssetKeyInput!) {
-  assetNodeOrError(assetKey: $key) { ... on AssetNode { assetChecksOrError { ... on AssetChecks { checks { name } } } } }
+  assetNodeOrError(assetKey: $key) { ... on AssetNode { assetChecksOrError { ... on AssetChecks
+    { checks { name } } } } }
 }"""
 
 
@@ -58,13 +60,17 @@ def wait_for_run(base: str, run_id: str, timeout: float = 600) -> dict:
 
 
 def launch(base: str) -> str:
-    launched = graphql(base, LAUNCH, {"params": {"selector": {**LOCATION, "jobName": "full_pipeline"}, "runConfigData": {}}})
+    launched = graphql(
+        base, LAUNCH, {"params": {"selector": {**LOCATION, "jobName": "full_pipeline"}, "runConfigData": {}}}
+    )
     assert launched["launchRun"]["__typename"] == "LaunchRunSuccess", launched
     return launched["launchRun"]["run"]["runId"]
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does)")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does)"
+)
 def test_dagster_ui_runs_the_nightly_job_and_renders_the_asset_graph(tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -73,13 +79,20 @@ def test_dagster_ui_runs_the_nightly_job_and_renders_the_asset_graph(tmp_path):
     env = dict(os.environ, COURSEPILOT_SYNTHETIC_SIZE="XS", COURSEPILOT_HOME=str(home))
     command = [str(Path(sys.executable).parent / "coursepilot"), "ui", "--port", str(port)]
     with serving(command, f"{base}/server_info", timeout=180, env=env, log=tmp_path / "dagster-dev.log"):
-        schedule = graphql(base, SCHEDULE, {"selector": {**LOCATION, "scheduleName": "nightly_retrain"}})["scheduleOrError"]
-        assert schedule == {"cronSchedule": "0 2 * * *", "executionTimezone": "UTC", "scheduleState": {"status": "RUNNING"}}
+        schedule = graphql(base, SCHEDULE, {"selector": {**LOCATION, "scheduleName": "nightly_retrain"}})[
+            "scheduleOrError"
+        ]
+        assert schedule == {
+            "cronSchedule": "0 2 * * *",
+            "executionTimezone": "UTC",
+            "scheduleState": {"status": "RUNNING"},
+        }
         node = graphql(base, CHECKS, {"key": {"path": ["interactions"]}})["assetNodeOrError"]
         checks = {c["name"] for c in node["assetChecksOrError"]["checks"]}
         assert {"unique_key", "value_ranges", "null_rates", "referential_integrity"} <= checks
 
-        run_id, second = launch(base), launch(base)  # the run queue lets one run at a time write the warehouse
+        # the run queue lets one run at a time write the warehouse
+        run_id, second = launch(base), launch(base)
         while run_status(base, run_id)["status"] in ("QUEUED", "NOT_STARTED", "STARTING"):
             time.sleep(0.5)
         assert run_status(base, second)["status"] == "QUEUED"
@@ -98,7 +111,9 @@ def test_dagster_ui_runs_the_nightly_job_and_renders_the_asset_graph(tmp_path):
             page.goto(f"{base}/locations/coursepilot/asset-groups/recommenders", wait_until="networkidle")
             for asset in ("als_model", "hybrid_model", "recommender"):
                 page.get_by_text(asset, exact=True).first.wait_for(timeout=60_000)
-            if page.get_by_text("Skip", exact=True).is_visible():  # the webserver's first-visit newsletter dialog
+            if page.get_by_text(
+                "Skip", exact=True
+            ).is_visible():  # the webserver's first-visit newsletter dialog
                 page.get_by_text("Skip", exact=True).click()
             page.screenshot(path=str(tmp_path / "asset-graph.png"))
             page.goto(f"{base}/runs/{run_id}", wait_until="networkidle")

@@ -20,11 +20,14 @@ EVENTS = "user,item,stars,seen,time\nu1,c1,4,50,2024-01-01\nu2,c1,5,100,2024-01-
 MAPPING = """
 rating_scale: [1, 5]
 courses: {file: courses.csv, columns: {course_id: id, title: name, difficulty: level, duration_min: minutes}}
-interactions: {file: events.csv, columns: {learner_id: user, course_id: item, rating: stars, watch_pct: seen, ts: time}}
+interactions: {file: events.csv, columns: {learner_id: user, course_id: item, rating: stars,
+  watch_pct: seen, ts: time}}
 """
 
 
-def make(tmp_path: Path, courses: str = COURSES, events: str | bytes = EVENTS, mapping: str = MAPPING) -> Path:
+def make(
+    tmp_path: Path, courses: str = COURSES, events: str | bytes = EVENTS, mapping: str = MAPPING
+) -> Path:
     (tmp_path / "courses.csv").write_text(courses)
     if isinstance(events, bytes):
         (tmp_path / "events.csv").write_bytes(events)
@@ -39,8 +42,15 @@ def ingest(con, mapping: Path, policy: Policy = Policy()):
     return clean(con, policy)
 
 
-def expect(con, mapping: Path, rule: str, file: str, column: str | None = None, row: int | None = None,
-           policy: Policy = Policy()) -> ValidationError:
+def expect(
+    con,
+    mapping: Path,
+    rule: str,
+    file: str,
+    column: str | None = None,
+    row: int | None = None,
+    policy: Policy = Policy(),
+) -> ValidationError:
     with pytest.raises(ValidationError) as caught:
         ingest(con, mapping, policy)
     err = caught.value
@@ -61,7 +71,12 @@ BAD_EVENTS = [
     ("user,item,stars,seen,time\nu1,c1,4,50,not a date\n", "type", "ts", 1),
     ("user,item,stars,seen,time\nu1,c1,4,50,2999-01-01\n", "range", "ts", 1),
     ("user,item,stars,seen,time\nu1,c1,4,50,1900-01-01\n", "range", "ts", 1),
-    ("user,item,stars,seen,time\nu1,c1,4,50,2024-01-01\n,c1,4,50,2024-01-01\n", "missing id", "learner_id", 2),
+    (
+        "user,item,stars,seen,time\nu1,c1,4,50,2024-01-01\n,c1,4,50,2024-01-01\n",
+        "missing id",
+        "learner_id",
+        2,
+    ),
     ("user,item,stars,seen,time\n" + "x" * 300 + ",c1,4,50,2024-01-01\n", "id length", "learner_id", 1),
 ]
 
@@ -71,25 +86,37 @@ def test_bad_interaction_values(tmp_path, con, events, rule, column, row):
     expect(con, make(tmp_path, events=events), rule, "events.csv", column, row)
 
 
-@pytest.mark.parametrize("courses,rule,column,row", [
-    ("id,name,level,minutes\nc1,Intro,beginner,-5\nc2,Deep,advanced,90\n", "range", "duration_min", 1),
-    ("id,name,level,minutes\nc1,Intro,beginner,30\nc2,Deep,expert,90\n", "allowed values", "difficulty", 2),
-    ("id,name,level,minutes\nc1,,beginner,30\nc2,Deep,advanced,90\n", "required value", "title", 1),
-    ("id,name,level,minutes\nc1,Intro,beginner,1e12\nc2,Deep,advanced,90\n", "range", "duration_min", 1),
-])
+@pytest.mark.parametrize(
+    "courses,rule,column,row",
+    [
+        ("id,name,level,minutes\nc1,Intro,beginner,-5\nc2,Deep,advanced,90\n", "range", "duration_min", 1),
+        (
+            "id,name,level,minutes\nc1,Intro,beginner,30\nc2,Deep,expert,90\n",
+            "allowed values",
+            "difficulty",
+            2,
+        ),
+        ("id,name,level,minutes\nc1,,beginner,30\nc2,Deep,advanced,90\n", "required value", "title", 1),
+        ("id,name,level,minutes\nc1,Intro,beginner,1e12\nc2,Deep,advanced,90\n", "range", "duration_min", 1),
+    ],
+)
 def test_bad_course_values(tmp_path, con, courses, rule, column, row):
     expect(con, make(tmp_path, courses=courses), rule, "courses.csv", column, row)
 
 
-@pytest.mark.parametrize("content,rule", [
-    (b"", "non-empty file"),
-    (b"user,item,stars,seen,time\n", "non-empty file"),
-    (b"user;item;stars;seen;time\nu1;c1;4;50;2024-01-01\n", "delimiter"),
-    (b"user,item,stars,seen,time\nu1,c\xe9\xff1,4,50,2024-01-01\n", "encoding"),
-])
+@pytest.mark.parametrize(
+    "content,rule",
+    [
+        (b"", "non-empty file"),
+        (b"user,item,stars,seen,time\n", "non-empty file"),
+        (b"user;item;stars;seen;time\nu1;c1;4;50;2024-01-01\n", "delimiter"),
+        (b"user,item,stars,seen,time\nu1,c\xe9\xff1,4,50,2024-01-01\n", "encoding"),
+    ],
+)
 def test_unreadable_files(tmp_path, con, content, rule):
-    err = expect(con, make(tmp_path, events=content), rule, "events.csv",
-                 "user" if rule == "delimiter" else None)
+    err = expect(
+        con, make(tmp_path, events=content), rule, "events.csv", "user" if rule == "delimiter" else None
+    )
     if rule == "encoding":
         assert "line 2" in str(err)
 
@@ -103,7 +130,12 @@ def test_truncated_parquet(tmp_path, con):
 
 
 def test_missing_file_and_bad_mapping(tmp_path, con):
-    expect(con, make(tmp_path, mapping=MAPPING.replace("events.csv", "nowhere.csv")), "file exists", "nowhere.csv")
+    expect(
+        con,
+        make(tmp_path, mapping=MAPPING.replace("events.csv", "nowhere.csv")),
+        "file exists",
+        "nowhere.csv",
+    )
     with pytest.raises(ValidationError, match="'stars_given' is not a column|not a column of interactions"):
         ingest(con, make(tmp_path, mapping=MAPPING.replace("rating: stars", "stars_given: stars")))
     with pytest.raises(ValidationError, match="rating_scale"):
@@ -115,9 +147,14 @@ def test_duplicates_are_repaired_or_refused_when_strict(tmp_path, con):
     courses = COURSES + "c1,Intro again,beginner,30\n"
     mapping = make(tmp_path, courses=courses, events=events)
     report = ingest(con, mapping)
-    assert {(r.table, r.rule, r.count) for r in report.repairs} == {("courses", "duplicate key", 1), ("interactions", "duplicate key", 1)}
-    assert con.execute("SELECT title FROM courses WHERE course_id = 'c1'").fetchone() == ("Intro",)  # first kept
-    assert con.execute("SELECT rating FROM interactions WHERE learner_id = 'u1'").fetchone() == (2.0,)  # latest kept
+    assert {(r.table, r.rule, r.count) for r in report.repairs} == {
+        ("courses", "duplicate key", 1),
+        ("interactions", "duplicate key", 1),
+    }
+    # first kept
+    assert con.execute("SELECT title FROM courses WHERE course_id = 'c1'").fetchone() == ("Intro",)
+    # latest kept
+    assert con.execute("SELECT rating FROM interactions WHERE learner_id = 'u1'").fetchone() == (2.0,)
     expect(con, mapping, "unique key", "courses.csv", "course_id", 3, Policy(strict=True))
 
 
@@ -127,7 +164,14 @@ def test_orphans_dropped_within_share_refused_beyond(tmp_path, con):
     report = ingest(con, mapping)
     assert [(r.rule, r.count) for r in report.repairs] == [("unknown course_id", 1)]
     expect(con, mapping, "referential integrity", "events.csv", "course_id", 41, Policy(strict=True))
-    expect(con, make(tmp_path, events=EVENTS + "u1,c9,4,50,2024-01-01\n"), "referential integrity", "events.csv", "course_id", 4)
+    expect(
+        con,
+        make(tmp_path, events=EVENTS + "u1,c9,4,50,2024-01-01\n"),
+        "referential integrity",
+        "events.csv",
+        "course_id",
+        4,
+    )
 
 
 def test_long_text_truncated(tmp_path, con):
@@ -138,7 +182,10 @@ def test_long_text_truncated(tmp_path, con):
 
 
 def test_huge_and_mixed_ids_stay_text(tmp_path, con):
-    events = "user,item,stars,seen,time\n123456789012345678901234567890,c1,4,50,2024-01-01\n007,c1,5,100,2024-01-02\n"
+    events = (
+        "user,item,stars,seen,time\n123456789012345678901234567890,c1,4,50,2024-01-01\n"
+        "007,c1,5,100,2024-01-02\n"
+    )
     ingest(con, make(tmp_path, events=events))
     ids = {r[0] for r in con.execute("SELECT learner_id FROM learners").fetchall()}
     assert ids == {"123456789012345678901234567890", "007"}
@@ -150,7 +197,10 @@ def test_failed_load_keeps_previous_tables(tmp_path, con):
     good.mkdir()
     bad.mkdir()
     ingest(con, make(good))
-    before = {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in ("learners", "courses", "interactions")}
+    before = {
+        t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
+        for t in ("learners", "courses", "interactions")
+    }
     with pytest.raises(ValidationError):
         ingest(con, make(bad, events=EVENTS.replace("u2,c2,2", "u2,c2,7")))
     after = {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in before}
@@ -165,7 +215,9 @@ def test_missing_required_table_column_in_real_layout(tmp_path, con):
 
 
 def test_catalog_unknown_level(tmp_path):
-    pd.DataFrame({"title": ["A"], "Level": ["Expert-ish"], "course_url": ["https://x/a"]}).to_csv(tmp_path / "edx.csv", index=False)
+    pd.DataFrame({"title": ["A"], "Level": ["Expert-ish"], "course_url": ["https://x/a"]}).to_csv(
+        tmp_path / "edx.csv", index=False
+    )
     with pytest.raises(ValidationError) as caught:
         load_source("catalog", tmp_path / "edx.csv")
     assert (caught.value.column, caught.value.row) == ("Level", 1)

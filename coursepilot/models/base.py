@@ -38,8 +38,12 @@ class TrainData:
     difficulty: np.ndarray | None = None  # 0 beginner, 1 intermediate, 2 advanced, -1 unknown
     p_adaptive: np.ndarray | None = None  # per learner row, NaN when unknown
     extras: dict = field(default_factory=dict)
-    times: sparse.csr_matrix | None = None  # interaction time (seconds since the epoch) in matrix's pattern, when known
-    p_intensive: np.ndarray | None = None  # per course, p(cognitively intensive), equation (3); NaN when unknown
+    times: sparse.csr_matrix | None = (
+        None  # interaction time (seconds since the epoch) in matrix's pattern, when known
+    )
+    p_intensive: np.ndarray | None = (
+        None  # per course, p(cognitively intensive), equation (3); NaN when unknown
+    )
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -58,9 +62,13 @@ class TrainData:
 
     def subset(self, rows: np.ndarray) -> "TrainData":
         """Only the learner ``rows`` (in that order), with the same courses and content."""
-        return replace(self, learner_ids=self.learner_ids[rows], matrix=self.matrix[rows],
-                       p_adaptive=None if self.p_adaptive is None else self.p_adaptive[rows],
-                       times=None if self.times is None else self.times[rows])
+        return replace(
+            self,
+            learner_ids=self.learner_ids[rows],
+            matrix=self.matrix[rows],
+            p_adaptive=None if self.p_adaptive is None else self.p_adaptive[rows],
+            times=None if self.times is None else self.times[rows],
+        )
 
 
 def interaction_matrix(coded: pd.DataFrame, shape: tuple[int, int], rating_scale) -> sparse.csr_matrix:
@@ -70,29 +78,38 @@ def interaction_matrix(coded: pd.DataFrame, shape: tuple[int, int], rating_scale
 
 
 def interaction_times(coded: pd.DataFrame, shape: tuple[int, int]) -> sparse.csr_matrix | None:
-    """Seconds since the epoch of each coded interaction, in the confidence matrix's pattern (None without ``ts``)."""
+    """Seconds since the epoch of each coded interaction, in the confidence matrix's pattern (None without
+    ``ts``)."""
     if "ts" not in coded or coded["ts"].isna().all():
         return None
     ts = pd.to_datetime(coded["ts"])
     seconds = (ts - pd.Timestamp(0)).dt.total_seconds().fillna((ts.min() - pd.Timestamp(0)).total_seconds())
-    return sparse.csr_matrix((seconds.to_numpy(np.float64), (coded["row"].to_numpy(), coded["col"].to_numpy())), shape=shape)
+    return sparse.csr_matrix(
+        (seconds.to_numpy(np.float64), (coded["row"].to_numpy(), coded["col"].to_numpy())), shape=shape
+    )
 
 
-def split_matrix(con, splits: tuple[str, ...], learner_ids: np.ndarray, course_ids: np.ndarray, rating_scale) -> sparse.csr_matrix:
+def split_matrix(
+    con, splits: tuple[str, ...], learner_ids: np.ndarray, course_ids: np.ndarray, rating_scale
+) -> sparse.csr_matrix:
     """Learners x courses confidence matrix of the interactions of ``splits``."""
     coded = coded_interactions(con, splits, learner_ids, course_ids)
     return interaction_matrix(coded, (len(learner_ids), len(course_ids)), rating_scale)
 
 
 def split_frame(con, splits: tuple[str, ...], learner_ids=None) -> pd.DataFrame:
-    """Interactions of the given splits (all interaction columns, with the ids), of ``learner_ids`` only when given."""
+    """Interactions of the given splits (all interaction columns, with the ids), of ``learner_ids`` only when
+    given."""
     marks = ", ".join("?" for _ in splits)
     kept = "" if learner_ids is None else "JOIN _kept_learners k USING (learner_id) "
     if learner_ids is not None:
         con.register("_kept_learners", pa.table({"learner_id": pa.array(list(learner_ids), pa.string())}))
     try:
-        return con.execute(f"SELECT i.* FROM interactions i JOIN split s USING (learner_id, course_id) {kept}"
-                           f"WHERE s.split IN ({marks})", list(splits)).df()
+        return con.execute(
+            f"SELECT i.* FROM interactions i JOIN split s USING (learner_id, course_id) {kept}"
+            f"WHERE s.split IN ({marks})",
+            list(splits),
+        ).df()
     finally:
         if learner_ids is not None:
             con.unregister("_kept_learners")
@@ -104,7 +121,9 @@ def load_train_data(con, rating_scale, max_learners: int = 0, seed: int = 0) -> 
     ``max_learners`` > 0: only a seeded sample of that many learners (``sampling.sample_rows`` over the
     learners in id order), with all of their interactions; only their rows are read.
     """
-    learner_ids = np.asarray([r[0] for r in con.execute("SELECT learner_id FROM learners ORDER BY 1").fetchall()], dtype=object)
+    learner_ids = np.asarray(
+        [r[0] for r in con.execute("SELECT learner_id FROM learners ORDER BY 1").fetchall()], dtype=object
+    )
     rows = sample_rows(len(learner_ids), max_learners, seed) if max_learners else None
     learner_ids = learner_ids if rows is None else learner_ids[rows]
     course_ids, vectors = read_vectors(con, "course_embeddings", "course_id", "embedding")
@@ -114,29 +133,55 @@ def load_train_data(con, rating_scale, max_learners: int = 0, seed: int = 0) -> 
     del coded
     tfidf = con.execute("SELECT course_id, term, weight FROM tfidf_course_vectors").df()
     terms = pd.Index(tfidf["term"].unique())
-    course_tfidf = sparse.csr_matrix((tfidf["weight"].to_numpy(np.float32),
-                                      (pd.Index(course_ids).get_indexer(tfidf["course_id"]), terms.get_indexer(tfidf["term"]))),
-                                     shape=(len(course_ids), len(terms)))
+    course_tfidf = sparse.csr_matrix(
+        (
+            tfidf["weight"].to_numpy(np.float32),
+            (pd.Index(course_ids).get_indexer(tfidf["course_id"]), terms.get_indexer(tfidf["term"])),
+        ),
+        shape=(len(course_ids), len(terms)),
+    )
     intensity = "p_intensive" if "p_intensive" in columns(con, "course_labels") else "NULL AS p_intensive"
-    levels = con.execute(f"SELECT course_id, difficulty, {intensity} FROM course_labels").df().set_index("course_id")
+    levels = (
+        con.execute(f"SELECT course_id, difficulty, {intensity} FROM course_labels")
+        .df()
+        .set_index("course_id")
+    )
     levels = levels.reindex(course_ids)
-    difficulty = levels["difficulty"].map({v: i for i, v in enumerate(DIFFICULTY_LEVELS)}).fillna(-1).to_numpy(int)
+    difficulty = (
+        levels["difficulty"].map({v: i for i, v in enumerate(DIFFICULTY_LEVELS)}).fillna(-1).to_numpy(int)
+    )
     p_adaptive = np.full(len(learner_ids), np.nan)
-    if "learner_labels" in {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}:
+    if "learner_labels" in {
+        r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    }:
         labels = con.execute("SELECT learner_id, p_adaptive FROM learner_labels").df()
         rows = pd.Index(learner_ids).get_indexer(labels["learner_id"])
         p_adaptive[rows[rows >= 0]] = labels["p_adaptive"].to_numpy()[rows >= 0]
     extras = {"has_ratings": "rating" in columns(con, "interactions")}
-    return TrainData(learner_ids, course_ids, matrix, vectors, course_tfidf, difficulty, p_adaptive, extras, times,
-                     levels["p_intensive"].to_numpy(float))
+    return TrainData(
+        learner_ids,
+        course_ids,
+        matrix,
+        vectors,
+        course_tfidf,
+        difficulty,
+        p_adaptive,
+        extras,
+        times,
+        levels["p_intensive"].to_numpy(float),
+    )
 
 
 class Recommender:
     """Fit on :class:`TrainData`, score course columns for learner rows."""
 
     name = "base"
-    state_keys: tuple[str, ...] = ()  # the fitted arrays that, with the training data, restore the model (serving)
-    score_params: tuple[str, ...] = ()  # parameters read only when scoring: a fitted model takes new values as is
+    state_keys: tuple[
+        str, ...
+    ] = ()  # the fitted arrays that, with the training data, restore the model (serving)
+    score_params: tuple[
+        str, ...
+    ] = ()  # parameters read only when scoring: a fitted model takes new values as is
 
     def rescored(self, **params) -> "Recommender":
         """A copy of this fitted model with other values of its ``score_params`` (no refit)."""
@@ -172,15 +217,17 @@ class Recommender:
         rows = np.asarray(rows)
         out = np.empty((len(rows), min(k, self.data.shape[1])), dtype=np.int64)
         for start in range(0, len(rows), batch):
-            part = rows[start:start + batch]
+            part = rows[start : start + batch]
             scores = np.asarray(self.score(part), dtype=np.float64)
             seen = self.data.matrix[part]
             scores[seen.nonzero()] = -np.inf
-            out[start:start + len(part)] = top_k(scores, out.shape[1])
+            out[start : start + len(part)] = top_k(scores, out.shape[1])
         return out
 
 
-TORCH_TOPK_CELLS = 100_000  # from this many scores up, torch.topk ranks them (3.5x numpy's speed at 2,048 x 5,000)
+TORCH_TOPK_CELLS = (
+    100_000  # from this many scores up, torch.topk ranks them (3.5x numpy's speed at 2,048 x 5,000)
+)
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -192,9 +239,12 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     if scores.size >= TORCH_TOPK_CELLS:
         import torch
 
-        if np.isnan(scores.min()):  # min is NaN exactly when a score is (one pass; torch's NaN mask costs 3x the ranking)
+        # min is NaN exactly when a score is (one pass; torch's NaN mask costs 3x the ranking)
+        if np.isnan(scores.min()):
             scores = np.where(np.isnan(scores), -np.inf, scores)
-        return torch.topk(torch.from_numpy(np.require(scores, requirements=["C", "W"])), k, dim=1).indices.numpy()
+        return torch.topk(
+            torch.from_numpy(np.require(scores, requirements=["C", "W"])), k, dim=1
+        ).indices.numpy()
     part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     order = np.take_along_axis(-scores, part, axis=1).argsort(axis=1, kind="stable")
     return np.take_along_axis(part, order, axis=1)
@@ -203,7 +253,8 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 def minmax_rows(scores: np.ndarray) -> np.ndarray:
     """Per-learner min-max normalisation over the courses (the hybrid blends normalised parts)."""
     low, high = scores.min(axis=1, keepdims=True), scores.max(axis=1, keepdims=True)
-    if np.isfinite(low).all() and np.isfinite(high).all():  # every score finite: nothing to mask, no NaN to clear
+    # every score finite: nothing to mask, no NaN to clear
+    if np.isfinite(low).all() and np.isfinite(high).all():
         out = (scores - low).astype(np.result_type(scores, np.float32), copy=False)
         out /= np.where(high > low, high - low, 1.0)
         return out

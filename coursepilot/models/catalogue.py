@@ -37,23 +37,48 @@ class ModelSpec:
 MODELS = (
     ModelSpec("popularity", Popularity),
     ModelSpec("trending", Trending, {"half_life": (0.1, 0.02, 0.05, 0.25, 1.0)}),
-    ModelSpec("als", lambda **p: Factorisation("als", **p),
-              {"factors": (32, 16, 64, 128), "regularization": (1.0, 0.1, 10.0, 0.01), "alpha": (2.0, 0.5, 8.0, 32.0)}),
-    ModelSpec("bpr", lambda **p: Factorisation("bpr", **{"iterations": 100, "regularization": 0.01, **p}),
-              {"learning_rate": (0.01, 0.003, 0.03, 0.1)}),
-    ModelSpec("ease", EASE, {"regularization": (100.0, 3.0, 10.0, 30.0, 300.0, 1000.0, 3000.0),
-                             "recency": (0.0, 1.0, 2.0, 4.0, 8.0)}),
-    ModelSpec("item_knn", ItemKNN, {"similarity": ("bm25", "cosine"), "neighbours": (100, 20, 50, 200, 400),
-                                    "recency": (0.0, 1.0, 2.0, 4.0, 8.0)}),
-    ModelSpec("user_knn", UserKNN, fusion=False),  # its score needs the learner-neighbour index: item_knn serves instead
+    ModelSpec(
+        "als",
+        lambda **p: Factorisation("als", **p),
+        {
+            "factors": (32, 16, 64, 128),
+            "regularization": (1.0, 0.1, 10.0, 0.01),
+            "alpha": (2.0, 0.5, 8.0, 32.0),
+        },
+    ),
+    ModelSpec(
+        "bpr",
+        lambda **p: Factorisation("bpr", **{"iterations": 100, "regularization": 0.01, **p}),
+        {"learning_rate": (0.01, 0.003, 0.03, 0.1)},
+    ),
+    ModelSpec(
+        "ease",
+        EASE,
+        {
+            "regularization": (100.0, 3.0, 10.0, 30.0, 300.0, 1000.0, 3000.0),
+            "recency": (0.0, 1.0, 2.0, 4.0, 8.0),
+        },
+    ),
+    ModelSpec(
+        "item_knn",
+        ItemKNN,
+        {
+            "similarity": ("bm25", "cosine"),
+            "neighbours": (100, 20, 50, 200, 400),
+            "recency": (0.0, 1.0, 2.0, 4.0, 8.0),
+        },
+    ),
+    # its score needs the learner-neighbour index: item_knn serves instead
+    ModelSpec("user_knn", UserKNN, fusion=False),
     ModelSpec("content_minilm", lambda: Content("minilm")),
     ModelSpec("content_tfidf", lambda: Content("tfidf")),
     ModelSpec("peer_group", PeerGroup, {"clusters": (32, 8, 128)}),
     ModelSpec("level", LevelMatch, {"signal": ("both", "difficulty", "intensity")}, report=False),
 )
 SPECS = {spec.name: spec for spec in MODELS}
-# BPR's SGD runs on one thread (so a seed gives one model) and its cost grows with the interactions: 100 epochs over
-# 20M interactions took over 15 min at size L. Above this, ALS holds the factor role and BPR stays a comparison model.
+# BPR's SGD runs on one thread (so a seed gives one model) and its cost grows with the interactions: 100
+# epochs over 20M interactions took over 15 min at size L. Above this, ALS holds the factor role and BPR stays
+# a comparison model.
 BPR_INTERACTIONS = 5_000_000
 
 
@@ -64,10 +89,15 @@ def build(name: str, params: dict | None = None) -> Recommender:
 def unusable(spec: ModelSpec, data: TrainData) -> str | None:
     """Why ``spec`` cannot learn from ``data`` (None when it can)."""
     if spec.name == "bpr" and data.matrix.nnz > BPR_INTERACTIONS:
-        return (f"{data.matrix.nnz:,} training interactions: BPR's single-threaded fit stops at {BPR_INTERACTIONS:,} "
-                "(ALS serves the factor role above it)")
+        return (
+            f"{data.matrix.nnz:,} training interactions: BPR's single-threaded fit stops at "
+            f"{BPR_INTERACTIONS:,} (ALS serves the factor role above it)"
+        )
     if spec.name == "ease" and data.shape[1] > EASE_COURSES:
-        return f"{data.shape[1]:,} courses: EASE's dense solve stops at {EASE_COURSES:,} (item_knn serves above it)"
+        return (
+            f"{data.shape[1]:,} courses: EASE's dense solve stops at {EASE_COURSES:,} (item_knn serves "
+            "above it)"
+        )
     if spec.name == "content_minilm" and data.course_vectors is None:
         return "no course embeddings"
     if spec.name == "content_tfidf" and (data.course_tfidf is None or data.course_tfidf.nnz == 0):
@@ -102,13 +132,17 @@ class TrainedSet:
         return {name: tuned.valid_ndcg for name, tuned in self.tuning.items()}
 
 
-def tune_models(fit_data: TrainData, valid: dict, names=None, kept: dict[str, dict] | None = None, log=None) -> TrainedSet:
-    """Tune each model of ``names`` (default all) on ``valid``; ``kept[name]`` fixes a model's parameters (no search).
+def tune_models(
+    fit_data: TrainData, valid: dict, names=None, kept: dict[str, dict] | None = None, log=None
+) -> TrainedSet:
+    """Tune each model of ``names`` (default all) on ``valid``; ``kept[name]`` fixes a model's parameters (no
+    search).
 
     Fits use the tuning population (at most ``TUNING_FIT_LEARNERS`` learners) and score at most
     ``TUNING_LEARNERS`` validation learners, as every tuning does (``coursepilot.sampling``).
     """
-    reasons = {spec.name: unusable(spec, fit_data) for spec in MODELS}  # on everyone: what the full fit will hold
+    # on everyone: what the full fit will hold
+    reasons = {spec.name: unusable(spec, fit_data) for spec in MODELS}
     fit_data, valid = tuning_population(fit_data, valid)
     scored = sample_learners(valid, TUNING_LEARNERS)
     kept = kept or {}
@@ -129,22 +163,35 @@ def tune_models(fit_data: TrainData, valid: dict, names=None, kept: dict[str, di
 
 
 def fusion_tuning(trained: TrainedSet, weights: dict[str, float] | None = None) -> FusionTuning:
-    """The fusion's weights on validation; with ``weights`` given (the nightly keeps the last ones) only its score.
+    """The fusion's weights on validation; with ``weights`` given (the nightly keeps the last ones) only its
+    score.
 
-    ``scored_ndcg``: the chosen weights scored by ``evaluate`` on the validation learners, the same way in both
-    cases (the search's own score is the best of many trials on its sample): what the promotion gate compares.
+    ``scored_ndcg``: the chosen weights scored by ``evaluate`` on the validation learners, the same way in
+    both cases (the search's own score is the best of many trials on its sample): what the promotion gate
+    compares.
     """
     components = {m: trained.fitted[m] for m in trained.fitted if SPECS[m].fusion}
-    tuning = tune_fusion(components, trained.fit_data, trained.valid) if weights is None else FusionTuning(weights, 0.0, {}, [])
-    score = evaluate(Fusion(components, tuning.weights).fit(trained.fit_data, fit_parts=False), trained.valid, ks=(10,))
+    tuning = (
+        tune_fusion(components, trained.fit_data, trained.valid)
+        if weights is None
+        else FusionTuning(weights, 0.0, {}, [])
+    )
+    score = evaluate(
+        Fusion(components, tuning.weights).fit(trained.fit_data, fit_parts=False), trained.valid, ks=(10,)
+    )
     tuning.scored_ndcg = score.get("ndcg@10", 0.0)
     if weights is not None:
         tuning.valid_ndcg = tuning.scored_ndcg
     return tuning
 
 
-def fitted_fusion(data: TrainData, params: dict[str, dict], weights: dict[str, float],
-                  fitted: dict[str, Recommender] | None = None, name: str = "hybrid") -> Fusion:
+def fitted_fusion(
+    data: TrainData,
+    params: dict[str, dict],
+    weights: dict[str, float],
+    fitted: dict[str, Recommender] | None = None,
+    name: str = "hybrid",
+) -> Fusion:
     """The fusion on all of ``data``: each weighted component built with its tuned ``params`` and fitted,
     unless ``fitted`` already holds it fitted on ``data``."""
     fitted = fitted or {}

@@ -25,12 +25,15 @@ PROFILE_COLUMNS = ("job", "software")
 
 
 def profile_texts(con, learner_ids=None) -> pd.Series:
-    """Profile text (job and software) per learner id, of ``learner_ids`` only when given; empty without them."""
+    """Profile text (job and software) per learner id, of ``learner_ids`` only when given; empty without
+    them."""
     cols = {c[0] for c in con.execute("DESCRIBE learners").fetchall()}
     text_cols = [c for c in PROFILE_COLUMNS if c in cols]
     if not text_cols:
         return pd.Series(dtype=str)
-    frame = con.execute(f"SELECT learner_id, {', '.join(text_cols)} FROM learners").df().set_index("learner_id")
+    frame = (
+        con.execute(f"SELECT learner_id, {', '.join(text_cols)} FROM learners").df().set_index("learner_id")
+    )
     if learner_ids is not None:
         frame = frame.reindex(pd.Index(learner_ids).astype(str)).dropna(how="all")
     texts = frame[text_cols].fillna("").astype(str).agg(" ".join, axis=1).str.strip()
@@ -42,7 +45,9 @@ def popularity(data: TrainData) -> np.ndarray:
     return Popularity().fit(data).counts
 
 
-def blend(profile_vectors: np.ndarray, course_vectors: np.ndarray, counts: np.ndarray, weight: float) -> np.ndarray:
+def blend(
+    profile_vectors: np.ndarray, course_vectors: np.ndarray, counts: np.ndarray, weight: float
+) -> np.ndarray:
     """(1 - weight) * minmax(profile · course) + weight * minmax(popularity), per profile."""
     similarity = minmax_rows(np.atleast_2d(profile_vectors) @ course_vectors.T)
     return (1 - weight) * similarity + weight * minmax_rows(counts[None, :])
@@ -53,11 +58,18 @@ def f1_at(scores: np.ndarray, relevant: list[set], k: int = 5, seen: np.ndarray 
     if seen is not None:  # courses the learner already took are no candidates
         scores = np.where(seen, -np.inf, scores)
     top = top_k(scores, min(k, scores.shape[1]))
-    return float(metrics_from_hits(hit_matrix(top, relevant), np.array([len(r) for r in relevant]), (k,))[f"f1@{k}"].mean())
+    return float(
+        metrics_from_hits(hit_matrix(top, relevant), np.array([len(r) for r in relevant]), (k,))[
+            f"f1@{k}"
+        ].mean()
+    )
 
 
-def tune_blend(con, fit_data: TrainData, valid: dict, embed, seed: int = 0) -> tuple[float, dict[float, float]]:
-    """(popularity weight, validation F1@5 by weight); (``DEFAULT_POPULARITY``, {}) when no validation learner has a profile."""
+def tune_blend(
+    con, fit_data: TrainData, valid: dict, embed, seed: int = 0
+) -> tuple[float, dict[float, float]]:
+    """(popularity weight, validation F1@5 by weight); (``DEFAULT_POPULARITY``, {}) when no validation learner
+    has a profile."""
     texts = profile_texts(con, fit_data.learner_ids[np.array(sorted(valid), dtype=np.int64)] if valid else [])
     if texts.empty or fit_data.course_vectors is None:
         return DEFAULT_POPULARITY, {}
@@ -70,5 +82,7 @@ def tune_blend(con, fit_data: TrainData, valid: dict, embed, seed: int = 0) -> t
     relevant = [chosen[int(r)] for r in order]
     counts = popularity(fit_data)
     seen = fit_data.matrix[order].toarray() > 0
-    scores = {w: f1_at(blend(vectors, fit_data.course_vectors, counts, w), relevant, seen=seen) for w in BLENDS}
+    scores = {
+        w: f1_at(blend(vectors, fit_data.course_vectors, counts, w), relevant, seen=seen) for w in BLENDS
+    }
     return max(scores, key=lambda w: (scores[w], -w)), scores

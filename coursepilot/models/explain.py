@@ -34,7 +34,10 @@ def explain(fusion: Fusion, row: int, courses: np.ndarray) -> list[Reason]:
     parts = fusion.parts(np.array([row]))
     names = list(parts)
     contributions = np.vstack([parts[m][0, courses] for m in names])  # (components, courses)
-    return [_reason(names[int(np.argmax(contributions[:, i]))], fusion, row, int(c)) for i, c in enumerate(courses)]
+    return [
+        _reason(names[int(np.argmax(contributions[:, i]))], fusion, row, int(c))
+        for i, c in enumerate(courses)
+    ]
 
 
 def _reason(name: str, fusion: Fusion, row: int, course: int) -> Reason:
@@ -43,8 +46,11 @@ def _reason(name: str, fusion: Fusion, row: int, course: int) -> Reason:
     if isinstance(model, ItemBased):
         return Reason(name, model.evidence(row, course)[0])
     if isinstance(model, PeerGroup):
-        return Reason(name, share=float(model.score(np.array([row]))[0, course]),
-                      group_size=int(model.sizes[model.labels[row]]))
+        return Reason(
+            name,
+            share=float(model.score(np.array([row]))[0, course]),
+            group_size=int(model.sizes[model.labels[row]]),
+        )
     if isinstance(model, (Factorisation, Content)) and len(taken):
         space = model.item_factors if isinstance(model, Factorisation) else model.courses
         return Reason(name, int(taken[np.argmax(_cosines(space, taken, course))]))

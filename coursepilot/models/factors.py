@@ -13,13 +13,27 @@ class Factorisation(Recommender):
 
     state_keys = ("user_factors", "item_factors")
 
-    def __init__(self, algorithm: str = "als", factors: int = 16, iterations: int = 15, regularization: float = 1.0,
-                 learning_rate: float = 0.05, alpha: float = 2.0, seed: int = 0):
+    def __init__(
+        self,
+        algorithm: str = "als",
+        factors: int = 16,
+        iterations: int = 15,
+        regularization: float = 1.0,
+        learning_rate: float = 0.05,
+        alpha: float = 2.0,
+        seed: int = 0,
+    ):
         if algorithm not in ("als", "bpr"):
             raise ValueError("algorithm is als or bpr")
         self.name = algorithm
-        self.params = dict(factors=factors, iterations=iterations, regularization=regularization,
-                           learning_rate=learning_rate, alpha=alpha, seed=seed)
+        self.params = dict(
+            factors=factors,
+            iterations=iterations,
+            regularization=regularization,
+            learning_rate=learning_rate,
+            alpha=alpha,
+            seed=seed,
+        )
 
     def fit(self, data: TrainData) -> "Factorisation":
         super().fit(data)
@@ -28,15 +42,26 @@ class Factorisation(Recommender):
             if self.name == "als":
                 from implicit.cpu.als import AlternatingLeastSquares
 
-                model = AlternatingLeastSquares(factors=p["factors"], regularization=p["regularization"], alpha=p["alpha"],
-                                                iterations=p["iterations"], random_state=p["seed"])
+                model = AlternatingLeastSquares(
+                    factors=p["factors"],
+                    regularization=p["regularization"],
+                    alpha=p["alpha"],
+                    iterations=p["iterations"],
+                    random_state=p["seed"],
+                )
             else:
                 from implicit.cpu.bpr import BayesianPersonalizedRanking
 
-                # one thread: implicit's multithreaded SGD is not reproducible, and the same seed must give the same model
-                model = BayesianPersonalizedRanking(factors=p["factors"], learning_rate=p["learning_rate"],
-                                                    regularization=p["regularization"], iterations=p["iterations"],
-                                                    random_state=p["seed"], num_threads=1)
+                # one thread: implicit's multithreaded SGD is not reproducible, and the same seed must give
+                # the same model
+                model = BayesianPersonalizedRanking(
+                    factors=p["factors"],
+                    learning_rate=p["learning_rate"],
+                    regularization=p["regularization"],
+                    iterations=p["iterations"],
+                    random_state=p["seed"],
+                    num_threads=1,
+                )
             model.fit(data.matrix, show_progress=False)
         self.user_factors = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors = np.asarray(model.item_factors, dtype=np.float32)

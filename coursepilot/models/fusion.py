@@ -23,11 +23,14 @@ from ..sampling import sample_learners
 from .base import Recommender, TrainData, minmax_rows, top_k
 
 WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.25, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
-FUSION_LEARNERS = 5_000  # validation learners the weight search scores (their score matrices are held in memory)
+FUSION_LEARNERS = (
+    5_000  # validation learners the weight search scores (their score matrices are held in memory)
+)
 
 
 class Fusion(Recommender):
-    """Weighted sum of per-learner min-max normalised component scores (components with weight 0 are dropped)."""
+    """Weighted sum of per-learner min-max normalised component scores (components with weight 0 are
+    dropped)."""
 
     def __init__(self, components: dict[str, Recommender], weights: dict[str, float], name: str = "hybrid"):
         self.weights = {m: float(w) for m, w in weights.items() if w > 0}
@@ -43,8 +46,10 @@ class Fusion(Recommender):
 
     def parts(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         """Each component's weighted, normalised scores."""
-        return {m: self.weights[m] * minmax_rows(np.asarray(model.score(rows), dtype=np.float32))
-                for m, model in self.components.items()}
+        return {
+            m: self.weights[m] * minmax_rows(np.asarray(model.score(rows), dtype=np.float32))
+            for m, model in self.components.items()
+        }
 
     def score(self, rows: np.ndarray) -> np.ndarray:
         return sum(self.parts(rows).values())
@@ -59,19 +64,31 @@ class FusionTuning:
     scored_ndcg: float = 0.0  # the chosen weights scored by ``evaluate`` (see catalogue.fusion_tuning)
 
     def table(self) -> list[dict]:
-        return [{"component": m, "weight": self.weights.get(m, 0.0), "alone_valid_ndcg@10": round(v, 4)}
-                for m, v in sorted(self.singles.items(), key=lambda kv: -kv[1])]
+        return [
+            {"component": m, "weight": self.weights.get(m, 0.0), "alone_valid_ndcg@10": round(v, 4)}
+            for m, v in sorted(self.singles.items(), key=lambda kv: -kv[1])
+        ]
 
 
-def tune_fusion(components: dict[str, Recommender], fit_data: TrainData, valid: dict, weights=WEIGHTS,
-                rounds: int = 3, max_learners: int = FUSION_LEARNERS, seed: int = 0) -> FusionTuning:
-    """Weights by nDCG@10 on ``valid`` for ``components`` already fitted on ``fit_data`` (train minus the carve)."""
+def tune_fusion(
+    components: dict[str, Recommender],
+    fit_data: TrainData,
+    valid: dict,
+    weights=WEIGHTS,
+    rounds: int = 3,
+    max_learners: int = FUSION_LEARNERS,
+    seed: int = 0,
+) -> FusionTuning:
+    """Weights by nDCG@10 on ``valid`` for ``components`` already fitted on ``fit_data`` (train minus the
+    carve)."""
     valid = sample_learners(valid, max_learners, seed)
     rows = np.array(sorted(valid), dtype=np.int64)
     sets = [valid[int(r)] for r in rows]
     n_relevant = np.array([len(s) for s in sets])
     seen = fit_data.matrix[rows].toarray() > 0
-    parts = {m: minmax_rows(np.asarray(model.score(rows), dtype=np.float32)) for m, model in components.items()}
+    parts = {
+        m: minmax_rows(np.asarray(model.score(rows), dtype=np.float32)) for m, model in components.items()
+    }
     k = min(10, fit_data.shape[1])
 
     def ndcg(blend: np.ndarray) -> float:
@@ -87,7 +104,9 @@ def tune_fusion(components: dict[str, Recommender], fit_data: TrainData, valid: 
         changed = False
         for m, part in parts.items():
             for w in weights:
-                if w == current[m] or (w == 0 and sum(v > 0 for v in current.values()) == 1 and current[m] > 0):
+                if w == current[m] or (
+                    w == 0 and sum(v > 0 for v in current.values()) == 1 and current[m] > 0
+                ):
                     continue
                 trial = blend + (w - current[m]) * part
                 score = ndcg(trial)

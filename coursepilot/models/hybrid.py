@@ -29,8 +29,21 @@ GRID_CANDIDATES = 100  # per part: each grid point ranks at most twice this many
 
 
 class Hybrid(Recommender):
-    def __init__(self, cf: Recommender, content: Recommender, alpha: float = 0.5, level_weight: float = 0.0, name: str = "hybrid"):
-        self.cf, self.content, self.alpha, self.level_weight, self.name = cf, content, alpha, level_weight, name
+    def __init__(
+        self,
+        cf: Recommender,
+        content: Recommender,
+        alpha: float = 0.5,
+        level_weight: float = 0.0,
+        name: str = "hybrid",
+    ):
+        self.cf, self.content, self.alpha, self.level_weight, self.name = (
+            cf,
+            content,
+            alpha,
+            level_weight,
+            name,
+        )
 
     def fit(self, data: TrainData, fit_parts: bool = True, targets: np.ndarray | None = None) -> "Hybrid":
         """``targets`` replaces t_s (see :class:`~coursepilot.models.level.LevelMatch`)."""
@@ -68,23 +81,32 @@ class Tuning:
 
 @dataclass(frozen=True)
 class Carve:
-    """Training rows held out for tuning (``held``), which rule chose them and how many learners each rule holds."""
+    """Training rows held out for tuning (``held``), which rule chose them and how many learners each rule
+    holds."""
 
     held: np.ndarray
     rule: str  # "per_learner" or "platform"
     learners: dict[str, int]  # rule -> validation learners it would hold
 
     def describe(self) -> str:
-        others = "; ".join(f"{CARVE_RULES[rule]} would hold {n:,}" for rule, n in self.learners.items() if rule != self.rule)
-        return (f"{CARVE_RULES[self.rule]}, {self.learners[self.rule]:,} validation learners"
-                + (f" ({others})" if others else ""))
+        others = "; ".join(
+            f"{CARVE_RULES[rule]} would hold {n:,}" for rule, n in self.learners.items() if rule != self.rule
+        )
+        return f"{CARVE_RULES[self.rule]}, {self.learners[self.rule]:,} validation learners" + (
+            f" ({others})" if others else ""
+        )
 
 
 CARVE_RULES = {"per_learner": "each learner's latest rows", "platform": "the platform's latest rows"}
 
 
-def latest_per_learner(train: pd.DataFrame, share: float = 0.2, min_interactions: int = 3, seed: int = 0,
-                       rank: np.ndarray | None = None) -> np.ndarray:
+def latest_per_learner(
+    train: pd.DataFrame,
+    share: float = 0.2,
+    min_interactions: int = 3,
+    seed: int = 0,
+    rank: np.ndarray | None = None,
+) -> np.ndarray:
     """Mask of each learner's latest ``share`` of rows (seeded order without ts), for learners with at least
     ``min_interactions``: the test split's own rule.
 
@@ -93,7 +115,8 @@ def latest_per_learner(train: pd.DataFrame, share: float = 0.2, min_interactions
     """
     learner, n = train["row"].to_numpy(), len(train)
     rank = time_rank(train, seed) if rank is None else rank
-    order = np.argsort(learner.astype(np.int64) * n + rank)  # by learner, then time, then the tie-break (3x np.lexsort's speed)
+    # by learner, then time, then the tie-break (3x np.lexsort's speed)
+    order = np.argsort(learner.astype(np.int64) * n + rank)
     starts = np.r_[0, np.flatnonzero(np.diff(learner[order])) + 1]
     sizes = np.diff(np.r_[starts, len(order)])
     size, position = np.repeat(sizes, sizes), np.arange(len(order)) - np.repeat(starts, sizes)
@@ -102,10 +125,11 @@ def latest_per_learner(train: pd.DataFrame, share: float = 0.2, min_interactions
     return held
 
 
-def latest_on_platform(train: pd.DataFrame, share: float = 0.2, seed: int = 0,
-                       rank: np.ndarray | None = None) -> np.ndarray:
-    """Mask of the platform's latest ``share`` of rows by time, except each learner's earliest row where every one of
-    theirs would go: a held-out learner keeps a history to be scored from, as a test learner does."""
+def latest_on_platform(
+    train: pd.DataFrame, share: float = 0.2, seed: int = 0, rank: np.ndarray | None = None
+) -> np.ndarray:
+    """Mask of the platform's latest ``share`` of rows by time, except each learner's earliest row where every
+    one of theirs would go: a held-out learner keeps a history to be scored from, as a test learner does."""
     learner, n = train["row"].to_numpy(), len(train)
     rank = time_rank(train, seed) if rank is None else rank
     held = rank >= n - int(round(n * share))
@@ -127,13 +151,16 @@ def time_rank(train: pd.DataFrame, seed: int) -> np.ndarray:
     return rank
 
 
-def carve_validation(train: pd.DataFrame, share: float = 0.2, min_interactions: int = 3, seed: int = 0) -> Carve:
-    """The validation carve of ``train``: of the two rules that mirror the test, the one holding more learners.
+def carve_validation(
+    train: pd.DataFrame, share: float = 0.2, min_interactions: int = 3, seed: int = 0
+) -> Carve:
+    """The validation carve of ``train``: of the two rules that mirror the test, the one holding more
+    learners.
 
-    Each learner's latest ``share`` is the test split's own rule; where few learners have enough rows for it (a
-    platform of cohorts, whose learners take one or two courses a year) the platform's latest ``share`` by time also
-    holds what the test holds, the period the recommender will next be judged on. More validation learners make
-    the weight searches less noisy. Without timestamps only the first rule applies.
+    Each learner's latest ``share`` is the test split's own rule; where few learners have enough rows for it
+    (a platform of cohorts, whose learners take one or two courses a year) the platform's latest ``share`` by
+    time also holds what the test holds, the period the recommender will next be judged on. More validation
+    learners make the weight searches less noisy. Without timestamps only the first rule applies.
     """
     rank = time_rank(train, seed)  # one sort for both rules
     carves = {"per_learner": latest_per_learner(train, share, min_interactions, seed, rank)}
@@ -152,23 +179,38 @@ class Validation(NamedTuple):
 
 
 def validation_data(con, data: TrainData, rating_scale, share: float = 0.2, seed: int = 0) -> Validation:
-    """Training data minus the validation carve, and the carve, from ``train`` only (:func:`carve_validation`)."""
+    """Training data minus the validation carve, and the carve, from ``train`` only
+    (:func:`carve_validation`)."""
     train = coded_interactions(con, ("train",), data.learner_ids, data.course_ids)
     carve = carve_validation(train, share, seed=seed)
     held = carve.held
-    fit_data = data.with_matrix(interaction_matrix(train[~held], data.shape, rating_scale),
-                                interaction_times(train[~held], data.shape))
-    return Validation(fit_data, relevant_sets(interaction_matrix(train[held], data.shape, rating_scale)), carve)
+    fit_data = data.with_matrix(
+        interaction_matrix(train[~held], data.shape, rating_scale),
+        interaction_times(train[~held], data.shape),
+    )
+    return Validation(
+        fit_data, relevant_sets(interaction_matrix(train[held], data.shape, rating_scale)), carve
+    )
 
 
-def tune(hybrid: Hybrid, fit_data: TrainData, valid: dict, alphas=ALPHAS, level_weights=LEVEL_WEIGHTS,
-         batch: int = 2048, max_learners: int = TUNING_LEARNERS, seed: int = 0, fit_parts: bool = True) -> Tuning:
+def tune(
+    hybrid: Hybrid,
+    fit_data: TrainData,
+    valid: dict,
+    alphas=ALPHAS,
+    level_weights=LEVEL_WEIGHTS,
+    batch: int = 2048,
+    max_learners: int = TUNING_LEARNERS,
+    seed: int = 0,
+    fit_parts: bool = True,
+) -> Tuning:
     """Grid-search alpha and the level weight by nDCG@10 on ``valid`` ({learner row: set of course columns}).
 
     ``fit_data`` must not contain the validation interactions (nor, of course, any test one). Above
     ``max_learners`` validation learners a seeded random sample of that many is scored: the grid's
     ranking does not need more, and the cost no longer grows with the number of learners.
-    ``fit_parts=False`` when the CF and content parts are already fitted on ``fit_data`` (shared by several grids).
+    ``fit_parts=False`` when the CF and content parts are already fitted on ``fit_data`` (shared by several
+    grids).
     """
     hybrid.fit(fit_data, fit_parts=fit_parts)
     valid = sample_learners(valid, max_learners, seed)
@@ -178,21 +220,39 @@ def tune(hybrid: Hybrid, fit_data: TrainData, valid: dict, alphas=ALPHAS, level_
     points = [(alpha, weight) for alpha in alphas for weight in level_weights]
     tops = [[] for _ in points]
     for start in range(0, len(rows), batch):
-        part = rows[start:start + batch]
+        part = rows[start : start + batch]
         cf, content, level = (p.astype(np.float32) for p in hybrid.parts(part))
-        for point, top in zip(tops, blend_tops(cf, content, level, fit_data.matrix[part].toarray() > 0, points)):
+        for point, top in zip(
+            tops, blend_tops(cf, content, level, fit_data.matrix[part].toarray() > 0, points)
+        ):
             point.append(top)
-    results = [(alpha, weight, float(metrics_from_hits(hit_matrix(np.vstack(top), sets), n_relevant, (10,))["ndcg@10"].mean()))
-               for (alpha, weight), top in zip(points, tops)]
+    results = [
+        (
+            alpha,
+            weight,
+            float(metrics_from_hits(hit_matrix(np.vstack(top), sets), n_relevant, (10,))["ndcg@10"].mean()),
+        )
+        for (alpha, weight), top in zip(points, tops)
+    ]
     grid = pd.DataFrame(results, columns=["alpha", "level_weight", "ndcg@10"])
     best = grid.sort_values(["ndcg@10", "level_weight"], ascending=[False, True]).iloc[0]
     plain = grid[grid["level_weight"] == 0].sort_values("ndcg@10", ascending=False).iloc[0]
-    return Tuning(float(best["alpha"]), float(best["level_weight"]), float(best["ndcg@10"]), float(plain["alpha"]), grid)
+    return Tuning(
+        float(best["alpha"]), float(best["level_weight"]), float(best["ndcg@10"]), float(plain["alpha"]), grid
+    )
 
 
-def blend_tops(cf: np.ndarray, content: np.ndarray, level: np.ndarray, seen: np.ndarray, points, k: int = 10,
-               candidates: int = GRID_CANDIDATES) -> list[np.ndarray]:
-    """Top-``k`` unseen columns of alpha*cf + (1-alpha)*content + w*level per row, for each (alpha, w) of ``points``.
+def blend_tops(
+    cf: np.ndarray,
+    content: np.ndarray,
+    level: np.ndarray,
+    seen: np.ndarray,
+    points,
+    k: int = 10,
+    candidates: int = GRID_CANDIDATES,
+) -> list[np.ndarray]:
+    """Top-``k`` unseen columns of alpha*cf + (1-alpha)*content + w*level per row, for each (alpha, w) of
+    ``points``.
 
     The same ranking as sorting every course for every point, but each point ranks only the candidates:
     each row's ``candidates`` best unseen courses by CF and by content. Any other unseen course scores at
@@ -202,7 +262,9 @@ def blend_tops(cf: np.ndarray, content: np.ndarray, level: np.ndarray, seen: np.
     n = cf.shape[1]
     k = min(k, n)
     if 2 * candidates >= n:
-        return [_ranked(alpha * cf + (1 - alpha) * content + weight * level, seen, k) for alpha, weight in points]
+        return [
+            _ranked(alpha * cf + (1 - alpha) * content + weight * level, seen, k) for alpha, weight in points
+        ]
     index, bounds = [], []
     for part in (cf, content):
         unseen = np.where(seen, -np.inf, part)
@@ -214,18 +276,23 @@ def blend_tops(cf: np.ndarray, content: np.ndarray, level: np.ndarray, seen: np.
     excluded[:, 1:] |= index[:, 1:] == index[:, :-1]  # a course that is a candidate twice counts once
     cf_c, content_c, level_c = (np.take_along_axis(x, index, axis=1) for x in (cf, content, level))
     top_level = np.where(seen, -np.inf, level).max(axis=1)
-    everything = np.isneginf(bounds[0]) | np.isneginf(bounds[1])  # fewer unseen courses than candidates: all are in
+    # fewer unseen courses than candidates: all are in
+    everything = np.isneginf(bounds[0]) | np.isneginf(bounds[1])
     out = []
     for alpha, weight in points:
         blend = alpha * cf_c + (1 - alpha) * content_c + weight * level_c
         local = _ranked(blend, excluded, k)  # sets the excluded candidates to -inf
         kth = np.take_along_axis(blend, local[:, -1:], axis=1)[:, 0]
         with np.errstate(invalid="ignore"):
-            bound = np.where(everything, -np.inf, alpha * bounds[0] + (1 - alpha) * bounds[1] + weight * top_level)
+            bound = np.where(
+                everything, -np.inf, alpha * bounds[0] + (1 - alpha) * bounds[1] + weight * top_level
+            )
         top = np.take_along_axis(index, local, axis=1)
         rest = ~(kth > bound)
         if rest.any():
-            top[rest] = _ranked(alpha * cf[rest] + (1 - alpha) * content[rest] + weight * level[rest], seen[rest], k)
+            top[rest] = _ranked(
+                alpha * cf[rest] + (1 - alpha) * content[rest] + weight * level[rest], seen[rest], k
+            )
         out.append(top)
     return out
 
@@ -238,5 +305,8 @@ def _ranked(scores: np.ndarray, excluded: np.ndarray, k: int) -> np.ndarray:
 def relevant_sets(matrix: sparse.csr_matrix) -> dict[int, set[int]]:
     """{learner row: course columns} of the non-empty rows of a matrix."""
     matrix = matrix.tocsr()
-    indptr, indices = matrix.indptr.tolist(), matrix.indices.tolist()  # Python lists: slicing them is 3x faster
-    return {r: set(indices[indptr[r]:indptr[r + 1]]) for r in np.flatnonzero(np.diff(matrix.indptr)).tolist()}
+    # Python lists: slicing them is 3x faster
+    indptr, indices = matrix.indptr.tolist(), matrix.indices.tolist()
+    return {
+        r: set(indices[indptr[r] : indptr[r + 1]]) for r in np.flatnonzero(np.diff(matrix.indptr)).tolist()
+    }

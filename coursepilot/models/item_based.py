@@ -15,11 +15,14 @@ from threadpoolctl import threadpool_limits
 
 from .base import Recommender, TrainData
 
-EASE_COURSES = 10_000  # dense course x course solve up to this many courses (four 800 MB float64 arrays at 10,000)
+EASE_COURSES = (
+    10_000  # dense course x course solve up to this many courses (four 800 MB float64 arrays at 10,000)
+)
 
 
 def recency_weights(times: sparse.csr_matrix, half_life: float) -> sparse.csr_matrix:
-    """2^(-r / half_life) per interaction, r its rank among the learner's own interactions, latest first (r = 0)."""
+    """2^(-r / half_life) per interaction, r its rank among the learner's own interactions, latest first (r =
+    0)."""
     times = times.tocsr()
     counts = np.diff(times.indptr)
     row = np.repeat(np.arange(times.shape[0]), counts)
@@ -58,7 +61,8 @@ class ItemBased(Recommender):
         return scores.toarray() if sparse.issparse(scores) else np.asarray(scores)
 
     def evidence(self, row: int, course: int) -> tuple[int, float]:
-        """(taken course column, its share of the score) that contributes most to ``course`` for learner ``row``."""
+        """(taken course column, its share of the score) that contributes most to ``course`` for learner
+        ``row``."""
         taken = self.learner_rows(np.array([row]))
         cols, x = taken.indices, taken.data
         if not len(cols):
@@ -88,7 +92,9 @@ class EASE(ItemBased):
         super().fit(data)
         n = data.shape[1]
         if n > EASE_COURSES:
-            raise ValueError(f"EASE solves a dense {n:,} x {n:,} system: above {EASE_COURSES:,} courses use item_knn")
+            raise ValueError(
+                f"EASE solves a dense {n:,} x {n:,} system: above {EASE_COURSES:,} courses use item_knn"
+            )
         binary = self.binary(data.matrix)
         gram = np.asarray((binary.T @ binary).toarray(), dtype=np.float64)
         gram[np.diag_indices(n)] += self.regularization
@@ -114,12 +120,24 @@ class ItemKNN(ItemBased):
     """implicit's item-item recommenders on the confidence matrix: each course keeps its ``neighbours`` most
     similar courses (``similarity``: cosine, or BM25 with K1 / B), and a learner's score is x_u · S."""
 
-    def __init__(self, similarity: str = "bm25", neighbours: int = 100, k1: float = 1.2, b: float = 0.75,
-                 recency: float = 0.0):
+    def __init__(
+        self,
+        similarity: str = "bm25",
+        neighbours: int = 100,
+        k1: float = 1.2,
+        b: float = 0.75,
+        recency: float = 0.0,
+    ):
         if similarity not in ("cosine", "bm25"):
             raise ValueError("similarity is cosine or bm25")
         self.name, self.recency = "item_knn", recency
-        self.params = {"similarity": similarity, "neighbours": neighbours, "k1": k1, "b": b, "recency": recency}
+        self.params = {
+            "similarity": similarity,
+            "neighbours": neighbours,
+            "k1": k1,
+            "b": b,
+            "recency": recency,
+        }
 
     def fit(self, data: TrainData) -> "ItemKNN":
         from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
@@ -127,10 +145,14 @@ class ItemKNN(ItemBased):
 
         super().fit(data)
         p = self.params
-        model = (CosineRecommender(K=p["neighbours"]) if p["similarity"] == "cosine"
-                 else BM25Recommender(K=p["neighbours"], K1=p["k1"], B=p["b"]))
+        model = (
+            CosineRecommender(K=p["neighbours"])
+            if p["similarity"] == "cosine"
+            else BM25Recommender(K=p["neighbours"], K1=p["k1"], B=p["b"])
+        )
         with threadpool_limits(1, "blas"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=ParameterWarning)  # implicit converts its own weighting to CSR
+            # implicit converts its own weighting to CSR
+            warnings.simplefilter("ignore", category=ParameterWarning)
             model.fit(data.matrix.astype(np.float32), show_progress=False)
         self.weights = sparse.csr_matrix(model.similarity, dtype=np.float32)
         return self

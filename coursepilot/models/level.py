@@ -28,7 +28,9 @@ def level_targets(data: TrainData) -> np.ndarray:
     total = np.asarray(taken[:, known].sum(axis=1)).ravel()
     level_sum = np.asarray(taken[:, known] @ data.difficulty[known].astype(np.float32)).ravel()
     mean = np.divide(level_sum, total, out=np.full(len(total), np.nan), where=total > 0)
-    shift = np.nan_to_num((data.p_adaptive if data.p_adaptive is not None else np.full(len(total), 0.5)) - 0.5)
+    shift = np.nan_to_num(
+        (data.p_adaptive if data.p_adaptive is not None else np.full(len(total), 0.5)) - 0.5
+    )
     return np.clip(mean + shift, 0, 2)
 
 
@@ -66,15 +68,19 @@ class LevelMatch(Recommender):
         return (self._difficulty(rows) + self._intensity(rows)) / 2
 
     def _difficulty(self, rows: np.ndarray) -> np.ndarray:
-        """Gathered from a table of each learner's value at every difficulty level (one pass over the batch)."""
+        """Gathered from a table of each learner's value at every difficulty level (one pass over the
+        batch)."""
         target = self.targets[rows]
         levels = len(DIFFICULTY_LEVELS)
         table = np.full((len(rows), levels + 1), 0.5)  # the last column: a course of unknown difficulty
-        table[:, :levels] = np.where(np.isnan(target)[:, None], 0.5, 1 - np.abs(target[:, None] - np.arange(levels)) / 2)
+        table[:, :levels] = np.where(
+            np.isnan(target)[:, None], 0.5, 1 - np.abs(target[:, None] - np.arange(levels)) / 2
+        )
         difficulty = self.data.difficulty
         return table[:, np.where(difficulty >= 0, difficulty, levels)]
 
     def _intensity(self, rows: np.ndarray) -> np.ndarray:
-        adaptive = _known_or_half(self.data.p_adaptive, rows, self.data.shape[0])[:, None]  # the batch's rows only
+        # the batch's rows only
+        adaptive = _known_or_half(self.data.p_adaptive, rows, self.data.shape[0])[:, None]
         intensive = _known_or_half(self.data.p_intensive, slice(None), self.data.shape[1])[None, :]
         return adaptive * intensive + (1 - adaptive) * (1 - intensive)

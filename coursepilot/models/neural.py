@@ -18,7 +18,8 @@ Training: BPR loss with ``negatives`` uniformly sampled courses per positive, Ad
 on validation nDCG@10 (``patience`` epochs; at most 20,000 sampled validation learners), epoch 0 (the
 CF input alone) being a candidate; the final model is retrained on all training data for the best
 number of epochs. When no epoch beats the CF input on validation the model falls back to it
-(``fell_back``, ``fallback_reason``, ``best_epochs`` 0). Trains on one CPU thread: the same seed, the same model.
+(``fell_back``, ``fallback_reason``, ``best_epochs`` 0). Trains on one CPU thread: the same seed, the same
+model.
 """
 
 from __future__ import annotations
@@ -41,11 +42,12 @@ class _Network(nn.Module):
         super().__init__()
         self.learner_cf, self.learner_text = nn.Linear(cf_dim, dim), nn.Linear(text_dim, dim)
         self.course_cf, self.course_text = nn.Linear(cf_dim, dim), nn.Linear(text_dim, dim)
-        self.key, self.value = nn.Linear(dim, dim, bias=False), nn.Linear(dim, dim, bias=False)  # shared by both sides
-        self.query = nn.Parameter(torch.randn(dim) / dim ** 0.5)
+        # shared by both sides
+        self.key, self.value = nn.Linear(dim, dim, bias=False), nn.Linear(dim, dim, bias=False)
+        self.query = nn.Parameter(torch.randn(dim) / dim**0.5)
         self.to_query = nn.Linear(dim, dim)
         self.bias = nn.Embedding(n_courses, 1)
-        self.scale = dim ** -0.5
+        self.scale = dim**-0.5
         self._start_at_cf(cf_dim, dim)
 
     @torch.no_grad()
@@ -56,8 +58,14 @@ class _Network(nn.Module):
             layer.weight.copy_(eye[:, :cf_dim])
         for layer in (self.learner_text, self.course_text):
             nn.init.zeros_(layer.weight)
-        for zero in (self.learner_cf.bias, self.course_cf.bias, self.learner_text.bias, self.course_text.bias,
-                     self.key.weight, self.bias.weight):
+        for zero in (
+            self.learner_cf.bias,
+            self.course_cf.bias,
+            self.learner_text.bias,
+            self.course_text.bias,
+            self.key.weight,
+            self.bias.weight,
+        ):
             nn.init.zeros_(zero)
         self.value.weight.copy_(2 * eye)
 
@@ -91,17 +99,35 @@ class _Network(nn.Module):
 
 
 class NeuralHybrid(Recommender):
-    """The attention network started at ALS. After ``fit``: ``history`` (one record per epoch; epoch 0 is ALS alone),
-    ``best_epochs`` (the epochs the final network trained: the early-stopped choice, 0 when it fell back, else
-    ``max_epochs``), ``fell_back`` and ``fallback_reason`` (why it scores as ALS; "" when it does not)."""
+    """The attention network started at ALS. After ``fit``: ``history`` (one record per epoch; epoch 0 is ALS
+    alone), ``best_epochs`` (the epochs the final network trained: the early-stopped choice, 0 when it fell
+    back, else ``max_epochs``), ``fell_back`` and ``fallback_reason`` (why it scores as ALS; "" when it does
+    not)."""
 
     name = "neural_hybrid"
 
-    def __init__(self, dim: int = 64, negatives: int = 4, max_epochs: int = 20, patience: int = 2,
-                 learning_rate: float = 3e-3, batch_size: int = 4096, weight_decay: float = 1e-6, seed: int = 0,
-                 als_params: dict | None = None):
-        self.params = dict(dim=dim, negatives=negatives, max_epochs=max_epochs, patience=patience,
-                           learning_rate=learning_rate, batch_size=batch_size, weight_decay=weight_decay, seed=seed)
+    def __init__(
+        self,
+        dim: int = 64,
+        negatives: int = 4,
+        max_epochs: int = 20,
+        patience: int = 2,
+        learning_rate: float = 3e-3,
+        batch_size: int = 4096,
+        weight_decay: float = 1e-6,
+        seed: int = 0,
+        als_params: dict | None = None,
+    ):
+        self.params = dict(
+            dim=dim,
+            negatives=negatives,
+            max_epochs=max_epochs,
+            patience=patience,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            weight_decay=weight_decay,
+            seed=seed,
+        )
         self.als_params = als_params or {}
         self.history: list[dict] = []
         self.best_epochs = 0
@@ -115,39 +141,49 @@ class NeuralHybrid(Recommender):
         self.p = torch.from_numpy(self.cf.user_factors)
         self.q = torch.from_numpy(self.cf.item_factors)
         self.e = torch.from_numpy(np.array(data.course_vectors, dtype=np.float32))  # a writable copy
-        self.profiles = torch.from_numpy(np.asarray(normalize(data.matrix @ data.course_vectors), dtype=np.float32))
+        self.profiles = torch.from_numpy(
+            np.asarray(normalize(data.matrix @ data.course_vectors), dtype=np.float32)
+        )
         dim = max(self.params["dim"], self.p.shape[1])  # wide enough to carry the ALS factors
         self.net = _Network(self.p.shape[1], self.e.shape[1], data.shape[1], dim)
 
     def _epochs(self, epochs: int):
-        """Train the started network ``epochs`` epochs, yielding each epoch's record (also kept in ``history``)."""
+        """Train the started network ``epochs`` epochs, yielding each epoch's record (also kept in
+        ``history``)."""
         rng = np.random.default_rng(self.params["seed"])
-        optimiser = torch.optim.Adam(self.net.parameters(), lr=self.params["learning_rate"],
-                                     weight_decay=self.params["weight_decay"])
+        optimiser = torch.optim.Adam(
+            self.net.parameters(), lr=self.params["learning_rate"], weight_decay=self.params["weight_decay"]
+        )
         coo = self.data.matrix.tocoo()
         users, items = coo.row.astype(np.int64), coo.col.astype(np.int64)
         size = self.params["batch_size"]
         for epoch in range(1, epochs + 1):
             self.net.train()
             order = rng.permutation(len(users))
-            total = sum(self._step(optimiser, users[idx], items[idx], rng) * len(idx)
-                        for idx in np.array_split(order, range(size, len(order), size)))
+            total = sum(
+                self._step(optimiser, users[idx], items[idx], rng) * len(idx)
+                for idx in np.array_split(order, range(size, len(order), size))
+            )
             record = {"epoch": epoch, "loss": total / len(users)}
             self.history.append(record)
             yield record
 
     def _step(self, optimiser, learners: np.ndarray, positives: np.ndarray, rng) -> float:
-        """One Adam step of the BPR loss on a batch of (learner, course) pairs, ``negatives`` sampled courses each."""
+        """One Adam step of the BPR loss on a batch of (learner, course) pairs, ``negatives`` sampled courses
+        each."""
         negatives, learner = self.params["negatives"], torch.from_numpy(learners)
-        pooled = self.net.learners(self.p[learner], self.profiles[learner])  # once per learner, then one per negative
+        # once per learner, then one per negative
+        pooled = self.net.learners(self.p[learner], self.profiles[learner])
         user, query = (t.repeat_interleave(negatives, dim=0) for t in pooled)
         pos = torch.from_numpy(np.repeat(positives, negatives))
         neg = torch.from_numpy(rng.integers(0, self.data.shape[1], size=len(pos)))
-        courses, at = torch.unique(torch.cat([pos, neg]), return_inverse=True)  # each course's tokens once per batch
+        # each course's tokens once per batch
+        courses, at = torch.unique(torch.cat([pos, neg]), return_inverse=True)
         keys, values = self.net.course_tokens(self.q[courses], self.e[courses])
-        pos_at, neg_at = at[:len(pos)], at[len(pos):]
-        margin = (self.net.pair_scores(user, query, keys[pos_at], values[pos_at], pos)
-                  - self.net.pair_scores(user, query, keys[neg_at], values[neg_at], neg))
+        pos_at, neg_at = at[: len(pos)], at[len(pos) :]
+        margin = self.net.pair_scores(user, query, keys[pos_at], values[pos_at], pos) - self.net.pair_scores(
+            user, query, keys[neg_at], values[neg_at], neg
+        )
         loss = -torch.nn.functional.logsigmoid(margin).mean()
         optimiser.zero_grad()
         loss.backward()
@@ -155,7 +191,8 @@ class NeuralHybrid(Recommender):
         return loss.item()
 
     def _early_stop(self, data: TrainData, valid: dict) -> None:
-        """``best_epochs``: the epoch with the best validation nDCG@10, epoch 0 (the CF input alone) included."""
+        """``best_epochs``: the epoch with the best validation nDCG@10, epoch 0 (the CF input alone)
+        included."""
         self._start(data, None)
         cf_ndcg = evaluate(self.cf, valid, ks=(10,))["ndcg@10"]
         self.history.append({"epoch": 0, "valid_ndcg@10": cf_ndcg})
@@ -168,16 +205,30 @@ class NeuralHybrid(Recommender):
             elif record["epoch"] - self.best_epochs >= self.params["patience"]:
                 break
         self.fell_back = self.best_epochs == 0
-        self.fallback_reason = (f"the network's best validation nDCG@10 ({network_best:.4f}) does not beat its CF "
-                                f"input's (ALS, {cf_ndcg:.4f}): it scores as ALS") if self.fell_back else ""
+        self.fallback_reason = (
+            (
+                f"the network's best validation nDCG@10 ({network_best:.4f}) does not beat its CF "
+                f"input's (ALS, {cf_ndcg:.4f}): it scores as ALS"
+            )
+            if self.fell_back
+            else ""
+        )
 
-    def fit(self, data: TrainData, valid_data: TrainData | None = None, valid: dict | None = None,
-            als: Factorisation | None = None) -> "NeuralHybrid":
-        """Early-stop on ``valid`` using ``valid_data`` (train minus the validation carve), then retrain on ``data``.
+    def fit(
+        self,
+        data: TrainData,
+        valid_data: TrainData | None = None,
+        valid: dict | None = None,
+        als: Factorisation | None = None,
+    ) -> "NeuralHybrid":
+        """Early-stop on ``valid`` using ``valid_data`` (train minus the validation carve), then retrain on
+        ``data``.
 
-        ``als``: ALS already fitted on ``data`` with ``als_params`` (its factors are the CF input; not refitted).
+        ``als``: ALS already fitted on ``data`` with ``als_params`` (its factors are the CF input; not
+        refitted).
         """
-        self.fell_back, self.fallback_reason = False, ""  # a refit starts from the network, not from an old fallback
+        # a refit starts from the network, not from an old fallback
+        self.fell_back, self.fallback_reason = False, ""
         with torch.inference_mode(False), _one_thread():
             if valid:
                 self._early_stop(valid_data, sample_learners(valid, TUNING_LEARNERS, self.params["seed"]))
@@ -200,7 +251,8 @@ class NeuralHybrid(Recommender):
 
 @contextmanager
 def _one_thread():
-    """Torch on one thread: its multithreaded backward sums in a varying order, and a seed must give one model."""
+    """Torch on one thread: its multithreaded backward sums in a varying order, and a seed must give one
+    model."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -210,6 +262,6 @@ def _one_thread():
 
 
 def save_state(model: NeuralHybrid, path) -> None:
-    """The network's weights (a plain tensor file; loaded with ``weights_only=True``); when it fell back, those of
-    epoch 0, which score as ALS."""
+    """The network's weights (a plain tensor file; loaded with ``weights_only=True``); when it fell back,
+    those of epoch 0, which score as ALS."""
     torch.save(model.net.state_dict(), path)

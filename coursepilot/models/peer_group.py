@@ -34,12 +34,22 @@ class PeerGroup(Recommender):
         k = int(max(1, min(self.params["clusters"], n_learners)))
         unit = normalize(taken, norm="l2", axis=1)
         dims = min(SVD_DIMS, n_courses - 1)
-        features = TruncatedSVD(dims, random_state=self.params["seed"]).fit_transform(unit) if dims >= 1 else unit.toarray()
+        features = (
+            TruncatedSVD(dims, random_state=self.params["seed"]).fit_transform(unit)
+            if dims >= 1
+            else unit.toarray()
+        )
         features = normalize(features)
-        self.labels = MiniBatchKMeans(k, random_state=self.params["seed"], n_init=3, batch_size=4096).fit_predict(features)
-        members = sparse.csr_matrix((np.ones(n_learners, np.float32), (self.labels, np.arange(n_learners))), shape=(k, n_learners))
+        self.labels = MiniBatchKMeans(
+            k, random_state=self.params["seed"], n_init=3, batch_size=4096
+        ).fit_predict(features)
+        members = sparse.csr_matrix(
+            (np.ones(n_learners, np.float32), (self.labels, np.arange(n_learners))), shape=(k, n_learners)
+        )
         sizes = np.asarray(members.sum(axis=1)).ravel()
-        self.shares = np.asarray((members @ taken).toarray() / np.maximum(sizes, 1)[:, None], dtype=np.float32)
+        self.shares = np.asarray(
+            (members @ taken).toarray() / np.maximum(sizes, 1)[:, None], dtype=np.float32
+        )
         self.sizes = sizes.astype(np.int64)
         return self
 

@@ -28,8 +28,9 @@ class Popularity(Recommender):
 
 
 class Trending(Recommender):
-    """Popularity now: each training interaction counts exp(-age / half-life), its age measured from the latest
-    training interaction, the half-life a share of the training period (``half_life``, tuned on validation)."""
+    """Popularity now: each training interaction counts exp(-age / half-life), its age measured from the
+    latest training interaction, the half-life a share of the training period (``half_life``, tuned on
+    validation)."""
 
     name = "trending"
     state_keys = ("counts",)
@@ -53,7 +54,8 @@ class Trending(Recommender):
 
 
 class UserKNN(Recommender):
-    """r̂_ui = Σ_{v ∈ N_u} sim(u, v) r_vi / Σ_{v ∈ N_u} |sim(u, v)|, sim = cosine of interaction rows (eq. 8-9)."""
+    """r̂_ui = Σ_{v ∈ N_u} sim(u, v) r_vi / Σ_{v ∈ N_u} |sim(u, v)|, sim = cosine of interaction rows (eq.
+    8-9)."""
 
     name = "user_knn"
 
@@ -112,7 +114,8 @@ class Content(Recommender):
             dots = np.asarray(weights @ self.gram)
             norms = np.sqrt(np.maximum(np.asarray(weights.multiply(dots).sum(axis=1)), 0))
             return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
-        # profiles for the requested rows only: a TF-IDF profile holds every term of every course the learner took
+        # profiles for the requested rows only: a TF-IDF profile holds every term of every course the learner
+        # took
         profiles = normalize(weights @ self.courses, norm="l2", axis=1)
         scores = profiles @ self.courses.T
         return scores.toarray() if sparse.issparse(scores) else np.asarray(scores)

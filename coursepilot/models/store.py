@@ -35,8 +35,8 @@ def save_arrays(home: ProjectHome, name: str, params: dict | None = None, **arra
 
 
 def save_folder(home: ProjectHome, name: str, write) -> Path:
-    """``<home>/models/<name>/`` written by ``write(folder)`` into a temporary folder, then swapped in: until the
-    swap the last good folder stays whole, and a failed write leaves it untouched."""
+    """``<home>/models/<name>/`` written by ``write(folder)`` into a temporary folder, then swapped in: until
+    the swap the last good folder stays whole, and a failed write leaves it untouched."""
     path = model_path(home, name).with_suffix("")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=path.parent))

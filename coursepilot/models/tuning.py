@@ -26,9 +26,15 @@ class Tuned:
         return [{**params, "valid_ndcg@10": round(score, 4)} for params, score in self.tried]
 
 
-def tune_params(build: Callable[..., Recommender], grid: dict[str, tuple], fit_data: TrainData, valid: dict,
-                rounds: int = 2) -> Tuned:
-    """Coordinate ascent of ``build(**params)`` over ``grid`` by nDCG@10 on ``valid`` (fitted on ``fit_data``).
+def tune_params(
+    build: Callable[..., Recommender],
+    grid: dict[str, tuple],
+    fit_data: TrainData,
+    valid: dict,
+    rounds: int = 2,
+) -> Tuned:
+    """Coordinate ascent of ``build(**params)`` over ``grid`` by nDCG@10 on ``valid`` (fitted on
+    ``fit_data``).
 
     Ties keep the earlier point. A grid of single values fits once (the nightly keeps the last choice so). A
     parameter the model reads only when scoring (its ``score_params``, e.g. the item-based models' recency)

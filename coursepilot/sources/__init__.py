@@ -10,13 +10,20 @@ from .base import SourceData
 FORMATS = {
     "synthetic": "folder written by `coursepilot generate` (the default source)",
     "ibm": "IBM Skills Network: course_processed.csv, course_genre.csv, user_profile.csv, ratings.csv",
-    "elearning": "MARS e-learning tables (items_en, users_en, explicit/implicit ratings) or Kaggle joined files",
-    "oulad": "Open University: studentInfo, courses, studentRegistration, studentAssessment, assessments, studentVle",
+    "elearning": "MARS e-learning tables (items_en, users_en, explicit/implicit ratings) or Kaggle joined "
+    "files",
+    "oulad": "Open University: studentInfo, courses, studentRegistration, studentAssessment, assessments, "
+    "studentVle",
     "catalog": "edX or Coursera 2021 catalogue CSV (courses only, no interactions)",
     "generic": "CSV or Parquet files plus a YAML column mapping",
 }
-_LOADERS = {"synthetic": synthetic.load, "ibm": ibm.load, "elearning": elearning.load,
-            "oulad": oulad.load, "catalog": catalog.load}
+_LOADERS = {
+    "synthetic": synthetic.load,
+    "ibm": ibm.load,
+    "elearning": elearning.load,
+    "oulad": oulad.load,
+    "catalog": catalog.load,
+}
 
 
 def load_source(format: str, path: str | Path, mapping: str | Path | None = None) -> SourceData:

@@ -34,7 +34,9 @@ class SourceData:
     files: list[Path]
     truth: dict[str, Frame] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    explicit_ratings: bool = True  # False where "rating" only encodes enrolment states (IBM: 2 audited, 3 completed)
+    explicit_ratings: bool = (
+        True  # False where "rating" only encodes enrolment states (IBM: 2 audited, 3 completed)
+    )
 
     def tables(self) -> dict[str, Frame]:
         return {"learners": self.learners, "courses": self.courses, "interactions": self.interactions}
@@ -73,7 +75,9 @@ def _line_of_offset(path: Path, offset: int) -> int:
         return handle.read(offset).count(b"\n") + 1
 
 
-def read_csv(path: Path, required: Iterable[str] = (), dtype: dict | type | None = str, **kwargs) -> pd.DataFrame:
+def read_csv(
+    path: Path, required: Iterable[str] = (), dtype: dict | type | None = str, **kwargs
+) -> pd.DataFrame:
     """Read a UTF-8 CSV file (BOM allowed) or fail with an error naming the file and the problem.
 
     Checks: the file exists and is not empty, it decodes as UTF-8, it has data rows, the delimiter
@@ -89,7 +93,9 @@ def read_csv(path: Path, required: Iterable[str] = (), dtype: dict | type | None
         frame = pd.read_csv(path, dtype=dtype, encoding="utf-8-sig", keep_default_na=True, **kwargs)
     except UnicodeDecodeError as err:
         line = _line_of_offset(path, err.start)
-        raise ValidationError(str(path), "encoding", f"bytes at line {line} are not valid UTF-8; save the file as UTF-8") from None
+        raise ValidationError(
+            str(path), "encoding", f"bytes at line {line} are not valid UTF-8; save the file as UTF-8"
+        ) from None
     except pd.errors.EmptyDataError:
         raise ValidationError(str(path), "non-empty file", "the file has no header or data") from None
     except pd.errors.ParserError as err:
@@ -101,8 +107,18 @@ def read_csv(path: Path, required: Iterable[str] = (), dtype: dict | type | None
         if len(frame.columns) == 1:
             for sep in (";", "\t", "|"):
                 if sep in header:
-                    raise ValidationError(str(path), "delimiter", f"the file looks {sep!r}-delimited; coursepilot reads comma-separated files", missing[0])
-        raise ValidationError(str(path), "required column", f"missing column '{missing[0]}' (found: {', '.join(frame.columns)})", missing[0])
+                    raise ValidationError(
+                        str(path),
+                        "delimiter",
+                        f"the file looks {sep!r}-delimited; coursepilot reads comma-separated files",
+                        missing[0],
+                    )
+        raise ValidationError(
+            str(path),
+            "required column",
+            f"missing column '{missing[0]}' (found: {', '.join(frame.columns)})",
+            missing[0],
+        )
     if frame.empty:
         raise ValidationError(str(path), "non-empty file", "the file has a header but no data rows")
     return frame
@@ -118,7 +134,12 @@ def read_parquet(path: Path, required: Iterable[str] = ()) -> pa.Table:
         raise ValidationError(str(path), "parquet", f"not a readable Parquet file ({err})") from None
     for col in required:
         if col not in table.column_names:
-            raise ValidationError(str(path), "required column", f"missing column '{col}' (found: {', '.join(table.column_names)})", col)
+            raise ValidationError(
+                str(path),
+                "required column",
+                f"missing column '{col}' (found: {', '.join(table.column_names)})",
+                col,
+            )
     if table.num_rows == 0:
         raise ValidationError(str(path), "non-empty file", "the file has no rows")
     return table
@@ -136,7 +157,9 @@ def arrow_with_provenance(table: pa.Table, file: Path) -> pa.Table:
     """Attach ``_file`` and ``_row`` to an arrow table without copying its columns."""
     n = table.num_rows
     files = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([str(file)]))
-    return table.append_column("_file", files).append_column("_row", pa.array(np.arange(1, n + 1, dtype=np.int64)))
+    return table.append_column("_file", files).append_column(
+        "_row", pa.array(np.arange(1, n + 1, dtype=np.int64))
+    )
 
 
 def split_list(value: object) -> list[str]:
@@ -154,7 +177,6 @@ def split_list(value: object) -> list[str]:
         else:
             items = [text]
     return [i.strip().strip("'\"") for i in items if i.strip().strip("'\"")]
-
 
 
 def numeric(frame: pd.DataFrame, column: str, file: Path | str) -> pd.Series:

@@ -20,8 +20,14 @@ from .base import SourceData, read_csv, split_list, with_provenance
 
 EDX = ("title", "Level", "course_url")
 COURSERA = ("Course Name", "Difficulty Level", "Course URL", "Course Description")
-LEVELS = {"introductory": "beginner", "beginner": "beginner", "intermediate": "intermediate",
-          "conversant": "intermediate", "advanced": "advanced", "not calibrated": None}
+LEVELS = {
+    "introductory": "beginner",
+    "beginner": "beginner",
+    "intermediate": "intermediate",
+    "conversant": "intermediate",
+    "advanced": "advanced",
+    "not calibrated": None,
+}
 
 
 def _ids(urls: pd.Series) -> pd.Series:
@@ -35,16 +41,29 @@ def _difficulty(level: pd.Series, file: Path) -> pd.Series:
     unknown = normalised.notna() & ~normalised.isin(list(LEVELS))
     if unknown.any():
         row = int(unknown.to_numpy().nonzero()[0][0])
-        raise ValidationError(str(file), "allowed values", f"unknown difficulty level (known: {', '.join(LEVELS)})",
-                              level.name, row + 1, level.iloc[row])
+        raise ValidationError(
+            str(file),
+            "allowed values",
+            f"unknown difficulty level (known: {', '.join(LEVELS)})",
+            level.name,
+            row + 1,
+            level.iloc[row],
+        )
     return normalised.map(LEVELS)
 
 
 def _edx(frame: pd.DataFrame, file: Path) -> pd.DataFrame:
     summary, body = frame.get("summary"), frame.get("course_description")
     description = body.fillna(summary) if body is not None else summary
-    out = pd.DataFrame({"course_id": _ids(frame["course_url"]), "title": frame["title"], "description": description,
-                        "difficulty": _difficulty(frame["Level"], file), "theme": frame.get("subject")})
+    out = pd.DataFrame(
+        {
+            "course_id": _ids(frame["course_url"]),
+            "title": frame["title"],
+            "description": description,
+            "difficulty": _difficulty(frame["Level"], file),
+            "theme": frame.get("subject"),
+        }
+    )
     for extra in ("institution", "language", "course_effort", "course_length", "course_type"):
         if extra in frame:
             out[extra] = frame[extra]
@@ -54,9 +73,14 @@ def _edx(frame: pd.DataFrame, file: Path) -> pd.DataFrame:
 
 
 def _coursera(frame: pd.DataFrame, file: Path) -> pd.DataFrame:
-    out = pd.DataFrame({"course_id": _ids(frame["Course URL"]), "title": frame["Course Name"],
-                        "description": frame["Course Description"],
-                        "difficulty": _difficulty(frame["Difficulty Level"], file)})
+    out = pd.DataFrame(
+        {
+            "course_id": _ids(frame["Course URL"]),
+            "title": frame["Course Name"],
+            "description": frame["Course Description"],
+            "difficulty": _difficulty(frame["Difficulty Level"], file),
+        }
+    )
     if "Skills" in frame:
         out["skills"] = frame["Skills"].map(lambda v: LIST_SEPARATOR.join(split_list(v)) or None)
     if "University" in frame:
@@ -80,11 +104,20 @@ def load(path: str | Path) -> SourceData:
             frames.append(with_provenance(_coursera(frame, file), file))
             used.append(file)
         elif path.is_file():
-            raise ValidationError(str(file), "catalog header",
-                                  f"not an edX ({', '.join(EDX)}) or Coursera ({', '.join(COURSERA)}) catalogue")
+            raise ValidationError(
+                str(file),
+                "catalog header",
+                f"not an edX ({', '.join(EDX)}) or Coursera ({', '.join(COURSERA)}) catalogue",
+            )
     if not frames:
         raise ValidationError(str(path), "catalog files", "no edX or Coursera catalogue CSV found")
     courses = pd.concat(frames, ignore_index=True)
-    empty = pd.DataFrame({"learner_id": pd.Series(dtype=str), "course_id": pd.Series(dtype=str),
-                          "_file": pd.Series(dtype=str), "_row": pd.Series(dtype="int64")})
+    empty = pd.DataFrame(
+        {
+            "learner_id": pd.Series(dtype=str),
+            "course_id": pd.Series(dtype=str),
+            "_file": pd.Series(dtype=str),
+            "_row": pd.Series(dtype="int64"),
+        }
+    )
     return SourceData("catalog", empty[["learner_id", "_file", "_row"]], courses, empty, None, used)

@@ -50,13 +50,19 @@ def _section(name: str, section: dict, base: Path, mapping_file: Path) -> pd.Dat
     if not isinstance(section, dict) or "file" not in section or "columns" not in section:
         raise ValidationError(where, "mapping", "each section needs 'file' and 'columns'")
     if set(section) - SECTION_KEYS:
-        raise ValidationError(where, "mapping", f"unknown keys: {', '.join(sorted(set(section) - SECTION_KEYS))}")
+        raise ValidationError(
+            where, "mapping", f"unknown keys: {', '.join(sorted(set(section) - SECTION_KEYS))}"
+        )
     columns: dict = section["columns"]
     spec = TABLES[name]
     unknown = [c for c in columns if spec.column(c) is None]
     if unknown:
-        raise ValidationError(where, "mapping", f"'{unknown[0]}' is not a column of {name} "
-                              f"(known: {', '.join(c.name for c in spec.columns)})", unknown[0])
+        raise ValidationError(
+            where,
+            "mapping",
+            f"'{unknown[0]}' is not a column of {name} (known: {', '.join(c.name for c in spec.columns)})",
+            unknown[0],
+        )
     file = (base / section["file"]).resolve()
     keep = list(section.get("keep") or [])
     frame = read_table(file, [*columns.values(), *keep])
@@ -75,8 +81,10 @@ def load(path: str | Path, mapping: str | Path | None = None) -> SourceData:
     spec = _mapping(mapping_file)
     tables = {name: _section(name, spec[name], base, mapping_file) for name in TABLES if name in spec}
     if "interactions" not in tables:
-        tables["interactions"] = with_provenance(pd.DataFrame({"learner_id": pd.Series(dtype=str),
-                                                               "course_id": pd.Series(dtype=str)}), mapping_file)
+        tables["interactions"] = with_provenance(
+            pd.DataFrame({"learner_id": pd.Series(dtype=str), "course_id": pd.Series(dtype=str)}),
+            mapping_file,
+        )
     inter = tables["interactions"]
     watch_scale = float(spec.get("watch_scale", 100))
     if "watch_pct" in inter and watch_scale != 100:
@@ -85,7 +93,18 @@ def load(path: str | Path, mapping: str | Path | None = None) -> SourceData:
         tables["learners"] = inter.drop_duplicates("learner_id")[["learner_id", "_file", "_row"]]
     scale = spec.get("rating_scale")
     if "rating" in inter and not (isinstance(scale, list) and len(scale) == 2):
-        raise ValidationError(str(mapping_file), "rating scale", "a rating column is mapped: give rating_scale: [min, max]")
-    files = [mapping_file, *sorted({Path(t["_file"].iloc[0]) for t in tables.values() if len(t)} - {mapping_file})]
-    return SourceData("generic", tables["learners"], tables["courses"], inter,
-                      tuple(float(v) for v in scale) if scale else None, files)
+        raise ValidationError(
+            str(mapping_file), "rating scale", "a rating column is mapped: give rating_scale: [min, max]"
+        )
+    files = [
+        mapping_file,
+        *sorted({Path(t["_file"].iloc[0]) for t in tables.values() if len(t)} - {mapping_file}),
+    ]
+    return SourceData(
+        "generic",
+        tables["learners"],
+        tables["courses"],
+        inter,
+        tuple(float(v) for v in scale) if scale else None,
+        files,
+    )

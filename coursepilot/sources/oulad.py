@@ -44,7 +44,8 @@ def _grades(folder: Path) -> pd.DataFrame | None:
     joined["course_id"] = _course_id(joined)
     joined["weighted"] = joined["score"] * joined["weight"]
     per = joined.groupby(["id_student", "course_id"]).agg(
-        weighted=("weighted", "sum"), weight=("weight", "sum"), mean=("score", "mean"))
+        weighted=("weighted", "sum"), weight=("weight", "sum"), mean=("score", "mean")
+    )
     grade = (per["weighted"] / per["weight"]).where(per["weight"] > 0, per["mean"])
     return grade.rename("grade").reset_index()
 
@@ -55,23 +56,37 @@ def load(path: str | Path) -> SourceData:
     presentations = read_csv(folder / COURSES, [*KEY, "module_presentation_length"])
     files = [folder / INFO, folder / COURSES]
 
-    courses = with_provenance(pd.DataFrame({
-        "course_id": _course_id(presentations),
-        "title": "Open University module " + presentations["code_module"] + ", presentation " + presentations["code_presentation"],
-        "theme": presentations["code_module"],
-        "presentation_days": numeric(presentations, "module_presentation_length", folder / COURSES),
-    }), folder / COURSES)
+    courses = with_provenance(
+        pd.DataFrame(
+            {
+                "course_id": _course_id(presentations),
+                "title": "Open University module "
+                + presentations["code_module"]
+                + ", presentation "
+                + presentations["code_presentation"],
+                "theme": presentations["code_module"],
+                "presentation_days": numeric(presentations, "module_presentation_length", folder / COURSES),
+            }
+        ),
+        folder / COURSES,
+    )
 
-    learners = with_provenance(info[["id_student", *[c for c in DEMOGRAPHICS if c in info]]]
-                               .rename(columns={"id_student": "learner_id"}), folder / INFO)
+    learners = with_provenance(
+        info[["id_student", *[c for c in DEMOGRAPHICS if c in info]]].rename(
+            columns={"id_student": "learner_id"}
+        ),
+        folder / INFO,
+    )
     learners = learners.drop_duplicates("learner_id")
 
-    interactions = pd.DataFrame({
-        "learner_id": info["id_student"],
-        "course_id": _course_id(info),
-        "completed": info["final_result"].str.strip().isin(["Pass", "Distinction"]),
-        "final_result": info["final_result"],
-    })
+    interactions = pd.DataFrame(
+        {
+            "learner_id": info["id_student"],
+            "course_id": _course_id(info),
+            "completed": info["final_result"].str.strip().isin(["Pass", "Distinction"]),
+            "final_result": info["final_result"],
+        }
+    )
     for extra in ("num_of_prev_attempts", "studied_credits"):
         if extra in info:
             interactions[extra] = numeric(info, extra, folder / INFO)
@@ -80,10 +95,16 @@ def load(path: str | Path) -> SourceData:
     if (folder / REGISTRATION).exists():
         reg = read_csv(folder / REGISTRATION, [*KEY, "id_student", "date_registration"])
         days = numeric(reg, "date_registration", folder / REGISTRATION)
-        reg = pd.DataFrame({"learner_id": reg["id_student"], "course_id": _course_id(reg),
-                            "ts": _presentation_start(reg["code_presentation"]) + pd.to_timedelta(days, unit="D")})
-        interactions = interactions.merge(reg.drop_duplicates(["learner_id", "course_id"]),
-                                          on=["learner_id", "course_id"], how="left")
+        reg = pd.DataFrame(
+            {
+                "learner_id": reg["id_student"],
+                "course_id": _course_id(reg),
+                "ts": _presentation_start(reg["code_presentation"]) + pd.to_timedelta(days, unit="D"),
+            }
+        )
+        interactions = interactions.merge(
+            reg.drop_duplicates(["learner_id", "course_id"]), on=["learner_id", "course_id"], how="left"
+        )
         files.append(folder / REGISTRATION)
     grades = _grades(folder)
     if grades is not None:

@@ -58,7 +58,10 @@ class SyntheticSpec:
     seed: int = 0
 
     def folder_name(self) -> str:
-        return f"synthetic-{self.learners}x{self.courses}x{self.interactions}-w{self.weeks}-s{self.seed}-v{GENERATOR_VERSION}"
+        return (
+            f"synthetic-{self.learners}x{self.courses}x{self.interactions}"
+            f"-w{self.weeks}-s{self.seed}-v{GENERATOR_VERSION}"
+        )
 
 
 SIZES: dict[str, SyntheticSpec] = {
@@ -75,10 +78,12 @@ def _jobs() -> tuple[list[str], np.ndarray, np.ndarray]:
     for theme in THEMES:
         names.extend(j for j in theme.jobs if j not in names)
     main = np.array([next(i for i, t in enumerate(THEMES) if j in t.jobs) for j in names])
-    second = np.array([
-        next((i for i, t in enumerate(THEMES) if j in t.jobs and i != m), (m + 1) % len(THEMES))
-        for j, m in zip(names, main)
-    ])
+    second = np.array(
+        [
+            next((i for i, t in enumerate(THEMES) if j in t.jobs and i != m), (m + 1) % len(THEMES))
+            for j, m in zip(names, main)
+        ]
+    )
     return names, main, second
 
 
@@ -106,7 +111,9 @@ def _dictionary(ids: list[str], codes: np.ndarray) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), pa.array(ids))
 
 
-def _course_texts(rng: np.random.Generator, theme: np.ndarray, level: np.ndarray, software: list[str]) -> tuple[list[str], list[str]]:
+def _course_texts(
+    rng: np.random.Generator, theme: np.ndarray, level: np.ndarray, software: list[str]
+) -> tuple[list[str], list[str]]:
     titles, descriptions = [], []
     for t, lv, sw in zip(theme, level, software):
         th, lvl = THEMES[t], LEVELS[lv]
@@ -115,10 +122,19 @@ def _course_texts(rng: np.random.Generator, theme: np.ndarray, level: np.ndarray
         prefix = TITLE_PREFIX[lvl][rng.integers(len(TITLE_PREFIX[lvl]))]
         titles.append(" ".join(p for p in (prefix, topic[0].upper() + topic[1:], "with", sw, suffix) if p))
         s1, s2 = rng.choice(len(th.skills), 2, replace=False)
-        fill = dict(topic=topic, software=sw, skill=th.skills[s1], skill2=th.skills[s2], theme=th.name.lower(),
-                    outcome=th.outcomes[rng.integers(len(th.outcomes))], job=th.jobs[rng.integers(len(th.jobs))])
+        fill = dict(
+            topic=topic,
+            software=sw,
+            skill=th.skills[s1],
+            skill2=th.skills[s2],
+            theme=th.name.lower(),
+            outcome=th.outcomes[rng.integers(len(th.outcomes))],
+            job=th.jobs[rng.integers(len(th.jobs))],
+        )
         parts = [OPENINGS[lvl][rng.integers(3)]]
-        parts += [SKILL_SENTENCES[i] for i in rng.choice(len(SKILL_SENTENCES), 1 + rng.integers(2), replace=False)]
+        parts += [
+            SKILL_SENTENCES[i] for i in rng.choice(len(SKILL_SENTENCES), 1 + rng.integers(2), replace=False)
+        ]
         parts.append(OUTCOME_SENTENCES[rng.integers(len(OUTCOME_SENTENCES))])
         if rng.random() < 0.7:
             parts.append(AUDIENCE_SENTENCES[rng.integers(len(AUDIENCE_SENTENCES))])
@@ -127,7 +143,9 @@ def _course_texts(rng: np.random.Generator, theme: np.ndarray, level: np.ndarray
     return titles, descriptions
 
 
-def generate(spec: SyntheticSpec, progress: Callable[[str], None] = lambda stage: None) -> dict[str, pa.Table]:
+def generate(
+    spec: SyntheticSpec, progress: Callable[[str], None] = lambda stage: None
+) -> dict[str, pa.Table]:
     """Generate the five tables (``FILES``) in memory as pyarrow tables."""
     rng = np.random.default_rng(spec.seed)
     n_l, n_c, n_t = spec.learners, spec.courses, len(THEMES)
@@ -146,53 +164,68 @@ def generate(spec: SyntheticSpec, progress: Callable[[str], None] = lambda stage
     for i in range(n_c):
         lower = np.flatnonzero((c_theme == c_theme[i]) & (c_level == c_level[i] - 1))
         k = min(len(lower), int(rng.integers(0, 3))) if c_level[i] else 0
-        prereqs.append(LIST_SEPARATOR.join(course_ids[j] for j in sorted(rng.choice(lower, k, replace=False))) or None)
-    courses = pa.table({
-        "course_id": course_ids,
-        "title": titles,
-        "description": descriptions,
-        "difficulty": [LEVELS[v] for v in c_level],
-        "theme": [THEMES[t].name for t in c_theme],
-        "software": c_software,
-        "job": [LIST_SEPARATOR.join(THEMES[t].jobs) for t in c_theme],
-        "duration_min": duration,
-        "prerequisites": prereqs,
-    })
-    truth_courses = pa.table({
-        "course_id": course_ids,
-        "cognitively_intensive": c_level > 0,
-        "taste_cluster": c_taste.astype(np.int16),
-        "quality": c_quality,
-    })
+        prereqs.append(
+            LIST_SEPARATOR.join(course_ids[j] for j in sorted(rng.choice(lower, k, replace=False))) or None
+        )
+    courses = pa.table(
+        {
+            "course_id": course_ids,
+            "title": titles,
+            "description": descriptions,
+            "difficulty": [LEVELS[v] for v in c_level],
+            "theme": [THEMES[t].name for t in c_theme],
+            "software": c_software,
+            "job": [LIST_SEPARATOR.join(THEMES[t].jobs) for t in c_theme],
+            "duration_min": duration,
+            "prerequisites": prereqs,
+        }
+    )
+    truth_courses = pa.table(
+        {
+            "course_id": course_ids,
+            "cognitively_intensive": c_level > 0,
+            "taste_cluster": c_taste.astype(np.int16),
+            "quality": c_quality,
+        }
+    )
 
     progress("learners")
     job_names, job_main, job_second = _jobs()
     l_job = rng.integers(len(job_names), size=n_l)
     l_primary = np.where(rng.random(n_l) < 0.75, job_main[l_job], rng.integers(n_t, size=n_l))
     l_secondary = np.where(rng.random(n_l) < 0.5, job_second[l_job], rng.integers(n_t, size=n_l))
-    l_secondary = np.where(l_secondary == l_primary, (l_primary + 1 + rng.integers(n_t - 1, size=n_l)) % n_t, l_secondary)
+    l_secondary = np.where(
+        l_secondary == l_primary, (l_primary + 1 + rng.integers(n_t - 1, size=n_l)) % n_t, l_secondary
+    )
     l_level = rng.choice(3, size=n_l, p=[0.5, 0.35, 0.15])
     l_adaptive = rng.random(n_l) < 0.3 + 0.1 * l_level
     l_taste = rng.integers(N_TASTES, size=n_l)
     # software skills: 1-3 tools of the primary theme, as one of the theme's combinations
-    combos = [[LIST_SEPARATOR.join(c) for r in (1, 2, 3) for c in itertools.combinations(t.software, r)] for t in THEMES]
+    combos = [
+        [LIST_SEPARATOR.join(c) for r in (1, 2, 3) for c in itertools.combinations(t.software, r)]
+        for t in THEMES
+    ]
     combo_vocab = sorted({c for cs in combos for c in cs})
     combo_code = np.array([[combo_vocab.index(c) for c in cs] for cs in combos])
     l_software = combo_code[l_primary, rng.integers(combo_code.shape[1], size=n_l)]
     learner_ids = [f"L{i:07d}" for i in range(n_l)]
-    learners = pa.table({
-        "learner_id": learner_ids,
-        "job": _dictionary(job_names, l_job),
-        "software": _dictionary(combo_vocab, l_software),
-    })
-    truth_learners = pa.table({
-        "learner_id": learner_ids,
-        "adaptive": l_adaptive,
-        "skill_level": _dictionary(list(LEVELS), l_level),
-        "primary_theme": _dictionary([t.name for t in THEMES], l_primary),
-        "secondary_theme": _dictionary([t.name for t in THEMES], l_secondary),
-        "taste_cluster": l_taste.astype(np.int16),
-    })
+    learners = pa.table(
+        {
+            "learner_id": learner_ids,
+            "job": _dictionary(job_names, l_job),
+            "software": _dictionary(combo_vocab, l_software),
+        }
+    )
+    truth_learners = pa.table(
+        {
+            "learner_id": learner_ids,
+            "adaptive": l_adaptive,
+            "skill_level": _dictionary(list(LEVELS), l_level),
+            "primary_theme": _dictionary([t.name for t in THEMES], l_primary),
+            "secondary_theme": _dictionary([t.name for t in THEMES], l_secondary),
+            "taste_cluster": l_taste.astype(np.int16),
+        }
+    )
 
     progress("interactions")
     groups: list[tuple[np.ndarray, np.ndarray]] = []
@@ -215,8 +248,14 @@ def generate(spec: SyntheticSpec, progress: Callable[[str], None] = lambda stage
         level = np.clip(np.rint(l_level[learner] + gain[learner] * t_frac), 0, 2).astype(np.int8)
         reason = rng.choice(3, size=len(learner), p=REASON_SHARES)
         theme = np.where(rng.random(len(learner)) < 0.75, l_primary[learner], l_secondary[learner])
-        group = np.where(reason == 0, base["theme"] + 3 * theme,
-                         np.where(reason == 1, base["taste"] + 3 * l_taste[learner], base["popularity"])) + level
+        group = (
+            np.where(
+                reason == 0,
+                base["theme"] + 3 * theme,
+                np.where(reason == 1, base["taste"] + 3 * l_taste[learner], base["popularity"]),
+            )
+            + level
+        )
         course = sampler.sample(group, rng)
         _, first = np.unique(learner.astype(np.int64) * n_c + course, return_index=True)
         return learner[first], course[first], t_frac[first], level[first]
@@ -233,36 +272,58 @@ def generate(spec: SyntheticSpec, progress: Callable[[str], None] = lambda stage
 
     progress("outcomes")
     adaptive = l_adaptive[learner]
-    theme_match = np.where(c_theme[course] == l_primary[learner], 1.0, np.where(c_theme[course] == l_secondary[learner], 0.5, 0.0))
+    theme_match = np.where(
+        c_theme[course] == l_primary[learner],
+        1.0,
+        np.where(c_theme[course] == l_secondary[learner], 0.5, 0.0),
+    )
     taste_match = (c_taste[course] == l_taste[learner]).astype(np.float64)
     gap = c_level[course] - eff_level
-    utility = (0.8 * theme_match + 0.6 * taste_match + 0.4 * c_quality[course]
-               - np.where(adaptive, 0.35, 0.9) * np.maximum(gap, 0) - 0.3 * np.maximum(-gap, 0)
-               + rng.normal(0, 0.5, size=n))
+    utility = (
+        0.8 * theme_match
+        + 0.6 * taste_match
+        + 0.4 * c_quality[course]
+        - np.where(adaptive, 0.35, 0.9) * np.maximum(gap, 0)
+        - 0.3 * np.maximum(-gap, 0)
+        + rng.normal(0, 0.5, size=n)
+    )
     logit = 1.2 * utility + np.where(adaptive, 0.8, -0.4)
     completed = rng.random(n) < 1 / (1 + np.exp(-logit))
     watch = np.where(completed, 100.0, np.round(100 * rng.beta(2, 3, size=n), 1))
-    grade = np.clip(55 + 12 * utility + 10 * adaptive + 4 * l_level[learner] + rng.normal(0, 8, size=n), 0, 100)
+    grade = np.clip(
+        55 + 12 * utility + 10 * adaptive + 4 * l_level[learner] + rng.normal(0, 8, size=n), 0, 100
+    )
     grade = np.where(completed | (watch >= 60), np.round(grade, 1), np.nan)
     rating = np.clip(np.rint(3 + 1.1 * utility + rng.normal(0, 0.6, size=n)), 1, 5)
     rating = np.where(rng.random(n) < 0.6, rating, np.nan)
     start = rng.integers(0, 14 * 86400, size=n_l)[learner]
     span = (spec.weeks * 7 - 14) * 86400
-    ts = START + (start + t_frac.astype(np.float64) * span + rng.integers(0, 3600, size=n)).astype("timedelta64[s]")
-    interactions = pa.table({
-        "learner_id": _dictionary(learner_ids, learner),
-        "course_id": _dictionary(course_ids, course),
-        "rating": pa.array(rating.astype(np.float32), from_pandas=True),  # NaN -> null
-        "watch_pct": watch.astype(np.float32),
-        "grade": pa.array(grade.astype(np.float32), from_pandas=True),
-        "completed": completed,
-        "ts": pa.array(ts, pa.timestamp("s")),
-    })
-    return {"learners": learners, "courses": courses, "interactions": interactions,
-            "truth_learners": truth_learners, "truth_courses": truth_courses}
+    ts = START + (start + t_frac.astype(np.float64) * span + rng.integers(0, 3600, size=n)).astype(
+        "timedelta64[s]"
+    )
+    interactions = pa.table(
+        {
+            "learner_id": _dictionary(learner_ids, learner),
+            "course_id": _dictionary(course_ids, course),
+            "rating": pa.array(rating.astype(np.float32), from_pandas=True),  # NaN -> null
+            "watch_pct": watch.astype(np.float32),
+            "grade": pa.array(grade.astype(np.float32), from_pandas=True),
+            "completed": completed,
+            "ts": pa.array(ts, pa.timestamp("s")),
+        }
+    )
+    return {
+        "learners": learners,
+        "courses": courses,
+        "interactions": interactions,
+        "truth_learners": truth_learners,
+        "truth_courses": truth_courses,
+    }
 
 
-def write_dataset(spec: SyntheticSpec, out: str | os.PathLike, progress: Callable[[str], None] = lambda stage: None) -> Path:
+def write_dataset(
+    spec: SyntheticSpec, out: str | os.PathLike, progress: Callable[[str], None] = lambda stage: None
+) -> Path:
     """Generate and write ``<name>.parquet`` for each table plus ``manifest.json`` into ``out``.
 
     The folder appears complete or not at all: files go to a temporary sibling folder first.
@@ -275,8 +336,11 @@ def write_dataset(spec: SyntheticSpec, out: str | os.PathLike, progress: Callabl
     try:
         for name, table in tables.items():
             pq.write_table(table, tmp / f"{name}.parquet", compression="zstd")
-        manifest = {"generator_version": GENERATOR_VERSION, "spec": asdict(spec),
-                    "rows": {name: t.num_rows for name, t in tables.items()}}
+        manifest = {
+            "generator_version": GENERATOR_VERSION,
+            "spec": asdict(spec),
+            "rows": {name: t.num_rows for name, t in tables.items()},
+        }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         if out.exists():
             shutil.rmtree(out)
@@ -287,7 +351,9 @@ def write_dataset(spec: SyntheticSpec, out: str | os.PathLike, progress: Callabl
     return out
 
 
-def ensure_dataset(spec: SyntheticSpec, root: str | os.PathLike, progress: Callable[[str], None] = lambda stage: None) -> Path:
+def ensure_dataset(
+    spec: SyntheticSpec, root: str | os.PathLike, progress: Callable[[str], None] = lambda stage: None
+) -> Path:
     """The folder of ``spec`` under ``root``, generated once and reused afterwards."""
     folder = Path(root) / spec.folder_name()
     if not (folder / "manifest.json").exists():
