@@ -16,6 +16,7 @@ from resources import EmbedderResource, ProjectHomeResource, TrackingResource, W
 
 from .lineage import run_tags
 from .metadata import confusion_table, markdown_table
+from .source_data import CLEANED
 
 GROUP = "courses"
 NO_TEXT = "no course text: no title or description holds a word TF-IDF can index, so the vectors are empty"
@@ -28,7 +29,7 @@ def _courses(con) -> pd.DataFrame:
 @asset(
     group_name=GROUP,
     kinds={"duckdb", "pytorch"},
-    deps=["courses"],
+    deps=[CLEANED["courses"]],
     description="all-MiniLM-L6-v2 embedding (384-d, L2-normalised) of each course's title, description, "
     "skills, software and theme.",
 )
@@ -73,7 +74,7 @@ def course_embeddings(
 @asset(
     group_name=GROUP,
     kinds={"duckdb", "sklearn"},
-    deps=["courses"],
+    deps=[CLEANED["courses"]],
     description="TF-IDF (unigrams + bigrams) of the same course text: the 'without GenAI' baseline, stored "
     "as (course_id, term, weight).",
 )
@@ -115,7 +116,7 @@ class CourseLabelSettings(Config):
 @asset(
     group_name=GROUP,
     kinds={"duckdb", "sklearn", "mlflow"},
-    deps=["course_embeddings"],
+    deps=[course_embeddings],
     description="Difficulty (source, else derived from text) and cognitively intensive vs accessible by "
     "logistic regression on embeddings.",
 )
@@ -174,7 +175,7 @@ def course_labels(
 @asset(
     group_name=GROUP,
     kinds={"duckdb"},
-    deps=["course_embeddings"],
+    deps=[course_embeddings],
     description="'Courses like this one': the 10 nearest courses by embedding cosine (exact or usearch HNSW "
     "by catalogue size).",
 )

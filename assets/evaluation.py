@@ -7,13 +7,16 @@ from pathlib import Path
 import pandas as pd
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
-from coursepilot.models.store import load_params, model_path
 from coursepilot.report import ReportConfig, evaluate_all, flat_keys, write_report
 from coursepilot.sampling import POPULATION_LEARNERS
+from coursepilot.stored import CLUSTER_MAP, NEURAL_HYBRID, PEER_METRICS
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource
 
+from . import COMPARISON
 from .lineage import run_tags
 from .metadata import markdown_table
+from .peers import peer_recommendations
+from .recommenders import als_model, hybrid_model, neural_hybrid_model, recommender
 
 
 class ReportSettings(Config):
@@ -27,8 +30,9 @@ class ReportSettings(Config):
 
 @asset(
     group_name="evaluation",
+    tags=COMPARISON,
     kinds={"mlflow"},
-    deps=["recommender", "peer_recommendations", "hybrid_model", "als_model", "neural_hybrid_model"],
+    deps=[recommender, peer_recommendations, hybrid_model, als_model, neural_hybrid_model],
     description="report.json, report.md and plots: every model over several split seeds, cold start, peers "
     "and paired t-tests.",
 )
@@ -41,10 +45,7 @@ def evaluation_report(
 ) -> MaterializeResult:
     # the epochs the neural hybrid's early stopping chose (a home from before they were kept: early-stop per
     # seed)
-    try:
-        neural = load_params(home.home, "neural_hybrid")
-    except FileNotFoundError:
-        neural = {"best_epochs": None}
+    neural = home.models.last(NEURAL_HYBRID) or {"best_epochs": None}
     report_config = ReportConfig(
         seeds=tuple(config.seeds),
         test_share=config.test_share,
@@ -60,12 +61,12 @@ def evaluation_report(
             return MaterializeResult(metadata={"skipped": reason})
         report = evaluate_all(con, report_config, log=context.log.info)
         tags = run_tags(context, con)
-    peers = load_params(home.home, "peer_metrics")
-    report["peers"] = peers["peers"]
-    report["significance"]["peers_vs"] = peers["significance"]
+    peers = home.models.load(PEER_METRICS)
+    report["peers"] = peers.peers
+    report["significance"]["peers_vs"] = peers.significance
     out = home.home.reports / context.run.run_id
     files = write_report(report, out)
-    cluster_map = model_path(home.home, "cluster_map").with_suffix(".png")
+    cluster_map = home.models.path(CLUSTER_MAP, ".png")
     if cluster_map.exists():
         files.append(Path(shutil.copy2(cluster_map, out / "cluster_map.png")))
     latest = home.home.reports / "latest"

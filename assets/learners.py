@@ -7,13 +7,15 @@ from coursepilot import ingest
 from coursepilot.features import learner_features as compute_features
 from coursepilot.features import load_features, store_frame
 from coursepilot.labels import LearnerLabelConfig, label_learners, truth_labels
-from coursepilot.models.store import previous_choice, save_params
+from coursepilot.stored import LEARNER_LABELS, LabelChoice
 from coursepilot.tracking import log_classifier
 from coursepilot.warehouse import replace_tables
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource
 
 from .lineage import run_tags
 from .metadata import confusion_table, markdown_table
+from .source_data import CLEANED
+from .split import split
 
 GROUP = "learners"
 
@@ -21,7 +23,7 @@ GROUP = "learners"
 @asset(
     group_name=GROUP,
     kinds={"duckdb"},
-    deps=["split", "courses"],
+    deps=[split, CLEANED["courses"]],
     description="Per learner, from training interactions: raw features and their min-max normalised values "
     "(_norm).",
 )
@@ -84,7 +86,7 @@ def _scores_table(result) -> pd.DataFrame:
 @asset(
     group_name=GROUP,
     kinds={"duckdb", "sklearn", "mlflow"},
-    deps=["learner_features"],
+    deps=[learner_features],
     description="Adaptive vs non-adaptive learners: RandomForest (out of bag) and SVM (cross-validated); the "
     "better by F1 labels everyone. Nothing to learn from: p_adaptive 0.5, adaptive NULL for all; "
     "metadata 'fallback' says why.",
@@ -99,7 +101,7 @@ def learner_labels(
     with warehouse.get_connection() as con:
         features = load_features(con)
         truth = truth_labels(con)
-        kept = None if config.retune else previous_choice(home.home, "learner_labels", "chosen")
+        kept = None if config.retune else getattr(home.models.last(LEARNER_LABELS), "chosen", None)
         settings = {k: v for k, v in config.model_dump().items() if k != "retune"}
         classifiers = (kept,) if kept else LearnerLabelConfig.classifiers
         result = label_learners(features, truth, LearnerLabelConfig(**settings, classifiers=classifiers))
@@ -120,7 +122,7 @@ def learner_labels(
         context.log.info(
             f"kept the {kept} classifier from the last run (retune=False); the other was not trained"
         )
-    save_params(home.home, "learner_labels", {"chosen": result.chosen})
+    home.models.save(LEARNER_LABELS, LabelChoice(result.chosen))
     tracker = tracking.tracker(home.home)
     params = {**settings, "features": ",".join(result.features), "label_source": result.label_source}
     run_ids = {

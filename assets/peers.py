@@ -7,7 +7,6 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
-from scipy import sparse
 
 from coursepilot import ingest
 from coursepilot.evaluation import held_out
@@ -16,14 +15,7 @@ from coursepilot.models.base import load_train_data, split_matrix
 from coursepilot.models.factors import Factorisation
 from coursepilot.models.hybrid import Hybrid, validation_data
 from coursepilot.models.simple import Content
-from coursepilot.models.store import (
-    load_arrays,
-    load_params,
-    model_path,
-    previous_choice,
-    save_arrays,
-    save_params,
-)
+from coursepilot.models.store import ModelStore
 from coursepilot.peer_ranking import (
     PeerConfig,
     active_peers,
@@ -34,22 +26,17 @@ from coursepilot.peer_ranking import (
     ranked_matrix,
     scored_candidates,
 )
+from coursepilot.peer_tracking import cluster_space, load_windows, track_clusters
 from coursepilot.peer_tuning import CourseSide, PeerTuning, peer_validation, tune_weights, tuning_sample
 from coursepilot.peers import (
     ClusterConfig,
-    ClusterSpace,
     StateWeights,
     Steering,
-    align_labels,
-    dbscan,
-    kmeans,
     last_targets,
-    latest_by_window,
     tune_steering,
-    weekly_windows,
 )
 from coursepilot.peers import learner_state as compute_state
-from coursepilot.profiles import engagement_weights, load_profiles
+from coursepilot.profiles import load_profiles
 from coursepilot.sampling import (
     SCORED_LEARNERS,
     TUNING_FIT_LEARNERS,
@@ -61,13 +48,31 @@ from coursepilot.sampling import (
 from coursepilot.schema import DIFFICULTY_LEVELS
 from coursepilot.significance import paired_ttest
 from coursepilot.splits import coded_interactions
+from coursepilot.stored import (
+    CLUSTER_MAP,
+    DIFFICULTY_STEERING,
+    FACTORS,
+    HYBRID_EQ6,
+    LEARNER_STATE,
+    PEER_CENTROIDS,
+    PEER_METRICS,
+    PEER_WEIGHTS,
+    Centroids,
+    PeerMetrics,
+    SteeringChoice,
+    fitted_equation6,
+)
 from coursepilot.training import train_and_track
 from coursepilot.warehouse import columns, replace_tables
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource
 
+from . import COMPARISON
+from .courses import course_labels
 from .lineage import run_tags
 from .metadata import markdown_table
-from .recommenders import fitted_hybrid
+from .profiles import learner_profiles
+from .recommenders import als_model, hybrid_model
+from .split import split
 
 GROUP = "peers"
 
@@ -104,7 +109,7 @@ def _train_with_courses(con, learners: np.ndarray | None = None) -> pd.DataFrame
 @asset(
     group_name=GROUP,
     kinds={"duckdb"},
-    deps=["split", "course_labels"],
+    deps=[split, course_labels],
     description="Per learner and week: watch W, rating R, engagement E, proficiency D (eq. 3), state T (eq. "
     "6), knowledge P (eq. 20) and the next target difficulty (eq. 21); a signal missing from a "
     "week is left out of that week's T and P, the other weights renormalised.",
@@ -121,7 +126,7 @@ def learner_state(
         state = compute_state(frame, ingest.source_info(con)["rating_scale"], weights)
         replace_tables(con, {"learner_state": state})
     # difficulty_steering rebuilds P with the same weights
-    save_params(home.home, "learner_state", asdict(weights))
+    home.models.save(LEARNER_STATE, weights)
     missing = [s for s in ("W", "R") if s not in state]
     if missing:
         context.log.info(
@@ -193,7 +198,7 @@ def _course_ids(con) -> np.ndarray:
 @asset(
     group_name=GROUP,
     kinds={"duckdb", "sklearn"},
-    deps=["learner_state", "learner_profiles"],
+    deps=[learner_state, learner_profiles],
     description="K-means and DBSCAN peer groups per weekly window over interactions (eq. 13), profiles (eq. "
     "18-19) and context.",
 )
@@ -204,72 +209,31 @@ def peer_clusters(
     home: ProjectHomeResource,
 ) -> MaterializeResult:
     settings = config.cluster_config(
-        None if config.retune else previous_choice(home.home, "peer_centroids", "k")
+        None if config.retune else getattr(home.models.last(PEER_CENTROIDS), "k", None)
     )
     with warehouse.get_connection() as con:
         profiles = load_profiles(con)
         ids = profiles.ids
-        courses = _course_ids(con)
-        train = coded_interactions(con, ("train",), ids, courses)
-        state = con.execute("SELECT learner_id, week, D, T FROM learner_state").df()
-        windows = np.sort(state["week"].unique()) if len(state) else np.array([0])
-        context_by_window = latest_by_window(state, ids, windows)
-        del state
-        week = weekly_windows(train)  # the windows learner_state uses
-        rows, cols, weights = (
-            train["row"].to_numpy(),
-            train["col"].to_numpy(),
-            engagement_weights(train, None).astype(np.float32),
-        )
-        del train
-
-        def matrix_at(window):
-            keep = week <= window
-            return sparse.csr_matrix(
-                (weights[keep], (rows[keep], cols[keep])), shape=(len(ids), len(courses))
-            )
-
-        def features_at(i, space):
-            return space.transform(
-                matrix_at(windows[i]), context_by_window["D"][:, i], context_by_window["T"][:, i]
-            )
-
-        space = ClusterSpace(settings).fit(matrix_at(windows[-1]), profiles)
-        del profiles
-        last_features = features_at(len(windows) - 1, space)
-        _, _, k, silhouettes = kmeans(last_features, settings)
-        fixed = ClusterConfig(**{**settings.__dict__, "k": k})
-        frames, moved, previous, previous_labels = [], {}, None, None
-        for i, window in enumerate(windows):
-            features = last_features if i == len(windows) - 1 else features_at(i, space)
-            labels, centroids, _, _ = kmeans(features, fixed, init=previous)
-            labels, centroids = align_labels(previous, centroids, labels)
-            if previous_labels is not None:
-                moved[int(window)] = int((labels != previous_labels).sum())
-            previous, previous_labels = centroids, labels
-            frames.append(pd.DataFrame({"learner_id": ids, "week": int(window), "cluster": labels}))
-        noise = dbscan(last_features, settings)
-        clusters = pd.concat(frames, ignore_index=True)
-        clusters["dbscan_cluster"] = pd.NA
-        last_rows = clusters["week"] == windows[-1]
-        clusters.loc[last_rows, "dbscan_cluster"] = noise
-        replace_tables(con, {"peer_clusters": clusters.astype({"dbscan_cluster": "Int64"})})
-    save_arrays(
-        home.home,
-        "peer_centroids",
-        {"k": k, "week": int(windows[-1])},
-        centroids=previous,
-        labels=previous_labels,
+        windows = load_windows(con, ids, _course_ids(con))
+        space = cluster_space(windows, profiles, settings)
+        del profiles  # the largest input: not held through the windows
+        tracked = track_clusters(windows, space, ids, settings)
+        replace_tables(con, {"peer_clusters": tracked.clusters})
+    k, silhouettes, moved, noise = tracked.k, tracked.silhouettes, tracked.moved, tracked.noise
+    home.models.save(
+        PEER_CENTROIDS,
+        Centroids(k, int(windows.weeks[-1])),
+        {"centroids": tracked.centroids, "labels": tracked.labels},
     )
-    cluster_map = _plot(last_features, previous_labels, config.seed)
-    model_path(home.home, "cluster_map").with_suffix(".png").write_bytes(base64.b64decode(cluster_map))
-    sizes = pd.Series(previous_labels).value_counts().sort_index()
+    cluster_map = _plot(tracked.features, tracked.labels, config.seed)
+    home.models.path(CLUSTER_MAP, ".png").write_bytes(base64.b64decode(cluster_map))
+    sizes = pd.Series(tracked.labels).value_counts().sort_index()
     ran = noise[noise > -2]
     return MaterializeResult(
         metadata={
-            "dagster/row_count": len(clusters),
+            "dagster/row_count": len(tracked.clusters),
             "k": k,
-            "windows": len(windows),
+            "windows": len(windows.weeks),
             "silhouette_by_k": MetadataValue.json({str(key): round(v, 4) for key, v in silhouettes.items()}),
             "silhouette": round(silhouettes[k], 4),
             "cluster_sizes": markdown_table(
@@ -318,7 +282,9 @@ def _carved_state(
     return compute_state(frame, scale, weights)
 
 
-def _tuned_steering(con, data, home, config: SteeringSettings, scale) -> tuple[Steering, float, str]:
+def _tuned_steering(
+    con, data, store: ModelStore, config: SteeringSettings, scale
+) -> tuple[Steering, float, str]:
     """(eq. 21's delta and theta tuned on the validation carve of train, the unsteered ranking's validation
     nDCG@10, the carve). The equation (6) hybrid is fitted on train minus the carve, within the tuning
     population."""
@@ -329,16 +295,10 @@ def _tuned_steering(con, data, home, config: SteeringSettings, scale) -> tuple[S
         fit_data.subset(rows),
         sample_learners(restrict(valid, rows), TUNING_LEARNERS, config.seed),
     )
-    state = _carved_state(
-        con, data, carve.held, rows, scale, StateWeights(**load_params(home, "learner_state"))
-    )
-    choice = load_params(home, "hybrid_eq6")
-    hybrid = Hybrid(
-        Factorisation("als", **load_params(home, "als")),
-        Content("minilm"),
-        choice["alpha"],
-        choice["level_weight"],
-    ).fit(fit_data)
+    state = _carved_state(con, data, carve.held, rows, scale, store.load(LEARNER_STATE))
+    choice = store.load(HYBRID_EQ6)
+    als = Factorisation("als", **store.load(FACTORS["als"]))
+    hybrid = Hybrid(als, Content("minilm"), choice.alpha, choice.level_weight).fit(fit_data)
 
     def score(targets: pd.Series | None) -> float:
         steer = None if targets is None else targets.reindex(np.arange(len(rows))).to_numpy(float)
@@ -349,8 +309,9 @@ def _tuned_steering(con, data, home, config: SteeringSettings, scale) -> tuple[S
 
 @asset(
     group_name=GROUP,
+    tags=COMPARISON,
     kinds={"mlflow"},
-    deps=["learner_state", "hybrid_model", "als_model"],
+    deps=[learner_state, hybrid_model, als_model],
     description="Does equation (21)'s target difficulty help? delta and theta tuned on a validation carve "
     "of train; the tuned hybrid with t_s from eq. 21 vs from the learner labels (unsteered), on "
     "test.",
@@ -363,7 +324,7 @@ def difficulty_steering(
     tracking: TrackingResource,
 ) -> MaterializeResult:
     # equation (6)'s level term, as validation tuned it
-    chosen = previous_choice(home.home, "hybrid_eq6", "level_weight")
+    chosen = getattr(home.models.last(HYBRID_EQ6), "level_weight", None)
     if not chosen:
         reason = (
             "validation gave the level term no weight: there is nothing for eq. 21's target to steer"
@@ -376,21 +337,15 @@ def difficulty_steering(
         scale = ingest.source_info(con)["rating_scale"]
         data = load_train_data(con, scale)
         relevant = held_out(con, data, "test", scale)
-        steering, unsteered_valid, carve = _tuned_steering(con, data, home.home, config, scale)
+        steering, unsteered_valid, carve = _tuned_steering(con, data, home.models, config, scale)
         state = con.execute(
             "SELECT learner_id, week, P, level, target_difficulty FROM learner_state "
             "ORDER BY learner_id, week"
         ).df()
         tags = run_tags(context, con)
-    save_params(
-        home.home,
-        "difficulty_steering",
-        {
-            "delta": steering.delta,
-            "theta": steering.theta,
-            "valid_ndcg_at_10": steering.valid_ndcg,
-            "valid_ndcg_at_10_unsteered": unsteered_valid,
-        },
+    home.models.save(
+        DIFFICULTY_STEERING,
+        SteeringChoice(steering.delta, steering.theta, steering.valid_ndcg, unsteered_valid),
     )
     context.log.info(
         f"eq. 21 tuned on validation ({carve}): delta {steering.delta}, theta {steering.theta}, "
@@ -405,7 +360,7 @@ def difficulty_steering(
     scored = sample_learners(relevant, SCORED_LEARNERS)  # the learners train_and_track scores
     results, runs, per = {}, {}, {}
     for name, steer in (("hybrid_eq6_level", None), ("hybrid_eq21", steered["tuned"])):
-        model = fitted_hybrid(home.home, data, name=name, targets=steer)
+        model = fitted_equation6(home.models, data, name=name, targets=steer)
         results[name], runs[name] = train_and_track(
             model,
             data,
@@ -422,7 +377,9 @@ def difficulty_steering(
             fit=False,
         )
         per[name] = _ndcg(model, scored)
-    configured = float(_ndcg(fitted_hybrid(home.home, data, targets=steered["configured"]), scored).mean())
+    configured = float(
+        _ndcg(fitted_equation6(home.models, data, targets=steered["configured"]), scored).mean()
+    )
     keys = ("precision@10", "recall@10", "ndcg@10", "map@10")
     table = pd.DataFrame([{"model": n, **{k: round(m[k], 4) for k in keys}} for n, m in results.items()])
     gain = results["hybrid_eq21"]["ndcg@10"] - results["hybrid_eq6_level"]["ndcg@10"]
@@ -471,15 +428,16 @@ def _chosen_weights(
     context: AssetExecutionContext,
     con,
     config: PeerSettings,
-    home,
+    store: ModelStore,
     profiles,
     courses: np.ndarray,
     clusters: dict,
 ) -> tuple[PeerTuning, str]:
     """(the tuning whose weights rank the peers, where it comes from): the last run's under ``retune=False``
     when there is one, else a grid search on the validation carve of ``train`` (never test)."""
-    if not config.retune and previous_choice(home, "peer_weights", "weights") is not None:
-        tuning, source = PeerTuning(**load_params(home, "peer_weights")), "the last tuning (retune=False)"
+    last = None if config.retune else store.last(PEER_WEIGHTS)
+    if last is not None:
+        tuning, source = last, "the last tuning (retune=False)"
     else:
         sample, labels = tuning_sample(profiles, clusters["labels"], seed=config.seed)
         train = _train_with_courses(con, None if sample is profiles else sample.ids)
@@ -515,7 +473,7 @@ def _tuning_table(tuning: PeerTuning) -> MetadataValue:
 @asset(
     group_name=GROUP,
     kinds={"duckdb", "mlflow"},
-    deps=["peer_clusters"],
+    deps=[peer_clusters],
     description="Top-k peers per learner from their cluster, the nearest ones and the most active learners, "
     "with reasons; term weights tuned on a validation carve of train; evaluated against three "
     "baselines.",
@@ -527,7 +485,7 @@ def peer_recommendations(
     home: ProjectHomeResource,
     tracking: TrackingResource,
 ) -> MaterializeResult:
-    clusters = load_arrays(home.home, "peer_centroids")
+    clusters = home.models.arrays(PEER_CENTROIDS)
     with warehouse.get_connection() as con:
         profiles = load_profiles(con)
         ids = profiles.ids
@@ -541,7 +499,7 @@ def peer_recommendations(
             con.execute("SELECT job FROM learner_profiles ORDER BY learner_id").df()["job"].to_numpy(object)
         )
         proficiency = state.set_index("learner_id")["D"].reindex(ids).to_numpy(float)
-        tuning, source = _chosen_weights(context, con, config, home.home, profiles, courses, clusters)
+        tuning, source = _chosen_weights(context, con, config, home.models, profiles, courses, clusters)
         peers = hybrid_peers(
             train,
             profiles,
@@ -562,7 +520,7 @@ def peer_recommendations(
         )
         replace_tables(con, {"peer_recommendations": table})
         tags = run_tags(context, con)
-    save_params(home.home, "peer_weights", asdict(tuning))
+    home.models.save(PEER_WEIGHTS, tuning)
 
     # the baselines rank only the learners the evaluation scores
     scored = scored_candidates(test, seed=config.seed)
@@ -584,9 +542,7 @@ def peer_recommendations(
         context.log.warning(
             f"peer t-tests skipped: {len(per['hybrid_peers'])} learner(s) to score, a paired t-test needs two"
         )
-    save_params(
-        home.home, "peer_metrics", {"peers": results, "significance": tests, "weights": tuning.weights}
-    )
+    home.models.save(PEER_METRICS, PeerMetrics(results, tests, tuning.weights))
     tracker = tracking.tracker(home.home)
     with tracker.run("peer_recommendations", {**tags, "model": "hybrid_peers"}):
         tracker.mlflow.log_params({**config.model_dump(), **asdict(config.peer_config(tuning.weights))})

@@ -10,7 +10,10 @@ from coursepilot.profiles import attribute_values, build_profiles, profile_table
 from coursepilot.warehouse import replace_tables, vector_column
 from resources import EmbedderResource, ProjectHomeResource, WarehouseResource
 
+from .courses import course_embeddings
 from .metadata import markdown_table
+from .source_data import CLEANED
+from .split import split
 
 GROUP = "profiles"
 
@@ -18,7 +21,7 @@ GROUP = "profiles"
 @asset(
     group_name=GROUP,
     kinds={"duckdb", "pytorch"},
-    deps=["learners", "courses"],
+    deps=[CLEANED["learners"], CLEANED["courses"]],
     description="MiniLM embeddings of every distinct job, software and theme text (equations 15-17).",
 )
 def attribute_embeddings(
@@ -57,7 +60,7 @@ def attribute_embeddings(
 @asset(
     group_name=GROUP,
     kinds={"duckdb"},
-    deps=["attribute_embeddings", "course_embeddings", "split"],
+    deps=[attribute_embeddings, course_embeddings, split],
     description="Per learner: content (E_desc) and theme (E_theme, as weights over the theme embeddings in "
     "learner_theme_basis) profiles from training courses, with job and software; E_u* = [desc, job, soft, "
     "theme].",

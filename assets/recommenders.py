@@ -10,32 +10,45 @@ from coursepilot import ingest, registry
 from coursepilot.embeddings import embed_texts
 from coursepilot.evaluation import held_out
 from coursepilot.models.base import load_train_data, split_frame
-from coursepilot.models.catalogue import SPECS, build, fitted_fusion, fusion_tuning, tune_models, unusable
+from coursepilot.models.catalogue import (
+    SPECS,
+    build,
+    equation6_tuning,
+    fitted_fusion,
+    fusion_tuning,
+    tune_models,
+    unusable,
+)
 from coursepilot.models.cold_start import tune_blend
-from coursepilot.models.factors import Factorisation
-from coursepilot.models.hybrid import Hybrid, tune, validation_data
+from coursepilot.models.hybrid import validation_data
 from coursepilot.models.neural import NeuralHybrid, save_state
 from coursepilot.models.ratings import RatingModels, rating_errors
 from coursepilot.models.simple import Content, Popularity, UserKNN
-from coursepilot.models.store import (
-    load_arrays,
-    load_params,
-    model_path,
-    previous_choice,
-    save_arrays,
-    save_folder,
-    save_params,
-)
+from coursepilot.models.store import ModelStore
 from coursepilot.sampling import POPULATION_LEARNERS, sample_rows
+from coursepilot.stored import (
+    FACTORS,
+    HYBRID,
+    HYBRID_BUNDLE,
+    HYBRID_EQ6,
+    NEURAL_HYBRID,
+    Equation6Choice,
+    HybridChoice,
+    fitted_als,
+)
 from coursepilot.training import train_and_track
 from coursepilot.warehouse import columns
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource
 
+from . import COMPARISON
+from .courses import course_embeddings, course_labels, tfidf_course_vectors
+from .learners import learner_labels
 from .lineage import run_tags
 from .metadata import markdown_table
+from .split import split
 
 GROUP = "recommenders"
-DEPS = ["split", "course_embeddings", "tfidf_course_vectors", "course_labels", "learner_labels"]
+DEPS = [split, course_embeddings, tfidf_course_vectors, course_labels, learner_labels]
 
 
 def _context(con, max_learners: int = 0, seed: int = 0):
@@ -97,10 +110,11 @@ class BprSettings(FactorSettings):
     max_learners: int = POPULATION_LEARNERS
 
 
-def _factor_asset(algorithm: str, settings_type):
+def _factor_asset(algorithm: str, settings_type, tags: dict | None = None):
     @asset(
         name=f"{algorithm}_model",
         group_name=GROUP,
+        tags=tags,
         kinds={"implicit", "mlflow"},
         deps=DEPS,
         description=f"implicit {algorithm.upper()} on the confidence-weighted training matrix, tuned on a "
@@ -116,8 +130,9 @@ def _factor_asset(algorithm: str, settings_type):
         data, relevant, (fit_data, valid, carve), tags = _with_validation(
             context, warehouse, config.validation_share, config.seed, config.max_learners
         )
-        last = None if config.retune else previous_choice(home.home, algorithm, "factors")
-        kept = {algorithm: load_params(home.home, algorithm)} if last is not None else {}
+        entry = FACTORS[algorithm]
+        last = None if config.retune else home.models.last(entry)
+        kept = {algorithm: last} if last is not None else {}
         tuned = tune_models(fit_data, valid, names=[algorithm], kept=kept).tuning[algorithm]
         context.log.info(
             f"validation nDCG@10 {tuned.valid_ndcg:.4f} with {tuned.params} "
@@ -128,7 +143,7 @@ def _factor_asset(algorithm: str, settings_type):
         metrics, run_id = train_and_track(
             model, data, relevant, tracker, tags, {**model.params, "valid_ndcg_at_10": tuned.valid_ndcg}
         )
-        path = save_arrays(home.home, model.name, model.params, **model.state())
+        path = home.models.save(entry, model.params, model.state())
         with tracker.mlflow.start_run(run_id=run_id):
             tracker.mlflow.log_artifact(str(path))
         return MaterializeResult(
@@ -149,7 +164,7 @@ def _factor_asset(algorithm: str, settings_type):
 
 
 als_model = _factor_asset("als", FactorSettings)
-bpr_model = _factor_asset("bpr", BprSettings)
+bpr_model = _factor_asset("bpr", BprSettings, COMPARISON)
 
 
 class BaselineSettings(Config):
@@ -160,6 +175,7 @@ class BaselineSettings(Config):
 
 @asset(
     group_name=GROUP,
+    tags=COMPARISON,
     kinds={"mlflow"},
     deps=DEPS,
     description="Popularity, user-based kNN (eq. 8-9) and content affinity cos(E_u, E_i) (eq. 12) with "
@@ -203,36 +219,20 @@ class HybridSettings(Config):
     retune: bool = True
 
 
-def fitted_hybrid(home, data, content: str = "minilm", name: str = "hybrid_eq6", targets=None) -> Hybrid:
-    """Equation (6) with the alpha and level weight ``hybrid_model`` chose for it, on the ``als_model``
-    factors."""
-    choice = load_params(home, "hybrid_eq6")
-    return Hybrid(
-        _fitted_als(home, data), Content(content).fit(data), choice["alpha"], choice["level_weight"], name
-    ).fit(data, fit_parts=False, targets=targets)
-
-
-def _fitted_als(home, data) -> Factorisation:
-    """The ALS model the ``als_model`` asset trained on the full training split."""
-    model = Factorisation("als", **load_params(home, "als"))
-    factors = load_arrays(home, "als")
-    return model.restore(data, factors)
-
-
-def _kept(home, retune: bool) -> tuple[dict[str, dict], dict | None]:
+def _kept(store: ModelStore, retune: bool) -> tuple[dict[str, dict], dict | None]:
     """(fixed component settings, fixed fusion weights): ALS's from ``als_model``; with ``retune=False`` every
     setting and the weights the last tuning chose."""
-    kept = {"als": load_params(home, "als")}
-    last = None if retune else previous_choice(home, "hybrid", "weights")
+    kept = {"als": store.load(FACTORS["als"])}
+    last = None if retune else store.last(HYBRID)
     if last is None:
         return kept, None
-    return {**load_params(home, "hybrid")["params"], **kept}, last
+    return {**last.params, **kept}, last.weights
 
 
 @asset(
     group_name=GROUP,
     kinds={"mlflow"},
-    deps=["als_model", *DEPS],
+    deps=[als_model, *DEPS],
     description="The shipped hybrid: a fusion of EASE, item-kNN, ALS, BPR, content, popularity, peer group "
     "and level scores, each tuned and then weighted on a validation carve of train; plus "
     "equation (6) as written.",
@@ -247,28 +247,19 @@ def hybrid_model(
     data, relevant, (fit_data, valid, carve), tags = _with_validation(
         context, warehouse, config.validation_share, config.seed
     )
-    kept, weights = _kept(home.home, config.retune)
+    kept, weights = _kept(home.models, config.retune)
     if weights is not None and any(unusable(SPECS[m], fit_data) for m in weights):
         context.log.warning(
             "a component the last weights use cannot learn from this data: the fusion is tuned again"
         )
-        kept, weights = _kept(home.home, retune=True)
+        kept, weights = _kept(home.models, retune=True)
     # the nightly: weighted ones only
     names = [m for m in SPECS if SPECS[m].fusion] if weights is None else list(weights)
     trained = tune_models(fit_data, valid, names=names, kept=kept, log=context.log.info)
     tuning = fusion_tuning(trained, weights)
     context.log.info(f"fusion weights {tuning.weights}: validation nDCG@10 {tuning.valid_ndcg:.4f}")
-    fusion = fitted_fusion(data, trained.params, tuning.weights, {"als": _fitted_als(home.home, data)})
-    equation6 = (
-        tune(
-            Hybrid(trained.fitted["als"], trained.fitted["content_minilm"]),
-            trained.fit_data,
-            trained.valid,
-            fit_parts=False,
-        )
-        if config.retune and {"als", "content_minilm"} <= set(trained.fitted)
-        else None
-    )
+    fusion = fitted_fusion(data, trained.params, tuning.weights, {"als": fitted_als(home.models, data)})
+    equation6 = equation6_tuning(trained) if config.retune else None
     tracker = tracking.tracker(home.home)
     metrics, run_id = train_and_track(
         fusion,
@@ -289,38 +280,24 @@ def hybrid_model(
         )
     with warehouse.get_connection(read_only=True) as con:
         titles = con.execute("SELECT title FROM courses ORDER BY course_id").df()["title"].to_numpy()
-        last_cold = None if config.retune else previous_choice(home.home, "hybrid", "cold_start_popularity")
+        last_cold = (
+            None if config.retune else getattr(home.models.last(HYBRID), "cold_start_popularity", None)
+        )
         cold_weight, cold_grid = (
             (last_cold, {}) if last_cold is not None else tune_blend(con, fit_data, valid, embed_texts)
         )
-    bundle = save_folder(
-        home.home,
-        "hybrid_bundle",
+    bundle = home.models.save_folder(
+        HYBRID_BUNDLE,
         lambda folder: registry.save_bundle(folder, data, titles, fusion, trained.params, cold_weight),
     )
-    save_params(
-        home.home,
-        "hybrid",
-        {
-            "weights": tuning.weights,
-            "params": trained.params,
-            "bundle": str(bundle),
-            "cold_start_popularity": cold_weight,
-            "metrics": {
-                "valid_ndcg_at_10": tuning.scored_ndcg,
-                **{f"test_{k.replace('@', '_at_')}": v for k, v in metrics.items()},
-            },
-        },
-    )
+    scores = {
+        "valid_ndcg_at_10": tuning.scored_ndcg,
+        **{f"test_{k.replace('@', '_at_')}": v for k, v in metrics.items()},
+    }
+    home.models.save(HYBRID, HybridChoice(tuning.weights, trained.params, str(bundle), cold_weight, scores))
     if equation6 is not None:
-        save_params(
-            home.home,
-            "hybrid_eq6",
-            {
-                "alpha": equation6.alpha,
-                "level_weight": equation6.level_weight,
-                "valid_ndcg_at_10": equation6.valid_ndcg,
-            },
+        home.models.save(
+            HYBRID_EQ6, Equation6Choice(equation6.alpha, equation6.level_weight, equation6.valid_ndcg)
         )
     components = pd.DataFrame(
         tuning.table() or [{"component": m, "weight": w} for m, w in tuning.weights.items()]
@@ -354,8 +331,9 @@ class RatingSettings(Config):
 
 @asset(
     group_name=GROUP,
+    tags=COMPARISON,
     kinds={"mlflow"},
-    deps=["split"],
+    deps=[split],
     description="Rating prediction (global mean, biases, user-kNN eq. 9) scored by MAE and MSE where the "
     "source has explicit ratings.",
 )
@@ -436,8 +414,9 @@ class NeuralSettings(Config):
 
 @asset(
     group_name=GROUP,
+    tags=COMPARISON,
     kinds={"pytorch", "mlflow"},
-    deps=["als_model", *DEPS],
+    deps=[als_model, *DEPS],
     description="Neural hybrid: shared attention over ALS factors and MiniLM embeddings, BPR loss, "
     "early-stopped on validation.",
 )
@@ -452,7 +431,7 @@ def neural_hybrid_model(
         context, warehouse, config.validation_share, config.seed, config.max_learners
     )
     params = {k: v for k, v in config.model_dump().items() if k not in ("validation_share", "max_learners")}
-    model = NeuralHybrid(**params, als_params=load_params(home.home, "als")).fit(data, fit_data, valid)
+    model = NeuralHybrid(**params, als_params=home.models.load(FACTORS["als"])).fit(data, fit_data, valid)
     for record in model.history:
         context.log.info(
             ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items())
@@ -461,10 +440,10 @@ def neural_hybrid_model(
     metrics, run_id = train_and_track(
         model, data, relevant, tracker, tags, {**params, "best_epochs": model.best_epochs}, fit=False
     )
-    state = model_path(home.home, "neural_hybrid").with_suffix(".pt")
+    state = home.models.path(NEURAL_HYBRID, ".pt")
     save_state(model, state)
     # the report trains this many
-    save_params(home.home, "neural_hybrid", {**params, "best_epochs": model.best_epochs})
+    home.models.save(NEURAL_HYBRID, {**params, "best_epochs": model.best_epochs})
     with tracker.mlflow.start_run(run_id=run_id):
         tracker.mlflow.log_artifact(str(state))
         tracker.log_dict({"history": model.history}, "training_history.json")
@@ -489,7 +468,7 @@ class GateSettings(Config):
 @asset(
     group_name=GROUP,
     kinds={"mlflow"},
-    deps=["hybrid_model"],
+    deps=[hybrid_model],
     description="The serving recommender (MLflow pyfunc): a new version of coursepilot-recommender, "
     "@challenger, promoted to @champion by the gate.",
 )
@@ -502,12 +481,12 @@ def recommender(
 ) -> MaterializeResult:
     with warehouse.get_connection(read_only=True) as con:
         tags = run_tags(context, con)
-    choice = load_params(home.home, "hybrid")
+    choice = home.models.load(HYBRID)
     tracker = tracking.tracker(home.home)
     with tracker.run("recommender", {**tags, "model": "hybrid"}):
-        tracker.mlflow.log_params({"weights": choice["weights"]})
-        tracker.mlflow.log_metrics(choice["metrics"])
-        info = registry.log_serving_model(Path(choice["bundle"]))
+        tracker.mlflow.log_params({"weights": choice.weights})
+        tracker.mlflow.log_metrics(choice.metrics)
+        info = registry.log_serving_model(Path(choice.bundle))
     version = str(info.registered_model_version)
     promoted, reason = registry.promotion_gate(tracker.mlflow.MlflowClient(), version, config.tolerance)
     (context.log.info if promoted else context.log.warning)(reason)
@@ -519,7 +498,7 @@ def recommender(
             "gate": reason,
             "champion": registry.champion_version(tracker.mlflow.MlflowClient()),
             "model_uri": info.model_uri,
-            "valid_ndcg@10": round(choice["metrics"]["valid_ndcg_at_10"], 4),
-            "weights": MetadataValue.json(choice["weights"]),
+            "valid_ndcg@10": round(choice.metrics["valid_ndcg_at_10"], 4),
+            "weights": MetadataValue.json(choice.weights),
         }
     )

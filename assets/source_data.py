@@ -1,7 +1,7 @@
 """Source stage: raw tables as the adapter read them, then validated and cleaned canonical tables."""
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, MetadataValue, multi_asset
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
 
 from coursepilot import ingest
 from coursepilot.schema import TABLES
@@ -10,6 +10,8 @@ from resources import DatasetResource, ProjectHomeResource, WarehouseResource
 from .metadata import markdown_table, table_metadata
 
 GROUP = "source_data"
+CLEANED = {table: AssetKey(table) for table in TABLES}
+"""The cleaned tables' keys, for the stages that read them (a mistyped table is a KeyError, not an asset)."""
 
 
 @multi_asset(

@@ -7,6 +7,7 @@ from coursepilot.splits import SplitConfig, build_split
 from resources import WarehouseResource
 
 from .metadata import markdown_table
+from .source_data import CLEANED
 
 
 class SplitSettings(Config):
@@ -22,7 +23,7 @@ class SplitSettings(Config):
 @asset(
     group_name="split",
     kinds={"duckdb"},
-    deps=["interactions"],
+    deps=[CLEANED["interactions"]],
     description="Per interaction: train, test (last share per learner by time), cold_learner or cold_course.",
 )
 def split(

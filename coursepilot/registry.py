@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from .home import ProjectHome
 from .models.base import TrainData, top_k
@@ -25,6 +24,7 @@ from .models.catalogue import build
 from .models.cold_start import DEFAULT_POPULARITY, blend, popularity
 from .models.explain import Reason, explain
 from .models.fusion import Fusion
+from .models.store import flatten_arrays, unflatten_arrays
 from .tracking import tracking_uri
 
 MODEL_NAME = "coursepilot-recommender"
@@ -67,7 +67,7 @@ def save_bundle(
     }
     for name, model in fusion.components.items():
         arrays.update({f"{name}.{key}": value for key, value in model.state().items()})
-    np.savez(folder / "arrays.npz", **_flatten({k: v for k, v in arrays.items() if v is not None}))
+    np.savez(folder / "arrays.npz", **flatten_arrays({k: v for k, v in arrays.items() if v is not None}))
     (folder / "fusion.json").write_text(
         json.dumps(
             {"weights": fusion.weights, "params": params, "cold_start_popularity": cold_start_popularity},
@@ -83,46 +83,13 @@ def save_bundle(
     return folder
 
 
-def _flatten(arrays: dict) -> dict[str, np.ndarray]:
-    """Sparse matrices as ``<key>.data|indices|indptr|shape`` (an .npz holds plain arrays only)."""
-    out = {}
-    for key, value in arrays.items():
-        if sparse.issparse(value):
-            value = value.tocsr()
-            out.update(
-                {
-                    f"{key}.data": value.data,
-                    f"{key}.indices": value.indices,
-                    f"{key}.indptr": value.indptr,
-                    f"{key}.shape": np.array(value.shape),
-                }
-            )
-        else:
-            out[key] = np.asarray(value)
-    return out
-
-
-def _unflatten(arrays) -> dict:
-    out = {
-        key: arrays[key]
-        for key in arrays.files
-        if not key.endswith((".data", ".indices", ".indptr", ".shape"))
-    }
-    for key in {k.rsplit(".", 1)[0] for k in arrays.files if k.endswith(".indptr")}:
-        out[key] = sparse.csr_matrix(
-            (arrays[f"{key}.data"], arrays[f"{key}.indices"], arrays[f"{key}.indptr"]),
-            shape=tuple(arrays[f"{key}.shape"]),
-        )
-    return out
-
-
 class ServingModel:
     """Scores and explains recommendations from a bundle with the pipeline's own model classes."""
 
     def __init__(self, folder: str | os.PathLike):
         folder = Path(folder)
         with np.load(folder / "arrays.npz", allow_pickle=False) as npz:
-            arrays = _unflatten(npz)
+            arrays = unflatten_arrays(npz)
         self.learner_ids = pd.Index(pd.read_parquet(folder / "learners.parquet")["learner_id"])
         courses = pd.read_parquet(folder / "courses.parquet")
         self.course_ids, self.titles = courses["course_id"].to_numpy(), courses["title"].to_numpy()

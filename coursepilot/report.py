@@ -27,9 +27,17 @@ from .features import learner_features
 from .labels import LearnerLabelConfig, label_learners, truth_labels
 from .metrics import hit_matrix, metrics_from_hits
 from .models.base import Recommender, TrainData, load_train_data, top_k
-from .models.catalogue import SPECS, TrainedSet, build, fitted_fusion, fusion_tuning, tune_models
+from .models.catalogue import (
+    SPECS,
+    TrainedSet,
+    build,
+    equation6_tuning,
+    fitted_fusion,
+    fusion_tuning,
+    tune_models,
+)
 from .models.cold_start import blend, popularity, profile_texts, tune_blend
-from .models.hybrid import Hybrid, tune, validation_data
+from .models.hybrid import Hybrid, validation_data
 from .sampling import POPULATION_LEARNERS, sample_rows
 from .significance import bootstrap_ci, paired_ttest
 from .splits import SplitConfig, build_split, coded_interactions
@@ -206,15 +214,9 @@ def _equation6(
         ("minilm", "hybrid_eq6", "hybrid_eq6_level"),
         ("tfidf", "hybrid_tfidf", None),
     ):
-        name = f"content_{content}"
-        if "als" not in trained.fitted or name not in trained.fitted:
+        name, tuning = f"content_{content}", equation6_tuning(trained, content)
+        if tuning is None:
             continue
-        tuning = tune(
-            Hybrid(trained.fitted["als"], trained.fitted[name]),
-            trained.fit_data,
-            trained.valid,
-            fit_parts=False,
-        )
         for model_name, level in ((plain, False), (with_level, True)):
             if model_name:
                 alpha, weight = tuning.choice(level)
@@ -456,20 +458,7 @@ def flat_keys(report: dict) -> dict[str, float]:
 
 # accuracy@k stays in report.json only: with hundreds of candidates and a few relevant courses it is near 1
 # for every model (true negatives dominate) and tells no two models apart
-TABLE_METRICS = (
-    "precision@5",
-    "recall@5",
-    "f1@5",
-    "precision@10",
-    "recall@10",
-    "f1@10",
-    "ndcg@5",
-    "ndcg@10",
-    "map@10",
-    "hit@10",
-    "mrr",
-    "coverage",
-)
+TABLE_METRICS = (*CI_METRICS, "coverage")
 
 
 def write_report(report: dict, out: Path) -> list[Path]:

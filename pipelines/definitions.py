@@ -10,26 +10,23 @@ from dagster import (
     ExecutorDefinition,
     define_asset_job,
     in_process_executor,
+    load_asset_checks_from_modules,
+    load_assets_from_modules,
     multiprocess_executor,
 )
 
-from assets.checks import CHECKS
-from assets.courses import course_embeddings, course_labels, similar_courses, tfidf_course_vectors
-from assets.evaluation import evaluation_report
-from assets.learners import learner_features, learner_labels
-from assets.peers import difficulty_steering, learner_state, peer_clusters, peer_recommendations
-from assets.profiles import attribute_embeddings, learner_profiles
-from assets.recommenders import (
-    als_model,
-    baseline_models,
-    bpr_model,
-    hybrid_model,
-    neural_hybrid_model,
-    rating_models,
-    recommender,
+from assets import (
+    COMPARISON,
+    checks,
+    courses,
+    evaluation,
+    learners,
+    peers,
+    profiles,
+    recommenders,
+    source_data,
+    split,
 )
-from assets.source_data import cleaned_tables, raw_tables
-from assets.split import split
 from coursepilot.home import ProjectHome
 from pipelines.schedules import nightly_schedule, weekly_schedule
 from pipelines.sensors import source_change_sensor
@@ -41,41 +38,20 @@ from resources import (
     warehouse_resource,
 )
 
-ASSETS = [
-    raw_tables,
-    cleaned_tables,
-    split,
-    learner_features,
-    learner_labels,
-    course_embeddings,
-    tfidf_course_vectors,
-    course_labels,
-    similar_courses,
-    attribute_embeddings,
-    learner_profiles,
-    als_model,
-    bpr_model,
-    baseline_models,
-    hybrid_model,
-    neural_hybrid_model,
-    rating_models,
-    recommender,
-    learner_state,
-    peer_clusters,
-    peer_recommendations,
-    difficulty_steering,
-    evaluation_report,
-]
-
-COMPARISONS = [
-    bpr_model,
-    baseline_models,
-    neural_hybrid_model,
-    rating_models,
-    difficulty_steering,
-    evaluation_report,
-]
-"""Assets that exist to measure and compare: rebuilt by the full job (weekly), not by the nightly retrain."""
+STAGES = (source_data, split, learners, courses, profiles, recommenders, peers, evaluation)
+"""The asset modules, one per stage, in the order of the graph."""
+ASSETS = load_assets_from_modules(STAGES)
+CHECKS = load_asset_checks_from_modules([checks])
+COMPARISONS = AssetSelection.tag("role", COMPARISON["role"])
+"""Assets that exist to measure and compare (tagged ``COMPARISON``): the full job (weekly) only."""
+KEPT_TUNING = (
+    recommenders.als_model,
+    recommenders.hybrid_model,
+    peers.peer_clusters,
+    learners.learner_labels,
+    peers.peer_recommendations,
+)
+"""Assets whose ``retune: false`` the nightly sets: they keep the settings the last tuning chose."""
 
 FULL_JOB, NIGHTLY_JOB = "full_pipeline", "nightly_retrain"
 EXECUTOR_ENV = "COURSEPILOT_EXECUTOR"
@@ -90,19 +66,8 @@ full_pipeline = define_asset_job(
 )
 nightly_retrain = define_asset_job(
     NIGHTLY_JOB,
-    selection=AssetSelection.all() - AssetSelection.assets(*COMPARISONS),
-    config={
-        "ops": {
-            name: KEEP_TUNING
-            for name in (
-                "als_model",
-                "hybrid_model",
-                "peer_clusters",
-                "learner_labels",
-                "peer_recommendations",
-            )
-        }
-    },
+    selection=AssetSelection.all() - COMPARISONS,
+    config={"ops": {asset.op.name: KEEP_TUNING for asset in KEPT_TUNING}},
     description="The serving path on the newest data: cleaned tables, labels, embeddings (new texts only), "
     "ALS and the hybrid with the last tuned settings, the learner classifier the last run "
     "chose, the registered model through the gate, peer groups and peers. Tunes from scratch "

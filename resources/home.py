@@ -1,4 +1,4 @@
-"""The project home and the DuckDB warehouse inside it."""
+"""The project home, its model store and the DuckDB warehouse inside it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pydantic import Field
 
 from coursepilot import warehouse
 from coursepilot.home import ProjectHome
+from coursepilot.models.store import ModelStore
 from coursepilot.runlock import run_lock
 
 
@@ -20,6 +21,11 @@ class ProjectHomeResource(ConfigurableResource):
     @property
     def home(self) -> ProjectHome:
         return ProjectHome.resolve(self.root).ensure()
+
+    @property
+    def models(self) -> ModelStore:
+        """The typed model store under ``<home>/models`` (entries in ``coursepilot.stored``)."""
+        return ModelStore(self.home)
 
 
 class WarehouseResource(ConfigurableResource):

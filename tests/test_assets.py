@@ -92,6 +92,13 @@ def test_code_location_loads(tmp_path):
     Definitions.validate_loadable(defs)
     job = defs.resolve_job_def("full_pipeline")
     assert {n.name for n in job.graph.node_defs} >= {"raw_tables", "cleaned_tables"}
+    graph, keys = defs.resolve_asset_graph(), set(defs.resolve_all_asset_keys())
+    # every dependency is an asset of the graph: none became an external asset
+    assert all(graph.get(key).parent_keys <= keys and graph.get(key).is_materializable for key in keys)
+    nightly = {n.name for n in defs.resolve_job_def("nightly_retrain").graph.node_defs}
+    comparisons = {"bpr_model", "baseline_models", "neural_hybrid_model", "rating_models"}
+    assert not nightly & {*comparisons, "difficulty_steering", "evaluation_report"}
+    assert {"als_model", "hybrid_model", "recommender", "peer_recommendations"} <= nightly
 
 
 def test_dataset_from_env(monkeypatch, tmp_path):

@@ -24,6 +24,7 @@ from coursepilot.peer_ranking import (
     ranked_matrix,
     relevant_counts,
 )
+from coursepilot.peer_tracking import Windows, cluster_space, track_clusters
 from coursepilot.peer_tuning import (
     CourseSide,
     PeerValidation,
@@ -37,7 +38,6 @@ from coursepilot.peers import (
     ClusterSpace,
     StateWeights,
     adjust_difficulty,
-    align_labels,
     dbscan,
     difficulty_path,
     kmeans,
@@ -101,29 +101,32 @@ def _blocks(n_per: int = 30, rng=np.random.default_rng(0)):
     return sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(2 * n_per, 20))
 
 
-def test_a_learner_moving_to_advanced_courses_changes_cluster():
+def test_tracked_clusters_follow_a_learner_who_moves_to_advanced_courses():
     config = ClusterConfig(k=2, svd_dims=4, profile_dims=2, silhouette_sample=100)
-    before = _blocks()
-    mover = 0  # starts with the basic group
-    after = before.tolil()
-    after[mover, :] = 0
-    for c in (10, 11, 12, 13, 14):
-        after[mover, c] = 1
+    before, mover = _blocks().tocoo(), 0  # the mover starts with the basic group
+    moves = np.array([10, 11, 12, 13, 14, 15])  # then takes six advanced courses, heavily, in week 1
+    level = np.where(np.arange(60) < 30, 1.0, 3.0)
+    windows = Windows(
+        (60, 20),
+        np.array([0, 1]),
+        np.r_[np.zeros(before.nnz, int), np.ones(len(moves), int)],
+        np.r_[before.row, np.full(len(moves), mover)],
+        np.r_[before.col, moves],
+        np.r_[np.ones(before.nnz), np.full(len(moves), 3.0)].astype(np.float32),
+        {"D": np.c_[level, np.where(np.arange(60) == mover, 3.0, level)], "T": np.full((60, 2), 0.5)},
+    )
     profiles = LearnerProfiles(
         np.arange(60), {p: np.ones((60, 3), np.float32) for p in ("desc", "job", "soft", "theme")}
     )
-    level_before = np.where(np.arange(60) < 30, 1.0, 3.0)
-    level_after = level_before.copy()
-    level_after[mover] = 3.0
-    space = ClusterSpace(config).fit(after.tocsr(), profiles)
-    f0 = space.transform(before, level_before, np.full(60, 0.5))
-    f1 = space.transform(after.tocsr(), level_after, np.full(60, 0.5))
-    l0, c0, _, _ = kmeans(f0, config)
-    l1, c1, _, _ = kmeans(f1, config, init=c0)  # the next window starts from this one's centroids
-    l1, _ = align_labels(c0, c1, l1)
-    assert l0[mover] == l0[1] != l0[45]  # with the basic group first
-    assert l1[mover] == l1[45] != l1[1]  # then with the advanced group
-    assert (l0 != l1).sum() == 1  # nobody else moved
+    tracked = track_clusters(windows, cluster_space(windows, profiles, config), profiles.ids, config)
+    at = tracked.clusters.pivot(index="learner_id", columns="week", values="cluster")
+    assert at.loc[mover, 0] == at.loc[1, 0] != at.loc[45, 0]  # with the basic group first
+    assert at.loc[mover, 1] == at.loc[45, 1] != at.loc[1, 1]  # then with the advanced group
+    assert tracked.moved == {1: 1} and (at[0] != at[1]).sum() == 1  # nobody else moved
+    assert (
+        tracked.clusters["dbscan_cluster"].notna().tolist() == [False] * 60 + [True] * 60
+    )  # the last window
+    assert np.array_equal(tracked.labels, at[1].to_numpy()) and tracked.k == 2
 
 
 def _profiles(n, rng=np.random.default_rng(1)):

@@ -10,6 +10,7 @@ import pytest
 
 from coursepilot.embeddings import embed_texts
 from coursepilot.evaluation import evaluate, held_out
+from coursepilot.home import ProjectHome
 from coursepilot.models.base import load_train_data, minmax_rows, top_k
 from coursepilot.models.catalogue import MODELS as SPECS
 from coursepilot.models.catalogue import build
@@ -17,6 +18,7 @@ from coursepilot.models.factors import Factorisation
 from coursepilot.models.fusion import Fusion
 from coursepilot.models.hybrid import Hybrid, blend_tops, tune, validation_data
 from coursepilot.models.simple import Content, Popularity
+from coursepilot.models.store import Entry, ModelStore
 from coursepilot.registry import ServingModel, save_bundle
 from coursepilot.sampling import restrict, sample_rows
 from tests.recommender_data import FUSION_PARAMS, SCALE, small_fusion
@@ -56,11 +58,12 @@ def test_every_model_never_recommends_taken_courses(data, name):
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-def test_every_model_is_deterministic_agrees_with_its_scores_and_restores(data, name):
+def test_every_model_is_deterministic_agrees_with_its_scores_and_restores(data, name, tmp_path):
     rows = np.r_[np.arange(0, data.shape[0], 97), np.flatnonzero(np.diff(data.matrix.indptr) == 0)[:2]]
     model, again = MODELS[name]().fit(data), MODELS[name]().fit(data)
     scores = model.score(rows)
-    # learners with no history too
+    # learners with no history, and courses nobody took in training (the cold-course split), score too
+    assert (np.diff(data.matrix.indptr)[rows] == 0).any() and (data.matrix.getnnz(axis=0) == 0).any()
     assert scores.shape == (len(rows), data.shape[1]) and np.isfinite(scores).all()
     np.testing.assert_allclose(again.score(rows), scores, rtol=1e-5, atol=1e-6)
     ranked = np.where(data.matrix[rows].toarray() > 0, -np.inf, scores)
@@ -70,7 +73,9 @@ def test_every_model_is_deterministic_agrees_with_its_scores_and_restores(data, 
     )
     if isinstance(model, (Fusion, Hybrid)):
         return  # composites restore through their parts (the fusion: the serving test)
-    restored = MODELS[name]().restore(data, model.state())
+    store, entry = ModelStore(ProjectHome.resolve(tmp_path).ensure()), Entry(name, dict)
+    store.save(entry, getattr(model, "params", {}), model.state())  # through the files the assets write
+    restored = MODELS[name]().restore(data, store.arrays(entry))
     np.testing.assert_array_equal(restored.score(rows), scores)
 
 

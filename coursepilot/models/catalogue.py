@@ -18,6 +18,7 @@ from ..sampling import TUNING_LEARNERS, sample_learners, tuning_population
 from .base import Recommender, TrainData
 from .factors import Factorisation
 from .fusion import Fusion, FusionTuning, tune_fusion
+from .hybrid import Hybrid, Tuning, tune
 from .item_based import EASE, EASE_COURSES, ItemKNN
 from .level import LevelMatch
 from .peer_group import PeerGroup
@@ -183,6 +184,15 @@ def fusion_tuning(trained: TrainedSet, weights: dict[str, float] | None = None) 
     if weights is not None:
         tuning.valid_ndcg = tuning.scored_ndcg
     return tuning
+
+
+def equation6_tuning(trained: TrainedSet, content: str = "minilm") -> Tuning | None:
+    """Equation (6)'s alpha and level weight on validation, over the tuned ALS and ``content`` (``minilm`` or
+    ``tfidf``) fitted on the tuning data; None when either could not be trained."""
+    parts = [trained.fitted.get(name) for name in ("als", f"content_{content}")]
+    if None in parts:
+        return None
+    return tune(Hybrid(*parts), trained.fit_data, trained.valid, fit_parts=False)
 
 
 def fitted_fusion(

@@ -1,0 +1,102 @@
+"""What the assets keep in the model store for each other: one typed entry per kind of value.
+
+The asset that writes an entry and the ones that read it share its type here, so a field is named once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .models.base import TrainData
+from .models.factors import Factorisation
+from .models.hybrid import Hybrid
+from .models.simple import Content
+from .models.store import Entry, ModelStore
+from .peer_tuning import PeerTuning
+from .peers import StateWeights
+
+
+@dataclass(frozen=True)
+class HybridChoice:
+    """The shipped fusion as ``hybrid_model`` chose it: what ``recommender`` registers, the nightly keeps."""
+
+    weights: dict[str, float]  # component -> fusion weight
+    params: dict[str, dict]  # component -> its settings
+    bundle: str  # the serving bundle's folder
+    cold_start_popularity: float  # the new-learner blend's popularity weight
+    metrics: dict[str, float]  # validation and test scores, MLflow metric names
+
+
+@dataclass(frozen=True)
+class Equation6Choice:
+    """Equation (6)'s alpha and level weight, tuned on validation (``hybrid_eq6`` in the report)."""
+
+    alpha: float
+    level_weight: float
+    valid_ndcg_at_10: float
+
+
+@dataclass(frozen=True)
+class LabelChoice:
+    """The learner classifier the last tuning chose (RandomForest or SVM)."""
+
+    chosen: str
+
+
+@dataclass(frozen=True)
+class SteeringChoice:
+    """Equation (21)'s delta and theta, tuned on validation, and the validation score without steering."""
+
+    delta: float
+    theta: float
+    valid_ndcg_at_10: float
+    valid_ndcg_at_10_unsteered: float
+
+
+@dataclass(frozen=True)
+class PeerMetrics:
+    """The peer rankings' test metrics, their paired t-tests against hybrid peers and the weights used."""
+
+    peers: dict[str, dict[str, float]]
+    significance: dict[str, dict]
+    weights: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Centroids:
+    """The peer clusters' k and the week of the last window (the arrays hold centroids and labels)."""
+
+    k: int
+    week: int
+
+
+FACTORS = {name: Entry(name, dict) for name in ("als", "bpr")}  # settings; factors as arrays
+HYBRID = Entry("hybrid", HybridChoice)
+HYBRID_EQ6 = Entry("hybrid_eq6", Equation6Choice)
+HYBRID_BUNDLE = Entry("hybrid_bundle", dict)  # a folder: registry.save_bundle
+NEURAL_HYBRID = Entry("neural_hybrid", dict)  # settings and best epochs; the network's weights as .pt
+LEARNER_LABELS = Entry("learner_labels", LabelChoice)
+# eqs. (17)-(19): difficulty_steering rebuilds P with them
+LEARNER_STATE = Entry("learner_state", StateWeights)
+DIFFICULTY_STEERING = Entry("difficulty_steering", SteeringChoice)
+PEER_CENTROIDS = Entry("peer_centroids", Centroids)
+CLUSTER_MAP = Entry("cluster_map", dict)  # a PNG
+PEER_WEIGHTS = Entry("peer_weights", PeerTuning)
+PEER_METRICS = Entry("peer_metrics", PeerMetrics)
+
+
+def fitted_als(store: ModelStore, data: TrainData) -> Factorisation:
+    """The ALS model ``als_model`` trained on the full training split, restored from its factors."""
+    entry = FACTORS["als"]
+    return Factorisation("als", **store.load(entry)).restore(data, store.arrays(entry))
+
+
+def fitted_equation6(
+    store: ModelStore, data: TrainData, content: str = "minilm", name: str = "hybrid_eq6", targets=None
+) -> Hybrid:
+    """Equation (6) with the alpha and level weight ``hybrid_model`` chose, on the ``als_model`` factors."""
+    choice = store.load(HYBRID_EQ6)
+    hybrid = Hybrid(
+        fitted_als(store, data), Content(content).fit(data), choice.alpha, choice.level_weight, name
+    )
+    return hybrid.fit(data, fit_parts=False, targets=targets)
