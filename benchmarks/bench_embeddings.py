@@ -21,7 +21,8 @@ import pandas as pd
 
 from common import DATASETS, print_table
 from coursepilot.content import course_texts
-from coursepilot.embeddings import MODEL_NAME, embed_texts, load_model
+from coursepilot.embeddings import embed_texts
+from coursepilot.minilm import MODEL_NAME, load_model
 from coursepilot.neighbours import CourseIndex
 from coursepilot.onnx_encoder import OnnxEncoder
 from coursepilot.sources import load_source

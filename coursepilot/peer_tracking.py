@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from .confidence import confidence_weights
 from .peers import ClusterConfig, ClusterSpace, align_labels, dbscan, kmeans, latest_by_window, weekly_windows
-from .profiles import LearnerProfiles, engagement_weights
+from .profiles import LearnerProfiles
 from .splits import coded_interactions
 
 
@@ -41,7 +42,7 @@ def load_windows(con, ids: np.ndarray, courses: np.ndarray) -> Windows:
     train = coded_interactions(con, ("train",), ids, courses)
     state = con.execute("SELECT learner_id, week, D, T FROM learner_state").df()
     weeks = np.sort(state["week"].unique()) if len(state) else np.array([0])
-    weights = engagement_weights(train, None).astype(np.float32)
+    weights = confidence_weights(train, None).astype(np.float32)
     return Windows(
         (len(ids), len(courses)),
         weeks,

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from .confidence import confidence_weights
 from .models.base import interaction_matrix
 from .models.hybrid import latest_per_learner
 from .peer_ranking import (
@@ -41,7 +42,6 @@ from .profiles import (
     LearnerProfiles,
     SpanVectors,
     attribute_table,
-    engagement_weights,
     lookup,
     weighted_profiles,
 )
@@ -76,7 +76,7 @@ class CourseSide:
         rows, cols, weights = (
             coded["row"].to_numpy(),
             coded["col"].to_numpy(),
-            engagement_weights(coded, rating_scale),
+            confidence_weights(coded, rating_scale),
         )
         n = len(profiles.ids)
         rebuilt = {

@@ -22,22 +22,11 @@ import pandas as pd
 import pyarrow as pa
 from scipy import sparse
 
+from .confidence import confidence_weights
 from .splits import coded_interactions
 from .warehouse import columns, read_rows_with_vectors, read_vectors, vector_column
 
 PARTS = ("desc", "job", "soft", "theme")
-
-
-def engagement_weights(train: pd.DataFrame, rating_scale: tuple[float, float] | None) -> np.ndarray:
-    weight = np.ones(len(train))
-    if "watch_pct" in train:
-        weight += train["watch_pct"].fillna(0).to_numpy() / 100.0
-    if "completed" in train:
-        weight += train["completed"].fillna(False).to_numpy(dtype=float)
-    if "rating" in train and rating_scale:
-        low, high = rating_scale
-        weight += ((train["rating"] - low) / (high - low)).fillna(0).to_numpy()
-    return weight
 
 
 def normalise_rows(matrix: np.ndarray) -> np.ndarray:
@@ -334,7 +323,7 @@ def build_profiles(con, rating_scale) -> tuple[pd.DataFrame, LearnerProfiles]:
     rows, cols, weights = (
         train["row"].to_numpy(),
         train["col"].to_numpy(),
-        engagement_weights(train, rating_scale),
+        confidence_weights(train, rating_scale),
     )
     n = len(learners)
     parts = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from typing import Optional
 
@@ -11,16 +10,8 @@ from pydantic import Field
 
 from coursepilot.cleaning import Policy
 from coursepilot.home import ProjectHome
-from coursepilot.sources import FORMATS, SourceData, load_source
+from coursepilot.sources import FORMATS, SourceData, load_source, source_env
 from coursepilot.synthetic import SIZES, ensure_dataset
-
-ENV = {
-    "format": "COURSEPILOT_SOURCE_FORMAT",
-    "path": "COURSEPILOT_SOURCE_PATH",
-    "mapping": "COURSEPILOT_SOURCE_MAPPING",
-    "size": "COURSEPILOT_SYNTHETIC_SIZE",
-    "seed": "COURSEPILOT_SEED",
-}
 
 
 class DatasetResource(ConfigurableResource):
@@ -45,8 +36,7 @@ class DatasetResource(ConfigurableResource):
     def from_env(cls) -> "DatasetResource":
         """Defaults overridden by ``COURSEPILOT_SOURCE_*`` / ``COURSEPILOT_SYNTHETIC_SIZE`` /
         ``COURSEPILOT_SEED``."""
-        values = {field: os.environ[var] for field, var in ENV.items() if os.environ.get(var)}
-        return cls(**values)
+        return cls(**source_env())
 
     @property
     def policy(self) -> Policy:

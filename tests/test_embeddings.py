@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coursepilot.embeddings import DIM, EmbeddingCache, EmbedStats, embed_texts, model_location, preprocess
+from coursepilot.embeddings import DIM, EmbeddingCache, EmbedStats, embed_texts, preprocess
+from coursepilot.minilm import model_location
 
 
 def test_similar_course_texts_are_nearer_than_unrelated_ones():

@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 from scipy import sparse
 
-from ..profiles import engagement_weights
+from ..confidence import confidence_weights
 from ..sampling import sample_rows
 from ..schema import DIFFICULTY_LEVELS
 from ..splits import coded_interactions
@@ -73,7 +73,7 @@ class TrainData:
 
 def interaction_matrix(coded: pd.DataFrame, shape: tuple[int, int], rating_scale) -> sparse.csr_matrix:
     """Confidence matrix of interactions read by :func:`~coursepilot.splits.coded_interactions`."""
-    weights = engagement_weights(coded, rating_scale).astype(np.float32)
+    weights = confidence_weights(coded, rating_scale).astype(np.float32)
     return sparse.csr_matrix((weights, (coded["row"].to_numpy(), coded["col"].to_numpy())), shape=shape)
 
 

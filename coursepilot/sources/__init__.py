@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from . import catalog, elearning, generic, ibm, oulad, synthetic
@@ -17,6 +18,21 @@ FORMATS = {
     "catalog": "edX or Coursera 2021 catalogue CSV (courses only, no interactions)",
     "generic": "CSV or Parquet files plus a YAML column mapping",
 }
+SOURCE_ENV = {
+    "format": "COURSEPILOT_SOURCE_FORMAT",
+    "path": "COURSEPILOT_SOURCE_PATH",
+    "mapping": "COURSEPILOT_SOURCE_MAPPING",
+    "size": "COURSEPILOT_SYNTHETIC_SIZE",
+    "seed": "COURSEPILOT_SEED",
+}
+"""The environment variables that choose the data source: the CLI's defaults and the code location's."""
+
+
+def source_env() -> dict[str, str]:
+    """{setting: value} of the ``SOURCE_ENV`` variables that are set, read when called."""
+    return {setting: os.environ[var] for setting, var in SOURCE_ENV.items() if os.environ.get(var)}
+
+
 _LOADERS = {
     "synthetic": synthetic.load,
     "ibm": ibm.load,
@@ -37,4 +53,4 @@ def load_source(format: str, path: str | Path, mapping: str | Path | None = None
     return _LOADERS[format](path)
 
 
-__all__ = ["FORMATS", "SourceData", "load_source"]
+__all__ = ["FORMATS", "SOURCE_ENV", "SourceData", "load_source", "source_env"]
