@@ -21,8 +21,8 @@ from common import print_table
 from coursepilot.evaluation import evaluate
 from coursepilot.learner_neighbours import LearnerNeighbours
 from coursepilot.models.base import TrainData
-from coursepilot.models.hybrid import relevant_sets
 from coursepilot.models.simple import UserKNN
+from coursepilot.ranking import relevant_sets
 from coursepilot.synthetic import SIZES, generate
 
 

@@ -45,8 +45,9 @@ from threadpoolctl import threadpool_limits
 from common import console, interaction_datasets, markdown_table, print_table
 from coursepilot.evaluation import held_out
 from coursepilot.metrics import hit_matrix, metrics_from_hits
-from coursepilot.models.base import load_train_data, top_k
+from coursepilot.models.base import load_train_data
 from coursepilot.models.hybrid import validation_data
+from coursepilot.ranking import top_k
 from coursepilot.report import isolated_copy
 from coursepilot.sampling import TUNING_LEARNERS, sample_learners
 from coursepilot.significance import paired_ttest

@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/bench_ranking.py [--rows 2048] [--courses 500 2000 5000] [--repeats 5]
 
-Every evaluation, tuning grid and peer ranking ends in ``coursepilot.models.base.top_k`` over
+Every evaluation, tuning grid and peer ranking ends in ``coursepilot.ranking.top_k`` over
 batches like these. "numpy" is its path for a few rows (``argpartition``, then a sort of the k best;
 as when serving one learner), "torch" its path for batches (``torch.topk``), each forced here on the
 same arrays. Milliseconds per batch, best of ``--repeats``; the two must choose the same scores.
@@ -16,20 +16,20 @@ import numpy as np
 import torch
 
 from common import best_of, print_table
-from coursepilot.models import base
+from coursepilot import ranking
 
 
-def ranking(path: str):
+def forced(path: str):
     """``top_k`` forced onto one of its two paths."""
 
     def run(scores: np.ndarray, k: int) -> np.ndarray:
-        base.TORCH_TOPK_CELLS = 0 if path == "torch" else scores.size + 1
+        ranking.TORCH_TOPK_CELLS = 0 if path == "torch" else scores.size + 1
         try:
-            return base.top_k(scores, k)
+            return ranking.top_k(scores, k)
         finally:
-            base.TORCH_TOPK_CELLS = cells
+            ranking.TORCH_TOPK_CELLS = cells
 
-    cells = base.TORCH_TOPK_CELLS
+    cells = ranking.TORCH_TOPK_CELLS
     return run
 
 
@@ -52,7 +52,7 @@ def main() -> None:
     for courses in args.courses:
         for dtype in (np.float64, np.float32):
             scores = rng.standard_normal((args.rows, courses)).astype(dtype)
-            numpy_top, torch_top = ranking("numpy"), ranking("torch")
+            numpy_top, torch_top = forced("numpy"), forced("torch")
             same = np.array_equal(
                 np.take_along_axis(scores, numpy_top(scores, args.k), axis=1),
                 np.take_along_axis(scores, torch_top(scores, args.k), axis=1),

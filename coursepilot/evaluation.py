@@ -6,7 +6,7 @@ import numpy as np
 
 from .metrics import hit_matrix, metrics_from_hits
 from .models.base import Recommender, TrainData, split_matrix
-from .models.hybrid import relevant_sets
+from .ranking import relevant_sets
 from .sampling import SCORED_LEARNERS, sample_learners
 
 

@@ -24,8 +24,8 @@ from sklearn.preprocessing import normalize
 
 from .learner_neighbours import LearnerNeighbours
 from .metrics import metrics_from_hits
-from .models.base import top_k
 from .profiles import LearnerProfiles
+from .ranking import top_k
 from .sampling import PEER_SCORED_LEARNERS, SCORED_LEARNERS, sample_rows
 
 TERMS = ("interaction", "profile", "level", "activity")

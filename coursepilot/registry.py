@@ -19,12 +19,13 @@ import numpy as np
 import pandas as pd
 
 from .home import ProjectHome
-from .models.base import TrainData, top_k
+from .models.base import TrainData
 from .models.catalogue import build
 from .models.cold_start import DEFAULT_POPULARITY, blend, popularity
 from .models.explain import Reason, explain
 from .models.fusion import Fusion
 from .models.store import flatten_arrays, unflatten_arrays
+from .ranking import top_k
 from .tracking import tracking_uri
 
 MODEL_NAME = "coursepilot-recommender"

@@ -26,7 +26,7 @@ from .evaluation import held_out
 from .features import learner_features
 from .labels import LearnerLabelConfig, label_learners, truth_labels
 from .metrics import hit_matrix, metrics_from_hits
-from .models.base import Recommender, TrainData, load_train_data, top_k
+from .models.base import Recommender, TrainData, load_train_data
 from .models.catalogue import (
     SPECS,
     TrainedSet,
@@ -38,6 +38,7 @@ from .models.catalogue import (
 )
 from .models.cold_start import blend, popularity, profile_texts, tune_blend
 from .models.hybrid import Hybrid, validation_data
+from .ranking import top_k
 from .sampling import POPULATION_LEARNERS, sample_rows
 from .significance import bootstrap_ci, paired_ttest
 from .splits import SplitConfig, build_split, coded_interactions

@@ -10,8 +10,8 @@ from scipy import sparse
 from coursepilot.evaluation import evaluate
 from coursepilot.models.base import TrainData
 from coursepilot.models.factors import Factorisation
-from coursepilot.models.hybrid import relevant_sets
 from coursepilot.models.neural import NeuralHybrid
+from coursepilot.ranking import relevant_sets
 
 ALS = {"factors": 8, "iterations": 10, "regularization": 0.1}
 TOPICS, PER_TOPIC, LEARNERS, TAKEN, HELD = 4, 15, 400, 8, 2

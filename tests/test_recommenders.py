@@ -11,7 +11,7 @@ import pytest
 from coursepilot.embeddings import embed_texts
 from coursepilot.evaluation import evaluate, held_out
 from coursepilot.home import ProjectHome
-from coursepilot.models.base import load_train_data, minmax_rows, top_k
+from coursepilot.models.base import load_train_data
 from coursepilot.models.catalogue import MODELS as SPECS
 from coursepilot.models.catalogue import build
 from coursepilot.models.factors import Factorisation
@@ -19,6 +19,7 @@ from coursepilot.models.fusion import Fusion
 from coursepilot.models.hybrid import Hybrid, blend_tops, tune, validation_data
 from coursepilot.models.simple import Content, Popularity
 from coursepilot.models.store import Entry, ModelStore
+from coursepilot.ranking import minmax_rows, top_k
 from coursepilot.registry import ServingModel, save_bundle
 from coursepilot.sampling import restrict, sample_rows
 from tests.recommender_data import FUSION_PARAMS, SCALE, small_fusion

@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import hit_matrix, metrics_from_hits
+from ..ranking import minmax_rows, top_k
 from ..sampling import sample_learners
-from .base import TrainData, minmax_rows, top_k
+from .base import TrainData
 from .simple import Popularity
 
 DEFAULT_POPULARITY = 0.2  # the blend where validation cannot choose (no learner with a profile)

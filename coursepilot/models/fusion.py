@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..metrics import hit_matrix, metrics_from_hits
+from ..ranking import minmax_rows, top_k
 from ..sampling import sample_learners
-from .base import Recommender, TrainData, minmax_rows, top_k
+from .base import Recommender, TrainData
 
 WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.25, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 FUSION_LEARNERS = (
