@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
-from coursepilot.report import ReportConfig, evaluate_all, flat_keys, write_report
+from coursepilot.evaluation.report import ReportConfig, evaluate_all, flat_keys, write_report
 from coursepilot.sampling import POPULATION_LEARNERS
 from coursepilot.stored import CLUSTER_MAP, NEURAL_HYBRID, PEER_METRICS
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource

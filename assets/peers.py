@@ -9,14 +9,16 @@ import pandas as pd
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
 from coursepilot import ingest
-from coursepilot.evaluation import held_out
-from coursepilot.metrics import hit_matrix, metrics_from_hits
+from coursepilot.evaluation.metrics import hit_matrix, metrics_from_hits
+from coursepilot.evaluation.protocol import held_out
+from coursepilot.evaluation.significance import paired_ttest
 from coursepilot.models.base import load_train_data, split_matrix
 from coursepilot.models.factors import Factorisation
 from coursepilot.models.hybrid import Hybrid, validation_data
 from coursepilot.models.simple import Content
 from coursepilot.models.store import ModelStore
-from coursepilot.peer_ranking import (
+from coursepilot.peers.clusters import ClusterConfig
+from coursepilot.peers.ranking import (
     PeerConfig,
     active_peers,
     cf_peers,
@@ -26,16 +28,10 @@ from coursepilot.peer_ranking import (
     ranked_matrix,
     scored_candidates,
 )
-from coursepilot.peer_tracking import cluster_space, load_windows, track_clusters
-from coursepilot.peer_tuning import CourseSide, PeerTuning, peer_validation, tune_weights, tuning_sample
-from coursepilot.peers import (
-    ClusterConfig,
-    StateWeights,
-    Steering,
-    last_targets,
-    tune_steering,
-)
-from coursepilot.peers import learner_state as compute_state
+from coursepilot.peers.state import StateWeights, Steering, last_targets, tune_steering
+from coursepilot.peers.state import learner_state as compute_state
+from coursepilot.peers.tracking import cluster_space, load_windows, track_clusters
+from coursepilot.peers.tuning import CourseSide, PeerTuning, peer_validation, tune_weights, tuning_sample
 from coursepilot.profiles import load_profiles
 from coursepilot.sampling import (
     SCORED_LEARNERS,
@@ -46,7 +42,6 @@ from coursepilot.sampling import (
     sample_rows,
 )
 from coursepilot.schema import DIFFICULTY_LEVELS
-from coursepilot.significance import paired_ttest
 from coursepilot.splits import coded_interactions
 from coursepilot.stored import (
     CLUSTER_MAP,
@@ -404,7 +399,7 @@ def difficulty_steering(
 
 
 class PeerSettings(Config):
-    """Mirrors :class:`coursepilot.peer_ranking.PeerConfig`, whose defaults it takes. The weights are one
+    """Mirrors :class:`coursepilot.peers.ranking.PeerConfig`, whose defaults it takes. The weights are one
     point of the validation grid, and stay when validation has no learner to score."""
 
     k: int = PeerConfig.k

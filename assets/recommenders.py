@@ -8,7 +8,7 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 
 from coursepilot import ingest, registry
 from coursepilot.embeddings import embed_texts
-from coursepilot.evaluation import held_out
+from coursepilot.evaluation.protocol import held_out
 from coursepilot.models.base import load_train_data, split_frame
 from coursepilot.models.catalogue import (
     SPECS,

@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import sparse
 
 from common import print_table
-from coursepilot.evaluation import evaluate
+from coursepilot.evaluation.protocol import evaluate
 from coursepilot.learner_neighbours import LearnerNeighbours
 from coursepilot.models.base import TrainData
 from coursepilot.models.simple import UserKNN

@@ -18,8 +18,8 @@ import pandas as pd
 from scipy import sparse
 
 from common import print_table
-from coursepilot.peer_ranking import PeerConfig, active_peers, cf_peers, cluster_random_peers, hybrid_peers
-from coursepilot.peers import ClusterConfig, ClusterSpace, dbscan, kmeans
+from coursepilot.peers.clusters import ClusterConfig, ClusterSpace, dbscan, kmeans
+from coursepilot.peers.ranking import PeerConfig, active_peers, cf_peers, cluster_random_peers, hybrid_peers
 from coursepilot.profiles import PARTS, LearnerProfiles
 from coursepilot.synthetic import SIZES, generate
 

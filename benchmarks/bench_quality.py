@@ -5,14 +5,14 @@ Usage: OPENBLAS_NUM_THREADS=1 python benchmarks/bench_quality.py [--datasets mar
 
 Per dataset, ``coursepilot evaluate`` writes OUT/report.json (and OUT/per_learner.parquet where the report
 writes it). The script then rebuilds the report's seed-0 split from HOME/warehouse.duckdb exactly as
-``coursepilot.report.evaluate_all`` does and trains bare peers straight from the libraries: implicit's ALS,
-BPR, cosine and BM25 item-kNN, a closed-form EASE in numpy, and popularity. Each peer's grid is fitted on
-training minus the validation carve; the best by validation nDCG@10 is refitted on all of training and scored
-on test with the report's candidates (every course not taken in training) and metric code. Peers are seed 0
-only; our models come from report.json (mean over its seeds) and, for the ratio and the paired t-test, from
-per_learner.parquet (seed 0, the same learners). The best bare peer is the one with the highest test nDCG@10
-(a choice on test, which favours the peers). Targets: hybrid >= best bare peer on every dataset, and >= 1.10x
-on MARS.
+``coursepilot.evaluation.report.evaluate_all`` does and trains bare peers straight from the libraries:
+implicit's ALS, BPR, cosine and BM25 item-kNN, a closed-form EASE in numpy, and popularity. Each peer's grid
+is fitted on training minus the validation carve; the best by validation nDCG@10 is refitted on all of
+training and scored on test with the report's candidates (every course not taken in training) and metric code.
+Peers are seed 0 only; our models come from report.json (mean over its seeds) and, for the ratio and the
+paired t-test, from per_learner.parquet (seed 0, the same learners). The best bare peer is the one with the
+highest test nDCG@10 (a choice on test, which favours the peers). Targets: hybrid >= best bare peer on every
+dataset, and >= 1.10x on MARS.
 """
 
 from __future__ import annotations
@@ -43,14 +43,14 @@ from scipy import sparse
 from threadpoolctl import threadpool_limits
 
 from common import console, interaction_datasets, markdown_table, print_table
-from coursepilot.evaluation import held_out
-from coursepilot.metrics import hit_matrix, metrics_from_hits
+from coursepilot.evaluation.metrics import hit_matrix, metrics_from_hits
+from coursepilot.evaluation.protocol import held_out
+from coursepilot.evaluation.report import isolated_copy
+from coursepilot.evaluation.significance import paired_ttest
 from coursepilot.models.base import load_train_data
 from coursepilot.models.hybrid import validation_data
 from coursepilot.ranking import top_k
-from coursepilot.report import isolated_copy
 from coursepilot.sampling import TUNING_LEARNERS, sample_learners
-from coursepilot.significance import paired_ttest
 from coursepilot.splits import SplitConfig, build_split
 
 SYNTHETIC = ("S", "M")

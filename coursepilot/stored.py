@@ -12,8 +12,8 @@ from .models.factors import Factorisation
 from .models.hybrid import Hybrid
 from .models.simple import Content
 from .models.store import Entry, ModelStore
-from .peer_tuning import PeerTuning
-from .peers import StateWeights
+from .peers.state import StateWeights
+from .peers.tuning import PeerTuning
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from .evaluation import evaluate
+from .evaluation.protocol import evaluate
 from .models.base import Recommender, TrainData
 from .sampling import SCORED_LEARNERS
 from .tracking import Tracker

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from coursepilot.evaluation import held_out
+from coursepilot.evaluation.protocol import held_out
 from coursepilot.models.base import load_train_data
 from coursepilot.synthetic import SIZES, write_dataset
 from tests.recommender_data import SCALE, build_warehouse, small_fusion

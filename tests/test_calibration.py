@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from coursepilot.calibration import calibrated_errors, pair_scores
+from coursepilot.evaluation.calibration import calibrated_errors, pair_scores
 from coursepilot.models.base import TrainData
 from coursepilot.models.item_based import EASE
 from coursepilot.models.simple import Popularity

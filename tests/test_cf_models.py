@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from coursepilot.evaluation import evaluate
+from coursepilot.evaluation.protocol import evaluate
 from coursepilot.models.base import TrainData
 from coursepilot.models.explain import explain
 from coursepilot.models.fusion import Fusion, tune_fusion

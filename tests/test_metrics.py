@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coursepilot.metrics import hit_matrix, metrics_from_hits, ranking_metrics
+from coursepilot.evaluation.metrics import hit_matrix, metrics_from_hits, ranking_metrics
 
 
 def test_hand_computed_case():

@@ -1,10 +1,10 @@
-"""Ranking-metric edge cases by hand (kills mutants of coursepilot/metrics.py)."""
+"""Ranking-metric edge cases by hand (kills mutants of coursepilot/evaluation/metrics.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from coursepilot.metrics import ranking_metrics
+from coursepilot.evaluation.metrics import ranking_metrics
 
 
 def test_a_list_without_a_hit_scores_zero_everywhere_including_mrr():
@@ -25,7 +25,7 @@ def test_a_learner_without_relevant_courses_is_refused():
 def test_vectorised_metrics_for_three_learners_by_hand():
     import numpy as np
 
-    from coursepilot.metrics import metrics_from_hits
+    from coursepilot.evaluation.metrics import metrics_from_hits
 
     hits = np.array([[True, False, True], [False, False, False], [False, True, False]])
     out = metrics_from_hits(hits, np.array([2, 1, 3]), (3,), n_candidates=np.array([10, 10, 10]))

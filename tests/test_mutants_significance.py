@@ -1,5 +1,5 @@
 """Paired t-test and bootstrap interval against hand-computed cases (kills mutants of
-coursepilot/significance.py)."""
+coursepilot/evaluation/significance.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from coursepilot.significance import bootstrap_ci, paired_ttest
+from coursepilot.evaluation.significance import bootstrap_ci, paired_ttest
 
 
 def _t2_quantile(p: float) -> float:

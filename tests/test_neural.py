@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from coursepilot.evaluation import evaluate
+from coursepilot.evaluation.protocol import evaluate
 from coursepilot.models.base import TrainData
 from coursepilot.models.factors import Factorisation
 from coursepilot.models.neural import NeuralHybrid

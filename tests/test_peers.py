@@ -10,10 +10,12 @@ import pytest
 from scipy import sparse
 from sklearn.preprocessing import normalize
 
-from coursepilot.metrics import ranking_metrics
+from coursepilot.evaluation.metrics import ranking_metrics
+from coursepilot.evaluation.significance import bootstrap_ci, paired_ttest
 from coursepilot.models.base import TrainData
 from coursepilot.models.level import LevelMatch
-from coursepilot.peer_ranking import (
+from coursepilot.peers.clusters import ClusterConfig, ClusterSpace, dbscan, kmeans, latest_by_window
+from coursepilot.peers.ranking import (
     TERMS,
     PeerConfig,
     active_peers,
@@ -24,8 +26,16 @@ from coursepilot.peer_ranking import (
     ranked_matrix,
     relevant_counts,
 )
-from coursepilot.peer_tracking import Windows, cluster_space, track_clusters
-from coursepilot.peer_tuning import (
+from coursepilot.peers.state import (
+    StateWeights,
+    adjust_difficulty,
+    difficulty_path,
+    last_targets,
+    learner_state,
+    tune_steering,
+)
+from coursepilot.peers.tracking import Windows, cluster_space, track_clusters
+from coursepilot.peers.tuning import (
     CourseSide,
     PeerValidation,
     peer_validation,
@@ -33,21 +43,7 @@ from coursepilot.peer_tuning import (
     tuning_sample,
     weight_grid,
 )
-from coursepilot.peers import (
-    ClusterConfig,
-    ClusterSpace,
-    StateWeights,
-    adjust_difficulty,
-    dbscan,
-    difficulty_path,
-    kmeans,
-    last_targets,
-    latest_by_window,
-    learner_state,
-    tune_steering,
-)
 from coursepilot.profiles import CodedVectors, LearnerProfiles, normalise_rows
-from coursepilot.significance import bootstrap_ci, paired_ttest
 
 T0 = pd.Timestamp("2025-01-06")
 

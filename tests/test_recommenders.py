@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from coursepilot.embeddings import embed_texts
-from coursepilot.evaluation import evaluate, held_out
+from coursepilot.evaluation.protocol import evaluate, held_out
 from coursepilot.home import ProjectHome
 from coursepilot.models.base import load_train_data
 from coursepilot.models.catalogue import MODELS as SPECS

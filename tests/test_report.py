@@ -6,11 +6,8 @@ import json
 
 import pytest
 
-from coursepilot.evaluation import evaluate, held_out
-from coursepilot.models.base import load_train_data
-from coursepilot.models.catalogue import MODELS as CATALOGUE
-from coursepilot.models.simple import Popularity
-from coursepilot.report import (
+from coursepilot.evaluation.protocol import evaluate, held_out
+from coursepilot.evaluation.report import (
     BASELINES,
     CALIBRATED,
     CI_METRICS,
@@ -20,7 +17,10 @@ from coursepilot.report import (
     isolated_copy,
     write_report,
 )
-from coursepilot.significance import paired_ttest
+from coursepilot.evaluation.significance import paired_ttest
+from coursepilot.models.base import load_train_data
+from coursepilot.models.catalogue import MODELS as CATALOGUE
+from coursepilot.models.simple import Popularity
 from coursepilot.splits import SplitConfig, build_split
 from tests.recommender_data import SCALE
 

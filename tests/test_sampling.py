@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from coursepilot.evaluation import evaluate
-from coursepilot.metrics import hit_matrix, metrics_from_hits
+from coursepilot.evaluation.metrics import hit_matrix, metrics_from_hits
+from coursepilot.evaluation.protocol import evaluate
+from coursepilot.evaluation.report import isolated_copy
 from coursepilot.models.factors import Factorisation
-from coursepilot.peer_ranking import cf_peers, evaluate_peers, relevant_counts, scored_candidates
-from coursepilot.report import isolated_copy
+from coursepilot.peers.ranking import cf_peers, evaluate_peers, relevant_counts, scored_candidates
 from coursepilot.sampling import restrict, sample_learners, sample_rows, tuning_population
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from coursepilot.home import ProjectHome
 from coursepilot.models.store import Entry, ModelStore
-from coursepilot.peer_tuning import PeerTuning
+from coursepilot.peers.tuning import PeerTuning
 from coursepilot.stored import FACTORS, HYBRID, PEER_CENTROIDS, PEER_WEIGHTS, Centroids, HybridChoice
 
 

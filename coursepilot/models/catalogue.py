@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..evaluation import evaluate
+from ..evaluation.protocol import evaluate
 from ..sampling import TUNING_LEARNERS, sample_learners, tuning_population
 from .base import Recommender, TrainData
 from .factors import Factorisation

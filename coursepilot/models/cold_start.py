@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..metrics import hit_matrix, metrics_from_hits
+from ..evaluation.metrics import hit_matrix, metrics_from_hits
 from ..ranking import minmax_rows, top_k
 from ..sampling import sample_learners
 from .base import TrainData

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..metrics import hit_matrix, metrics_from_hits
+from ..evaluation.metrics import hit_matrix, metrics_from_hits
 from ..ranking import minmax_rows, top_k
 from ..sampling import sample_learners
 from .base import Recommender, TrainData

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from ..metrics import hit_matrix, metrics_from_hits
+from ..evaluation.metrics import hit_matrix, metrics_from_hits
 from ..ranking import minmax_rows, relevant_sets, top_k
 from ..sampling import TUNING_LEARNERS, sample_learners
 from ..splits import coded_interactions

@@ -31,7 +31,7 @@ import torch
 from sklearn.preprocessing import normalize
 from torch import nn
 
-from ..evaluation import evaluate
+from ..evaluation.protocol import evaluate
 from ..sampling import TUNING_LEARNERS, sample_learners
 from .base import Recommender, TrainData
 from .factors import Factorisation

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ..evaluation import evaluate
+from ..evaluation.protocol import evaluate
 from .base import Recommender, TrainData
 
 

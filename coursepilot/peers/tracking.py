@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .confidence import confidence_weights
-from .peers import ClusterConfig, ClusterSpace, align_labels, dbscan, kmeans, latest_by_window, weekly_windows
-from .profiles import LearnerProfiles
-from .splits import coded_interactions
+from ..confidence import confidence_weights
+from ..profiles import LearnerProfiles
+from ..splits import coded_interactions
+from .clusters import ClusterConfig, ClusterSpace, align_labels, dbscan, kmeans, latest_by_window
+from .state import weekly_windows
 
 
 @dataclass

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..models.base import Recommender, TrainData, split_matrix
+from ..ranking import relevant_sets
+from ..sampling import SCORED_LEARNERS, sample_learners
 from .metrics import hit_matrix, metrics_from_hits
-from .models.base import Recommender, TrainData, split_matrix
-from .ranking import relevant_sets
-from .sampling import SCORED_LEARNERS, sample_learners
 
 
 def held_out(con, data: TrainData, split: str = "test", rating_scale=None) -> dict[int, set[int]]:

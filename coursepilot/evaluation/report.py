@@ -20,14 +20,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .calibration import calibrated_errors
-from .embeddings import embed_texts
-from .evaluation import held_out
-from .features import learner_features
-from .labels import LearnerLabelConfig, label_learners, truth_labels
-from .metrics import hit_matrix, metrics_from_hits
-from .models.base import Recommender, TrainData, load_train_data
-from .models.catalogue import (
+from ..embeddings import embed_texts
+from ..features import learner_features
+from ..labels import LearnerLabelConfig, label_learners, truth_labels
+from ..models.base import Recommender, TrainData, load_train_data
+from ..models.catalogue import (
     SPECS,
     TrainedSet,
     build,
@@ -36,12 +33,15 @@ from .models.catalogue import (
     fusion_tuning,
     tune_models,
 )
-from .models.cold_start import blend, popularity, profile_texts, tune_blend
-from .models.hybrid import Hybrid, validation_data
-from .ranking import top_k
-from .sampling import POPULATION_LEARNERS, sample_rows
+from ..models.cold_start import blend, popularity, profile_texts, tune_blend
+from ..models.hybrid import Hybrid, validation_data
+from ..ranking import top_k
+from ..sampling import POPULATION_LEARNERS, sample_rows
+from ..splits import SplitConfig, build_split, coded_interactions
+from .calibration import calibrated_errors
+from .metrics import hit_matrix, metrics_from_hits
+from .protocol import held_out
 from .significance import bootstrap_ci, paired_ttest
-from .splits import SplitConfig, build_split, coded_interactions
 
 COPIED = (
     "learners",
@@ -165,7 +165,7 @@ def _models(
     on_fit = {name: model for name, model in on_fit.items() if name in CALIBRATED}
     notes = {"skipped": trained.skipped}
     if with_neural:
-        from .models.neural import NeuralHybrid
+        from ..models.neural import NeuralHybrid
 
         als = {k: v for k, v in trained.params["als"].items() if k != "seed"}
         # the pipeline's early stopping chose the epochs, as validation chose the ALS settings
@@ -416,8 +416,8 @@ def _refit_learner_labels(mem: duckdb.DuckDBPyConnection, scale) -> str | None:
 
 def _rating_errors(mem, info: dict, scale) -> dict[str, dict[str, float]]:
     """MAE and MSE of the rating models on the test ratings, where the source's ratings are explicit."""
-    from .models.base import split_frame
-    from .models.ratings import RatingModels, rating_errors
+    from ..models.base import split_frame
+    from ..models.ratings import RatingModels, rating_errors
 
     columns = {c[0] for c in mem.execute("DESCRIBE interactions").fetchall()}
     if "rating" not in columns or not info.get("explicit_ratings", True) or scale is None:

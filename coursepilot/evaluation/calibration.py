@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
-from .models.base import Recommender
-from .models.ratings import rating_errors
+from ..models.base import Recommender
+from ..models.ratings import rating_errors
 
 
 def pair_scores(model: Recommender, rows: np.ndarray, cols: np.ndarray, batch: int = 2048) -> np.ndarray:

@@ -24,10 +24,20 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .confidence import confidence_weights
-from .models.base import interaction_matrix
-from .models.hybrid import latest_per_learner
-from .peer_ranking import (
+from ..confidence import confidence_weights
+from ..models.base import interaction_matrix
+from ..models.hybrid import latest_per_learner
+from ..profiles import (
+    CodedVectors,
+    LearnerProfiles,
+    SpanVectors,
+    attribute_table,
+    lookup,
+    weighted_profiles,
+)
+from ..sampling import TUNING_FIT_LEARNERS, sample_rows
+from ..warehouse import columns, read_vectors
+from .ranking import (
     TERMS,
     PeerConfig,
     active_peers,
@@ -36,17 +46,7 @@ from .peer_ranking import (
     peer_batches,
     peer_metrics,
 )
-from .peers import learner_state
-from .profiles import (
-    CodedVectors,
-    LearnerProfiles,
-    SpanVectors,
-    attribute_table,
-    lookup,
-    weighted_profiles,
-)
-from .sampling import TUNING_FIT_LEARNERS, sample_rows
-from .warehouse import columns, read_vectors
+from .state import learner_state
 
 PEER_TUNING_LEARNERS = 2_000  # validation learners scored per grid point (seeded sample above it)
 GRID_VALUES = (0.0, 0.1, 0.3, 1.0)
@@ -135,8 +135,8 @@ def tuning_sample(
 
 
 def weight_grid(values=GRID_VALUES, start: np.ndarray | None = None) -> np.ndarray:
-    """Weight vectors over :data:`~coursepilot.peer_ranking.TERMS`, scaled so the largest is 1 (a ranking does
-    not change with the scale): each term alone first, then ``start`` (when given), then every mixture of
+    """Weight vectors over :data:`~coursepilot.peers.ranking.TERMS`, scaled so the largest is 1 (a ranking
+    does not change with the scale): each term alone first, then ``start`` (when given), then every mixture of
     ``values``."""
     mixtures = np.array(
         [p for p in itertools.product(values, repeat=len(TERMS)) if max(p) == 1 and sum(p) > 1]
@@ -167,7 +167,8 @@ def tune_weights(
     values=GRID_VALUES,
 ) -> PeerTuning:
     """Grid-search the term weights by validation nDCG@10 over a seeded sample of at most ``max_learners``
-    learners (the candidates and terms of :func:`~coursepilot.peer_ranking.peer_batches` on the ``fit`` rows).
+    learners (the candidates and terms of :func:`~coursepilot.peers.ranking.peer_batches` on the ``fit``
+    rows).
     Without a learner to score, the configured weights stay."""
     held = (validation.held > 0).astype(np.float32).tocsr()
     rows, n_relevant = evaluated_learners(held, max_learners, config.seed)

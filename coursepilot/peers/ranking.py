@@ -4,7 +4,7 @@ Hybrid peers: candidates are the learner's K-means cluster and its ``neighbour_c
 clusters (at most ``max_candidates``, sampled) and the ``active_candidates`` most active learners (those most
 likely to share a future course; at least ``k + 1``, so that the activity term alone is ``active_peers``);
 score = a * interaction cosine + b * profile cosine (eq. 19) + c * level closeness (1 - |D_u - D_v| / 2, D on
-1-3) + d * activity (log(1 + training courses), scaled to 0-1). :mod:`coursepilot.peer_tuning` chooses a-d on
+1-3) + d * activity (log(1 + training courses), scaled to 0-1). :mod:`coursepilot.peers.tuning` chooses a-d on
 a validation carve of training. A learner is never their own peer; every learner has a K-means cluster, so
 DBSCAN noise points get peers too. Each peer comes with the reason from the term that contributed most:
 courses in common, same job or similar interests, similar level, active learner.
@@ -22,11 +22,11 @@ import pandas as pd
 from scipy import sparse
 from sklearn.preprocessing import normalize
 
-from .learner_neighbours import LearnerNeighbours
-from .metrics import metrics_from_hits
-from .profiles import LearnerProfiles
-from .ranking import top_k
-from .sampling import PEER_SCORED_LEARNERS, SCORED_LEARNERS, sample_rows
+from ..evaluation.metrics import metrics_from_hits
+from ..learner_neighbours import LearnerNeighbours
+from ..profiles import LearnerProfiles
+from ..ranking import top_k
+from ..sampling import PEER_SCORED_LEARNERS, SCORED_LEARNERS, sample_rows
 
 TERMS = ("interaction", "profile", "level", "activity")
 
