@@ -9,7 +9,7 @@ from dagster import AssetCheckResult, AssetChecksDefinition, AssetCheckSeverity,
 from coursepilot import ingest, quality
 from coursepilot.registry import MODEL_NAME, champion_version
 from coursepilot.schema import TABLES
-from resources import ProjectHomeResource, TrackingResource, WarehouseResource
+from resources import TrackingResource, WarehouseResource
 
 
 def _result(check: quality.CheckResult, severity=AssetCheckSeverity.ERROR) -> AssetCheckResult:
@@ -63,9 +63,9 @@ def interactions_referential_integrity(warehouse: WarehouseResource) -> AssetChe
     blocking=False,
     description="the @champion model is younger than COURSEPILOT_MAX_MODEL_AGE_HOURS (default 48)",
 )
-def champion_freshness(home: ProjectHomeResource, tracking: TrackingResource) -> AssetCheckResult:
+def champion_freshness(tracking: TrackingResource) -> AssetCheckResult:
     max_age = float(os.environ.get("COURSEPILOT_MAX_MODEL_AGE_HOURS", "48"))
-    client = tracking.tracker(home.home).mlflow.MlflowClient()
+    client = tracking.tracker().mlflow.MlflowClient()
     version = champion_version(client)
     if version is None:
         return AssetCheckResult(

@@ -12,7 +12,7 @@ from coursepilot.labels import fill_difficulty, label_courses
 from coursepilot.neighbours import EXACT_LIMIT, CourseIndex
 from coursepilot.tracking import log_classifier
 from coursepilot.warehouse import read_vectors, replace_tables, vector_column
-from resources import EmbedderResource, ProjectHomeResource, TrackingResource, WarehouseResource
+from resources import EmbedderResource, TrackingResource, WarehouseResource
 
 from .lineage import run_tags
 from .metadata import confusion_table, markdown_table
@@ -37,13 +37,12 @@ def course_embeddings(
     context: AssetExecutionContext,
     warehouse: WarehouseResource,
     embedder: EmbedderResource,
-    home: ProjectHomeResource,
 ) -> MaterializeResult:
     with warehouse.get_connection() as con:
         courses = _courses(con)
         texts = course_texts(courses, preprocess=embedder.preprocess)
         stats = EmbedStats()
-        vectors = embedder.embed(texts, home.home, stats)
+        vectors = embedder.embed(texts, stats)
         replace_tables(
             con,
             {
@@ -124,7 +123,6 @@ def course_labels(
     context: AssetExecutionContext,
     config: CourseLabelSettings,
     warehouse: WarehouseResource,
-    home: ProjectHomeResource,
     tracking: TrackingResource,
 ) -> MaterializeResult:
     with warehouse.get_connection() as con:
@@ -152,7 +150,7 @@ def course_labels(
         context.log.warning(result.fallback)
         return MaterializeResult(metadata={**metadata, "fallback": result.fallback})
     run_id = log_classifier(
-        tracking.tracker(home.home),
+        tracking.tracker(),
         "course_labels_logreg",
         result.model,
         {**config.model_dump(), "difficulty_method": method, "labelled_courses": result.labelled},

@@ -72,7 +72,7 @@ def evaluation_report(
     latest = home.home.reports / "latest"
     shutil.rmtree(latest, ignore_errors=True)
     shutil.copytree(out, latest)
-    tracker = tracking.tracker(home.home)
+    tracker = tracking.tracker()
     with tracker.run("evaluation_report", tags):
         tracker.mlflow.log_metrics(
             {k.replace("@", "_at_"): v for k, v in flat_keys(report).items() if not k.endswith("_std")}

@@ -123,7 +123,7 @@ def learner_labels(
             f"kept the {kept} classifier from the last run (retune=False); the other was not trained"
         )
     home.models.save(LEARNER_LABELS, LabelChoice(result.chosen))
-    tracker = tracking.tracker(home.home)
+    tracker = tracking.tracker()
     params = {**settings, "features": ",".join(result.features), "label_source": result.label_source}
     run_ids = {
         name: log_classifier(

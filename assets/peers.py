@@ -351,7 +351,7 @@ def difficulty_steering(
         "tuned": last_targets(state, steering.delta, steering.theta),
     }
     steered = {name: t.reindex(data.learner_ids).to_numpy(float) for name, t in targets.items()}
-    tracker = tracking.tracker(home.home)
+    tracker = tracking.tracker()
     scored = sample_learners(relevant, SCORED_LEARNERS)  # the learners train_and_track scores
     results, runs, per = {}, {}, {}
     for name, steer in (("hybrid_eq6_level", None), ("hybrid_eq21", steered["tuned"])):
@@ -538,7 +538,7 @@ def peer_recommendations(
             f"peer t-tests skipped: {len(per['hybrid_peers'])} learner(s) to score, a paired t-test needs two"
         )
     home.models.save(PEER_METRICS, PeerMetrics(results, tests, tuning.weights))
-    tracker = tracking.tracker(home.home)
+    tracker = tracking.tracker()
     with tracker.run("peer_recommendations", {**tags, "model": "hybrid_peers"}):
         tracker.mlflow.log_params({**config.model_dump(), **asdict(config.peer_config(tuning.weights))})
         test_metrics = {

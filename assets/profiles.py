@@ -8,7 +8,7 @@ from coursepilot import ingest
 from coursepilot.embeddings import EmbedStats
 from coursepilot.profiles import attribute_values, build_profiles, profile_tables
 from coursepilot.warehouse import replace_tables, vector_column
-from resources import EmbedderResource, ProjectHomeResource, WarehouseResource
+from resources import EmbedderResource, WarehouseResource
 
 from .courses import course_embeddings
 from .metadata import markdown_table
@@ -25,14 +25,15 @@ GROUP = "profiles"
     description="MiniLM embeddings of every distinct job, software and theme text (equations 15-17).",
 )
 def attribute_embeddings(
-    warehouse: WarehouseResource, embedder: EmbedderResource, home: ProjectHomeResource
+    warehouse: WarehouseResource,
+    embedder: EmbedderResource,
 ) -> MaterializeResult:
     with warehouse.get_connection() as con:
         values = attribute_values(con)
         kinds = [k for k, vs in values.items() for _ in vs]
         texts = [v for vs in values.values() for v in vs]
         stats = EmbedStats()
-        vectors = embedder.embed(texts, home.home, stats) if texts else None
+        vectors = embedder.embed(texts, stats) if texts else None
         replace_tables(
             con,
             {

@@ -139,7 +139,7 @@ def _factor_asset(algorithm: str, settings_type, tags: dict | None = None):
             f"({'kept from the last tuning' if kept else f'best of {len(tuned.tried)} tried'})"
         )
         model = build(algorithm, tuned.params)
-        tracker = tracking.tracker(home.home)
+        tracker = tracking.tracker()
         metrics, run_id = train_and_track(
             model, data, relevant, tracker, tags, {**model.params, "valid_ndcg_at_10": tuned.valid_ndcg}
         )
@@ -185,14 +185,13 @@ def baseline_models(
     context: AssetExecutionContext,
     config: BaselineSettings,
     warehouse: WarehouseResource,
-    home: ProjectHomeResource,
     tracking: TrackingResource,
 ) -> MaterializeResult:
     with warehouse.get_connection(read_only=True) as con:
         _, data, relevant = _context(con, config.max_learners, config.seed)
         _log_population(context, con, data)
         tags = run_tags(context, con)
-    tracker = tracking.tracker(home.home)
+    tracker = tracking.tracker()
     results, runs = {}, {}
     for model, params in (
         (Popularity(), {}),
@@ -260,7 +259,7 @@ def hybrid_model(
     context.log.info(f"fusion weights {tuning.weights}: validation nDCG@10 {tuning.valid_ndcg:.4f}")
     fusion = fitted_fusion(data, trained.params, tuning.weights, {"als": fitted_als(home.models, data)})
     equation6 = equation6_tuning(trained) if config.retune else None
-    tracker = tracking.tracker(home.home)
+    tracker = tracking.tracker()
     metrics, run_id = train_and_track(
         fusion,
         data,
@@ -341,7 +340,6 @@ def rating_models(
     context: AssetExecutionContext,
     config: RatingSettings,
     warehouse: WarehouseResource,
-    home: ProjectHomeResource,
     tracking: TrackingResource,
 ) -> MaterializeResult:
     with warehouse.get_connection(read_only=True) as con:
@@ -381,7 +379,7 @@ def rating_models(
             "learners"
         )
     models = RatingModels(tuple(info["rating_scale"]), config.regularisation, config.neighbours).fit(train)
-    tracker, table, runs = tracking.tracker(home.home), [], {}
+    tracker, table, runs = tracking.tracker(), [], {}
     for name in models.NAMES:
         errors = rating_errors(test["rating"], models.predict(name, test))
         with tracker.run(name, {**tags, "model": name}) as run:
@@ -436,7 +434,7 @@ def neural_hybrid_model(
         context.log.info(
             ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items())
         )
-    tracker = tracking.tracker(home.home)
+    tracker = tracking.tracker()
     metrics, run_id = train_and_track(
         model, data, relevant, tracker, tags, {**params, "best_epochs": model.best_epochs}, fit=False
     )
@@ -482,7 +480,7 @@ def recommender(
     with warehouse.get_connection(read_only=True) as con:
         tags = run_tags(context, con)
     choice = home.models.load(HYBRID)
-    tracker = tracking.tracker(home.home)
+    tracker = tracking.tracker()
     with tracker.run("recommender", {**tags, "model": "hybrid"}):
         tracker.mlflow.log_params({"weights": choice.weights})
         tracker.mlflow.log_metrics(choice.metrics)

@@ -116,6 +116,7 @@ def build_definitions(
     """
     home = home or ProjectHome.resolve()
     dataset = dataset or DatasetResource.from_env()
+    project_home = ProjectHomeResource(root=str(home.root))
     return Definitions(
         assets=ASSETS,
         asset_checks=CHECKS,
@@ -125,9 +126,9 @@ def build_definitions(
         resources={
             "dataset": dataset,
             "warehouse": warehouse_resource(home),
-            "home": ProjectHomeResource(root=str(home.root)),
-            "embedder": EmbedderResource(),
-            "tracking": TrackingResource(),
+            "home": project_home,
+            "embedder": EmbedderResource(home=project_home),
+            "tracking": TrackingResource(home=project_home),
         },
         executor=executor(),
         loggers=loggers,

@@ -7,12 +7,15 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from coursepilot.embeddings import MODEL_NAME, EmbeddingCache, EmbedStats, embed_texts
-from coursepilot.home import ProjectHome
 from coursepilot.tracking import Tracker
+
+from .home import ProjectHomeResource
 
 
 class EmbedderResource(ConfigurableResource):
     """all-MiniLM-L6-v2 through sentence-transformers, offline, with a cache under the project home."""
+
+    home: ProjectHomeResource
 
     model: str = Field(
         default=MODEL_NAME, description=f"{MODEL_NAME} (packaged weights) or a local model folder"
@@ -33,13 +36,13 @@ class EmbedderResource(ConfigurableResource):
         "(measured: raw text does better with MiniLM)",
     )
 
-    def embed(self, texts: list[str], home: ProjectHome, stats: EmbedStats | None = None) -> np.ndarray:
+    def embed(self, texts: list[str], stats: EmbedStats | None = None) -> np.ndarray:
         return embed_texts(
             texts,
             self.model,
             self.device,
             self.batch_size,
-            EmbeddingCache(home.embeddings),
+            EmbeddingCache(self.home.home.embeddings),
             stats,
             self.backend,
         )
@@ -48,7 +51,8 @@ class EmbedderResource(ConfigurableResource):
 class TrackingResource(ConfigurableResource):
     """MLflow runs in ``<home>/mlflow.db`` with artifacts in ``<home>/mlartifacts``."""
 
+    home: ProjectHomeResource
     experiment: str = Field(default="coursepilot", description="MLflow experiment name")
 
-    def tracker(self, home: ProjectHome) -> Tracker:
-        return Tracker(home, self.experiment)
+    def tracker(self) -> Tracker:
+        return Tracker(self.home.home, self.experiment)
