@@ -44,9 +44,9 @@ from coursepilot.sampling import (
 from coursepilot.schema import DIFFICULTY_LEVELS
 from coursepilot.splits import coded_interactions
 from coursepilot.stored import (
+    ALS,
     CLUSTER_MAP,
     DIFFICULTY_STEERING,
-    FACTORS,
     HYBRID_EQ6,
     LEARNER_STATE,
     PEER_CENTROIDS,
@@ -292,7 +292,7 @@ def _tuned_steering(
     )
     state = _carved_state(con, data, carve.held, rows, scale, store.load(LEARNER_STATE))
     choice = store.load(HYBRID_EQ6)
-    als = Factorisation("als", **store.load(FACTORS["als"]))
+    als = Factorisation("als", **store.load(ALS))
     hybrid = Hybrid(als, Content("minilm"), choice.alpha, choice.level_weight).fit(fit_data)
 
     def score(targets: pd.Series | None) -> float:

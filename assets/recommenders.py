@@ -27,6 +27,7 @@ from coursepilot.models.simple import Content, Popularity, UserKNN
 from coursepilot.models.store import ModelStore
 from coursepilot.sampling import POPULATION_LEARNERS, sample_rows
 from coursepilot.stored import (
+    ALS,
     FACTORS,
     HYBRID,
     HYBRID_BUNDLE,
@@ -221,7 +222,7 @@ class HybridSettings(Config):
 def _kept(store: ModelStore, retune: bool) -> tuple[dict[str, dict], dict | None]:
     """(fixed component settings, fixed fusion weights): ALS's from ``als_model``; with ``retune=False`` every
     setting and the weights the last tuning chose."""
-    kept = {"als": store.load(FACTORS["als"])}
+    kept = {"als": store.load(ALS)}
     last = None if retune else store.last(HYBRID)
     if last is None:
         return kept, None
@@ -429,7 +430,7 @@ def neural_hybrid_model(
         context, warehouse, config.validation_share, config.seed, config.max_learners
     )
     params = {k: v for k, v in config.model_dump().items() if k not in ("validation_share", "max_learners")}
-    model = NeuralHybrid(**params, als_params=home.models.load(FACTORS["als"])).fit(data, fit_data, valid)
+    model = NeuralHybrid(**params, als_params=home.models.load(ALS)).fit(data, fit_data, valid)
     for record in model.history:
         context.log.info(
             ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items())

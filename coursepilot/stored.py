@@ -70,7 +70,8 @@ class Centroids:
     week: int
 
 
-FACTORS = {name: Entry(name, dict) for name in ("als", "bpr")}  # settings; factors as arrays
+ALS, BPR = Entry("als", dict), Entry("bpr", dict)  # settings; the factors as arrays
+FACTORS = {entry.name: entry for entry in (ALS, BPR)}
 HYBRID = Entry("hybrid", HybridChoice)
 HYBRID_EQ6 = Entry("hybrid_eq6", Equation6Choice)
 HYBRID_BUNDLE = Entry("hybrid_bundle", dict)  # a folder: registry.save_bundle
@@ -87,7 +88,7 @@ PEER_METRICS = Entry("peer_metrics", PeerMetrics)
 
 def fitted_als(store: ModelStore, data: TrainData) -> Factorisation:
     """The ALS model ``als_model`` trained on the full training split, restored from its factors."""
-    entry = FACTORS["als"]
+    entry = ALS
     return Factorisation("als", **store.load(entry)).restore(data, store.arrays(entry))
 
 

@@ -9,7 +9,7 @@ import pytest
 from coursepilot.home import ProjectHome
 from coursepilot.models.store import Entry, ModelStore
 from coursepilot.peers.tuning import PeerTuning
-from coursepilot.stored import FACTORS, HYBRID, PEER_CENTROIDS, PEER_WEIGHTS, Centroids, HybridChoice
+from coursepilot.stored import ALS, HYBRID, PEER_CENTROIDS, PEER_WEIGHTS, Centroids, HybridChoice
 
 
 @pytest.fixture
@@ -39,14 +39,14 @@ def test_arrays_are_kept_beside_the_value_without_pickles(store):
 
 
 def test_a_missing_entry_is_none_for_last_and_a_clear_error_for_load(store):
-    assert store.last(FACTORS["als"]) is None
+    assert store.last(ALS) is None
     with pytest.raises(FileNotFoundError, match="model 'als' has not been trained in this project home"):
-        store.load(FACTORS["als"])
+        store.load(ALS)
 
 
 def test_a_value_that_cannot_be_written_leaves_the_last_good_one(store):
-    store.save(FACTORS["als"], {"factors": 64})
+    store.save(ALS, {"factors": 64})
     with pytest.raises(TypeError):
-        store.save(FACTORS["als"], {"factors": object()})  # not JSON
-    assert store.load(FACTORS["als"]) == {"factors": 64}
+        store.save(ALS, {"factors": object()})  # not JSON
+    assert store.load(ALS) == {"factors": 64}
     assert store.last(Entry("bpr", dict)) is None
