@@ -14,7 +14,7 @@ from coursepilot.evaluation.protocol import held_out
 from coursepilot.evaluation.significance import paired_ttest
 from coursepilot.models.base import load_train_data, split_matrix
 from coursepilot.models.factors import Factorisation
-from coursepilot.models.hybrid import Hybrid, validation_data
+from coursepilot.models.hybrid import Hybrid, level_targets_scorer, validation_data
 from coursepilot.models.simple import Content
 from coursepilot.models.store import ModelStore
 from coursepilot.peers.clusters import ClusterConfig
@@ -294,10 +294,10 @@ def _tuned_steering(
     choice = store.load(HYBRID_EQ6)
     als = Factorisation("als", **store.load(ALS))
     hybrid = Hybrid(als, Content("minilm"), choice.alpha, choice.level_weight).fit(fit_data)
+    ndcg = level_targets_scorer(hybrid, fit_data, valid)
 
     def score(targets: pd.Series | None) -> float:
-        steer = None if targets is None else targets.reindex(np.arange(len(rows))).to_numpy(float)
-        return float(_ndcg(hybrid.fit(fit_data, fit_parts=False, targets=steer), valid).mean())
+        return ndcg(None if targets is None else targets.reindex(np.arange(len(rows))).to_numpy(float))
 
     return tune_steering(state, score), score(None), carve.describe()
 

@@ -16,7 +16,7 @@ from coursepilot.models.catalogue import MODELS as SPECS
 from coursepilot.models.catalogue import build
 from coursepilot.models.factors import Factorisation
 from coursepilot.models.fusion import Fusion
-from coursepilot.models.hybrid import Hybrid, blend_tops, tune, validation_data
+from coursepilot.models.hybrid import Hybrid, blend_tops, level_targets_scorer, tune, validation_data
 from coursepilot.models.simple import Content, Popularity
 from coursepilot.models.store import Entry, ModelStore
 from coursepilot.ranking import minmax_rows, top_k
@@ -143,6 +143,18 @@ def test_level_term_is_one_minus_half_the_level_distance(data):
     assert (data.difficulty >= 0).any()
     np.testing.assert_allclose(hybrid.level(rows), expected)
     np.testing.assert_allclose(minmax_rows(np.array([[1, 3, 5]])), [[0.0, 0.5, 1.0]])  # integer scores
+
+
+def test_the_level_targets_scorer_equals_scoring_the_refitted_hybrid(warehouse, data):
+    fit_data, valid, _ = validation_data(warehouse, data, SCALE)
+    valid = dict(list(valid.items())[:300])
+    hybrid = Hybrid(Factorisation("als"), Content("tfidf"), 0.6, 0.5).fit(fit_data)
+    ndcg = level_targets_scorer(hybrid, fit_data, valid, batch=128)  # several batches
+    rng = np.random.default_rng(2)
+    for targets in (None, rng.uniform(0, 2, fit_data.shape[0]), np.zeros(fit_data.shape[0])):
+        refitted = hybrid.fit(fit_data, fit_parts=False, targets=targets)
+        assert ndcg(targets) == pytest.approx(evaluate(refitted, valid, ks=(10,))["ndcg@10"], abs=1e-12)
+    assert ndcg(np.zeros(fit_data.shape[0])) != ndcg(np.full(fit_data.shape[0], 2.0))  # the targets matter
 
 
 def test_grid_ranking_over_candidates_equals_ranking_every_course():

@@ -242,6 +242,32 @@ def tune(
     )
 
 
+def level_targets_scorer(hybrid: Hybrid, fit_data: TrainData, valid: dict, batch: int = 2048):
+    """Validation nDCG@10 of the fitted ``hybrid`` as a function of its level targets (t_s per ``fit_data``
+    row; None: the learner labels'). CF and content are scored once; each call recomputes only the level
+    term, so a grid over targets (eq. 21's delta and theta) costs a level term per point, not a hybrid."""
+    rows = np.array(sorted(valid), dtype=np.int64)
+    sets = [valid[int(r)] for r in rows]
+    n_relevant = np.array([len(s) for s in sets])
+    fixed = np.empty((len(rows), fit_data.shape[1]))
+    for start in range(0, len(rows), batch):
+        cf, content, _ = hybrid.parts(rows[start : start + batch])
+        fixed[start : start + batch] = hybrid.alpha * cf + (1 - hybrid.alpha) * content
+
+    def ndcg(targets: np.ndarray | None) -> float:
+        level = LevelMatch(hybrid.level_term.signal).fit(fit_data, targets)
+        tops = []
+        for start in range(0, len(rows), batch):
+            part = rows[start : start + batch]
+            scores = fixed[start : start + batch] + hybrid.level_weight * level.score(part)
+            scores[fit_data.matrix[part].nonzero()] = -np.inf
+            tops.append(top_k(scores, 10))
+        hits = hit_matrix(np.vstack(tops) if tops else np.empty((0, 10), np.int64), sets)
+        return float(metrics_from_hits(hits, n_relevant, (10,))["ndcg@10"].mean())
+
+    return ndcg
+
+
 def blend_tops(
     cf: np.ndarray,
     content: np.ndarray,
