@@ -1,7 +1,6 @@
 """Asset checks: unique keys, referential integrity, ranges and null rates of the cleaned tables; champion
 age."""
 
-import os
 import time
 
 from dagster import AssetCheckResult, AssetChecksDefinition, AssetCheckSeverity, asset_check
@@ -57,30 +56,37 @@ def interactions_referential_integrity(warehouse: WarehouseResource) -> AssetChe
         return _result(quality.referential_integrity(con))
 
 
-@asset_check(
-    asset="recommender",
-    name="champion_freshness",
-    blocking=False,
-    description="the @champion model is younger than COURSEPILOT_MAX_MODEL_AGE_HOURS (default 48)",
-)
-def champion_freshness(tracking: TrackingResource) -> AssetCheckResult:
-    max_age = float(os.environ.get("COURSEPILOT_MAX_MODEL_AGE_HOURS", "48"))
-    client = tracking.tracker().mlflow.MlflowClient()
-    version = champion_version(client)
-    if version is None:
-        return AssetCheckResult(
-            passed=False, severity=AssetCheckSeverity.WARN, description="no @champion yet"
-        )
-    age = (time.time() - client.get_model_version(MODEL_NAME, version).creation_timestamp / 1000) / 3600
-    return AssetCheckResult(
-        passed=age <= max_age,
-        severity=AssetCheckSeverity.WARN,
-        description=f"champion version {version} is {age:.1f} h old (limit {max_age:g} h)",
-        metadata={"champion_version": int(version), "age_hours": round(age, 2), "max_age_hours": max_age},
+def champion_freshness(max_age_hours: float) -> AssetChecksDefinition:
+    """Warns when the @champion is older than ``max_age_hours`` (``Settings.max_model_age_hours``)."""
+
+    @asset_check(
+        asset="recommender",
+        name="champion_freshness",
+        blocking=False,
+        description=f"the @champion model is younger than {max_age_hours:g} h",
     )
+    def check(tracking: TrackingResource) -> AssetCheckResult:
+        client = tracking.tracker().mlflow.MlflowClient()
+        version = champion_version(client)
+        if version is None:
+            return AssetCheckResult(
+                passed=False, severity=AssetCheckSeverity.WARN, description="no @champion yet"
+            )
+        age = (time.time() - client.get_model_version(MODEL_NAME, version).creation_timestamp / 1000) / 3600
+        return AssetCheckResult(
+            passed=age <= max_age_hours,
+            severity=AssetCheckSeverity.WARN,
+            description=f"champion version {version} is {age:.1f} h old (limit {max_age_hours:g} h)",
+            metadata={
+                "champion_version": int(version),
+                "age_hours": round(age, 2),
+                "max_age_hours": max_age_hours,
+            },
+        )
+
+    return check
 
 
 DATA_CHECKS = [check for table in TABLES for check in _table_checks(table)] + [
     interactions_referential_integrity
 ]
-CHECKS = [*DATA_CHECKS, champion_freshness]

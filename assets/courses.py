@@ -6,7 +6,7 @@ import pandas as pd
 import pyarrow as pa
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
-from coursepilot.content import course_texts, tfidf_vectors
+from coursepilot.content import course_texts, load_courses, tfidf_vectors
 from coursepilot.embeddings import EmbedStats, text_key
 from coursepilot.labels import fill_difficulty, label_courses
 from coursepilot.neighbours import EXACT_LIMIT, CourseIndex
@@ -22,10 +22,6 @@ GROUP = "courses"
 NO_TEXT = "no course text: no title or description holds a word TF-IDF can index, so the vectors are empty"
 
 
-def _courses(con) -> pd.DataFrame:
-    return con.execute("SELECT * FROM courses ORDER BY course_id").df()
-
-
 @asset(
     group_name=GROUP,
     kinds={"duckdb", "pytorch"},
@@ -39,7 +35,7 @@ def course_embeddings(
     embedder: EmbedderResource,
 ) -> MaterializeResult:
     with warehouse.get_connection() as con:
-        courses = _courses(con)
+        courses = load_courses(con)
         texts = course_texts(courses, preprocess=embedder.preprocess)
         stats = EmbedStats()
         vectors = embedder.embed(texts, stats)
@@ -79,7 +75,7 @@ def course_embeddings(
 )
 def tfidf_course_vectors(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     with warehouse.get_connection() as con:
-        courses = _courses(con)
+        courses = load_courses(con)
         vectorizer, matrix = tfidf_vectors(course_texts(courses))
         coo = matrix.tocoo()
         terms = vectorizer.get_feature_names_out() if matrix.shape[1] else np.array([], dtype=object)
@@ -126,7 +122,7 @@ def course_labels(
     tracking: TrackingResource,
 ) -> MaterializeResult:
     with warehouse.get_connection() as con:
-        courses = _courses(con)
+        courses = load_courses(con)
         ids, vectors = read_vectors(con, "course_embeddings", "course_id", "embedding")
         known = courses["difficulty"] if "difficulty" in courses else pd.Series([None] * len(courses))
         difficulty, source, method = fill_difficulty(

@@ -28,6 +28,14 @@ from coursepilot.peers.ranking import (
     ranked_matrix,
     scored_candidates,
 )
+from coursepilot.peers.reads import (
+    course_durations,
+    course_ids,
+    last_proficiency,
+    profile_jobs,
+    state_by_week,
+    train_with_courses,
+)
 from coursepilot.peers.state import StateWeights, Steering, last_targets, tune_steering
 from coursepilot.peers.state import learner_state as compute_state
 from coursepilot.peers.tracking import cluster_space, load_windows, track_clusters
@@ -58,7 +66,7 @@ from coursepilot.stored import (
     fitted_equation6,
 )
 from coursepilot.training import train_and_track
-from coursepilot.warehouse import columns, replace_tables
+from coursepilot.warehouse import replace_tables
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource
 
 from . import COMPARISON
@@ -85,22 +93,6 @@ class StateSettings(Config):
     theta: float = StateWeights.theta
 
 
-def _train_with_courses(con, learners: np.ndarray | None = None) -> pd.DataFrame:
-    """Training interactions with the course difficulty (and duration); of ``learners`` only when given."""
-    duration = ", c.duration_min" if "duration_min" in columns(con, "courses") else ""
-    query = (
-        f"SELECT i.*, l.difficulty{duration} FROM interactions i JOIN split s USING (learner_id, course_id) "
-        "JOIN course_labels l USING (course_id) JOIN courses c USING (course_id) WHERE s.split = 'train'"
-    )
-    if learners is None:
-        return con.execute(query).df()
-    con.register("tuning_learners", pd.DataFrame({"learner_id": learners}))
-    try:
-        return con.execute(query + " AND i.learner_id IN (SELECT learner_id FROM tuning_learners)").df()
-    finally:
-        con.unregister("tuning_learners")
-
-
 @asset(
     group_name=GROUP,
     kinds={"duckdb"},
@@ -117,7 +109,7 @@ def learner_state(
 ) -> MaterializeResult:
     weights = StateWeights(**config.model_dump())
     with warehouse.get_connection() as con:
-        frame = _train_with_courses(con)
+        frame = train_with_courses(con)
         state = compute_state(frame, ingest.source_info(con)["rating_scale"], weights)
         replace_tables(con, {"learner_state": state})
     # difficulty_steering rebuilds P with the same weights
@@ -184,12 +176,6 @@ def _plot(features: np.ndarray, labels: np.ndarray, seed: int) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def _course_ids(con) -> np.ndarray:
-    return np.asarray(
-        [r[0] for r in con.execute("SELECT course_id FROM courses ORDER BY 1").fetchall()], dtype=object
-    )
-
-
 @asset(
     group_name=GROUP,
     kinds={"duckdb", "sklearn"},
@@ -209,7 +195,7 @@ def peer_clusters(
     with warehouse.get_connection() as con:
         profiles = load_profiles(con)
         ids = profiles.ids
-        windows = load_windows(con, ids, _course_ids(con))
+        windows = load_windows(con, ids, course_ids(con))
         space = cluster_space(windows, profiles, settings)
         del profiles  # the largest input: not held through the windows
         tracked = track_clusters(windows, space, ids, settings)
@@ -269,11 +255,9 @@ def _carved_state(
     frame = coded.drop(columns=["row", "col"]).assign(
         learner_id=np.searchsorted(rows, coded["row"]), course_id=coded["col"], difficulty=difficulty
     )
-    if "duration_min" in columns(con, "courses"):
-        duration = con.execute("SELECT course_id, duration_min FROM courses").df().set_index("course_id")
-        frame["duration_min"] = (
-            duration["duration_min"].reindex(data.course_ids).to_numpy(float)[coded["col"]]
-        )
+    duration = course_durations(con, data.course_ids)
+    if duration is not None:
+        frame["duration_min"] = duration[coded["col"]]
     return compute_state(frame, scale, weights)
 
 
@@ -333,10 +317,7 @@ def difficulty_steering(
         data = load_train_data(con, scale)
         relevant = held_out(con, data, "test", scale)
         steering, unsteered_valid, carve = _tuned_steering(con, data, home.models, config, scale)
-        state = con.execute(
-            "SELECT learner_id, week, P, level, target_difficulty FROM learner_state "
-            "ORDER BY learner_id, week"
-        ).df()
+        state = state_by_week(con)
         tags = run_tags(context, con)
     home.models.save(
         DIFFICULTY_STEERING,
@@ -435,7 +416,7 @@ def _chosen_weights(
         tuning, source = last, "the last tuning (retune=False)"
     else:
         sample, labels = tuning_sample(profiles, clusters["labels"], seed=config.seed)
-        train = _train_with_courses(con, None if sample is profiles else sample.ids)
+        train = train_with_courses(con, None if sample is profiles else sample.ids)
         validation = peer_validation(
             train,
             sample,
@@ -484,16 +465,9 @@ def peer_recommendations(
     with warehouse.get_connection() as con:
         profiles = load_profiles(con)
         ids = profiles.ids
-        courses = _course_ids(con)
+        courses = course_ids(con)
         train, test = (split_matrix(con, (split,), ids, courses, None) for split in ("train", "test"))
-        state = con.execute(
-            "SELECT learner_id, D FROM learner_state "
-            "QUALIFY row_number() OVER (PARTITION BY learner_id ORDER BY week DESC) = 1"
-        ).df()
-        jobs = (
-            con.execute("SELECT job FROM learner_profiles ORDER BY learner_id").df()["job"].to_numpy(object)
-        )
-        proficiency = state.set_index("learner_id")["D"].reindex(ids).to_numpy(float)
+        proficiency, jobs = last_proficiency(con, ids), profile_jobs(con)
         tuning, source = _chosen_weights(context, con, config, home.models, profiles, courses, clusters)
         peers = hybrid_peers(
             train,

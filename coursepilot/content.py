@@ -12,6 +12,12 @@ from .embeddings import preprocess as preprocess_text
 TEXT_FIELDS = (("description", ""), ("skills", "Skills: "), ("software", "Software: "), ("theme", "Theme: "))
 
 
+def load_courses(con) -> pd.DataFrame:
+    """The cleaned ``courses`` table in course id order: the rows the course stage embeds, vectorises and
+    labels."""
+    return con.execute("SELECT * FROM courses ORDER BY course_id").df()
+
+
 def course_texts(courses: pd.DataFrame, preprocess: bool = False) -> list[str]:
     """Title, description, skills, software and theme (each where present), one text per course."""
     parts = [courses["title"].fillna("").astype(str)]

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 from dagster import (
     AssetSelection,
     Definitions,
     ExecutorDefinition,
     define_asset_job,
     in_process_executor,
-    load_asset_checks_from_modules,
     load_assets_from_modules,
     multiprocess_executor,
 )
@@ -30,6 +27,7 @@ from assets import (
 from coursepilot.home import ProjectHome
 from pipelines.schedules import nightly_schedule, weekly_schedule
 from pipelines.sensors import source_change_sensor
+from pipelines.settings import EXECUTOR_ENV, Settings
 from resources import (
     DatasetResource,
     EmbedderResource,
@@ -41,7 +39,6 @@ from resources import (
 STAGES = (source_data, split, learners, courses, profiles, recommenders, peers, evaluation)
 """The asset modules, one per stage, in the order of the graph."""
 ASSETS = load_assets_from_modules(STAGES)
-CHECKS = load_asset_checks_from_modules([checks])
 COMPARISONS = AssetSelection.tag("role", COMPARISON["role"])
 """Assets that exist to measure and compare (tagged ``COMPARISON``): the full job (weekly) only."""
 KEPT_TUNING = (
@@ -54,7 +51,6 @@ KEPT_TUNING = (
 """Assets whose ``retune: false`` the nightly sets: they keep the settings the last tuning chose."""
 
 FULL_JOB, NIGHTLY_JOB = "full_pipeline", "nightly_retrain"
-EXECUTOR_ENV = "COURSEPILOT_EXECUTOR"
 EXECUTORS = ("in_process", "multiprocess", "k8s", "celery")
 KEEP_TUNING = {"config": {"retune": False}}
 
@@ -75,15 +71,15 @@ nightly_retrain = define_asset_job(
 )
 
 
-def executor(name: str | None = None) -> ExecutorDefinition:
-    """The step executor named by ``$COURSEPILOT_EXECUTOR`` (default ``in_process``).
+def executor(name: str) -> ExecutorDefinition:
+    """The step executor called ``name`` (``Settings.executor``: ``$COURSEPILOT_EXECUTOR``, default
+    ``in_process``).
 
     Every executor runs one step at a time: each step writes the DuckDB warehouse, which allows a single
     writing process (and no reader in another process while it writes). The others give each step its
     own process (multiprocess), Kubernetes job (dagster-k8s) or Celery task (dagster-celery); the last
     two need the project home on a volume every step can mount. See deploy/README.md.
     """
-    name = name or os.environ.get(EXECUTOR_ENV) or "in_process"
     if name == "in_process":
         return in_process_executor
     if name == "multiprocess":
@@ -107,21 +103,29 @@ def executor(name: str | None = None) -> ExecutorDefinition:
 
 
 def build_definitions(
-    home: ProjectHome | None = None, dataset: DatasetResource | None = None, loggers: dict | None = None
+    home: ProjectHome | None = None,
+    dataset: DatasetResource | None = None,
+    loggers: dict | None = None,
+    settings: Settings | None = None,
 ) -> Definitions:
-    """Definitions for a project home and a data source (defaults: environment, then built-ins).
+    """Definitions for a project home, a data source and deployment settings (defaults: environment, then
+    built-ins).
 
     Steps run one at a time (see :func:`executor`), and the run queue in ``dagster.yaml`` runs one run
     at a time, so the warehouse is never written by two processes at once.
     """
     home = home or ProjectHome.resolve()
     dataset = dataset or DatasetResource.from_env()
+    settings = settings or Settings.from_env()
     project_home = ProjectHomeResource(root=str(home.root))
     return Definitions(
         assets=ASSETS,
-        asset_checks=CHECKS,
+        asset_checks=[*checks.DATA_CHECKS, checks.champion_freshness(settings.max_model_age_hours)],
         jobs=[full_pipeline, nightly_retrain],
-        schedules=[nightly_schedule(nightly_retrain), weekly_schedule(full_pipeline)],
+        schedules=[
+            nightly_schedule(nightly_retrain, settings.nightly_cron, settings.timezone),
+            weekly_schedule(full_pipeline, settings.weekly_cron, settings.timezone),
+        ],
         sensors=[source_change_sensor(full_pipeline, dataset)],
         resources={
             "dataset": dataset,
@@ -130,7 +134,7 @@ def build_definitions(
             "embedder": EmbedderResource(home=project_home),
             "tracking": TrackingResource(home=project_home),
         },
-        executor=executor(),
+        executor=executor(settings.executor),
         loggers=loggers,
     )
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from dagster import ConfigurableResource
-from pydantic import Field
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import Field, PrivateAttr
 
 from coursepilot import warehouse
 from coursepilot.home import ProjectHome
@@ -17,10 +17,20 @@ class ProjectHomeResource(ConfigurableResource):
     """Where coursepilot keeps everything it writes (warehouse, Dagster and MLflow stores, caches)."""
 
     root: str
+    _home: ProjectHome | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        """Create the home's folders once, as the execution starts, rather than on every use."""
+        self._ensure()
 
     @property
     def home(self) -> ProjectHome:
-        return ProjectHome.resolve(self.root).ensure()
+        """The resolved home; outside an execution (tests, the CLI) its folders are created on first use."""
+        return self._home or self._ensure()
+
+    def _ensure(self) -> ProjectHome:
+        self._home = ProjectHome.resolve(self.root).ensure()
+        return self._home
 
     @property
     def models(self) -> ModelStore:
