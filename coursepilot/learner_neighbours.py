@@ -16,6 +16,8 @@ from scipy import sparse
 from sklearn.decomposition import TruncatedSVD
 from sklearn.preprocessing import normalize
 
+from .ranking import top_k
+
 EXACT_LIMIT = 50_000
 SPGEMM_COLUMNS = 131_072  # learners per block of the sparse product (see LearnerNeighbours._sparse_search)
 
@@ -81,8 +83,7 @@ class LearnerNeighbours:
             left, right = self.unit[np.repeat(rows, candidates.shape[1])], self.unit[candidates.ravel()]
             sims = np.asarray(left.multiply(right).sum(axis=1)).reshape(candidates.shape)
         sims = np.where(candidates == rows[:, None], -np.inf, sims)  # a learner is not their own neighbour
-        top = np.argpartition(-sims, self.k - 1, axis=1)[:, : self.k]
-        top = np.take_along_axis(top, np.take_along_axis(-sims, top, axis=1).argsort(axis=1), axis=1)
+        top = top_k(sims, self.k)
         best = np.take_along_axis(sims, top, axis=1)
         return np.take_along_axis(np.asarray(candidates), top, axis=1), np.where(
             np.isfinite(best), best, 0.0

@@ -3,9 +3,9 @@
 Protocol (docs/evaluation.md): for each seed, the split is rebuilt with that seed on an in-memory
 copy of the warehouse (the pipeline's own tables are never touched; above ``max_learners`` learners
 the copy holds a seeded sample of that many, the same for every seed); every model is trained on
-``train``; each model's settings are searched on the first seed's validation carve of ``train`` and kept
-for the other seeds, the fusion's weights and equation (6)'s alpha are chosen on each seed's carve; all are
-scored on ``test``.
+``train``; every setting (each model's, the fusion's weights, equation (6)'s alpha and level weight) is
+searched on the first seed's validation carve of ``train`` and kept for the other seeds, which only refit on
+their own ``train``; all are scored on ``test``.
 The table reports the mean over seeds and the standard deviation (``<metric>@<k>_std``).
 """
 
@@ -142,43 +142,29 @@ def _models(
     fit_data: TrainData,
     valid: dict,
     with_neural: bool,
-    kept: dict[str, dict] | None = None,
     log=print,
 ) -> tuple[dict[str, Recommender], dict, dict[str, Recommender]]:
-    """Every model of the catalogue tuned on ``valid`` (``kept[name]`` fixes a model's settings) and refitted
-    on ``data``, the fusion (``hybrid``), the paper's equation (6) hybrids and the neural hybrid; with what
-    validation said about them; and the ``CALIBRATED`` models as fitted on ``fit_data`` (training minus the
+    """Every model of the catalogue tuned on ``valid`` and refitted on ``data``, the fusion (``hybrid``),
+    the paper's equation (6) hybrids and the neural hybrid; with what validation said about them (the
+    settings later seeds keep); and the ``CALIBRATED`` models as fitted on ``fit_data`` (training minus the
     carve)."""
-    trained = tune_models(fit_data, valid, kept=kept, log=log)
+    trained = tune_models(fit_data, valid, log=log)
     fusion = fusion_tuning(trained)
     models = {
         name: build(name, params).fit(data) for name, params in trained.params.items() if SPECS[name].report
     }
     models["hybrid"] = fitted_fusion(data, trained.params, fusion.weights, models)
-    equation6, equation6_on_fit = _equation6(trained, data, models)
-    models.update(equation6)
+    choices = _equation6_choices(trained)
+    models.update(_equation6(choices, data, models))
     on_fit = {
         **trained.fitted,
-        **equation6_on_fit,
+        **_equation6(choices, trained.fit_data, trained.fitted),
         "hybrid": fitted_fusion(trained.fit_data, trained.params, fusion.weights, trained.fitted),
     }
     on_fit = {name: model for name, model in on_fit.items() if name in CALIBRATED}
     notes = {"skipped": trained.skipped}
     if with_neural:
-        from ..models.neural import NeuralHybrid
-
-        als = {k: v for k, v in trained.params["als"].items() if k != "seed"}
-        # the pipeline's early stopping chose the epochs, as validation chose the ALS settings
-        if config.neural_epochs:
-            neural = NeuralHybrid(
-                **{**config.neural_params, "max_epochs": config.neural_epochs}, als_params=als
-            )
-            models["neural_hybrid"] = neural.fit(data, als=models["als"])
-        else:
-            neural = NeuralHybrid(**config.neural_params, als_params=als)
-            models["neural_hybrid"] = neural.fit(data, fit_data, valid, als=models["als"])
-        if getattr(neural, "fell_back", False):
-            notes["neural_hybrid"] = neural.fallback_reason
+        models["neural_hybrid"] = _neural(config, trained.params, data, fit_data, valid, models["als"], notes)
     validation = {**trained.valid_ndcg(), "hybrid": fusion.valid_ndcg}
     below = {
         m: v for m, v in validation.items() if m in models and v < validation.get("popularity", 0.0) - 1e-9
@@ -198,36 +184,74 @@ def _models(
                 "steps": fusion.steps,
             },
             "params": trained.params,
+            "equation6": choices,
             "notes": notes,
         },
         on_fit,
     )
 
 
-def _equation6(
-    trained: TrainedSet, data: TrainData, models: dict[str, Recommender]
-) -> tuple[dict[str, Recommender], dict[str, Recommender]]:
-    """The first paper's equation (6) as written: tuned ALS as CF with MiniLM (``hybrid_eq6``) or TF-IDF
-    (``hybrid_tfidf``, the paper's hybrid without GenAI), and ``hybrid_eq6_level`` with the level term; fitted
-    on ``data`` and, with the same alpha and weight, on the tuning data."""
-    out, on_fit = {}, {}
+def _refitted(
+    config: ReportConfig,
+    settings: dict,
+    data: TrainData,
+    carve,
+    with_neural: bool,
+) -> dict[str, Recommender]:
+    """The seeds after the first: every model with the first seed's ``settings`` (``_models``' validation
+    dict), fitted on this seed's ``data`` only; ``carve()`` gives (fit data, validation) when the neural
+    hybrid early-stops."""
+    params = settings["params"]
+    models = {name: build(name, p).fit(data) for name, p in params.items() if SPECS[name].report}
+    models["hybrid"] = fitted_fusion(data, params, settings["fusion"]["weights"], models)
+    models.update(_equation6(settings["equation6"], data, models))
+    if with_neural:
+        fit_data, valid = carve() if not config.neural_epochs else (None, None)
+        models["neural_hybrid"] = _neural(config, params, data, fit_data, valid, models["als"], {})
+    return models
+
+
+def _neural(config: ReportConfig, params: dict, data, fit_data, valid, als, notes: dict) -> Recommender:
+    """The neural hybrid on ``data`` over the fitted ``als``: for the epochs the pipeline's early stopping
+    chose, as validation chose the ALS settings, or early-stopped on ``valid``; a fallback is noted."""
+    from ..models.neural import NeuralHybrid
+
+    als_params = {k: v for k, v in params["als"].items() if k != "seed"}
+    epochs = {"max_epochs": config.neural_epochs} if config.neural_epochs else {}
+    neural = NeuralHybrid(**{**config.neural_params, **epochs}, als_params=als_params)
+    # fixed epochs: trained on all of data; else early-stopped on valid
+    model = neural.fit(data, als=als) if epochs else neural.fit(data, fit_data, valid, als=als)
+    if getattr(neural, "fell_back", False):
+        notes["neural_hybrid"] = neural.fallback_reason
+    return model
+
+
+def _equation6_choices(trained: TrainedSet) -> dict[str, list]:
+    """The first paper's equation (6) as written, its (content, alpha, level weight) chosen on validation:
+    tuned ALS as CF with MiniLM (``hybrid_eq6``) or TF-IDF (``hybrid_tfidf``, the paper's hybrid without
+    GenAI), and ``hybrid_eq6_level`` with the level term."""
+    out = {}
     for content, plain, with_level in (
         ("minilm", "hybrid_eq6", "hybrid_eq6_level"),
         ("tfidf", "hybrid_tfidf", None),
     ):
-        name, tuning = f"content_{content}", equation6_tuning(trained, content)
+        tuning = equation6_tuning(trained, content)
         if tuning is None:
             continue
-        for model_name, level in ((plain, False), (with_level, True)):
-            if model_name:
-                alpha, weight = tuning.choice(level)
-                out[model_name] = Hybrid(models["als"], models[name], alpha, weight, model_name).fit(
-                    data, fit_parts=False
-                )
-                on_fit[model_name] = Hybrid(
-                    trained.fitted["als"], trained.fitted[name], alpha, weight, model_name
-                ).fit(trained.fit_data, fit_parts=False)
-    return out, on_fit
+        for name, level in ((plain, False), (with_level, True)):
+            if name:
+                out[name] = [content, *tuning.choice(level)]
+    return out
+
+
+def _equation6(choices: dict[str, list], data: TrainData, fitted: dict[str, Recommender]) -> dict:
+    """The equation (6) hybrids of ``choices`` over ``fitted`` ALS and content (fitted on ``data``)."""
+    return {
+        name: Hybrid(fitted["als"], fitted[f"content_{content}"], alpha, weight, name).fit(
+            data, fit_parts=False
+        )
+        for name, (content, alpha, weight) in choices.items()
+    }
 
 
 def _score(
@@ -309,8 +333,8 @@ def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print
     mem = isolated_copy(con, config.max_learners)
     per_seed, learners_per_seed, cold = [], [], {}
     significance = {}
-    # every model's settings: searched on the first seed, kept for the others (fusion weights: per seed)
-    kept = None
+    # every setting: searched on the first seed's validation carve, kept for the others
+    settings = None
     for i, seed in enumerate(config.seeds):
         build_split(mem, SplitConfig(test_share=config.test_share, seed=seed))
         labels_note = _refit_learner_labels(mem, scale)
@@ -318,12 +342,20 @@ def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print
         relevant = held_out(mem, data, "test", scale)
         if not relevant:
             raise ValueError("no learner has test interactions: this source has nothing to rank")
-        fit_data, valid, carve = validation_data(mem, data, scale, 0.2, seed)
-        models, tuning, on_fit = _models(
-            config, data, fit_data, valid, i < config.neural_seeds, kept, log=log
-        )
-        kept = kept or tuning["params"]
-        tuning["carve"] = carve.describe()
+        if settings is None:
+            fit_data, valid, carve = validation_data(mem, data, scale, 0.2, seed)
+            models, settings, on_fit = _models(
+                config, data, fit_data, valid, config.neural_seeds > 0, log=log
+            )
+            settings["carve"] = carve.describe()
+        else:
+            models = _refitted(
+                config,
+                settings,
+                data,
+                lambda: validation_data(mem, data, scale, 0.2, seed)[:2],
+                i < config.neural_seeds,
+            )
         results, per_learner, intervals = {}, {}, {}
         for name, model in models.items():
             per, top = _score(model, data, relevant, config.ks)
@@ -358,7 +390,7 @@ def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print
                     "ndcg@10": np.concatenate(list(per_learner.values())),
                 }
             )
-            validation, bootstrap = tuning, intervals
+            validation, bootstrap = settings, intervals
             if labels_note:
                 validation["notes"]["learner_labels"] = labels_note
             cold = {

@@ -21,7 +21,7 @@ from ..ranking import minmax_rows, relevant_sets, top_k
 from ..sampling import TUNING_LEARNERS, sample_learners
 from ..splits import coded_interactions
 from .base import Recommender, TrainData, interaction_matrix, interaction_times
-from .level import LevelMatch
+from .level import LevelMatch, difficulty_class, difficulty_table
 
 ALPHAS = tuple(round(a, 2) for a in np.linspace(0, 1, 11))
 LEVEL_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
@@ -244,25 +244,36 @@ def tune(
 
 def level_targets_scorer(hybrid: Hybrid, fit_data: TrainData, valid: dict, batch: int = 2048):
     """Validation nDCG@10 of the fitted ``hybrid`` as a function of its level targets (t_s per ``fit_data``
-    row; None: the learner labels'). CF and content are scored once; each call recomputes only the level
-    term, so a grid over targets (eq. 21's delta and theta) costs a level term per point, not a hybrid."""
+    row; None: the learner labels'), for a grid over targets (eq. 21's delta and theta).
+
+    CF and content are scored once. The level term takes one value per learner and difficulty class
+    (:func:`~coursepilot.models.level.difficulty_table`), so it never reorders the courses of one class:
+    a learner's top 10 lies among the 10 best unseen courses of each class by CF and content alone. Each
+    grid point ranks only those (at most 40 per learner), the same top 10 as ranking every course.
+    """
     rows = np.array(sorted(valid), dtype=np.int64)
     sets = [valid[int(r)] for r in rows]
     n_relevant = np.array([len(s) for s in sets])
-    fixed = np.empty((len(rows), fit_data.shape[1]))
+    classes = difficulty_class(fit_data.difficulty)
+    members = [np.flatnonzero(classes == c) for c in np.unique(classes)]
+    columns, fixed = [], []  # per learner: the candidates and their CF + content score
     for start in range(0, len(rows), batch):
-        cf, content, _ = hybrid.parts(rows[start : start + batch])
-        fixed[start : start + batch] = hybrid.alpha * cf + (1 - hybrid.alpha) * content
+        part = rows[start : start + batch]
+        cf, content, _ = hybrid.parts(part)
+        blend = (hybrid.alpha * cf + (1 - hybrid.alpha) * content).astype(np.float32)
+        blend[fit_data.matrix[part].nonzero()] = -np.inf
+        best = [cols[top_k(blend[:, cols], min(10, len(cols)))] for cols in members]
+        columns.append(np.hstack(best))
+        fixed.append(np.take_along_axis(blend, columns[-1], axis=1))
+    columns = np.vstack(columns) if columns else np.empty((0, 0), np.int64)
+    fixed = np.vstack(fixed) if fixed else np.empty((0, 0), np.float32)
+    k = min(10, columns.shape[1])
 
     def ndcg(targets: np.ndarray | None) -> float:
-        level = LevelMatch(hybrid.level_term.signal).fit(fit_data, targets)
-        tops = []
-        for start in range(0, len(rows), batch):
-            part = rows[start : start + batch]
-            scores = fixed[start : start + batch] + hybrid.level_weight * level.score(part)
-            scores[fit_data.matrix[part].nonzero()] = -np.inf
-            tops.append(top_k(scores, 10))
-        hits = hit_matrix(np.vstack(tops) if tops else np.empty((0, 10), np.int64), sets)
+        level = LevelMatch().fit(fit_data, targets)
+        match = np.take_along_axis(difficulty_table(level.targets[rows]), classes[columns], axis=1)
+        order = np.argsort(-(fixed + hybrid.level_weight * match), axis=1, kind="stable")[:, :k]
+        hits = hit_matrix(np.take_along_axis(columns, order, axis=1), sets)
         return float(metrics_from_hits(hits, n_relevant, (10,))["ndcg@10"].mean())
 
     return ndcg

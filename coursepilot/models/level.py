@@ -34,6 +34,22 @@ def level_targets(data: TrainData) -> np.ndarray:
     return np.clip(mean + shift, 0, 2)
 
 
+def difficulty_table(target: np.ndarray) -> np.ndarray:
+    """``(len(target), levels + 1)``: a learner's level match with a course of each difficulty, the last
+    column a course of unknown difficulty (0.5, as for a learner without a target)."""
+    levels = len(DIFFICULTY_LEVELS)
+    table = np.full((len(target), levels + 1), 0.5)
+    table[:, :levels] = np.where(
+        np.isnan(target)[:, None], 0.5, 1 - np.abs(target[:, None] - np.arange(levels)) / 2
+    )
+    return table
+
+
+def difficulty_class(difficulty: np.ndarray) -> np.ndarray:
+    """Each course's column of :func:`difficulty_table` (its difficulty, or the unknown column)."""
+    return np.where(difficulty >= 0, difficulty, len(DIFFICULTY_LEVELS))
+
+
 def _known_or_half(values: np.ndarray | None, at, n: int) -> np.ndarray:
     """``values[at]`` (of ``n``), 0.5 where unknown: NaN, or no values at all."""
     picked = np.full(n, np.nan)[at] if values is None else values[at]
@@ -70,14 +86,7 @@ class LevelMatch(Recommender):
     def _difficulty(self, rows: np.ndarray) -> np.ndarray:
         """Gathered from a table of each learner's value at every difficulty level (one pass over the
         batch)."""
-        target = self.targets[rows]
-        levels = len(DIFFICULTY_LEVELS)
-        table = np.full((len(rows), levels + 1), 0.5)  # the last column: a course of unknown difficulty
-        table[:, :levels] = np.where(
-            np.isnan(target)[:, None], 0.5, 1 - np.abs(target[:, None] - np.arange(levels)) / 2
-        )
-        difficulty = self.data.difficulty
-        return table[:, np.where(difficulty >= 0, difficulty, levels)]
+        return difficulty_table(self.targets[rows])[:, difficulty_class(self.data.difficulty)]
 
     def _intensity(self, rows: np.ndarray) -> np.ndarray:
         # the batch's rows only
