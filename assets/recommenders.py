@@ -20,6 +20,7 @@ from coursepilot.models.catalogue import (
     unusable,
 )
 from coursepilot.models.cold_start import tune_blend
+from coursepilot.models.factors import WARM_ITERATIONS, Factorisation
 from coursepilot.models.hybrid import validation_data
 from coursepilot.models.neural import NeuralHybrid, save_state
 from coursepilot.models.ratings import RatingModels, rating_errors
@@ -140,11 +141,18 @@ def _factor_asset(algorithm: str, settings_type, tags: dict | None = None):
             f"({'kept from the last tuning' if kept else f'best of {len(tuned.tried)} tried'})"
         )
         model = build(algorithm, tuned.params)
+        start = None if config.retune else _warm_start(home.models, entry, model)
         tracker = tracking.tracker()
         metrics, run_id = train_and_track(
-            model, data, relevant, tracker, tags, {**model.params, "valid_ndcg_at_10": tuned.valid_ndcg}
+            model,
+            data,
+            relevant,
+            tracker,
+            tags,
+            {**model.params, "valid_ndcg_at_10": tuned.valid_ndcg, "warm_start": start is not None},
+            fit_kwargs={"start": start, "iterations": WARM_ITERATIONS} if start else None,
         )
-        path = home.models.save(entry, model.params, model.state())
+        path = home.models.save(entry, model.params, model.warm_state())
         with tracker.mlflow.start_run(run_id=run_id):
             tracker.mlflow.log_artifact(str(path))
         return MaterializeResult(
@@ -155,6 +163,7 @@ def _factor_asset(algorithm: str, settings_type, tags: dict | None = None):
                 "settings": MetadataValue.json(model.params),
                 "validation_grid": markdown_table(pd.DataFrame(tuned.table())),
                 "validation_carve": carve.describe(),
+                "start": f"the last factors, {WARM_ITERATIONS} iterations" if start else "cold",
                 "trained_learners": data.shape[0],
                 "test_learners": len(relevant),
                 **{f"test_{k}": round(v, 4) for k, v in metrics.items() if k.endswith("@10")},
@@ -162,6 +171,16 @@ def _factor_asset(algorithm: str, settings_type, tags: dict | None = None):
         )
 
     return factor_model
+
+
+def _warm_start(store: ModelStore, entry, model: Factorisation) -> dict | None:
+    """The last fit's factors and their ids when ``model`` can start from them: ALS, same factor count."""
+    if model.name != "als" or store.last(entry) is None:
+        return None
+    arrays = store.arrays(entry)
+    if "learner_ids" not in arrays or arrays["item_factors"].shape[1] != model.params["factors"]:
+        return None
+    return arrays
 
 
 als_model = _factor_asset("als", FactorSettings)

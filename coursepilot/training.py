@@ -18,11 +18,13 @@ def train_and_track(
     tags: dict[str, str],
     params: dict,
     fit: bool = True,
+    fit_kwargs: dict | None = None,
 ) -> tuple[dict[str, float], str]:
-    """(test metrics, MLflow run id). ``fit=False`` records an already fitted model."""
+    """(test metrics, MLflow run id). ``fit=False`` records an already fitted model; ``fit_kwargs`` go to
+    ``model.fit``."""
     started = time.perf_counter()
     if fit:
-        model.fit(data)
+        model.fit(data, **(fit_kwargs or {}))
     seconds = time.perf_counter() - started
     metrics = evaluate(model, relevant)
     with tracker.run(model.name, {**tags, "model": model.name}) as run:

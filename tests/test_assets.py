@@ -226,6 +226,9 @@ def test_full_graph_then_a_nightly_retrain_on_grown_data(tmp_path, xs_folder, mo
     assert (encoded, cached) == (1, 80)  # only the new course is encoded
     assert after["als_model"]["factors"].value == meta["als_model"]["factors"].value  # kept, not retuned
     assert after["als_model"]["settings"].value == meta["als_model"]["settings"].value
+    # the full run fits from scratch, the nightly from the factors it left
+    assert meta["als_model"]["start"].value == "cold"
+    assert after["als_model"]["start"].value.startswith("the last factors")
     # header, rule, the one kept point
     assert len(after["als_model"]["validation_grid"].value.splitlines()) == 3
     assert len(meta["als_model"]["validation_grid"].value.splitlines()) > 5  # the full run searched the grid

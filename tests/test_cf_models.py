@@ -9,6 +9,7 @@ from scipy import sparse
 from coursepilot.evaluation.protocol import evaluate
 from coursepilot.models.base import TrainData
 from coursepilot.models.explain import explain
+from coursepilot.models.factors import Factorisation, aligned
 from coursepilot.models.fusion import Fusion, tune_fusion
 from coursepilot.models.item_based import EASE, ItemKNN
 from coursepilot.models.level import LevelMatch
@@ -295,3 +296,36 @@ def test_intensity_match_pairs_adaptive_learners_with_intensive_courses():
     np.testing.assert_allclose(LevelMatch("both").fit(data).score(np.arange(3)), (intensity + difficulty) / 2)
     with pytest.raises(ValueError, match="signal"):
         LevelMatch("mood")
+
+
+def test_als_warm_start_matches_factors_by_id_and_converges(data):
+    """A fit from earlier factors keeps each known learner's and course's row (new ids start small), and a few
+    iterations from a converged fit stay at its quality."""
+    start = {
+        "learner_ids": np.array(["b", "a"]),
+        "user_factors": np.array([[1.0, 2.0], [3.0, 4.0]], np.float32),
+    }
+    rows = aligned(
+        start["learner_ids"], start["user_factors"], np.array(["a", "new", "b"]), np.random.default_rng(0)
+    )
+    np.testing.assert_array_equal(rows[[0, 2]], [[3.0, 4.0], [1.0, 2.0]])
+    assert (0 <= rows[1]).all() and (rows[1] < 0.01).all()
+
+    cold = Factorisation("als", factors=8, iterations=15).fit(data)
+    state = cold.warm_state()
+    # ids in another order: the warm fit must follow the ids, not the positions
+    order = np.random.default_rng(1).permutation(data.shape[0])
+    state = {
+        **state,
+        "learner_ids": state["learner_ids"][order],
+        "user_factors": state["user_factors"][order],
+    }
+    one = Factorisation("als", factors=8).fit(data, start=state, iterations=1)
+    fresh = Factorisation("als", factors=8).fit(data, iterations=1)
+
+    def gap(model):
+        return np.abs(model.score(np.arange(50)) - cold.score(np.arange(50))).mean()
+
+    assert gap(one) < 0.2 * gap(fresh)
+    with pytest.raises(ValueError, match="only ALS"):
+        Factorisation("bpr", factors=8).fit(data, start=state)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from .base import Recommender, TrainData
+
+# iterations of a fit that starts from the last factors (the nightly job); measured with
+# benchmarks/bench_warm_start.py (BENCHMARKS.md): the fewest within 0.002 validation nDCG@10 of a cold fit
+WARM_ITERATIONS = 2
 
 
 class Factorisation(Recommender):
@@ -35,9 +40,16 @@ class Factorisation(Recommender):
             seed=seed,
         )
 
-    def fit(self, data: TrainData) -> "Factorisation":
+    def fit(
+        self, data: TrainData, start: dict | None = None, iterations: int | None = None
+    ) -> "Factorisation":
+        """``start``: an earlier ALS fit's :meth:`warm_state`, whose factors this fit starts from (matched by
+        learner and course id; new ones start as implicit starts them); ``iterations`` replaces the configured
+        count (a warm start needs few: ``benchmarks/bench_warm_start.py``)."""
         super().fit(data)
-        p = self.params
+        p = {**self.params, "iterations": iterations or self.params["iterations"]}
+        if start is not None and self.name != "als":
+            raise ValueError("only ALS starts from earlier factors")
         with threadpool_limits(1, "blas"):  # implicit parallelises itself; BLAS threads would oversubscribe
             if self.name == "als":
                 from implicit.cpu.als import AlternatingLeastSquares
@@ -62,6 +74,12 @@ class Factorisation(Recommender):
                     random_state=p["seed"],
                     num_threads=1,
                 )
+            if start is not None:
+                rng = np.random.default_rng(p["seed"])
+                model.user_factors = aligned(
+                    start["learner_ids"], start["user_factors"], data.learner_ids, rng
+                )
+                model.item_factors = aligned(start["course_ids"], start["item_factors"], data.course_ids, rng)
             model.fit(data.matrix, show_progress=False)
         self.user_factors = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors = np.asarray(model.item_factors, dtype=np.float32)
@@ -69,3 +87,22 @@ class Factorisation(Recommender):
 
     def score(self, rows: np.ndarray) -> np.ndarray:
         return self.user_factors[rows] @ self.item_factors.T
+
+    def warm_state(self) -> dict[str, np.ndarray]:
+        """The factors with the learner and course ids they belong to: what a later fit starts from."""
+        return {
+            **self.state(),
+            "learner_ids": self.data.learner_ids.astype(str),
+            "course_ids": self.data.course_ids.astype(str),
+        }
+
+
+def aligned(
+    ids: np.ndarray, factors: np.ndarray, new_ids: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """``factors`` (rows keyed by ``ids``) re-indexed to ``new_ids``; an id without a row starts as implicit
+    starts every row (uniform in [0, 0.01))."""
+    at = pd.Index(ids).get_indexer(np.asarray(new_ids).astype(str))
+    out = rng.random((len(new_ids), factors.shape[1]), dtype=np.float32) * 0.01
+    out[at >= 0] = factors[at[at >= 0]]
+    return out
