@@ -20,7 +20,7 @@ from coursepilot.models.catalogue import (
     unusable,
 )
 from coursepilot.models.cold_start import tune_blend
-from coursepilot.models.factors import WARM_ITERATIONS, Factorisation
+from coursepilot.models.factors import WARM_COVERAGE, WARM_ITERATIONS, Factorisation, warm_coverage
 from coursepilot.models.hybrid import validation_data
 from coursepilot.models.neural import NeuralHybrid, save_state
 from coursepilot.models.ratings import RatingModels, rating_errors
@@ -141,7 +141,7 @@ def _factor_asset(algorithm: str, settings_type, tags: dict | None = None):
             f"({'kept from the last tuning' if kept else f'best of {len(tuned.tried)} tried'})"
         )
         model = build(algorithm, tuned.params)
-        start = None if config.retune else _warm_start(home.models, entry, model)
+        start, begun = (None, "cold") if config.retune else _warm_start(home.models, entry, model, data)
         tracker = tracking.tracker()
         metrics, run_id = train_and_track(
             model,
@@ -149,8 +149,8 @@ def _factor_asset(algorithm: str, settings_type, tags: dict | None = None):
             relevant,
             tracker,
             tags,
-            {**model.params, "valid_ndcg_at_10": tuned.valid_ndcg, "warm_start": start is not None},
-            fit_kwargs={"start": start, "iterations": WARM_ITERATIONS} if start else None,
+            {**model.params, "valid_ndcg_at_10": tuned.valid_ndcg, "start": begun},
+            fit_kwargs={"start": start, "iterations": WARM_ITERATIONS} if start is not None else None,
         )
         path = home.models.save(entry, model.params, model.warm_state())
         with tracker.mlflow.start_run(run_id=run_id):
@@ -163,7 +163,7 @@ def _factor_asset(algorithm: str, settings_type, tags: dict | None = None):
                 "settings": MetadataValue.json(model.params),
                 "validation_grid": markdown_table(pd.DataFrame(tuned.table())),
                 "validation_carve": carve.describe(),
-                "start": f"the last factors, {WARM_ITERATIONS} iterations" if start else "cold",
+                "start": begun,
                 "trained_learners": data.shape[0],
                 "test_learners": len(relevant),
                 **{f"test_{k}": round(v, 4) for k, v in metrics.items() if k.endswith("@10")},
@@ -173,14 +173,21 @@ def _factor_asset(algorithm: str, settings_type, tags: dict | None = None):
     return factor_model
 
 
-def _warm_start(store: ModelStore, entry, model: Factorisation) -> dict | None:
-    """The last fit's factors and their ids when ``model`` can start from them: ALS, same factor count."""
+def _warm_start(store: ModelStore, entry, model: Factorisation, data) -> tuple[dict | None, str]:
+    """(the last fit's factors and ids, when ``model`` can start from them: ALS, the same factor count, at
+    least ``WARM_COVERAGE`` of ``data``'s interactions matched; what the fit starts from, in words)."""
     if model.name != "als" or store.last(entry) is None:
-        return None
+        return None, "cold"
     arrays = store.arrays(entry)
     if "learner_ids" not in arrays or arrays["item_factors"].shape[1] != model.params["factors"]:
-        return None
-    return arrays
+        return None, "cold (the last factors carry no ids or another factor count)"
+    coverage = warm_coverage(arrays, data)
+    if coverage < WARM_COVERAGE:
+        return None, f"cold (only {coverage:.1%} of the interactions match the last factors' ids)"
+    return (
+        arrays,
+        f"the last factors ({coverage:.1%} of the interactions matched), {WARM_ITERATIONS} iterations",
+    )
 
 
 als_model = _factor_asset("als", FactorSettings)

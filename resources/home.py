@@ -20,7 +20,8 @@ class ProjectHomeResource(ConfigurableResource):
     _home: ProjectHome | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        """Create the home's folders once, as the execution starts, rather than on every use."""
+        """Create the home's folders as the execution starts (once per resource: the nested homes of the
+        tracking and embedder resources are set up too), rather than on every use."""
         self._ensure()
 
     @property

@@ -9,7 +9,7 @@ from scipy import sparse
 from coursepilot.evaluation.protocol import evaluate
 from coursepilot.models.base import TrainData
 from coursepilot.models.explain import explain
-from coursepilot.models.factors import Factorisation, aligned
+from coursepilot.models.factors import Factorisation, aligned, warm_coverage
 from coursepilot.models.fusion import Fusion, tune_fusion
 from coursepilot.models.item_based import EASE, ItemKNN
 from coursepilot.models.level import LevelMatch
@@ -327,5 +327,8 @@ def test_als_warm_start_matches_factors_by_id_and_converges(data):
         return np.abs(model.score(np.arange(50)) - cold.score(np.arange(50))).mean()
 
     assert gap(one) < 0.2 * gap(fresh)
+    assert warm_coverage(state, data) == 1.0
+    renamed = {**state, "learner_ids": np.char.add("x", state["learner_ids"].astype(str))}
+    assert warm_coverage(renamed, data) == 0.0  # reformatted ids: nothing matches, the nightly starts cold
     with pytest.raises(ValueError, match="only ALS"):
         Factorisation("bpr", factors=8).fit(data, start=state)

@@ -8,9 +8,13 @@ from threadpoolctl import threadpool_limits
 
 from .base import Recommender, TrainData
 
-# iterations of a fit that starts from the last factors (the nightly job); measured with
-# benchmarks/bench_warm_start.py (BENCHMARKS.md): the fewest within 0.002 validation nDCG@10 of a cold fit
+# iterations of a fit that starts from the last factors (the nightly job); benchmarks/bench_warm_start.py
+# (BENCHMARKS.md): 1 already stays within 0.002 validation nDCG@10 of a cold fit at S and M (S: -0.0016, near
+# the budget), 2 leaves a margin
 WARM_ITERATIONS = 2
+# below this share of the interactions with both ids in the last factors (a swapped source, reformatted ids) a
+# warm start is mostly random rows: the fit starts cold
+WARM_COVERAGE = 0.9
 
 
 class Factorisation(Recommender):
@@ -106,3 +110,12 @@ def aligned(
     out = rng.random((len(new_ids), factors.shape[1]), dtype=np.float32) * 0.01
     out[at >= 0] = factors[at[at >= 0]]
     return out
+
+
+def warm_coverage(start: dict, data: TrainData) -> float:
+    """Share of ``data``'s interactions whose learner and course both have a row in ``start``."""
+    learners = pd.Index(start["learner_ids"]).get_indexer(np.asarray(data.learner_ids).astype(str)) >= 0
+    courses = pd.Index(start["course_ids"]).get_indexer(np.asarray(data.course_ids).astype(str)) >= 0
+    matrix = data.matrix.tocsr()
+    rows = np.repeat(learners, np.diff(matrix.indptr))
+    return float((rows & courses[matrix.indices]).mean()) if matrix.nnz else 0.0

@@ -260,13 +260,13 @@ def level_targets_scorer(hybrid: Hybrid, fit_data: TrainData, valid: dict, batch
     for start in range(0, len(rows), batch):
         part = rows[start : start + batch]
         cf, content, _ = hybrid.parts(part)
-        blend = (hybrid.alpha * cf + (1 - hybrid.alpha) * content).astype(np.float32)
+        blend = hybrid.alpha * cf + (1 - hybrid.alpha) * content
         blend[fit_data.matrix[part].nonzero()] = -np.inf
         best = [cols[top_k(blend[:, cols], min(10, len(cols)))] for cols in members]
         columns.append(np.hstack(best))
         fixed.append(np.take_along_axis(blend, columns[-1], axis=1))
     columns = np.vstack(columns) if columns else np.empty((0, 0), np.int64)
-    fixed = np.vstack(fixed) if fixed else np.empty((0, 0), np.float32)
+    fixed = np.vstack(fixed) if fixed else np.empty((0, 0))
     k = min(10, columns.shape[1])
 
     def ndcg(targets: np.ndarray | None) -> float:

