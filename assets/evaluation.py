@@ -10,6 +10,7 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 from coursepilot.evaluation.report import ReportConfig, evaluate_all, flat_keys, write_report
 from coursepilot.sampling import POPULATION_LEARNERS
 from coursepilot.stored import CLUSTER_MAP, NEURAL_HYBRID, PEER_METRICS
+from coursepilot.warehouse import row_count
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource
 
 from . import COMPARISON
@@ -55,7 +56,7 @@ def evaluation_report(
         neural_epochs=neural["best_epochs"],
     )
     with warehouse.get_connection(read_only=True) as con:
-        if not con.execute("SELECT count(*) FROM interactions").fetchone()[0]:
+        if not row_count(con, "interactions"):
             reason = "the source has no interactions (a catalogue): nothing to rank"
             context.log.warning(reason)
             return MaterializeResult(metadata={"skipped": reason})

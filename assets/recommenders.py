@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
 from coursepilot import ingest, registry
+from coursepilot.content import load_courses
 from coursepilot.embeddings import embed_texts
 from coursepilot.evaluation.protocol import held_out
 from coursepilot.models.base import load_train_data, split_frame
@@ -27,6 +27,7 @@ from coursepilot.models.ratings import RatingModels, rating_errors
 from coursepilot.models.simple import Content, Popularity, UserKNN
 from coursepilot.models.store import ModelStore
 from coursepilot.sampling import POPULATION_LEARNERS, sample_rows
+from coursepilot.splits import training_learners
 from coursepilot.stored import (
     ALS,
     FACTORS,
@@ -39,7 +40,7 @@ from coursepilot.stored import (
     fitted_als,
 )
 from coursepilot.training import train_and_track
-from coursepilot.warehouse import columns
+from coursepilot.warehouse import columns, row_count
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource
 
 from . import COMPARISON
@@ -74,7 +75,7 @@ def _with_validation(context, warehouse: WarehouseResource, share: float, seed: 
 
 
 def _log_population(context, con, data) -> None:
-    everyone = con.execute("SELECT count(*) FROM learners").fetchone()[0]
+    everyone = row_count(con, "learners")
     if data.shape[0] < everyone:
         context.log.info(
             f"comparison model: trained and scored on a seeded sample of {data.shape[0]:,} of {everyone:,} "
@@ -305,7 +306,7 @@ def hybrid_model(
             }
         )
     with warehouse.get_connection(read_only=True) as con:
-        titles = con.execute("SELECT title FROM courses ORDER BY course_id").df()["title"].to_numpy()
+        titles = load_courses(con)["title"].to_numpy()
         last_cold = (
             None if config.retune else getattr(home.models.last(HYBRID), "cold_start_popularity", None)
         )
@@ -374,15 +375,7 @@ def rating_models(
         has_ratings = "rating" in columns(con, "interactions")
         # learners with training rows, a seeded sample of them above max_learners
         if has_ratings and info["explicit_ratings"]:
-            learners = np.asarray(
-                [
-                    r[0]
-                    for r in con.execute(
-                        "SELECT DISTINCT learner_id FROM split WHERE split = 'train' ORDER BY 1"
-                    ).fetchall()
-                ],
-                dtype=object,
-            )
+            learners = training_learners(con)
             rows = (
                 sample_rows(len(learners), config.max_learners, config.seed) if config.max_learners else None
             )

@@ -124,3 +124,9 @@ def coded_interactions(
     finally:
         con.unregister("_coded_rows")
         con.unregister("_coded_cols")
+
+
+def training_learners(con: duckdb.DuckDBPyConnection) -> np.ndarray:
+    """Ids of the learners with training rows, in id order."""
+    rows = con.execute("SELECT DISTINCT learner_id FROM split WHERE split = 'train' ORDER BY 1").fetchall()
+    return np.asarray([r[0] for r in rows], dtype=object)
