@@ -150,12 +150,8 @@ def _models(
     carve)."""
     trained = tune_models(fit_data, valid, log=log)
     fusion = fusion_tuning(trained)
-    models = {
-        name: build(name, params).fit(data) for name, params in trained.params.items() if SPECS[name].report
-    }
-    models["hybrid"] = fitted_fusion(data, trained.params, fusion.weights, models)
     choices = _equation6_choices(trained)
-    models.update(_equation6(choices, data, models))
+    models = _fitted(data, trained.params, fusion.weights, choices)
     on_fit = {
         **trained.fitted,
         **_equation6(choices, trained.fit_data, trained.fitted),
@@ -202,12 +198,19 @@ def _refitted(
     dict), fitted on this seed's ``data`` only; ``carve()`` gives (fit data, validation) when the neural
     hybrid early-stops."""
     params = settings["params"]
-    models = {name: build(name, p).fit(data) for name, p in params.items() if SPECS[name].report}
-    models["hybrid"] = fitted_fusion(data, params, settings["fusion"]["weights"], models)
-    models.update(_equation6(settings["equation6"], data, models))
+    models = _fitted(data, params, settings["fusion"]["weights"], settings["equation6"])
     if with_neural:
         fit_data, valid = carve() if not config.neural_epochs else (None, None)
         models["neural_hybrid"] = _neural(config, params, data, fit_data, valid, models["als"], {})
+    return models
+
+
+def _fitted(data: TrainData, params: dict, weights: dict, choices: dict) -> dict[str, Recommender]:
+    """Every report model with these settings fitted on ``data``: the catalogue's, the fusion (``hybrid``)
+    and the equation (6) hybrids."""
+    models = {name: build(name, p).fit(data) for name, p in params.items() if SPECS[name].report}
+    models["hybrid"] = fitted_fusion(data, params, weights, models)
+    models.update(_equation6(choices, data, models))
     return models
 
 
