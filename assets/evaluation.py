@@ -11,7 +11,7 @@ from coursepilot.evaluation.report import ReportConfig, evaluate_all, flat_keys,
 from coursepilot.sampling import POPULATION_LEARNERS
 from coursepilot.stored import CLUSTER_MAP, NEURAL_HYBRID, PEER_METRICS
 from coursepilot.warehouse import row_count
-from resources import ProjectHomeResource, TrackingResource, WarehouseResource
+from resources import EmbedderResource, ProjectHomeResource, TrackingResource, WarehouseResource
 
 from . import COMPARISON
 from .lineage import run_tags
@@ -43,6 +43,7 @@ def evaluation_report(
     warehouse: WarehouseResource,
     home: ProjectHomeResource,
     tracking: TrackingResource,
+    embedder: EmbedderResource,
 ) -> MaterializeResult:
     # the epochs the neural hybrid's early stopping chose (a home from before they were kept: early-stop per
     # seed)
@@ -60,7 +61,7 @@ def evaluation_report(
             reason = "the source has no interactions (a catalogue): nothing to rank"
             context.log.warning(reason)
             return MaterializeResult(metadata={"skipped": reason})
-        report = evaluate_all(con, report_config, log=context.log.info)
+        report = evaluate_all(con, report_config, log=context.log.info, embed=embedder.embed)
         tags = run_tags(context, con)
     peers = home.models.load(PEER_METRICS)
     report["peers"] = peers.peers

@@ -7,7 +7,6 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 
 from coursepilot import ingest, registry
 from coursepilot.content import load_courses
-from coursepilot.embeddings import embed_texts
 from coursepilot.evaluation.protocol import held_out
 from coursepilot.models.base import load_train_data, split_frame
 from coursepilot.models.catalogue import (
@@ -41,7 +40,7 @@ from coursepilot.stored import (
 )
 from coursepilot.training import train_and_track
 from coursepilot.warehouse import columns, row_count
-from resources import ProjectHomeResource, TrackingResource, WarehouseResource
+from resources import EmbedderResource, ProjectHomeResource, TrackingResource, WarehouseResource
 
 from . import COMPARISON
 from .courses import course_embeddings, course_labels, tfidf_course_vectors
@@ -270,6 +269,7 @@ def hybrid_model(
     warehouse: WarehouseResource,
     home: ProjectHomeResource,
     tracking: TrackingResource,
+    embedder: EmbedderResource,
 ) -> MaterializeResult:
     data, relevant, (fit_data, valid, carve), tags = _with_validation(
         context, warehouse, config.validation_share, config.seed
@@ -311,7 +311,7 @@ def hybrid_model(
             None if config.retune else getattr(home.models.last(HYBRID), "cold_start_popularity", None)
         )
         cold_weight, cold_grid = (
-            (last_cold, {}) if last_cold is not None else tune_blend(con, fit_data, valid, embed_texts)
+            (last_cold, {}) if last_cold is not None else tune_blend(con, fit_data, valid, embedder.embed)
         )
     bundle = home.models.save_folder(
         HYBRID_BUNDLE,

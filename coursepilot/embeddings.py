@@ -6,8 +6,17 @@ resolves to that folder; any other name must be a local sentence-transformers fo
 
 Two backends compute the same embeddings: ``torch`` (sentence-transformers) and ``onnx`` (the same
 weights exported once and run by onnxruntime, see ``onnx_encoder.py``; 28% faster on 2 cores, lowest
-cosine to torch 1.000000); both start from ``minilm.py``. The cache key is the model and the text, not
-the backend.
+cosine to torch 1.000000); both start from ``minilm.py``. A third, ``onnx_int8``, runs an int8 copy of the
+ONNX export: faster, but its vectors differ (cosine to torch about 0.99, lowest 0.987 on MARS course texts).
+The cache key is the model and the text, plus the backend for ``onnx_int8`` only: torch and onnx share
+vectors, int8 vectors are never mixed with them.
+
+``onnx_int8`` is not the default anywhere. On MARS (``coursepilot evaluate``, every embedding int8 vs every
+one fp32 ONNX, 3 seeds) content_minilm's test nDCG@10 fell 0.1244 -> 0.1214 (-0.0030, validation
+-0.0041) and the hybrid's validation nDCG@10 0.4112 -> 0.4048 (-0.0064; its test 0.4200 -> 0.4207 came
+from re-tuned fusion weights): more than the 0.002 allowed. For one profile text the fp32 ``onnx``
+backend is already far faster than torch (serving cold start p50 47.8 vs 377 ms on a busy machine;
+int8 29.3 ms) with the same vectors.
 """
 
 from __future__ import annotations
@@ -26,7 +35,13 @@ import pyarrow.parquet as pq
 
 from .minilm import DIM, MODEL_NAME, load_model, model_id, text_key
 
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("torch", "onnx", "onnx_int8")
+EXACT = ("torch", "onnx")  # the same vectors (cosine 1.000000): one cache entry serves both
+
+
+def cache_id(model: str, backend: str) -> str:
+    """The model part of a cache key: the model's id, tagged with the backend unless it is an exact one."""
+    return model_id(model) if backend in EXACT else f"{model_id(model)}#{backend}"
 
 
 @lru_cache(maxsize=4)
@@ -34,16 +49,26 @@ def load_encoder(
     name: str = MODEL_NAME, device: str = "cpu", backend: str = "torch", onnx_folder: str | None = None
 ):
     """An encoder with ``encode``, ``tokenizer`` and ``max_seq_length``: the sentence-transformers model, or
-    the ONNX export of it kept in ``onnx_folder`` (a temporary folder for this process when None)."""
+    the ONNX export of it (``onnx``) or its int8 copy (``onnx_int8``) kept in ``onnx_folder`` (a temporary
+    folder for this process when None)."""
+    check_backend(backend)
     if backend == "torch":
         return load_model(name, device)
-    if backend != "onnx":
-        raise ValueError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     if device != "cpu":
-        raise ValueError("the onnx backend runs on the CPU: use backend='torch' for another device")
+        raise ValueError(f"the {backend} backend runs on the CPU: use backend='torch' for another device")
     from .onnx_encoder import OnnxEncoder
 
-    return OnnxEncoder(name, Path(onnx_folder or tempfile.mkdtemp(prefix="coursepilot-onnx-")))
+    return OnnxEncoder(
+        name,
+        Path(onnx_folder or tempfile.mkdtemp(prefix="coursepilot-onnx-")),
+        quantized=backend == "onnx_int8",
+    )
+
+
+def check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    return backend
 
 
 def check_texts(texts) -> list[str]:
@@ -66,25 +91,33 @@ def embed_texts(
     cache: "EmbeddingCache | None" = None,
     stats: "EmbedStats | None" = None,
     backend: str = "torch",
+    onnx_folder: "str | os.PathLike | None" = None,
 ) -> np.ndarray:
     """L2-normalised embeddings, shape ``(len(texts), 384)``, float32.
 
-    With a ``cache`` only texts it has not seen under this model are encoded (the ONNX export is kept
-    beside the cache); ``stats`` (if given) receives the encoded / cached counts and the encoding throughput.
+    With a ``cache`` only texts it has not seen under this model (and backend, for ``onnx_int8``) are
+    encoded (the ONNX exports are kept beside the cache, or in ``onnx_folder`` when given: without either,
+    each process exports anew to a temporary folder); ``stats`` (if given) receives the encoded / cached
+    counts and the encoding throughput.
+
+    ``onnx_int8`` quantises activations per batch, so a text's int8 vector depends slightly on the texts it
+    is batched with; one text at a time (cold start) it is the same on every call.
     """
     texts = check_texts(texts)
     stats = stats if stats is not None else EmbedStats()
     out = np.zeros((len(texts), DIM), dtype=np.float32)
-    keys = [text_key(model_id(model), t) for t in texts]
+    keys = [text_key(cache_id(model, check_backend(backend)), t) for t in texts]
     known = cache.get(keys) if cache is not None else {}
-    todo = [i for i, k in enumerate(keys) if k not in known]
+    # each distinct text not in the cache, once (learner profiles repeat: many share a job and software)
+    first: dict[str, int] = {}
     for i, k in enumerate(keys):
-        if k in known:
-            out[i] = known[k]
+        if k not in known:
+            first.setdefault(k, i)
+    todo = list(first.values())
     if todo:
-        encoder = load_encoder(
-            model, device, backend, str(cache.path.parent / "onnx") if cache is not None else None
-        )
+        if onnx_folder is None and cache is not None:
+            onnx_folder = cache.path.parent / "onnx"
+        encoder = load_encoder(model, device, backend, str(onnx_folder) if onnx_folder is not None else None)
         started = time.perf_counter()
         vectors = encoder.encode(
             [texts[i] for i in todo],
@@ -95,9 +128,11 @@ def embed_texts(
         ).astype(np.float32)
         stats.seconds += time.perf_counter() - started
         stats.truncated += _truncated(encoder, [texts[i] for i in todo])
-        out[todo] = vectors
+        known = {**known, **{keys[i]: v for i, v in zip(todo, vectors)}}
         if cache is not None:
-            cache.put({keys[i]: out[i] for i in todo})
+            cache.put({keys[i]: known[keys[i]] for i in todo})
+    for i, k in enumerate(keys):
+        out[i] = known[k]
     stats.encoded += len(todo)
     stats.cached += len(texts) - len(todo)
     return out
@@ -124,7 +159,7 @@ class EmbedStats:
 
 
 class EmbeddingCache:
-    """Vectors keyed by sha256(model id, text), kept in one Parquet file replaced atomically."""
+    """Vectors keyed by sha256(model id [#backend], text), kept in one Parquet file replaced atomically."""
 
     def __init__(self, folder: str | os.PathLike, name: str = "cache"):
         self.path = Path(folder) / f"{name}.parquet"

@@ -27,7 +27,8 @@ def _data(n_learners: int = 40, n_courses: int = 6, seed: int = 0) -> TrainData:
 def test_pair_scores_are_the_models_scores_at_each_pair():
     model = EASE(10.0).fit(_data())
     rows, cols = np.array([5, 1, 5, 30, 1]), np.array([0, 3, 2, 5, 3])
-    np.testing.assert_allclose(pair_scores(model, rows, cols, batch=2), model.score(rows)[np.arange(5), cols])
+    scores = pair_scores({"ease": model}, rows, cols, batch=2)["ease"]
+    np.testing.assert_allclose(scores, model.score(rows)[np.arange(5), cols])
 
 
 def test_a_score_ordered_like_the_ratings_predicts_them_exactly_and_a_flat_one_predicts_their_mean():

@@ -7,10 +7,11 @@ import pytest
 from scipy import sparse
 
 from coursepilot.evaluation.protocol import evaluate
-from coursepilot.models.base import TrainData
+from coursepilot.models.base import TrainData, recommend_all
 from coursepilot.models.explain import explain
 from coursepilot.models.factors import Factorisation, aligned, warm_coverage
 from coursepilot.models.fusion import Fusion, tune_fusion
+from coursepilot.models.hybrid import Hybrid
 from coursepilot.models.item_based import EASE, ItemKNN
 from coursepilot.models.level import LevelMatch
 from coursepilot.models.peer_group import PeerGroup
@@ -145,6 +146,30 @@ def test_fusion_is_never_worse_than_its_best_part_and_uses_two_when_both_help():
     assert tuning.valid_ndcg >= max(tuning.singles.values())
     fusion = Fusion(components, tuning.weights).fit(data, fit_parts=False)
     assert evaluate(fusion, valid, ks=(10,))["ndcg@10"] == pytest.approx(tuning.valid_ndcg)
+
+
+def test_models_ranked_together_score_each_shared_part_once_and_rank_as_alone():
+    data, _, signal, noise = _signal_case(n=50)
+    calls = []
+
+    class Counted(FixedScores):
+        def score(self, rows):
+            calls.append(len(rows))
+            return super().score(rows)
+
+    signal_part, noise_part = Counted(signal).fit(data), Counted(noise).fit(data)
+    models = {
+        "signal": signal_part,
+        "fusion": Fusion({"signal": signal_part, "noise": noise_part}, {"signal": 1.0, "noise": 0.5}).fit(
+            data, fit_parts=False
+        ),
+        "eq6": Hybrid(signal_part, noise_part, alpha=0.7).fit(data, fit_parts=False),
+    }
+    rows = np.arange(data.shape[0])
+    together = recommend_all(models, rows, 5, batch=20)
+    assert calls == [20, 20, 20, 20, 10, 10]  # each part once per batch of rows
+    for name, model in models.items():
+        np.testing.assert_array_equal(together[name], model.recommend(rows, 5, batch=20))
 
 
 def test_explanations_name_the_component_that_contributed_most():

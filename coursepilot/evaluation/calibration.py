@@ -17,14 +17,18 @@ from ..models.base import Recommender
 from ..models.ratings import rating_errors
 
 
-def pair_scores(model: Recommender, rows: np.ndarray, cols: np.ndarray, batch: int = 2048) -> np.ndarray:
-    """The model's score of each (learner row, course column) pair, scoring each learner once."""
+def pair_scores(
+    models: dict[str, Recommender], rows: np.ndarray, cols: np.ndarray, batch: int = 2048
+) -> dict[str, np.ndarray]:
+    """Each model's score of each (learner row, course column) pair, scoring each learner once per model (and
+    each part of a fusion once)."""
     learners, at = np.unique(rows, return_inverse=True)
-    out = np.empty(len(rows))
+    out = {name: np.empty(len(rows)) for name in models}
     for start in range(0, len(learners), batch):
-        part = np.flatnonzero((at >= start) & (at < start + batch))
-        scores = np.asarray(model.score(learners[start : start + batch]), dtype=float)
-        out[part] = scores[at[part] - start, cols[part]]
+        part, memo = np.flatnonzero((at >= start) & (at < start + batch)), {}
+        for name, model in models.items():
+            scores = np.asarray(model.scored(learners[start : start + batch], memo), dtype=float)
+            out[name][part] = scores[at[part] - start, cols[part]]
     return out
 
 
@@ -40,13 +44,15 @@ def calibrated_errors(
     (valid_rows, valid_cols, valid_ratings), (test_rows, test_cols, test_ratings) = valid_pairs, test_pairs
     if len(np.unique(valid_ratings)) < 2 or not len(test_ratings):
         return {}
+    names = sorted(valid_models.keys() & test_models.keys())
+    valid = pair_scores({name: valid_models[name] for name in names}, valid_rows, valid_cols)
+    test = pair_scores({name: test_models[name] for name in names}, test_rows, test_cols)
     out = {}
-    for name in valid_models.keys() & test_models.keys():
+    for name in names:
         calibration = IsotonicRegression(y_min=scale[0], y_max=scale[1], out_of_bounds="clip")
-        calibration.fit(_finite(pair_scores(valid_models[name], valid_rows, valid_cols)), valid_ratings)
-        predicted = calibration.predict(_finite(pair_scores(test_models[name], test_rows, test_cols)))
-        out[name] = rating_errors(test_ratings, predicted)
-    return dict(sorted(out.items()))
+        calibration.fit(_finite(valid[name]), valid_ratings)
+        out[name] = rating_errors(test_ratings, calibration.predict(_finite(test[name])))
+    return out
 
 
 def _finite(scores: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import duckdb
 import numpy as np
@@ -23,7 +24,7 @@ import pyarrow as pa
 from ..embeddings import embed_texts
 from ..features import learner_features
 from ..labels import LearnerLabelConfig, label_learners, truth_labels
-from ..models.base import Recommender, TrainData, load_train_data
+from ..models.base import Recommender, TrainData, load_train_data, recommend_all
 from ..models.catalogue import (
     SPECS,
     TrainedSet,
@@ -257,20 +258,23 @@ def _equation6(choices: dict[str, list], data: TrainData, fitted: dict[str, Reco
     }
 
 
-def _score(
-    model: Recommender, data: TrainData, relevant: dict, ks
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _scores(
+    models: dict[str, Recommender], data: TrainData, relevant: dict, ks
+) -> dict[str, tuple[dict[str, np.ndarray], np.ndarray]]:
+    """{model: (per-learner metrics, top 10)} over the ``relevant`` learners; the models are scored together,
+    so the fusion's and equation (6)'s parts are scored once."""
     rows = np.array(list(relevant), dtype=np.int64)
-    top = model.recommend(rows, 10)
-    hits = hit_matrix(top, [relevant[r] for r in rows])
+    sets = [relevant[r] for r in rows]
+    n_relevant = np.array([len(s) for s in sets])
     candidates = data.shape[1] - np.diff(data.matrix.indptr)[rows]
-    return metrics_from_hits(
-        hits, np.array([len(relevant[r]) for r in rows]), (*ks, *range(1, 11)), candidates
-    ), top
+    return {
+        name: (metrics_from_hits(hit_matrix(top, sets), n_relevant, (*ks, *range(1, 11)), candidates), top)
+        for name, top in recommend_all(models, rows, 10).items()
+    }
 
 
 def _cold_learners(
-    mem, data: TrainData, fit_data: TrainData, valid: dict, k: int = 5
+    mem, data: TrainData, fit_data: TrainData, valid: dict, embed: Callable, k: int = 5
 ) -> dict[str, dict[str, float]]:
     """Learners whose interactions are all hidden, known only by their profile text (the blend tuned on
     validation)."""
@@ -283,11 +287,11 @@ def _cold_learners(
         return {}
     per = frame.groupby("learner_id")["course_id"].apply(set)
     relevant = [set(data.course_index(list(c))) - {-1} for c in per]
-    weight, _ = tune_blend(mem, fit_data, valid, embed_texts)
+    weight, _ = tune_blend(mem, fit_data, valid, embed)
     counts = popularity(data)
     scores = {
         "profile_minilm": blend(
-            embed_texts(list(texts.loc[per.index.astype(str)])), data.course_vectors, counts, weight
+            embed(list(texts.loc[per.index.astype(str)])), data.course_vectors, counts, weight
         ),
         "popularity": np.tile(counts, (len(per), 1)),
     }
@@ -329,8 +333,11 @@ def _cold_table(scores: dict[str, np.ndarray], relevant: list[set], k: int) -> d
     return out
 
 
-def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print) -> dict:
-    """Run the protocol over ``config.seeds`` and return the report as a dict (see ``write_report``)."""
+def evaluate_all(
+    con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print, embed: Callable = embed_texts
+) -> dict:
+    """Run the protocol over ``config.seeds`` and return the report as a dict (see ``write_report``);
+    ``embed`` encodes the cold-start learners' profile texts (the pipeline passes its cached encoder)."""
     info = {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM source_info").fetchall()}
     scale = tuple(info["rating_scale"]) if info["rating_scale"] else None
     mem = isolated_copy(con, config.max_learners)
@@ -360,8 +367,7 @@ def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print
                 i < config.neural_seeds,
             )
         results, per_learner, intervals = {}, {}, {}
-        for name, model in models.items():
-            per, top = _score(model, data, relevant, config.ks)
+        for name, (per, top) in _scores(models, data, relevant, config.ks).items():
             results[name] = {key: float(np.mean(v)) for key, v in per.items()}
             results[name]["coverage"] = float(len(np.unique(top)) / data.shape[1])
             per_learner[name] = per["ndcg@10"]
@@ -397,7 +403,7 @@ def evaluate_all(con: duckdb.DuckDBPyConnection, config: ReportConfig, log=print
             if labels_note:
                 validation["notes"]["learner_labels"] = labels_note
             cold = {
-                "learners": _cold_learners(mem, data, fit_data, valid),
+                "learners": _cold_learners(mem, data, fit_data, valid, embed),
                 "courses": _cold_courses(mem, data, models),
             }
     mem_learners = mem.execute("SELECT count(*) FROM learners").fetchone()[0]

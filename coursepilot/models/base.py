@@ -213,14 +213,36 @@ class Recommender:
         """(len(rows), n_courses) scores; higher is better."""
         raise NotImplementedError
 
+    def scored(self, rows: np.ndarray, memo: dict) -> np.ndarray:
+        """``score(rows)``, computed once per ``memo`` (one dict per batch of rows shared by several models:
+        a model built on others, like the fusion, takes its parts' scores from it)."""
+        if id(self) not in memo:
+            memo[id(self)] = self.score_with(rows, memo)
+        return memo[id(self)]
+
+    def score_with(self, rows: np.ndarray, memo: dict) -> np.ndarray:
+        """``score(rows)``; models built on others override it to score their parts through ``memo``."""
+        return self.score(rows)
+
     def recommend(self, rows: np.ndarray, k: int = 10, batch: int = 2048) -> np.ndarray:
         """Top-``k`` course columns per learner row, excluding the courses they took in training."""
-        rows = np.asarray(rows)
-        out = np.empty((len(rows), min(k, self.data.shape[1])), dtype=np.int64)
-        for start in range(0, len(rows), batch):
-            part = rows[start : start + batch]
-            scores = np.asarray(self.score(part), dtype=np.float64)
-            seen = self.data.matrix[part]
-            scores[seen.nonzero()] = -np.inf
-            out[start : start + len(part)] = top_k(scores, out.shape[1])
-        return out
+        return recommend_all({"": self}, rows, k, batch)[""]
+
+
+def recommend_all(
+    models: dict[str, Recommender], rows: np.ndarray, k: int = 10, batch: int = 2048
+) -> dict[str, np.ndarray]:
+    """Each model's top-``k`` course columns per learner row, excluding the courses the learner took in the
+    model's training data; per batch of rows every model (and every part of a fusion) is scored once."""
+    rows = np.asarray(rows)
+    out = {
+        name: np.empty((len(rows), min(k, model.data.shape[1])), dtype=np.int64)
+        for name, model in models.items()
+    }
+    for start in range(0, len(rows), batch):
+        part, memo = rows[start : start + batch], {}
+        for name, model in models.items():
+            scores = np.array(model.scored(part, memo), dtype=np.float64)  # a copy: the memo keeps its own
+            scores[model.data.matrix[part].nonzero()] = -np.inf
+            out[name][start : start + len(part)] = top_k(scores, out[name].shape[1])
+    return out

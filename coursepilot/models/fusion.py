@@ -45,15 +45,19 @@ class Fusion(Recommender):
                 model.fit(data)
         return self
 
-    def parts(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        """Each component's weighted, normalised scores."""
+    def parts(self, rows: np.ndarray, memo: dict | None = None) -> dict[str, np.ndarray]:
+        """Each component's weighted, normalised scores (each component scored once per ``memo``)."""
+        memo = {} if memo is None else memo
         return {
-            m: self.weights[m] * minmax_rows(np.asarray(model.score(rows), dtype=np.float32))
+            m: self.weights[m] * minmax_rows(np.asarray(model.scored(rows, memo), dtype=np.float32))
             for m, model in self.components.items()
         }
 
     def score(self, rows: np.ndarray) -> np.ndarray:
-        return sum(self.parts(rows).values())
+        return self.score_with(rows, {})
+
+    def score_with(self, rows: np.ndarray, memo: dict) -> np.ndarray:
+        return sum(self.parts(rows, memo).values())
 
 
 @dataclass
@@ -86,20 +90,27 @@ def tune_fusion(
     rows = np.array(sorted(valid), dtype=np.int64)
     sets = [valid[int(r)] for r in rows]
     n_relevant = np.array([len(s) for s in sets])
-    seen = fit_data.matrix[rows].toarray() > 0
+    seen = fit_data.matrix[rows].nonzero()
     parts = {
         m: minmax_rows(np.asarray(model.score(rows), dtype=np.float32)) for m, model in components.items()
     }
     k = min(10, fit_data.shape[1])
 
     def ndcg(blend: np.ndarray) -> float:
-        top = top_k(np.where(seen, -np.inf, blend), k)
+        """nDCG@10 of a blend whose taken courses are already -inf."""
+        top = top_k(blend, k)
         return float(metrics_from_hits(hit_matrix(top, sets), n_relevant, (10,))["ndcg@10"].mean())
 
-    singles = {m: ndcg(part) for m, part in parts.items()}
+    def unseen(part: np.ndarray) -> np.ndarray:
+        out = part.copy()
+        out[seen] = -np.inf
+        return out
+
+    singles = {m: ndcg(unseen(part)) for m, part in parts.items()}
     first = max(singles, key=lambda m: singles[m])
     current = {m: float(m == first) for m in parts}
-    blend, best = parts[first].copy(), singles[first]
+    # the blend and a trial buffer, -inf on taken courses (adding a finite part keeps them -inf)
+    blend, trial, best = unseen(parts[first]), np.empty_like(parts[first]), singles[first]
     steps = [{"component": first, "weight": 1.0, "valid_ndcg@10": round(best, 4)}]
     for _ in range(rounds):
         changed = False
@@ -109,10 +120,12 @@ def tune_fusion(
                     w == 0 and sum(v > 0 for v in current.values()) == 1 and current[m] > 0
                 ):
                     continue
-                trial = blend + (w - current[m]) * part
+                np.multiply(part, w - current[m], out=trial)
+                trial += blend
                 score = ndcg(trial)
                 if score > best + 1e-9:
-                    blend, best, current[m], changed = trial, score, w, True
+                    blend, trial = trial, blend
+                    best, current[m], changed = score, w, True
                     steps.append({"component": m, "weight": w, "valid_ndcg@10": round(best, 4)})
         if not changed:
             break

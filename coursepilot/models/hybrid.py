@@ -54,15 +54,24 @@ class Hybrid(Recommender):
         self.level_term = LevelMatch().fit(data, targets)
         return self
 
-    def parts(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Normalised CF, normalised content and level-match scores."""
-        return minmax_rows(self.cf.score(rows)), minmax_rows(self.content.score(rows)), self.level(rows)
+    def parts(self, rows: np.ndarray, memo: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Normalised CF, normalised content and level-match scores (CF and content scored once per
+        ``memo``)."""
+        memo = {} if memo is None else memo
+        return (
+            minmax_rows(self.cf.scored(rows, memo)),
+            minmax_rows(self.content.scored(rows, memo)),
+            self.level(rows),
+        )
 
     def level(self, rows: np.ndarray) -> np.ndarray:
         return self.level_term.score(rows)
 
     def score(self, rows: np.ndarray) -> np.ndarray:
-        cf, content, level = self.parts(rows)
+        return self.score_with(rows, {})
+
+    def score_with(self, rows: np.ndarray, memo: dict) -> np.ndarray:
+        cf, content, level = self.parts(rows, memo)
         return self.alpha * cf + (1 - self.alpha) * content + self.level_weight * level
 
 
