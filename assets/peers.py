@@ -12,7 +12,7 @@ from coursepilot import ingest
 from coursepilot.evaluation.metrics import hit_matrix, metrics_from_hits
 from coursepilot.evaluation.protocol import held_out
 from coursepilot.evaluation.significance import paired_ttest
-from coursepilot.models.base import load_train_data, split_matrix
+from coursepilot.models.base import read_train, split_matrix
 from coursepilot.models.factors import Factorisation
 from coursepilot.models.hybrid import Hybrid, level_targets_scorer, validation_data
 from coursepilot.models.simple import Content
@@ -262,12 +262,12 @@ def _carved_state(
 
 
 def _tuned_steering(
-    con, data, store: ModelStore, config: SteeringSettings, scale
+    con, data, train, store: ModelStore, config: SteeringSettings, scale
 ) -> tuple[Steering, float, str]:
     """(eq. 21's delta and theta tuned on the validation carve of train, the unsteered ranking's validation
     nDCG@10, the carve). The equation (6) hybrid is fitted on train minus the carve, within the tuning
     population."""
-    fit_data, valid, carve = validation_data(con, data, scale, config.validation_share, config.seed)
+    fit_data, valid, carve = validation_data(con, data, scale, config.validation_share, config.seed, train)
     rows = sample_rows(data.shape[0], TUNING_FIT_LEARNERS, config.seed)
     rows = np.arange(data.shape[0]) if rows is None else rows
     fit_data, valid = (
@@ -314,9 +314,10 @@ def difficulty_steering(
         return MaterializeResult(metadata={"skipped": reason})
     with warehouse.get_connection(read_only=True) as con:
         scale = ingest.source_info(con)["rating_scale"]
-        data = load_train_data(con, scale)
+        data, train = read_train(con, scale)
         relevant = held_out(con, data, "test", scale)
-        steering, unsteered_valid, carve = _tuned_steering(con, data, home.models, config, scale)
+        steering, unsteered_valid, carve = _tuned_steering(con, data, train, home.models, config, scale)
+        del train
         state = state_by_week(con)
         tags = run_tags(context, con)
     home.models.save(

@@ -8,7 +8,7 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 from coursepilot import ingest, registry
 from coursepilot.content import load_courses
 from coursepilot.evaluation.protocol import held_out
-from coursepilot.models.base import load_train_data, split_frame
+from coursepilot.models.base import load_train_data, read_train, split_frame
 from coursepilot.models.catalogue import (
     SPECS,
     build,
@@ -65,8 +65,11 @@ def _with_validation(context, warehouse: WarehouseResource, share: float, seed: 
     """(data, test sets, the validation carve of its training rows, lineage tags), of a seeded sample of at
     most ``max_learners`` learners when that is set (only their rows are read)."""
     with warehouse.get_connection(read_only=True) as con:
-        scale, data, relevant = _context(con, max_learners, seed)
-        validation = validation_data(con, data, scale, share, seed)
+        scale = ingest.source_info(con)["rating_scale"]
+        data, train = read_train(con, scale, max_learners, seed)
+        relevant = held_out(con, data, "test", scale)
+        validation = validation_data(con, data, scale, share, seed, train)
+        del train
         _log_population(context, con, data)
         tags = run_tags(context, con)
     context.log.info(f"validation carve: {validation.carve.describe()}")

@@ -43,7 +43,7 @@ from threadpoolctl import threadpool_limits
 from common import console, markdown_table, print_table
 from coursepilot.evaluation.metrics import hit_matrix, metrics_from_hits
 from coursepilot.evaluation.protocol import held_out
-from coursepilot.evaluation.report import _refit_learner_labels, isolated_copy
+from coursepilot.evaluation.report import isolated_copy, refit_learner_labels
 from coursepilot.evaluation.significance import paired_ttest
 from coursepilot.models.base import Recommender, TrainData, load_train_data
 from coursepilot.models.catalogue import SPECS, build, fitted_fusion, fusion_tuning, tune_models
@@ -158,7 +158,7 @@ def seed0(home: Path, config: dict) -> tuple[TrainData, dict, TrainData, dict]:
         con.close()
     scale = tuple(info["rating_scale"]) if info["rating_scale"] else None
     build_split(mem, SplitConfig(test_share=config["test_share"], seed=0))
-    _refit_learner_labels(mem, scale)
+    refit_learner_labels(mem, scale)
     data = load_train_data(mem, scale)
     test = held_out(mem, data, "test", scale)
     fit_data, valid, _ = validation_data(mem, data, scale, 0.2, 0)

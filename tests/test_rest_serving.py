@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from coursepilot.home import HOME_ENV, ProjectHome
 from coursepilot.registry import MODEL_NAME, ServingModel, log_serving_model, promotion_gate, save_bundle
 from tests.recommender_data import FUSION_PARAMS
 from tests.servers import free_port, get_json, serving
@@ -59,6 +60,20 @@ def test_in_process_an_unknown_learner_without_profile_is_a_clear_value_error(ch
         model.predict(pd.DataFrame([UNKNOWN]))
     known = model.predict(pd.DataFrame([{"learner_id": str(data.learner_ids[0]), "profile": "", "k": 2}]))
     assert list(known["source"]) == ["learner", "learner"] and known["error"].isna().all()
+
+
+def test_a_profile_is_encoded_by_the_homes_onnx_export_when_there_is_one(tmp_path, monkeypatch, champion):
+    _, model = champion
+    query = pd.DataFrame([{"learner_id": "", "profile": PROFILE, "k": 5}])
+    monkeypatch.setenv(HOME_ENV, str(tmp_path / "no-home"))
+    by_torch = model.predict(query)
+    folder = ProjectHome.resolve(tmp_path / "home").embeddings / "onnx"
+    folder.mkdir(parents=True)
+    monkeypatch.setenv(HOME_ENV, str(tmp_path / "home"))
+    by_onnx = model.predict(query)
+    assert len(list(folder.glob("*.onnx"))) == 1  # exported into the home, for every later request
+    assert list(by_onnx["course_id"]) == list(by_torch["course_id"])
+    np.testing.assert_allclose(by_onnx["score"], by_torch["score"], atol=1e-4)
 
 
 @pytest.mark.slow

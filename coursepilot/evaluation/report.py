@@ -347,7 +347,7 @@ def evaluate_all(
     settings = None
     for i, seed in enumerate(config.seeds):
         build_split(mem, SplitConfig(test_share=config.test_share, seed=seed))
-        labels_note = _refit_learner_labels(mem, scale)
+        labels_note = refit_learner_labels(mem, scale)
         data = load_train_data(mem, scale)
         relevant = held_out(mem, data, "test", scale)
         if not relevant:
@@ -438,7 +438,7 @@ def evaluate_all(
     }
 
 
-def _refit_learner_labels(mem: duckdb.DuckDBPyConnection, scale) -> str | None:
+def refit_learner_labels(mem: duckdb.DuckDBPyConnection, scale) -> str | None:
     """The learner labels again from this seed's training split (features and classifiers as the pipeline's
     defaults), in place of the copied ones; the reason when no classifier could learn (neutral labels
     then)."""

@@ -122,6 +122,12 @@ def load_train_data(con, rating_scale, max_learners: int = 0, seed: int = 0) -> 
     ``max_learners`` > 0: only a seeded sample of that many learners (``sampling.sample_rows`` over the
     learners in id order), with all of their interactions; only their rows are read.
     """
+    return read_train(con, rating_scale, max_learners, seed)[0]
+
+
+def read_train(con, rating_scale, max_learners: int = 0, seed: int = 0) -> tuple[TrainData, pd.DataFrame]:
+    """:func:`load_train_data` and the coded ``train`` rows it was built from (the validation carve reads
+    them again: at a million learners the query costs about 20 s)."""
     learner_ids = np.asarray(
         [r[0] for r in con.execute("SELECT learner_id FROM learners ORDER BY 1").fetchall()], dtype=object
     )
@@ -131,7 +137,6 @@ def load_train_data(con, rating_scale, max_learners: int = 0, seed: int = 0) -> 
     coded = coded_interactions(con, ("train",), learner_ids, course_ids)
     matrix = interaction_matrix(coded, (len(learner_ids), len(course_ids)), rating_scale)
     times = interaction_times(coded, matrix.shape)
-    del coded
     tfidf = con.execute("SELECT course_id, term, weight FROM tfidf_course_vectors").df()
     terms = pd.Index(tfidf["term"].unique())
     course_tfidf = sparse.csr_matrix(
@@ -159,7 +164,7 @@ def load_train_data(con, rating_scale, max_learners: int = 0, seed: int = 0) -> 
         rows = pd.Index(learner_ids).get_indexer(labels["learner_id"])
         p_adaptive[rows[rows >= 0]] = labels["p_adaptive"].to_numpy()[rows >= 0]
     extras = {"has_ratings": "rating" in columns(con, "interactions")}
-    return TrainData(
+    data = TrainData(
         learner_ids,
         course_ids,
         matrix,
@@ -171,6 +176,7 @@ def load_train_data(con, rating_scale, max_learners: int = 0, seed: int = 0) -> 
         times,
         levels["p_intensive"].to_numpy(float),
     )
+    return data, coded
 
 
 class Recommender:

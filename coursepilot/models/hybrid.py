@@ -187,10 +187,14 @@ class Validation(NamedTuple):
     carve: Carve
 
 
-def validation_data(con, data: TrainData, rating_scale, share: float = 0.2, seed: int = 0) -> Validation:
+def validation_data(
+    con, data: TrainData, rating_scale, share: float = 0.2, seed: int = 0, train: pd.DataFrame | None = None
+) -> Validation:
     """Training data minus the validation carve, and the carve, from ``train`` only
-    (:func:`carve_validation`)."""
-    train = coded_interactions(con, ("train",), data.learner_ids, data.course_ids)
+    (:func:`carve_validation`); ``train``: its coded rows when the caller has read them
+    (:func:`~coursepilot.models.base.read_train`)."""
+    if train is None:
+        train = coded_interactions(con, ("train",), data.learner_ids, data.course_ids)
     carve = carve_validation(train, share, seed=seed)
     held = carve.held
     fit_data = data.with_matrix(
