@@ -50,7 +50,6 @@ from coursepilot.sampling import (
     sample_rows,
 )
 from coursepilot.schema import DIFFICULTY_LEVELS
-from coursepilot.splits import coded_interactions
 from coursepilot.stored import (
     ALS,
     CLUSTER_MAP,
@@ -244,11 +243,11 @@ def _ndcg(model, relevant: dict) -> np.ndarray:
 
 
 def _carved_state(
-    con, data, held: np.ndarray, rows: np.ndarray, scale, weights: StateWeights
+    con, data, train: pd.DataFrame, held: np.ndarray, rows: np.ndarray, scale, weights: StateWeights
 ) -> pd.DataFrame:
-    """Learning state of the learner ``rows`` of ``data`` from their training rows outside the carve
-    (``held``, over the coded training rows); learners numbered by position in ``rows``."""
-    coded = coded_interactions(con, ("train",), data.learner_ids, data.course_ids)[~held]
+    """Learning state of the learner ``rows`` of ``data`` from their coded training rows (``train``)
+    outside the carve (``held``); learners numbered by position in ``rows``."""
+    coded = train[~held]
     coded = coded[np.isin(coded["row"], rows)]
     # -1 (unknown): None
     difficulty = np.array([*DIFFICULTY_LEVELS, None], dtype=object)[data.difficulty[coded["col"]]]
@@ -274,7 +273,7 @@ def _tuned_steering(
         fit_data.subset(rows),
         sample_learners(restrict(valid, rows), TUNING_LEARNERS, config.seed),
     )
-    state = _carved_state(con, data, carve.held, rows, scale, store.load(LEARNER_STATE))
+    state = _carved_state(con, data, train, carve.held, rows, scale, store.load(LEARNER_STATE))
     choice = store.load(HYBRID_EQ6)
     als = Factorisation("als", **store.load(ALS))
     hybrid = Hybrid(als, Content("minilm"), choice.alpha, choice.level_weight).fit(fit_data)

@@ -106,8 +106,10 @@ def embed_texts(
     texts = check_texts(texts)
     stats = stats if stats is not None else EmbedStats()
     out = np.zeros((len(texts), DIM), dtype=np.float32)
-    keys = [text_key(cache_id(model, check_backend(backend)), t) for t in texts]
+    model_key = cache_id(model, check_backend(backend))
+    keys = [text_key(model_key, t) for t in texts]
     known = cache.get(keys) if cache is not None else {}
+    hits = sum(k in known for k in keys)
     # each distinct text not in the cache, once (learner profiles repeat: many share a job and software)
     first: dict[str, int] = {}
     for i, k in enumerate(keys):
@@ -134,7 +136,7 @@ def embed_texts(
     for i, k in enumerate(keys):
         out[i] = known[k]
     stats.encoded += len(todo)
-    stats.cached += len(texts) - len(todo)
+    stats.cached += hits
     return out
 
 

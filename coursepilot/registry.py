@@ -168,7 +168,7 @@ class ServingModel:
             if isinstance(learner, str) and learner and learner in self.learner_ids:
                 result = self.for_learner(learner, k)
             elif isinstance(profile, str) and profile.strip():
-                folder = _onnx_folder()
+                folder = serving_onnx_folder()
                 backend = "torch" if folder is None else "onnx"
                 vector = embed_texts([profile], backend=backend, onnx_folder=folder)[0]
                 result = self.for_profile(vector, k).assign(learner_id=learner or None)
@@ -181,12 +181,15 @@ class ServingModel:
         ]
 
 
-def _onnx_folder() -> str | None:
-    """Where the project home keeps the MiniLM ONNX export, when that folder exists (the pipeline made it):
-    a profile is encoded by it (the same vectors as torch, about 10x faster one text at a time); else None,
-    and sentence-transformers encodes (no export delays a request)."""
+def serving_onnx_folder() -> str | None:
+    """The project home's folder of MiniLM ONNX exports when it holds this model version's export (the
+    pipeline made it): a profile is encoded by it (the same vectors as torch, about 10x faster one text at
+    a time); else None, and sentence-transformers encodes (no export delays a request)."""
+    from .minilm import MODEL_NAME
+    from .onnx_encoder import model_files
+
     folder = ProjectHome.resolve().embeddings / "onnx"
-    return str(folder) if folder.is_dir() else None
+    return str(folder) if model_files(MODEL_NAME, folder)[0].is_file() else None
 
 
 EXAMPLE_PROFILE = "data analyst who uses Python and SQL"

@@ -15,8 +15,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from coursepilot.embeddings import embed_texts
 from coursepilot.home import HOME_ENV, ProjectHome
-from coursepilot.registry import MODEL_NAME, ServingModel, log_serving_model, promotion_gate, save_bundle
+from coursepilot.registry import (
+    MODEL_NAME,
+    ServingModel,
+    log_serving_model,
+    promotion_gate,
+    save_bundle,
+    serving_onnx_folder,
+)
 from tests.recommender_data import FUSION_PARAMS
 from tests.servers import free_port, get_json, serving
 
@@ -70,8 +78,10 @@ def test_a_profile_is_encoded_by_the_homes_onnx_export_when_there_is_one(tmp_pat
     folder = ProjectHome.resolve(tmp_path / "home").embeddings / "onnx"
     folder.mkdir(parents=True)
     monkeypatch.setenv(HOME_ENV, str(tmp_path / "home"))
+    assert serving_onnx_folder() is None  # no export of this model there: torch, no export in a request
+    embed_texts(["warm-up"], backend="onnx", onnx_folder=folder)  # as the pipeline's embedder leaves it
+    assert serving_onnx_folder() == str(folder)
     by_onnx = model.predict(query)
-    assert len(list(folder.glob("*.onnx"))) == 1  # exported into the home, for every later request
     assert list(by_onnx["course_id"]) == list(by_torch["course_id"])
     np.testing.assert_allclose(by_onnx["score"], by_torch["score"], atol=1e-4)
 
