@@ -113,7 +113,10 @@ def test_the_classifiers_are_configured_as_documented():
     assert (forest.n_estimators, forest.min_samples_leaf, forest.oob_score, forest.n_jobs) == (7, 2, True, 2)
     assert forest.random_state == 3
     imputer, scaler, calibrated = (step for _, step in models["svm"].steps)
-    assert isinstance(imputer, SimpleImputer) and (imputer.strategy, imputer.add_indicator) == ("median", True)
+    assert isinstance(imputer, SimpleImputer) and (imputer.strategy, imputer.add_indicator) == (
+        "median",
+        True,
+    )
     assert isinstance(scaler, StandardScaler) and isinstance(calibrated, CalibratedClassifierCV)
     assert (calibrated.method, calibrated.ensemble) == ("sigmoid", False)
     assert isinstance(calibrated.estimator, SVC)

@@ -1,0 +1,223 @@
+"""The hybrid (equation 6 plus the level term), its grid search and the validation carve on hand-computed
+cases (kills mutants of coursepilot/models/hybrid.py)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+from coursepilot.models.base import TrainData
+from coursepilot.models.hybrid import (
+    Carve,
+    Hybrid,
+    Tuning,
+    blend_tops,
+    carve_validation,
+    latest_on_platform,
+    latest_per_learner,
+    level_targets_scorer,
+    time_rank,
+    tune,
+)
+
+from .fixed_scores import FixedScores
+
+# Two learners, four courses of difficulty beginner, advanced, beginner, advanced. Learner 0 took course 0
+# (target level 0), learner 1 course 1 (target 2), so level(s, c) = 1 - |t_s - d_c| / 2 is [1, 0, 1, 0] and
+# [0, 1, 0, 1]. CF and content are already min-max normalised per learner.
+CF = [[0.0, 1.0, 0.6, 0.5], [0.0, 0.0, 0.2, 1.0]]
+CONTENT = [[0.0, 0.3, 1.0, 0.0], [1.0, 0.0, 0.6, 0.1]]
+LEVEL = [[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 1.0]]
+VALID = {0: {2}, 1: {3}}  # on validation learner 0 takes course 2, learner 1 course 3
+SECOND, THIRD = 1 / math.log2(3), 1 / math.log2(4)  # nDCG of the one relevant course ranked 2nd, 3rd
+
+
+def _data() -> TrainData:
+    matrix = sparse.csr_matrix(([1.0, 1.0], ([0, 1], [0, 1])), shape=(2, 4))
+    return TrainData(
+        np.array(["u", "v"], dtype=object),
+        np.array(list("abcd"), dtype=object),
+        matrix,
+        difficulty=np.array([0, 2, 0, 2]),
+    )
+
+
+def _hybrid(**kwargs) -> Hybrid:
+    return Hybrid(FixedScores(CF), FixedScores(CONTENT), **kwargs)
+
+
+def test_equation_6_with_the_level_term_by_hand():
+    cf = [[0.0, 2.0, 4.0, 1.0], [3.0, 1.0, 2.0, 1.0]]  # min-max per learner: [0, .5, 1, .25], [1, 0, .5, 0]
+    content = [[1.0, 0.0, 0.5, 0.5], [0.0, 0.0, 4.0, 2.0]]  # [1, 0, .5, .5], [0, 0, 1, .5]
+    hybrid = Hybrid(FixedScores(cf), FixedScores(content), alpha=0.25, level_weight=0.4).fit(_data())
+    rows = np.array([0, 1])
+    parts = hybrid.parts(rows)
+    np.testing.assert_allclose(parts[0], [[0, 0.5, 1, 0.25], [1, 0, 0.5, 0]])
+    np.testing.assert_allclose(parts[1], [[1, 0, 0.5, 0.5], [0, 0, 1, 0.5]])
+    np.testing.assert_allclose(parts[2], LEVEL)
+    # 0.25 CF + 0.75 content + 0.4 level
+    expected = [[1.15, 0.125, 1.025, 0.4375], [0.25, 0.4, 0.875, 0.775]]
+    np.testing.assert_allclose(hybrid.score(rows), expected)
+    assert hybrid.cf.fitted_on is hybrid.content.fitted_on is hybrid.data  # the parts are fitted too
+
+
+def test_defaults_and_targets_replace_the_learners_level():
+    hybrid = _hybrid()
+    assert (hybrid.alpha, hybrid.level_weight, hybrid.name) == (0.5, 0.0, "hybrid")
+    # targets 2 for learner 0; NaN for learner 1 falls back to their own level (2)
+    hybrid.fit(_data(), targets=np.array([2.0, np.nan]))
+    np.testing.assert_allclose(hybrid.level(np.array([0, 1])), [[0, 1, 0, 1], [0, 1, 0, 1]])
+    np.testing.assert_allclose(
+        hybrid.score(np.array([0])), [np.multiply(0.5, CF[0]) + np.multiply(0.5, CONTENT[0])]
+    )
+
+
+def test_tuning_choice():
+    tuning = Tuning(0.3, 0.2, 0.9, 0.7, pd.DataFrame())
+    assert tuning.choice(True) == (0.3, 0.2) and tuning.choice(False) == (0.7, 0.0)
+
+
+def test_grid_search_by_hand_and_a_tie_goes_to_the_smaller_level_weight():
+    """Learner 0 (relevant: course 2) and learner 1 (course 3), seen courses excluded:
+    alpha 0: content ranks 2 first for 0, 3 third for 1; with w 0.8 learner 1's course 3 moves up to second.
+    alpha 0.5: both first, with or without the level term. alpha 1: CF puts 2 second for 0, 3 first for 1;
+    w 0.8 moves 2 first."""
+    tuning = tune(_hybrid(), _data(), VALID, alphas=(0.0, 0.5, 1.0), level_weights=(0.0, 0.8))
+    expected = [(1 + THIRD) / 2, (1 + SECOND) / 2, 1.0, 1.0, (SECOND + 1) / 2, 1.0]
+    assert tuning.grid["alpha"].tolist() == [0.0, 0.0, 0.5, 0.5, 1.0, 1.0]
+    assert tuning.grid["level_weight"].tolist() == [0.0, 0.8] * 3
+    np.testing.assert_allclose(tuning.grid["ndcg@10"], expected, rtol=1e-6)
+    # three points reach 1: the one without the level term wins
+    assert (tuning.alpha, tuning.level_weight, tuning.valid_ndcg) == (0.5, 0.0, pytest.approx(1.0))
+    assert tuning.alpha_without_level == 0.5
+
+
+def test_the_plain_alpha_is_the_best_without_the_level_term():
+    # only alpha 0 and 1: with the level term alpha 1 is best (1.0); without it alpha 1 too (0.815 vs 0.75)
+    tuning = tune(_hybrid(), _data(), VALID, alphas=(0.0, 1.0), level_weights=(0.8, 0.0))
+    assert (tuning.alpha, tuning.level_weight) == (1.0, 0.8) and tuning.alpha_without_level == 1.0
+    # learner 1 alone: alpha 0 ranks course 3 third without the level term, second with it; alpha 1 first
+    alone = tune(_hybrid(), _data(), {1: {3}}, alphas=(0.0, 1.0), level_weights=(0.0, 0.8), max_learners=5)
+    np.testing.assert_allclose(alone.grid["ndcg@10"], [THIRD, SECOND, 1.0, 1.0], rtol=1e-6)
+
+
+def test_level_targets_scorer_by_hand():
+    hybrid = _hybrid(alpha=0.0, level_weight=0.8).fit(_data())
+    ndcg = level_targets_scorer(hybrid, _data(), VALID)
+    assert ndcg(None) == pytest.approx((1 + SECOND) / 2)  # the learners' own levels: as in the grid
+    # swapped targets: learner 0 (t 2) gets course 2 second, learner 1 (t 0) course 3 third
+    assert ndcg(np.array([2.0, 0.0])) == pytest.approx((SECOND + THIRD) / 2)
+
+
+def _brute_force(cf, content, level, seen, points, k):
+    out = []
+    for alpha, weight in points:
+        blend = alpha * cf + (1 - alpha) * content + weight * level
+        blend[seen] = -np.inf
+        out.append(np.argsort(-blend, axis=1, kind="stable")[:, :k])
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_blend_tops_over_the_candidates_equal_ranking_every_course(seed):
+    rng = np.random.default_rng(seed)
+    rows, n = 12, 30
+    cf, content = rng.random((rows, n)), rng.random((rows, n))
+    level = rng.choice([0.0, 0.5, 1.0], (rows, n)) + rng.random((rows, n)) * 1e-3  # no ties
+    seen = rng.random((rows, n)) < 0.2
+    seen[0, :27] = True  # three unseen courses: fewer than the candidates
+    points = [(a, w) for a in (0.0, 0.3, 1.0) for w in (0.0, 0.4, 3.0)]
+    expected = _brute_force(cf, content, level, seen, points, 5)
+    for got, want in zip(blend_tops(cf, content, level, seen, points, k=5, candidates=4), expected):
+        np.testing.assert_array_equal(got[1:], want[1:])
+        assert set(got[0][:3]) == set(want[0][:3])  # learner 0: their three unseen courses first
+    # every course a candidate (2 x 20 >= 30): ranked directly; k above the courses: all of them
+    for got, want in zip(
+        blend_tops(cf, content, level, seen, points, k=40), _brute_force(cf, content, level, seen, points, 30)
+    ):
+        assert got.shape == (rows, 30)
+        np.testing.assert_array_equal(got[1:, :5], want[1:, :5])
+
+
+def test_blend_tops_by_hand():
+    cf = np.array([[1.0, 0.0, 0.5, 0.2, 0.9]])
+    content = np.array([[0.0, 1.0, 0.5, 0.4, 0.1]])
+    level = np.array([[0.0, 0.0, 1.0, 0.0, 0.0]])
+    seen = np.array([[False, False, False, False, True]])
+    points = [(1.0, 0.0), (0.0, 0.0), (0.5, 0.0), (0.5, 1.0)]
+    tops = blend_tops(cf, content, level, seen, points, k=2, candidates=2)
+    assert [t.tolist() for t in tops] == [[[0, 2]], [[1, 2]], [[0, 1]], [[2, 0]]]
+
+
+def _coded(rows, ts=True) -> pd.DataFrame:
+    frame = pd.DataFrame(np.array(rows, dtype=np.int64).reshape(-1, 3), columns=["row", "col", "ts"])
+    return frame if ts else frame.drop(columns="ts")
+
+
+def test_latest_per_learner_defaults_by_hand():
+    # learner 0: five rows (latest round(5 * 0.2) = 1 held); learner 1: three rows (1 held);
+    # learner 2: two rows (none held)
+    train = _coded(
+        [(0, c, t) for c, t in enumerate([5, 1, 4, 2, 3])]
+        + [(1, 5, 9), (1, 6, 7), (1, 7, 8)]
+        + [(2, 0, 1), (2, 1, 2)]
+    )
+    held = latest_per_learner(train)
+    assert np.flatnonzero(held).tolist() == [0, 5]
+    assert np.flatnonzero(latest_per_learner(train, share=0.5)).tolist() == [0, 2, 5, 7]
+    assert carve_validation(train).rule == "per_learner"
+
+
+def test_latest_on_platform_defaults_by_hand():
+    # ten rows by time 0..9: the latest 2 held, but learner 1's only row stays (their history)
+    train = _coded([(0, c, t) for c, t in enumerate(range(9))] + [(1, 9, 9)])
+    assert np.flatnonzero(latest_on_platform(train)).tolist() == [8]
+    assert np.flatnonzero(latest_on_platform(train, share=0.3)).tolist() == [7, 8]
+    assert not latest_on_platform(_coded([])).any() and len(latest_on_platform(_coded([]))) == 0
+
+
+def test_without_timestamps_the_seeded_order_decides_and_the_default_seed_is_0():
+    train = _coded([(r, c, 0) for r in range(6) for c in range(10)], ts=False)
+    rank = time_rank(train, 0)
+    assert rank.dtype == np.int64 and sorted(rank) == list(range(60))
+    np.testing.assert_array_equal(rank[np.random.default_rng(0).permutation(60)], np.arange(60))
+    held = latest_per_learner(train)
+    np.testing.assert_array_equal(held, latest_per_learner(train, rank=rank))
+    assert not np.array_equal(held, latest_per_learner(train, seed=1))
+    carve = carve_validation(train)
+    assert carve.rule == "per_learner" and carve.learners == {"per_learner": 6}
+    np.testing.assert_array_equal(carve.held, held)
+
+
+def test_ties_in_time_keep_the_seeded_order():
+    ts = np.repeat([2, 1], 100)  # two timestamps, a hundred rows each
+    train = _coded([(0, i, t) for i, t in enumerate(ts)])
+    perm = np.random.default_rng(3).permutation(200)
+    order = perm[np.lexsort((np.arange(200), ts[perm]))]  # by time, then the seeded position
+    np.testing.assert_array_equal(np.argsort(time_rank(train, 3)), order)
+
+
+def test_carve_rule_choice_and_its_description():
+    # learners 0-3 one row each at times 0-3, learner 4 ten rows at 10-19: per learner only learner 4 has
+    # three rows; the platform's latest 3 of 14 rows are learner 4's too: one learner each, a tie
+    rows = [(r, 0, r) for r in range(4)] + [(4, c, 10 + c) for c in range(10)]
+    carve = carve_validation(_coded(rows))
+    assert carve.rule == "per_learner" and carve.learners == {"per_learner": 1, "platform": 1}
+    # learners 0-3 two rows each (times r and 10 + r), learner 4 three (4, 5, 6): per learner only learner 4;
+    # the platform's latest half (6 of 11 rows: 5, 6, 10-13) holds all five, each keeping an earlier row
+    rows = [(r, c, t) for r in range(4) for c, t in ((0, r), (1, 10 + r))] + [(4, c, 4 + c) for c in range(3)]
+    carve = carve_validation(_coded(rows), share=0.5)
+    assert carve.rule == "platform" and carve.learners == {"per_learner": 1, "platform": 5}
+    np.testing.assert_array_equal(carve.held, latest_on_platform(_coded(rows), share=0.5))
+    held = np.zeros(3, bool)
+    assert Carve(held, "platform", {"per_learner": 1234, "platform": 5678}).describe() == (
+        "the platform's latest rows, 5,678 validation learners (each learner's latest rows would hold 1,234)"
+    )
+    assert (
+        Carve(held, "per_learner", {"per_learner": 3}).describe()
+        == "each learner's latest rows, 3 validation learners"
+    )
