@@ -111,6 +111,39 @@ def test_level_targets_scorer_by_hand():
     assert ndcg(None) == pytest.approx((1 + SECOND) / 2)  # the learners' own levels: as in the grid
     # swapped targets: learner 0 (t 2) gets course 2 second, learner 1 (t 0) course 3 third
     assert ndcg(np.array([2.0, 0.0])) == pytest.approx((SECOND + THIRD) / 2)
+    # one learner at a time (the two above are symmetric): learner 0 ranks course 2 first by content + level
+    assert level_targets_scorer(hybrid, _data(), {0: {2}})(None) == pytest.approx(1.0)
+    # alpha 0.5 without the level term: learner 1 ranks course 3 (0.55) above course 0 (0.5) and 2 (0.4)
+    plain = _hybrid(alpha=0.5, level_weight=0.0).fit(_data())
+    assert level_targets_scorer(plain, _data(), {1: {3}})(None) == pytest.approx(1.0)
+
+
+def test_level_targets_scorer_ranks_as_the_grid_with_more_than_ten_courses_a_class():
+    """36 courses, 12 of each difficulty: each learner's top 10 out of the 10 best of each class is the
+    top 10 over every course, so the scorer's nDCG equals the grid's at the hybrid's own alpha and weight."""
+    rng = np.random.default_rng(11)
+    learners, courses = 8, 36
+    taken = rng.random((learners, courses)) < 0.15
+    taken[np.arange(learners), np.arange(learners)] = True  # everyone took a course
+    data = TrainData(
+        np.arange(learners).astype(str).astype(object),
+        np.arange(courses).astype(str).astype(object),
+        sparse.csr_matrix(taken.astype(float)),
+        difficulty=np.repeat([0, 1, 2], 12),
+    )
+    valid = {
+        r: set(rng.choice(np.flatnonzero(~taken[r]), 3, replace=False).tolist()) for r in range(learners)
+    }
+    hybrid = Hybrid(
+        FixedScores(rng.random((learners, courses))), FixedScores(rng.random((learners, courses)))
+    )
+    for alpha, weight in ((0.3, 0.4), (0.8, 0.05)):
+        hybrid.alpha, hybrid.level_weight = alpha, weight
+        grid = tune(hybrid, data, valid, alphas=(alpha,), level_weights=(weight, 0.0)).grid  # 0: the plain
+        hybrid.fit(data)
+        assert level_targets_scorer(hybrid, data, valid)(None) == pytest.approx(
+            grid["ndcg@10"].iloc[0], rel=1e-5
+        )
 
 
 def _brute_force(cf, content, level, seen, points, k):
@@ -141,6 +174,26 @@ def test_blend_tops_over_the_candidates_equal_ranking_every_course(seed):
     ):
         assert got.shape == (rows, 30)
         np.testing.assert_array_equal(got[1:, :5], want[1:, :5])
+
+
+def test_blend_tops_prunes_to_the_candidates_when_they_clearly_lead():
+    """Eight courses per learner score 0.9-1 by CF and content, the others below 0.1: the fifth best candidate
+    beats any other course's bound, so the candidates alone are ranked (no fallback to every course)."""
+    rng = np.random.default_rng(5)
+    rows, n = 6, 40
+    cf, content = rng.random((rows, n)) * 0.1, rng.random((rows, n)) * 0.1
+    for r in range(rows):
+        lead = rng.choice(n, 8, replace=False)
+        cf[r, lead], content[r, lead] = 0.9 + rng.random(8) * 0.1, 0.9 + rng.random(8) * 0.1
+    level = rng.random((rows, n)) * 0.2
+    seen = np.zeros((rows, n), bool)
+    seen[:, :3] = True
+    seen[np.arange(rows), np.argmax(cf, axis=1)] = True  # each learner's best CF course is already taken
+    points = [(a, w) for a in (0.0, 0.5, 1.0) for w in (0.0, 0.4)]
+    tops = blend_tops(cf, content, level, seen, points, k=5, candidates=10)
+    for got, want in zip(tops, _brute_force(cf, content, level, seen, points, 5)):
+        np.testing.assert_array_equal(got, want)
+    assert blend_tops(cf, content, level, seen, points[:1], candidates=10)[0].shape == (rows, 10)  # k: 10
 
 
 def test_blend_tops_by_hand():
