@@ -34,23 +34,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import lightgbm
 import numpy as np
-from bench_quality import ours_seed0, run_evaluate, sources
+from bench_quality import ours_seed0, run_evaluate, seed0_data, sources
 from threadpoolctl import threadpool_limits
 
 from common import console, markdown_table, print_table
 from coursepilot.evaluation.metrics import hit_matrix, metrics_from_hits
-from coursepilot.evaluation.protocol import held_out
-from coursepilot.evaluation.report import isolated_copy, refit_learner_labels
 from coursepilot.evaluation.significance import paired_ttest
-from coursepilot.models.base import Recommender, TrainData, load_train_data
+from coursepilot.models.base import Recommender, TrainData
 from coursepilot.models.catalogue import SPECS, build, fitted_fusion, fusion_tuning, tune_models
 from coursepilot.models.fusion import Fusion, tune_fusion
-from coursepilot.models.hybrid import validation_data
 from coursepilot.ranking import minmax_rows, top_k
-from coursepilot.splits import SplitConfig, build_split
 
 STOP_SHARE = 0.2  # share of the ranker's training learners held for early stopping
 VARIANTS = {"LambdaRank (scores)": False, "LambdaRank (scores + ranks)": True}
@@ -148,24 +143,6 @@ def rank_candidates(ranker: lightgbm.LGBMRanker, cands: Candidates, relevant: di
     return metrics(top_k(scores, min(10, scores.shape[1])), relevant, cands.rows)
 
 
-def seed0(home: Path, config: dict) -> tuple[TrainData, dict, TrainData, dict]:
-    """(training, test relevance, training minus the carve, the carve) of the report's seed 0."""
-    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
-    try:
-        info = {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM source_info").fetchall()}
-        mem = isolated_copy(con, config["max_learners"])
-    finally:
-        con.close()
-    scale = tuple(info["rating_scale"]) if info["rating_scale"] else None
-    build_split(mem, SplitConfig(test_share=config["test_share"], seed=0))
-    refit_learner_labels(mem, scale)
-    data = load_train_data(mem, scale)
-    test = held_out(mem, data, "test", scale)
-    fit_data, valid, _ = validation_data(mem, data, scale, 0.2, 0)
-    mem.close()
-    return data, test, fit_data, valid
-
-
 def timed(fn, *args):
     started = time.perf_counter()
     out = fn(*args)
@@ -176,7 +153,7 @@ def bench(name: str, work: Path, n_candidates: int) -> str:
     """Weight search against LambdaRank on one evaluated dataset: its Markdown section."""
     out, home = work / name / "out", work / name / "home"
     report = json.loads((out / "report.json").read_text())
-    data, test, fit_data, valid = seed0(home, report["config"])
+    data, test, fit_data, valid = seed0_data(home, report["config"], refit_labels=True)
     trained, tune_s = timed(lambda: tune_models(fit_data, valid, log=None))
     fit_data, valid = trained.fit_data, trained.valid  # the tuning population (re-keyed above its size)
     components = {m: trained.fitted[m] for m in trained.fitted if SPECS[m].fusion}

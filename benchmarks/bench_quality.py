@@ -45,7 +45,7 @@ from threadpoolctl import threadpool_limits
 from common import console, interaction_datasets, markdown_table, print_table
 from coursepilot.evaluation.metrics import hit_matrix, metrics_from_hits
 from coursepilot.evaluation.protocol import held_out
-from coursepilot.evaluation.report import isolated_copy
+from coursepilot.evaluation.report import isolated_copy, refit_learner_labels
 from coursepilot.evaluation.significance import paired_ttest
 from coursepilot.models.base import load_train_data
 from coursepilot.models.hybrid import validation_data
@@ -213,9 +213,10 @@ def run_peer(peer: Peer, split: Split) -> Result:
     )
 
 
-def seed0_split(home: Path, config: dict) -> Split:
-    """The split ``evaluate_all`` scores its first seed on (same sample, split, train data and validation
-    carve)."""
+def seed0_data(home: Path, config: dict, refit_labels: bool = False) -> tuple:
+    """(training, test relevance, training minus the carve, the carve) of the split ``evaluate_all`` scores
+    its first seed on (same sample, split and validation carve); ``refit_labels``: the learner labels
+    refitted on that split, as the report does (the level term reads them)."""
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     try:
         info = {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM source_info").fetchall()}
@@ -224,10 +225,18 @@ def seed0_split(home: Path, config: dict) -> Split:
         con.close()
     scale = tuple(info["rating_scale"]) if info["rating_scale"] else None
     build_split(mem, SplitConfig(test_share=config["test_share"], seed=0))
+    if refit_labels:
+        refit_learner_labels(mem, scale)
     data = load_train_data(mem, scale)
     test = held_out(mem, data, "test", scale)
     fit_data, valid, _ = validation_data(mem, data, scale, 0.2, 0)
     mem.close()
+    return data, test, fit_data, valid
+
+
+def seed0_split(home: Path, config: dict) -> Split:
+    """The split ``evaluate_all`` scores its first seed on, as bare matrices."""
+    data, test, fit_data, valid = seed0_data(home, config)
     return Split(
         data.learner_ids, data.matrix, fit_data.matrix, sample_learners(valid, TUNING_LEARNERS), test
     )
