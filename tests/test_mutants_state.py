@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coursepilot.peers.state import learner_state, weekly_windows
+from coursepilot.peers.state import difficulty_path, last_targets, learner_state, weekly_windows
 
 T0 = pd.Timestamp("2025-01-06")
 
@@ -79,3 +79,20 @@ def test_weekly_windows_by_hand():
     weeks = weekly_windows(pd.DataFrame({"ts": ts}))
     # counted from midnight of the first ts (7 days later is week 1); no ts: the first week
     assert weeks.tolist() == [0, 0, 1] and weeks.dtype == np.int64
+
+
+def test_an_empty_frame_has_an_empty_state_and_no_targets():
+    """No interactions (e.g. a new platform's first night): no windows, no targets, no error."""
+    empty = pd.DataFrame(
+        {
+            "learner_id": pd.Series([], dtype=object),
+            "course_id": pd.Series([], dtype=object),
+            "timestamp": pd.Series([], dtype="datetime64[ns]"),
+            "rating": pd.Series([], dtype=float),
+            "difficulty": pd.Series([], dtype=object),
+        }
+    )
+    state = learner_state(empty, (1, 5))
+    assert state.empty and {"P", "level", "target_difficulty"} <= set(state)
+    assert last_targets(state, 0.25, 0.5).empty
+    assert difficulty_path(np.array([], dtype=np.int64), np.array([]), np.array([]), 0.25, 0.5).size == 0

@@ -7,11 +7,12 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import sparse
 
 from coursepilot.embeddings import embed_texts
 from coursepilot.evaluation.protocol import evaluate, held_out
 from coursepilot.home import ProjectHome
-from coursepilot.models.base import load_train_data
+from coursepilot.models.base import TrainData, load_train_data
 from coursepilot.models.catalogue import MODELS as SPECS
 from coursepilot.models.catalogue import build
 from coursepilot.models.factors import Factorisation
@@ -22,6 +23,7 @@ from coursepilot.models.store import Entry, ModelStore
 from coursepilot.ranking import minmax_rows, top_k
 from coursepilot.registry import ServingModel, save_bundle
 from coursepilot.sampling import restrict, sample_rows
+from tests.fixed_scores import FixedScores
 from tests.recommender_data import FUSION_PARAMS, SCALE, small_fusion
 
 
@@ -362,3 +364,26 @@ def test_rating_prediction_hand_computed_and_better_than_the_mean(warehouse):
     test = split_frame(warehouse, ("test",)).dropna(subset=["rating"])
     mean_mae = rating_errors(test["rating"], real.predict("global_mean", test))["mae"]
     assert rating_errors(test["rating"], real.predict("biases", test))["mae"] < mean_mae
+
+
+def test_a_level_grid_without_zero_still_finds_the_plain_alpha():
+    """The plain equation (6) alpha is read from the level weight 0, which the grid always adds."""
+    rng = np.random.default_rng(5)
+    taken = rng.random((12, 9)) < 0.3
+    data = TrainData(
+        np.arange(12).astype(str).astype(object),
+        np.arange(9).astype(str).astype(object),
+        sparse.csr_matrix(taken.astype(float)),
+        difficulty=np.tile([0, 1, 2], 3),
+    )
+    valid = {r: {int(np.flatnonzero(~taken[r])[0])} for r in range(12)}
+
+    def grid(weights):
+        hybrid = Hybrid(FixedScores(rng_scores[0]), FixedScores(rng_scores[1]))
+        return tune(hybrid, data, valid, alphas=(0.0, 0.4, 1.0), level_weights=weights)
+
+    rng_scores = rng.random((2, 12, 9))
+    without, given = grid((0.5,)), grid((0.5, 0.0))
+    assert without.grid["level_weight"].tolist() == [0.5, 0.0] * 3
+    pd.testing.assert_frame_equal(without.grid, given.grid)
+    assert without.alpha_without_level == given.alpha_without_level

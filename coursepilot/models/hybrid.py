@@ -230,7 +230,8 @@ def tune(
     rows = np.array(sorted(valid))
     sets = [valid[int(r)] for r in rows]
     n_relevant = np.array([len(x) for x in sets])
-    points = [(alpha, weight) for alpha in alphas for weight in level_weights]
+    # weight 0 is always tried: the plain equation (6) alpha is the best of its row
+    points = [(alpha, weight) for alpha in alphas for weight in dict.fromkeys((*level_weights, 0.0))]
     tops = [[] for _ in points]
     for start in range(0, len(rows), batch):
         part = rows[start : start + batch]

@@ -118,7 +118,7 @@ def difficulty_path(
     """Equation (21) run forward through each learner's windows (rows grouped by learner, in window order),
     from the ``level`` (0-2) of their first window (1 when unknown), clipped to [0, 2]: the target after each
     window."""
-    starts = np.flatnonzero(np.r_[True, learners[1:] != learners[:-1]])
+    starts = np.flatnonzero(np.r_[len(learners) > 0, learners[1:] != learners[:-1]])
     sizes = np.diff(np.r_[starts, len(learners)])
     d = np.where(np.isfinite(level[starts]), level[starts], 1.0)
     out = np.empty(len(learners))
@@ -136,7 +136,7 @@ def last_targets(state: pd.DataFrame, delta: float, theta: float) -> pd.Series:
     ``theta``, by ``learner_id``; ``state`` as :func:`learner_state` returns it."""
     learners = state["learner_id"].to_numpy()
     path = difficulty_path(learners, state["P"].to_numpy(float), state["level"].to_numpy(float), delta, theta)
-    last = np.r_[learners[1:] != learners[:-1], True]
+    last = np.r_[learners[1:] != learners[:-1], True][: len(learners)]
     return pd.Series(path[last], index=learners[last])
 
 
