@@ -23,6 +23,7 @@ from coursepilot.peers.ranking import (
     cluster_random_peers,
     evaluate_peers,
     hybrid_peers,
+    peer_reasons,
     ranked_matrix,
     relevant_counts,
 )
@@ -535,3 +536,22 @@ def test_steering_tuning_picks_the_point_best_on_validation():
     assert len(steering.grid) == 7  # delta 0 once: theta does nothing without a step
     unsteered = steering.grid.iloc[0]  # every target 0.8: levels 1, 0, 2 in that order
     assert unsteered["ndcg@10"] == pytest.approx((2 / np.log2(4) + 2 / np.log2(3)) / 4)
+
+
+def test_each_peer_reason_names_its_term_with_the_evidence():
+    """Learner 0 took a, b; 1 took a, b, c; 2 took c; 3 nothing. Jobs: analyst, analyst, none, nurse."""
+    binary = sparse.csr_matrix(np.array([[1, 1, 0], [1, 1, 1], [0, 0, 1], [0, 0, 0]], dtype=np.float32))
+    jobs = np.array(["analyst", "analyst", None, "nurse"], dtype=object)
+    pairs = [
+        (0, 1, 0, "2 courses in common"),
+        (0, 2, 0, "0 courses in common"),
+        (1, 2, 0, "1 course in common"),
+        (0, 1, 1, "same job (analyst)"),
+        (2, 3, 1, "similar interests"),  # no job
+        (0, 3, 1, "similar interests"),  # another job
+        (0, 1, 2, "similar level"),
+        (3, 1, 3, "active learner (3 courses)"),
+        (0, 2, 3, "active learner (1 courses)"),
+    ]
+    rows, peers, kinds, expected = (np.array(column) for column in zip(*pairs))
+    assert peer_reasons(kinds, rows, peers, binary, jobs).tolist() == expected.tolist()

@@ -163,7 +163,7 @@ def hybrid_peers(
                     "rank": np.tile(np.arange(1, batch.k + 1), len(batch.rows)),
                     "peer": peers,
                     "score": np.take_along_axis(score, best, axis=1).ravel().astype(float),
-                    "reason": _reasons(parts.argmax(axis=0).ravel(), learners, peers, binary, jobs),
+                    "reason": peer_reasons(parts.argmax(axis=0).ravel(), learners, peers, binary, jobs),
                 }
             )
         )
@@ -171,25 +171,30 @@ def hybrid_peers(
     return pd.concat(out, ignore_index=True)[columns] if out else pd.DataFrame(columns=columns)
 
 
-def _reasons(
+def peer_reasons(
     kinds: np.ndarray, rows: np.ndarray, peers: np.ndarray, binary: sparse.csr_matrix, jobs: np.ndarray
 ) -> np.ndarray:
     """The one-line reason of each (row, peer) pair from the term that contributed most (``kinds``: its
-    position in
-    :data:`TERMS`)."""
-    shared = np.asarray(binary[rows].multiply(binary[peers]).sum(axis=1)).ravel().astype(int)
-    job_of = pd.Series(jobs[rows], dtype=object)
-    same_job = (job_of == pd.Series(jobs[peers], dtype=object)).to_numpy() & job_of.map(
-        lambda j: isinstance(j, str)
-    ).to_numpy()
-    courses = pd.Series(shared).astype(str) + np.where(shared == 1, " course in common", " courses in common")
-    profile = np.where(same_job, "same job (" + job_of.astype(str) + ")", "similar interests")
-    active = "active learner (" + pd.Series(np.diff(binary.indptr)[peers]).astype(str) + " courses)"
-    return np.select(
-        [kinds == 0, kinds == 1, kinds == 2],
-        [courses.to_numpy(), profile, "similar level"],
-        active.to_numpy(),
-    )
+    position in :data:`TERMS`). Each text is built once per distinct value (a count, a job) and looked
+    up: at a million learners there are ten million pairs and a few hundred distinct texts."""
+    out = np.full(len(kinds), "similar level", dtype=object)
+    pick = np.flatnonzero(kinds == 0)
+    shared = np.asarray(binary[rows[pick]].multiply(binary[peers[pick]]).sum(axis=1)).ravel().astype(int)
+    out[pick] = _texts(shared, lambda n: f"{n} course in common" if n == 1 else f"{n} courses in common")
+    pick = np.flatnonzero(kinds == 1)
+    job, peer_job = jobs[rows[pick]], jobs[peers[pick]]
+    same = np.fromiter((isinstance(j, str) for j in job), bool, len(pick)) & (job == peer_job)
+    out[pick] = "similar interests"
+    out[pick[same]] = _texts(job[same], lambda j: f"same job ({j})")
+    pick = np.flatnonzero(kinds == 3)
+    out[pick] = _texts(np.diff(binary.indptr)[peers[pick]], lambda n: f"active learner ({n} courses)")
+    return out
+
+
+def _texts(values: np.ndarray, text) -> np.ndarray:
+    """``text(v)`` for each of ``values``, called once per distinct value."""
+    distinct, inverse = np.unique(values, return_inverse=True)
+    return np.array([text(v) for v in distinct], dtype=object)[inverse]
 
 
 def cf_peers(matrix: sparse.csr_matrix, k: int, rows: np.ndarray | None = None) -> np.ndarray:
