@@ -4,7 +4,9 @@ cases (kills mutants of coursepilot/models/hybrid.py)."""
 from __future__ import annotations
 
 import math
+import warnings
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,7 +24,10 @@ from coursepilot.models.hybrid import (
     level_targets_scorer,
     time_rank,
     tune,
+    validation_data,
 )
+from coursepilot.sampling import sample_learners
+from coursepilot.splits import coded_interactions
 
 from .fixed_scores import FixedScores
 
@@ -274,3 +279,183 @@ def test_carve_rule_choice_and_its_description():
         Carve(held, "per_learner", {"per_learner": 3}).describe()
         == "each learner's latest rows, 3 validation learners"
     )
+
+
+DAY = 86_400
+JAN_1 = 1_704_067_200  # 2024-01-01 in seconds since the epoch
+
+
+def _warehouse():
+    """Learners u, v, w, courses a-f: u took a-e on Jan 1-5 (ratings 5, 3, 1, 5, 4), v a, c, f on Jan 1, 6, 7
+    (2, 4, 5), w b, d on Jan 2, 3 (3, 1); u-f and w-a are test rows."""
+    con = duckdb.connect()
+    rows = [
+        ("u", "a", 1, 5),
+        ("u", "b", 2, 3),
+        ("u", "c", 3, 1),
+        ("u", "d", 4, 5),
+        ("u", "e", 5, 4),
+        ("v", "a", 1, 2),
+        ("v", "c", 6, 4),
+        ("v", "f", 7, 5),
+        ("w", "b", 2, 3),
+        ("w", "d", 3, 1),
+        ("u", "f", 8, 5),
+        ("w", "a", 9, 5),
+    ]
+    interactions = pd.DataFrame(rows, columns=["learner_id", "course_id", "day", "rating"])
+    interactions["ts"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(interactions["day"] - 1, unit="D")
+    interactions["rating"] = interactions["rating"].astype(float)
+    con.register("rows_", interactions.assign(split=["train"] * 10 + ["test"] * 2))
+    con.execute("CREATE TABLE interactions AS SELECT learner_id, course_id, ts, rating FROM rows_")
+    con.execute("CREATE TABLE split AS SELECT learner_id, course_id, split FROM rows_")
+    con.unregister("rows_")
+    return con
+
+
+def _six_courses() -> TrainData:
+    return TrainData(
+        np.array(["u", "v", "w"], dtype=object),
+        np.array(list("abcdef"), dtype=object),
+        sparse.csr_matrix((3, 6)),
+        difficulty=np.array([0, 1, 2, 0, 1, 2]),
+    )
+
+
+def test_validation_data_by_hand():
+    """Share 0.2 by default: u's latest row (e) and v's (f) are held; w has two rows, too few. The
+    platform's latest 2 of 10 are both v's (one learner): each learner's latest rows hold more. The rest is
+    the fit data, confidence 1 + (rating - 1) / 4 on the 1-5 scale, with its times; the held rows are the
+    validation sets."""
+    con = _warehouse()
+    data = _six_courses()
+    fit_data, valid, carve = validation_data(con, data, (1.0, 5.0))
+    expected = [
+        [2.0, 1.5, 1.0, 2.0, 0.0, 0.0],  # u: a 5, b 3, c 1, d 5 (e held)
+        [1.25, 0.0, 1.75, 0.0, 0.0, 0.0],  # v: a 2, c 4 (f held)
+        [0.0, 1.5, 0.0, 1.0, 0.0, 0.0],  # w: b 3, d 1
+    ]
+    np.testing.assert_allclose(fit_data.matrix.toarray(), expected)
+    days = [[1, 2, 3, 4, 0, 0], [1, 0, 6, 0, 0, 0], [0, 2, 0, 3, 0, 0]]
+    times = np.where(np.array(days) > 0, JAN_1 + (np.array(days) - 1) * DAY, 0)
+    assert fit_data.times.shape == (3, 6)
+    np.testing.assert_array_equal(fit_data.times.toarray(), times)
+    assert valid == {0: {4}, 1: {5}}
+    assert carve.rule == "per_learner" and carve.learners == {"per_learner": 2, "platform": 1}
+    assert fit_data.learner_ids is data.learner_ids and fit_data.difficulty is data.difficulty
+    # the coded training rows given instead of the warehouse: the same split, no query
+    train = coded_interactions(con, ("train",), data.learner_ids, data.course_ids)
+    again = validation_data(None, data, (1.0, 5.0), train=train)
+    np.testing.assert_array_equal(again.fit_data.matrix.toarray(), fit_data.matrix.toarray())
+    assert again.valid == valid and np.array_equal(again.carve.held, carve.held)
+    # share 0.4: u holds its latest round(2.0) = 2 rows (d, e), v round(1.2) = 1 (f); the platform's latest
+    # 4 of 10 (v f, c; u e, d) hold the same two learners: a tie kept by the test's own rule
+    part = validation_data(con, data, (1.0, 5.0), share=0.4)
+    assert part.valid == {0: {3, 4}, 1: {5}} and part.carve.learners == {"per_learner": 2, "platform": 2}
+    assert part.carve.rule == "per_learner"
+
+
+def test_validation_data_seed_breaks_ties_in_time():
+    """One learner, five rows at one time: the held row is the last of the seeded permutation of the rows
+    (np.random.default_rng(seed).permutation(5)[-1]); seed 0 by default."""
+    data = TrainData(
+        np.array(["u"], dtype=object), np.array(list("abcde"), dtype=object), sparse.csr_matrix((1, 5))
+    )
+    train = pd.DataFrame(
+        {"row": np.zeros(5, int), "col": np.arange(5), "ts": pd.Timestamp("2024-01-01"), "rating": 3.0}
+    )
+    for seed in (0, 1):
+        last = int(np.random.default_rng(seed).permutation(5)[-1])
+        kwargs = {} if seed == 0 else {"seed": seed}
+        fit_data, valid, _ = validation_data(None, data, (1.0, 5.0), train=train, **kwargs)
+        assert valid == {0: {last}}
+        assert fit_data.matrix.toarray()[0].tolist() == [0.0 if c == last else 1.5 for c in range(5)]
+    assert np.random.default_rng(0).permutation(5)[-1] != np.random.default_rng(1).permutation(5)[-1]
+
+
+def test_latest_rules_follow_a_given_time_rank():
+    """A rank given by the caller (one sort shared by both rules) decides, not the rows' own times."""
+    train = _coded([(0, c, t) for c, t in enumerate([1, 2, 3, 4, 5])])
+    reverse = np.array([4, 3, 2, 1, 0])  # the first row is the latest by this rank
+    assert np.flatnonzero(latest_per_learner(train, rank=reverse)).tolist() == [0]
+    two = _coded([(0, c, t) for c, t in enumerate([1, 2, 3, 4, 5])] + [(1, 5, 6), (1, 6, 7), (1, 7, 8)])
+    rank = np.array([7, 6, 5, 4, 3, 2, 1, 0])  # the platform's latest 2 by this rank: rows 0 and 1
+    assert np.flatnonzero(latest_on_platform(two, rank=rank)).tolist() == [0, 1]
+
+
+def test_latest_on_platform_seed_breaks_ties_in_time():
+    """Ten rows at one time (two learners of five): the held 2 are the last two of
+    np.random.default_rng(seed).permutation(10); seed 0 by default."""
+    train = _coded([(r // 5, r, 0) for r in range(10)])
+    for seed in (0, 1):
+        last_two = sorted(np.random.default_rng(seed).permutation(10)[-2:].tolist())
+        kwargs = {} if seed == 0 else {"seed": seed}
+        assert np.flatnonzero(latest_on_platform(train, **kwargs)).tolist() == last_two
+
+
+def test_tune_samples_validation_learners_with_its_seed():
+    """max_learners 1 of the two: alpha 0 without the level term scores 1 for learner 0 (content ranks course
+    2 first) and 1/log2(4) for learner 1 (course 3 third); the seed picks the learner as sample_learners
+    does."""
+    by_learner = {0: 1.0, 1: THIRD}
+    for seed in (0, 1):
+        (learner,) = sample_learners(VALID, 1, seed)
+        kwargs = {} if seed == 0 else {"seed": seed}
+        tuning = tune(
+            _hybrid(), _data(), VALID, alphas=(0.0,), level_weights=(0.0,), max_learners=1, **kwargs
+        )
+        assert tuning.valid_ndcg == pytest.approx(by_learner[learner])
+    assert set(sample_learners(VALID, 1, 0)) != set(sample_learners(VALID, 1, 1))
+
+
+def test_tune_fits_the_parts_unless_told_they_are_fitted():
+    fitted = _hybrid()
+    tune(fitted, _data(), VALID, alphas=(0.5,), level_weights=(0.0,))
+    assert fitted.cf.fitted_on is fitted.content.fitted_on is fitted.data
+    kept = _hybrid()
+    tune(kept, _data(), VALID, alphas=(0.5,), level_weights=(0.0,), fit_parts=False)
+    assert kept.cf.fitted_on is None and kept.content.fitted_on is None and kept.data is not None
+
+
+def test_the_plain_alpha_ignores_the_level_weighted_points():
+    """Learner 0 alone (course 2): alpha 1 ranks it second by CF (course 1 first), first with w 0.8 (level 1);
+    alpha 0 ranks it first by content either way. With the level term both reach 1; without it only
+    alpha 0."""
+    tuning = tune(_hybrid(), _data(), {0: {2}}, alphas=(1.0, 0.0), level_weights=(0.0, 0.8))
+    np.testing.assert_allclose(tuning.grid["ndcg@10"], [SECOND, 1.0, 1.0, 1.0], rtol=1e-6)
+    assert tuning.alpha_without_level == 0.0 and (tuning.alpha, tuning.level_weight) == (0.0, 0.0)
+
+
+def test_blend_tops_ranks_the_candidates_by_the_sum_of_the_parts():
+    """Eight courses, three candidates per part: A (CF 1, content 0.9) and B (0.8, 0) lead, the rest are 0, so
+    the bounds are 0 and the candidates alone are ranked: A scores 0.95 and B 0.4 at alpha 0.5."""
+    cf = np.array([[1.0, 0.8, 0, 0, 0, 0, 0, 0]])
+    content = np.array([[0.9, 0.0, 0, 0, 0, 0, 0, 0]])
+    none = np.zeros((1, 8))
+    tops = blend_tops(cf, content, none, none > 0, [(0.5, 0.0)], k=1, candidates=3)
+    assert tops[0].tolist() == [[0]]
+
+
+def test_blend_tops_never_ranks_a_seen_candidate():
+    """Three unseen courses (0-2) of ten, four candidates per part: a seen course fills each list. The seen
+    courses score best by CF and content (1), yet the top 2 are unseen: 1 (0.9) and 0 (0.5) at alpha 0.5."""
+    cf = np.array([[0.5, 0.9, 0.1] + [1.0] * 7])
+    seen = np.arange(10)[None, :] >= 3
+    level = np.zeros((1, 10))
+    assert blend_tops(cf, cf.copy(), level, seen, [(0.5, 0.0)], k=2, candidates=4)[0].tolist() == [[1, 0]]
+
+
+def test_blend_tops_with_fewer_unseen_courses_than_candidates_warns_nothing():
+    """Alpha 0 and 1 times an infinite bound (fewer unseen courses than candidates) would be 0 * -inf: the
+    code ignores that invalid value instead of warning."""
+    rng = np.random.default_rng(1)
+    cf, content, level = rng.random((3, 12)), rng.random((3, 12)), rng.random((3, 12))
+    seen = np.zeros((3, 12), bool)
+    seen[0, 2:] = True  # learner 0: two unseen courses
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tops = blend_tops(cf, content, level, seen, [(0.0, 0.2), (1.0, 0.0)], k=2, candidates=4)
+    assert [set(t[0]) for t in tops] == [{0, 1}, {0, 1}]
+    for top, (alpha, weight) in zip(tops, [(0.0, 0.2), (1.0, 0.0)]):
+        blend = alpha * cf[1:] + (1 - alpha) * content[1:] + weight * level[1:]
+        np.testing.assert_array_equal(top[1:], np.argsort(-blend, axis=1)[:, :2])

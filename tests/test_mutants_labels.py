@@ -5,6 +5,9 @@ Every case is small enough to train on in well under a second: a few dozen learn
 
 from __future__ import annotations
 
+import warnings
+
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +15,7 @@ from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
@@ -26,10 +30,14 @@ from coursepilot.labels import (
     _stratified_sample,
     _training_labels,
     _why_unlearnable,
+    difficulty_from_cues,
+    fill_difficulty,
+    label_courses,
     label_learners,
     neutral_labels,
     performance_score,
     threshold_labels,
+    truth_labels,
 )
 
 
@@ -56,6 +64,14 @@ def test_scores_by_hand():
     assert Scores.of([True] * 3, [True] * 3).confusion == [[0, 0], [0, 3]]
     assert Scores.of([False] * 3, [False] * 3).f1 == 0.0
     assert Scores.of([0, 1], [1, 1]).confusion == [[0, 1], [0, 1]]  # truthy values taken as bool
+
+
+def test_scores_take_any_truthy_value_as_adaptive_and_score_no_positive_as_f1_0_silently():
+    # 2 and 0.7 are truthy: both rows are true positives, the 0s true negatives
+    assert Scores.of([2, 0, 0.7, 0], [1, 0, 3, 0]) == Scores(1.0, 1.0, [[2, 0], [0, 2]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # sklearn warns of an undefined F1 unless told what to return
+        assert Scores.of([False, False], [False, False]).f1 == 0.0
 
 
 def test_performance_score_skips_a_missing_feature():
@@ -179,3 +195,197 @@ def test_the_svm_is_scored_by_seeded_shuffled_folds_on_its_seeded_sample():
     )[:, 1]
     np.testing.assert_allclose(result.labels["p_adaptive"].to_numpy()[idx], oof)
     assert result.cv["svm"] == Scores.of(y[idx], oof > 0.5)
+
+
+def test_truth_labels_from_the_warehouse_or_none():
+    con = duckdb.connect()
+    assert truth_labels(con) is None  # no truth_learners table: the source has no ground truth
+    con.execute("CREATE TABLE truth_learners (learner_id VARCHAR, adaptive BOOLEAN)")
+    con.execute("INSERT INTO truth_learners VALUES ('a', true), ('b', false)")
+    truth = truth_labels(con)
+    assert truth.index.tolist() == ["a", "b"] and truth.tolist() == [True, False] and truth.name == "adaptive"
+
+
+def _uninformative(n: int = 20) -> tuple[FeatureTable, pd.Series]:
+    """One constant feature (normalised to 0 for everyone), half the learners adaptive."""
+    features = _features(courses_taken=np.full(n, 2.0))
+    return features, pd.Series(np.arange(n) % 2 == 1, index=features.raw["learner_id"])
+
+
+def test_a_forest_vote_tied_at_half_is_not_adaptive():
+    """A one-tree forest on a constant feature is one leaf: every learner gets its bootstrap's adaptive share.
+    With seed 7 that share is exactly 10 / 20 (checked on sklearn's own forest), so everyone is at 0.5, which
+    is not above 0.5: nobody is adaptive, the forest is right on the 10 non-adaptive learners."""
+    features, truth = _uninformative()
+    X, y = np.zeros((20, 1)), truth.to_numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # one tree leaves some learners without an OOB score
+        reference = RandomForestClassifier(1, min_samples_leaf=2, oob_score=True, random_state=7).fit(X, y)
+        result = label_learners(
+            features, truth, LearnerLabelConfig(rf_trees=1, cv_folds=2, seed=7, classifiers=("rf",))
+        )
+    assert (reference.predict_proba(X)[:, 1] == 0.5).all()
+    assert (result.labels["p_adaptive"] == 0.5).all() and not result.labels["adaptive"].any()
+    nobody = Scores(0.5, 0.0, [[10, 0], [10, 0]])
+    assert result.cv["rf"] == nobody and result.against_truth == nobody
+
+
+def test_classifiers_agree_when_both_vote_exactly_half():
+    """On the constant feature the calibrated SVM also gives exactly 0.5 (a balanced Platt fit): neither calls
+    anyone adaptive, so they agree on every learner; both score F1 0 and the tie goes to the forest."""
+    features, truth = _uninformative()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        result = label_learners(features, truth, LearnerLabelConfig(rf_trees=1, cv_folds=2, seed=7))
+    folds = StratifiedKFold(2, shuffle=True, random_state=7)
+    svm = clone(_classifiers(LearnerLabelConfig())["svm"])
+    oof = cross_val_predict(svm, np.zeros((20, 1)), truth.to_numpy(), cv=folds, method="predict_proba")[:, 1]
+    assert (oof == 0.5).all()
+    assert result.agreement == 1.0 and result.chosen == "rf"
+    assert result.cv["svm"] == result.cv["rf"] == Scores(0.5, 0.0, [[10, 0], [10, 0]])
+
+
+def test_lexical_cues_count_advanced_minus_beginner_words():
+    texts = ["Advanced spreadsheets", "Spreadsheet basics", "Advanced basics", "RESEARCH METHODS", "Knitting"]
+    # +1, -1, 1 - 1 = 0, +1 (case ignored), 0
+    assert difficulty_from_cues(texts).tolist() == [
+        "advanced",
+        "beginner",
+        "intermediate",
+        "advanced",
+        "intermediate",
+    ]
+
+
+LEVELS = ("beginner", "intermediate", "advanced")
+
+
+def _catalogue(levels, seed: int = 0) -> np.ndarray:
+    """Course vectors near the corner of their level (0 beginner, 1 intermediate, 2 advanced) in 6 dims."""
+    codes = np.array([LEVELS.index(level) for level in levels])
+    return np.eye(6)[codes] * 2 + np.random.default_rng(seed).normal(0, 0.3, (len(codes), 6))
+
+
+def test_fill_difficulty_keeps_a_complete_source():
+    difficulty = pd.Series(["advanced", "beginner"], index=[7, 9])
+    filled, source, method = fill_difficulty(_catalogue(difficulty), ["a", "b"], difficulty)
+    assert filled is difficulty and method == "source"
+    assert source.index.tolist() == [7, 9] and source.tolist() == ["source", "source"]
+
+
+def test_fill_difficulty_by_logistic_regression_with_five_courses_a_level():
+    """Five labelled courses of each level (the default minimum) train the model; each hidden course lies at
+    its level's corner, so that level is predicted, whatever its text cues say."""
+    truth = list(np.repeat(LEVELS, 5)) + ["advanced", "beginner", "intermediate"]
+    difficulty = pd.Series(truth[:15] + [None] * 3, index=np.arange(100, 118), dtype=object)
+    texts = ["x"] * 15 + ["An introduction", "Advanced research", "Basics"]  # cues would say otherwise
+    filled, source, method = fill_difficulty(_catalogue(truth), texts, difficulty)
+    assert filled.tolist() == truth and filled.index.tolist() == list(range(100, 118))
+    assert source.tolist() == ["source"] * 15 + ["derived"] * 3 and source.index.equals(difficulty.index)
+    assert method == "logistic regression on the labelled courses' embeddings"
+    assert difficulty.isna().sum() == 3  # the input is left as it was
+
+
+def test_fill_difficulty_by_cues_below_the_minimum_or_without_every_level():
+    """Hidden courses (at positions 1 and 4) get the cues of their own texts."""
+    truth = ["beginner", None, "intermediate", "advanced", None] + list(np.repeat(LEVELS, 5))
+    difficulty = pd.Series(truth, dtype=object)
+    texts = ["x", "Advanced theory", "x", "x", "Getting started"] + ["x"] * 15
+    vectors = _catalogue([t or "intermediate" for t in truth])
+    expected = ["beginner", "advanced", "intermediate", "advanced", "beginner"] + list(np.repeat(LEVELS, 5))
+    # six labelled courses a level, but a minimum of seven: cues decide
+    filled, source, method = fill_difficulty(vectors, texts, difficulty, min_per_level=7)
+    assert filled.tolist() == expected and method == "lexical level cues"
+    assert source.tolist() == ["source", "derived", "source", "source", "derived"] + ["source"] * 15
+    # six a level meet a minimum of six: the model decides (both hidden vectors are intermediate)
+    filled, _, method = fill_difficulty(vectors, texts, difficulty, min_per_level=6)
+    assert method.startswith("logistic") and filled[[1, 4]].tolist() == ["intermediate", "intermediate"]
+    # no advanced course labelled, plenty of the two others: cues decide
+    two = pd.Series(["beginner"] * 6 + ["intermediate"] * 6 + [None], dtype=object)
+    texts = ["x"] * 12 + ["In-depth optimisation"]
+    vectors = _catalogue(["beginner"] * 7 + ["intermediate"] * 6)  # the hidden course looks like a beginner's
+    filled, _, method = fill_difficulty(vectors, texts, two)
+    assert method == "lexical level cues" and filled.iloc[-1] == "advanced"
+
+
+def _reference_oof(X, y, folds: int, seed: int) -> np.ndarray:
+    model = LogisticRegression(C=10.0, max_iter=3000)
+    split = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    return cross_val_predict(model, X, y, cv=split, method="predict_proba")[:, 1]
+
+
+def test_course_labels_trained_on_the_source_difficulties_only():
+    """20 courses labelled by the source (10 accessible, 10 intensive) train the classifier; 4 whose derived
+    difficulty says beginner lie at the advanced corner: they are not trained on, and come out intensive.
+    Labelled courses get their cross-validated probability (seeded shuffled folds), the others the model's."""
+    source_levels = ["beginner"] * 10 + ["intermediate"] * 5 + ["advanced"] * 5
+    vectors = _catalogue(source_levels + ["advanced"] * 4)
+    difficulty = pd.Series(source_levels + ["beginner"] * 4)
+    origin = pd.Series(["source"] * 20 + ["derived"] * 4)
+    ids = [f"C{i}" for i in range(24)]
+    result = label_courses(ids, vectors, difficulty, origin)
+    labels = result.labels
+    assert list(labels.columns) == [
+        "course_id",
+        "difficulty",
+        "difficulty_source",
+        "intensive",
+        "p_intensive",
+    ]
+    assert labels["course_id"].tolist() == ids and labels["difficulty"].tolist() == difficulty.tolist()
+    assert labels["difficulty_source"].tolist() == origin.tolist()
+    assert labels["intensive"].tolist() == [False] * 10 + [True] * 14
+    y = np.arange(20) >= 10
+    np.testing.assert_allclose(labels["p_intensive"][:20], _reference_oof(vectors[:20], y, 5, 0), rtol=1e-9)
+    model = LogisticRegression(C=10.0, max_iter=3000).fit(vectors[:20], y)
+    np.testing.assert_allclose(labels["p_intensive"][20:], model.predict_proba(vectors[20:])[:, 1], rtol=1e-9)
+    assert result.labelled == 20 and result.fallback is None and result.model is not None
+    np.testing.assert_allclose(result.model.predict_proba(vectors)[:, 1], model.predict_proba(vectors)[:, 1])
+    assert result.cv["logreg"] == Scores(1.0, 1.0, [[10, 0], [0, 10]])
+    # half the labelled courses intensive: the majority baseline says intensive for all
+    assert result.cv["majority"] == Scores(0.5, 2 / 3, [[0, 10], [0, 10]])
+    seeded = label_courses(ids, vectors, difficulty, origin, seed=3).labels["p_intensive"][:20]
+    np.testing.assert_allclose(seeded, _reference_oof(vectors[:20], y, 5, 3), rtol=1e-9)
+    assert not np.allclose(seeded, labels["p_intensive"][:20], rtol=1e-9, atol=0)
+
+
+def test_course_labels_without_source_labels_train_on_the_derived_ones():
+    """No course labelled by the source: the 12 with a derived difficulty train (6 folds asked, 6 a class);
+    the one without a difficulty is only predicted."""
+    levels = ["beginner"] * 6 + ["advanced"] * 6
+    vectors = _catalogue(levels + ["advanced"])
+    difficulty = pd.Series(levels + [None], dtype=object)
+    result = label_courses(range(13), vectors, difficulty, pd.Series(["derived"] * 13), folds=6)
+    assert result.labelled == 12 and result.fallback is None
+    y = np.arange(12) >= 6
+    np.testing.assert_allclose(
+        result.labels["p_intensive"][:12], _reference_oof(vectors[:12], y, 6, 0), rtol=1e-9
+    )
+    assert result.labels["intensive"].tolist() == [False] * 6 + [True] * 7
+
+
+def test_five_courses_a_class_are_enough_for_the_default_five_folds():
+    levels = ["beginner"] * 5 + ["advanced"] * 6
+    result = label_courses(range(11), _catalogue(levels), pd.Series(levels), pd.Series(["source"] * 11))
+    assert result.fallback is None and set(result.cv) == {"logreg", "majority"}
+
+
+def test_course_labels_of_one_class_follow_the_difficulty():
+    levels = ["beginner"] * 8
+    difficulty, origin = pd.Series(levels), pd.Series(["source"] * 8)
+    result = label_courses(list("abcdefgh"), _catalogue(levels), difficulty, origin)
+    assert result.fallback == (
+        "no classifier trained: too few courses per class to cross-validate (accessible 8, intensive 0); "
+        "labels follow the difficulty"
+    )
+    assert result.cv == {} and result.labelled == 8 and result.model is None
+    expected = pd.DataFrame(
+        {
+            "course_id": list("abcdefgh"),
+            "difficulty": levels,
+            "difficulty_source": ["source"] * 8,
+            "intensive": [False] * 8,
+            "p_intensive": [0.0] * 8,
+        }
+    )
+    pd.testing.assert_frame_equal(result.labels, expected)

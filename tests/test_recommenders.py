@@ -387,3 +387,20 @@ def test_a_level_grid_without_zero_still_finds_the_plain_alpha():
     assert without.grid["level_weight"].tolist() == [0.5, 0.0] * 3
     pd.testing.assert_frame_equal(without.grid, given.grid)
     assert without.alpha_without_level == given.alpha_without_level
+
+
+def test_without_validation_learners_every_grid_point_scores_zero():
+    """A carve that holds no learner (every learner has one training row) gives nothing to tune on: the
+    grid and eq. 21's scorer say 0 rather than fail."""
+    data = TrainData(
+        np.array(["u", "v"], dtype=object),
+        np.array(["a", "b", "c"], dtype=object),
+        sparse.csr_matrix(np.array([[1.0, 0, 0], [0, 1.0, 0]])),
+        difficulty=np.array([0, 1, 2]),
+    )
+    scores = np.random.default_rng(2).random((2, 2, 3))
+    hybrid = Hybrid(FixedScores(scores[0]), FixedScores(scores[1]), 0.5, 0.2)
+    tuning = tune(hybrid, data, {}, alphas=(0.0, 1.0), level_weights=(0.0, 0.5))
+    assert tuning.grid["ndcg@10"].tolist() == [0.0] * 4
+    assert (tuning.alpha, tuning.level_weight) == (0.0, 0.0)
+    assert level_targets_scorer(hybrid.fit(data), data, {})(None) == 0.0

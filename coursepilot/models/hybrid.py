@@ -244,7 +244,7 @@ def tune(
         (
             alpha,
             weight,
-            float(metrics_from_hits(hit_matrix(np.vstack(top), sets), n_relevant, (10,))["ndcg@10"].mean()),
+            _mean_ndcg(top, sets, n_relevant),
         )
         for (alpha, weight), top in zip(points, tops)
     ]
@@ -287,10 +287,16 @@ def level_targets_scorer(hybrid: Hybrid, fit_data: TrainData, valid: dict, batch
         level = LevelMatch().fit(fit_data, targets)
         match = np.take_along_axis(difficulty_table(level.targets[rows]), classes[columns], axis=1)
         order = np.argsort(-(fixed + hybrid.level_weight * match), axis=1, kind="stable")[:, :k]
-        hits = hit_matrix(np.take_along_axis(columns, order, axis=1), sets)
-        return float(metrics_from_hits(hits, n_relevant, (10,))["ndcg@10"].mean())
+        return _mean_ndcg([np.take_along_axis(columns, order, axis=1)], sets, n_relevant)
 
     return ndcg
+
+
+def _mean_ndcg(tops: list[np.ndarray], sets: list[set], n_relevant: np.ndarray) -> float:
+    """Mean nDCG@10 of the ranked rows ``tops`` (batches of learners); 0.0 without a validation learner."""
+    if not sets:
+        return 0.0
+    return float(metrics_from_hits(hit_matrix(np.vstack(tops), sets), n_relevant, (10,))["ndcg@10"].mean())
 
 
 def blend_tops(
