@@ -540,8 +540,10 @@ def test_steering_tuning_picks_the_point_best_on_validation():
 
 def test_each_peer_reason_names_its_term_with_the_evidence():
     """Learner 0 took a, b; 1 took a, b, c; 2 took c; 3 nothing. Jobs: analyst, analyst, none, nurse."""
-    binary = sparse.csr_matrix(np.array([[1, 1, 0], [1, 1, 1], [0, 0, 1], [0, 0, 0]], dtype=np.float32))
-    jobs = np.array(["analyst", "analyst", None, "nurse"], dtype=object)
+    binary = sparse.csr_matrix(
+        np.array([[1, 1, 0], [1, 1, 1], [0, 0, 1], [0, 0, 0], [0, 0, 0], [0, 0, 0]], dtype=np.float32)
+    )
+    jobs = np.array(["analyst", "analyst", None, "nurse", pd.NA, float("nan")], dtype=object)
     pairs = [
         (0, 1, 0, "2 courses in common"),
         (0, 2, 0, "0 courses in common"),
@@ -552,6 +554,7 @@ def test_each_peer_reason_names_its_term_with_the_evidence():
         (0, 1, 2, "similar level"),
         (3, 1, 3, "active learner (3 courses)"),
         (0, 2, 3, "active learner (1 courses)"),
+        (4, 5, 1, "similar interests"),  # missing jobs as pd.NA and NaN
     ]
     rows, peers, kinds, expected = (np.array(column) for column in zip(*pairs))
     assert peer_reasons(kinds, rows, peers, binary, jobs).tolist() == expected.tolist()

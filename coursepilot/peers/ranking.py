@@ -183,7 +183,8 @@ def peer_reasons(
     out[pick] = _texts(shared, lambda n: f"{n} course in common" if n == 1 else f"{n} courses in common")
     pick = np.flatnonzero(kinds == 1)
     job, peer_job = jobs[rows[pick]], jobs[peers[pick]]
-    same = np.fromiter((isinstance(j, str) for j in job), bool, len(pick)) & (job == peer_job)
+    # element by element: a missing job may be None, NaN or pd.NA, and NA has no truth value
+    same = np.fromiter((isinstance(j, str) and j == p for j, p in zip(job, peer_job)), bool, len(pick))
     out[pick] = "similar interests"
     out[pick[same]] = _texts(job[same], lambda j: f"same job ({j})")
     pick = np.flatnonzero(kinds == 3)
