@@ -87,6 +87,8 @@ def save_bundle(
 class ServingModel:
     """Scores and explains recommendations from a bundle with the pipeline's own model classes."""
 
+    home: ProjectHome | None = None  # whose MiniLM ONNX export encodes profiles (None: $COURSEPILOT_HOME)
+
     def __init__(self, folder: str | os.PathLike):
         folder = Path(folder)
         with np.load(folder / "arrays.npz", allow_pickle=False) as npz:
@@ -126,9 +128,13 @@ class ServingModel:
         row = self.known(learner_id)
         taken = self.data.matrix[row].indices
         k = min(k, len(self.course_ids) - len(taken))
-        top = self.fusion.recommend(np.array([row]), k)[0] if k > 0 else np.array([], dtype=np.int64)
-        scores = self.fusion.score(np.array([row]))[0, top]
-        return self._frame(top, scores, [self._text(r) for r in explain(self.fusion, row, top)], learner_id)
+        parts = self.fusion.parts(np.array([row]))  # scored once: the ranking, the scores and the reasons
+        scores = sum(parts.values())[0]
+        ranked = scores.astype(np.float64)
+        ranked[taken] = -np.inf
+        top = top_k(ranked[None, :], k)[0] if k > 0 else np.array([], dtype=np.int64)
+        reasons = [self._text(r) for r in explain(self.fusion, row, top, parts)]
+        return self._frame(top, scores[top], reasons, learner_id)
 
     def _text(self, reason: Reason) -> str:
         evidence = self.titles[reason.evidence] if reason.evidence >= 0 else ""
@@ -168,7 +174,7 @@ class ServingModel:
             if isinstance(learner, str) and learner and learner in self.learner_ids:
                 result = self.for_learner(learner, k)
             elif isinstance(profile, str) and profile.strip():
-                folder = serving_onnx_folder()
+                folder = serving_onnx_folder(self.home)
                 backend = "torch" if folder is None else "onnx"
                 vector = embed_texts([profile], backend=backend, onnx_folder=folder)[0]
                 result = self.for_profile(vector, k).assign(learner_id=learner or None)
@@ -181,14 +187,15 @@ class ServingModel:
         ]
 
 
-def serving_onnx_folder() -> str | None:
-    """The project home's folder of MiniLM ONNX exports when it holds this model version's export (the
-    pipeline made it): a profile is encoded by it (the same vectors as torch, about 10x faster one text at
-    a time); else None, and sentence-transformers encodes (no export delays a request)."""
+def serving_onnx_folder(home: ProjectHome | None = None) -> str | None:
+    """The folder of MiniLM ONNX exports of ``home`` (default: the resolved project home) when it holds this
+    model version's export (the pipeline made it): a profile is encoded by it (the same vectors as torch,
+    about 10x faster one text at a time); else None, and sentence-transformers encodes (no export delays a
+    request)."""
     from .minilm import MODEL_NAME
     from .onnx_encoder import model_files
 
-    folder = ProjectHome.resolve().embeddings / "onnx"
+    folder = (home or ProjectHome.resolve()).embeddings / "onnx"
     return str(folder) if model_files(MODEL_NAME, folder)[0].is_file() else None
 
 
@@ -255,13 +262,16 @@ def log_serving_model(bundle: Path) -> object:
 
 
 def load_recommender(alias: str = "champion", home: ProjectHome | None = None, uri: str | None = None):
-    """The registered recommender (``models:/coursepilot-recommender@<alias>`` unless ``uri`` is given)."""
+    """The registered recommender (``models:/coursepilot-recommender@<alias>`` unless ``uri`` is given); new
+    learners' profiles are encoded by ``home``'s ONNX export when it has one."""
     import mlflow
 
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     home = home or ProjectHome.resolve()
     mlflow.set_tracking_uri(tracking_uri(home))
-    return mlflow.pyfunc.load_model(uri or f"models:/{MODEL_NAME}@{alias}")
+    model = mlflow.pyfunc.load_model(uri or f"models:/{MODEL_NAME}@{alias}")
+    model.unwrap_python_model().model.home = home
+    return model
 
 
 def champion_version(client) -> str | None:

@@ -99,6 +99,19 @@ def test_item_based_evidence_is_the_taken_course_with_the_largest_part():
     assert model.evidence(row, course)[0] == int(np.argmax(parts))
 
 
+def test_item_knn_evidence_reads_the_sparse_similarities_of_the_taken_courses():
+    data = _data([[1, 1, 0, 1], [1, 0, 1, 1], [0, 1, 1, 0], [1, 1, 1, 0]])
+    model = ItemKNN("cosine", neighbours=3).fit(data)
+    similarity = model.weights.toarray()
+    for row in range(4):
+        taken = data.matrix[row].indices
+        for course in range(4):
+            parts = data.matrix[row].toarray()[0][taken] * similarity[taken, course]
+            if parts.sum() > 0:
+                expected = (int(taken[np.argmax(parts)]), parts.max() / parts.sum())
+                assert model.evidence(row, course) == pytest.approx(expected)
+
+
 def test_peer_group_scores_the_share_of_the_cluster_that_took_each_course():
     # two clear groups: learners 0-19 take courses 0-3, learners 20-39 take courses 4-7
     x = np.zeros((40, 8))

@@ -249,6 +249,9 @@ def test_serving_excludes_taken_and_explains(serving, data):
     learner = data.learner_ids[row]
     result = serving.for_learner(learner, 10)
     assert len(result) == 10 and result["course_id"].is_unique
+    top = serving.fusion.recommend(np.array([row]), 10)[0]  # one scoring pass gives the same ranking
+    assert list(result["course_id"]) == list(data.course_ids[top])
+    np.testing.assert_allclose(result["score"], serving.fusion.score(np.array([row]))[0, top], rtol=1e-6)
     assert not set(result["course_id"]) & set(data.course_ids[data.matrix[row].indices])
     taken = {f"course {c}" for c in data.course_ids[data.matrix[row].indices]}
     for reason in result["reason"]:

@@ -20,6 +20,7 @@ from coursepilot.home import HOME_ENV, ProjectHome
 from coursepilot.registry import (
     MODEL_NAME,
     ServingModel,
+    load_recommender,
     log_serving_model,
     promotion_gate,
     save_bundle,
@@ -84,6 +85,17 @@ def test_a_profile_is_encoded_by_the_homes_onnx_export_when_there_is_one(tmp_pat
     by_onnx = model.predict(query)
     assert list(by_onnx["course_id"]) == list(by_torch["course_id"])
     np.testing.assert_allclose(by_onnx["score"], by_torch["score"], atol=1e-4)
+    # loaded for a home: that home's export, whatever the process's own home
+    monkeypatch.setenv(HOME_ENV, str(tmp_path / "no-home"))
+    local = mlflow.artifacts.download_artifacts(f"models:/{MODEL_NAME}@champion", dst_path=str(tmp_path))
+    uri = mlflow.get_tracking_uri()
+    try:
+        served = load_recommender(home=ProjectHome.resolve(tmp_path / "home"), uri=local)
+    finally:
+        mlflow.set_tracking_uri(uri)
+    assert serving_onnx_folder(served.unwrap_python_model().model.home) == str(folder)
+    assert serving_onnx_folder() is None
+    assert list(served.predict(query)["course_id"]) == list(by_onnx["course_id"])
 
 
 @pytest.mark.slow

@@ -29,9 +29,12 @@ class Reason:
     group_size: int = 0
 
 
-def explain(fusion: Fusion, row: int, courses: np.ndarray) -> list[Reason]:
-    """One :class:`Reason` per course column of ``courses`` for learner ``row``."""
-    parts = fusion.parts(np.array([row]))
+def explain(
+    fusion: Fusion, row: int, courses: np.ndarray, parts: dict[str, np.ndarray] | None = None
+) -> list[Reason]:
+    """One :class:`Reason` per course column of ``courses`` for learner ``row`` (``parts``: the fusion's
+    ``parts`` of that row when already computed)."""
+    parts = fusion.parts(np.array([row])) if parts is None else parts
     names = list(parts)
     contributions = np.vstack([parts[m][0, courses] for m in names])  # (components, courses)
     return [

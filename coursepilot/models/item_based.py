@@ -84,9 +84,9 @@ class ItemBased(Recommender):
         cols, x = taken.indices, taken.data
         if not len(cols):
             return -1, 0.0
-        column = self.weights[:, [course]]
-        column = np.asarray(column.toarray() if sparse.issparse(column) else column).ravel()
-        parts = x * column[cols]
+        # the taken courses' rows only: a column of the whole CSR matrix costs a pass over all of it
+        weights = self.weights[cols][:, [course]]
+        parts = x * np.asarray(weights.toarray() if sparse.issparse(weights) else weights).ravel()
         best = int(np.argmax(parts))
         total = parts.sum()
         return int(cols[best]), float(parts[best] / total) if total > 0 else 0.0
