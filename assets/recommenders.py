@@ -12,9 +12,8 @@ from coursepilot.models.base import load_train_data, read_train, split_frame
 from coursepilot.models.catalogue import (
     SPECS,
     build,
-    equation6_tuning,
     fitted_fusion,
-    fusion_tuning,
+    fusion_and_equation6,
     tune_models,
     unusable,
 )
@@ -286,10 +285,9 @@ def hybrid_model(
     # the nightly: weighted ones only
     names = [m for m in SPECS if SPECS[m].fusion] if weights is None else list(weights)
     trained = tune_models(fit_data, valid, names=names, kept=kept, log=context.log.info)
-    tuning = fusion_tuning(trained, weights)
+    tuning, equation6 = fusion_and_equation6(trained, weights, equation6=config.retune)
     context.log.info(f"fusion weights {tuning.weights}: validation nDCG@10 {tuning.valid_ndcg:.4f}")
     fusion = fitted_fusion(data, trained.params, tuning.weights, {"als": fitted_als(home.models, data)})
-    equation6 = equation6_tuning(trained) if config.retune else None
     tracker = tracking.tracker()
     metrics, run_id = train_and_track(
         fusion,

@@ -71,6 +71,29 @@ def test_the_fusion_leaves_out_what_cannot_be_fitted_on_everyone(monkeypatch):
     assert "BPR's single-threaded fit" in trained.skipped["bpr"] and list(trained.fitted) == ["popularity"]
 
 
+def test_models_tuned_side_by_side_choose_what_each_chooses_alone(monkeypatch):
+    import coursepilot.models.catalogue as catalogue
+
+    rng = np.random.default_rng(3)
+    data = _data((rng.random((80, 15)) < 0.3) * rng.integers(1, 4, (80, 15)))
+    valid = {r: {int(rng.integers(15))} for r in range(80)}
+    names = ["bpr", "ease", "item_knn", "peer_group", "popularity"]
+    together = catalogue.tune_models(data, valid, names=names)
+    monkeypatch.setattr(catalogue, "TUNING_THREADS", 1)
+    alone = catalogue.tune_models(data, valid, names=names)
+    assert list(together.params) == list(alone.params) == [m for m in catalogue.SPECS if m in names]
+    assert together.params == alone.params and together.valid_ndcg() == alone.valid_ndcg()
+    for name in names:
+        np.testing.assert_array_equal(
+            together.fitted[name].score(np.arange(80)), alone.fitted[name].score(np.arange(80))
+        )
+    fits = catalogue.fit_models(data, together.params)
+    for name in names:
+        np.testing.assert_array_equal(
+            fits[name].score(np.arange(80)), alone.fitted[name].score(np.arange(80))
+        )
+
+
 @pytest.mark.parametrize("similarity", ["cosine", "bm25"])
 def test_item_knn_scores_are_the_brute_force_neighbour_sum(similarity):
     rng = np.random.default_rng(1)
@@ -179,10 +202,12 @@ def test_models_ranked_together_score_each_shared_part_once_and_rank_as_alone():
         "eq6": Hybrid(signal_part, noise_part, alpha=0.7).fit(data, fit_parts=False),
     }
     rows = np.arange(data.shape[0])
-    together = recommend_all(models, rows, 5, batch=20)
-    assert calls == [20, 20, 20, 20, 10, 10]  # each part once per batch of rows
+    together = recommend_all(models, rows, 5, batch=20)  # three batches, scored on two threads
+    assert sorted(calls) == [10, 10, 20, 20, 20, 20]  # each part once per batch of rows
+    one_batch = recommend_all(models, rows, 5, batch=len(rows))
     for name, model in models.items():
         np.testing.assert_array_equal(together[name], model.recommend(rows, 5, batch=20))
+        np.testing.assert_array_equal(together[name], one_batch[name])
 
 
 def test_explanations_name_the_component_that_contributed_most():

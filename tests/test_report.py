@@ -17,7 +17,7 @@ from coursepilot.evaluation.report import (
     isolated_copy,
     write_report,
 )
-from coursepilot.evaluation.significance import paired_ttest
+from coursepilot.evaluation.significance import bootstrap_ci, paired_ttest
 from coursepilot.models.base import load_train_data
 from coursepilot.models.catalogue import MODELS as CATALOGUE
 from coursepilot.models.simple import Popularity
@@ -93,6 +93,9 @@ def test_the_numbers_are_the_models_scored_on_the_seed_split_with_intervals_arou
         seed0 = per_learner[per_learner["model"] == name]["ndcg@10"].mean()
         low, high = intervals[name]["ndcg@10"]
         assert low < seed0 < high and high - low < 0.1
+        # every model from the same resamples: its interval is the one it gets bootstrapped alone
+        alone = bootstrap_ci(per_learner[per_learner["model"] == name][["ndcg@10"]].to_numpy(), seed=0)
+        assert [low, high] == pytest.approx([alone[0][0], alone[1][0]])
 
 
 def test_same_seed_same_numbers_and_the_warehouse_is_untouched(report, warehouse):

@@ -12,6 +12,7 @@ The table reports the mean over seeds and the standard deviation (``<metric>@<k>
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -28,8 +29,8 @@ from ..models.base import Recommender, TrainData, load_train_data, recommend_all
 from ..models.catalogue import (
     SPECS,
     TrainedSet,
-    build,
     equation6_tuning,
+    fit_models,
     fitted_fusion,
     fusion_tuning,
     tune_models,
@@ -150,8 +151,10 @@ def _models(
     settings later seeds keep); and the ``CALIBRATED`` models as fitted on ``fit_data`` (training minus the
     carve)."""
     trained = tune_models(fit_data, valid, log=log)
-    fusion = fusion_tuning(trained)
-    choices = _equation6_choices(trained)
+    with ThreadPoolExecutor(2) as pool:  # two searches over the same fitted models, one beside the other
+        search = pool.submit(fusion_tuning, trained)
+        choices = _equation6_choices(trained)
+        fusion = search.result()
     models = _fitted(data, trained.params, fusion.weights, choices)
     on_fit = {
         **trained.fitted,
@@ -209,7 +212,7 @@ def _refitted(
 def _fitted(data: TrainData, params: dict, weights: dict, choices: dict) -> dict[str, Recommender]:
     """Every report model with these settings fitted on ``data``: the catalogue's, the fusion (``hybrid``)
     and the equation (6) hybrids."""
-    models = {name: build(name, p).fit(data) for name, p in params.items() if SPECS[name].report}
+    models = fit_models(data, {name: p for name, p in params.items() if SPECS[name].report})
     models["hybrid"] = fitted_fusion(data, params, weights, models)
     models.update(_equation6(choices, data, models))
     return models
@@ -271,6 +274,17 @@ def _scores(
         name: (metrics_from_hits(hit_matrix(top, sets), n_relevant, (*ks, *range(1, 11)), candidates), top)
         for name, top in recommend_all(models, rows, 10).items()
     }
+
+
+def _intervals(per: dict[str, dict[str, np.ndarray]], seed: int) -> dict[str, dict[str, list[float]]]:
+    """{model: {metric: [low, high]}}: 95% bootstrap intervals of ``CI_METRICS`` from per-learner values,
+    every model and metric from one set of resamples of the learners."""
+    columns = [(name, metric) for name in per for metric in CI_METRICS]
+    low, high = bootstrap_ci(np.column_stack([per[name][metric] for name, metric in columns]), seed=seed)
+    out: dict[str, dict[str, list[float]]] = {}
+    for (name, metric), a, b in zip(columns, low, high):
+        out.setdefault(name, {})[metric] = [float(a), float(b)]
+    return out
 
 
 def _cold_learners(
@@ -366,15 +380,18 @@ def evaluate_all(
                 lambda: validation_data(mem, data, scale, 0.2, seed)[:2],
                 i < config.neural_seeds,
             )
-        results, per_learner, intervals = {}, {}, {}
-        for name, (per, top) in _scores(models, data, relevant, config.ks).items():
+        results, per_learner = {}, {}
+        scored = _scores(models, data, relevant, config.ks)
+        for name, (per, top) in scored.items():
             results[name] = {key: float(np.mean(v)) for key, v in per.items()}
             results[name]["coverage"] = float(len(np.unique(top)) / data.shape[1])
             per_learner[name] = per["ndcg@10"]
-            if i == 0 and len(relevant) > 1:
-                low, high = bootstrap_ci(np.column_stack([per[m] for m in CI_METRICS]), seed=seed)
-                intervals[name] = {m: [float(a), float(b)] for m, a, b in zip(CI_METRICS, low, high)}
             log(f"seed {seed}: {name} nDCG@10 {results[name]['ndcg@10']:.4f}")
+        intervals = (
+            _intervals({name: per for name, (per, _) in scored.items()}, seed)
+            if i == 0 and len(relevant) > 1
+            else {}
+        )
         per_seed.append(results)
         learners_per_seed.append(len(relevant))
         if i == 0:

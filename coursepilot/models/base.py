@@ -8,6 +8,7 @@ only this interface.
 from __future__ import annotations
 
 import copy
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -21,6 +22,8 @@ from ..sampling import sample_rows
 from ..schema import DIFFICULTY_LEVELS
 from ..splits import coded_interactions
 from ..warehouse import columns, read_vectors
+
+SCORING_THREADS = 2  # batches of learners scored at once by recommend_all (this machine's cores)
 
 
 @dataclass
@@ -239,16 +242,29 @@ def recommend_all(
     models: dict[str, Recommender], rows: np.ndarray, k: int = 10, batch: int = 2048
 ) -> dict[str, np.ndarray]:
     """Each model's top-``k`` course columns per learner row, excluding the courses the learner took in the
-    model's training data; per batch of rows every model (and every part of a fusion) is scored once."""
+    model's training data; per batch of rows every model (and every part of a fusion) is scored once.
+
+    ``SCORING_THREADS`` batches are scored at a time: the scoring is numpy, scipy and torch work that
+    releases the GIL, and the models only read their fitted state.
+    """
     rows = np.asarray(rows)
     out = {
         name: np.empty((len(rows), min(k, model.data.shape[1])), dtype=np.int64)
         for name, model in models.items()
     }
-    for start in range(0, len(rows), batch):
+
+    def rank(start: int) -> None:
         part, memo = rows[start : start + batch], {}
         for name, model in models.items():
             scores = np.array(model.scored(part, memo), dtype=np.float64)  # a copy: the memo keeps its own
             scores[model.data.matrix[part].nonzero()] = -np.inf
             out[name][start : start + len(part)] = top_k(scores, out[name].shape[1])
+
+    starts = range(0, len(rows), batch)
+    if len(starts) < 2:
+        for start in starts:
+            rank(start)
+        return out
+    with ThreadPoolExecutor(SCORING_THREADS) as pool:
+        list(pool.map(rank, starts))  # list: raises a batch's error here
     return out

