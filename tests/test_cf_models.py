@@ -79,6 +79,7 @@ def test_models_tuned_side_by_side_choose_what_each_chooses_alone(monkeypatch):
     valid = {r: {int(rng.integers(15))} for r in range(80)}
     names = ["bpr", "ease", "item_knn", "peer_group", "popularity"]
     together = catalogue.tune_models(data, valid, names=names)
+    fits = catalogue.fit_models(data, together.params)  # two at a time
     monkeypatch.setattr(catalogue, "TUNING_THREADS", 1)
     alone = catalogue.tune_models(data, valid, names=names)
     assert list(together.params) == list(alone.params) == [m for m in catalogue.SPECS if m in names]
@@ -87,7 +88,6 @@ def test_models_tuned_side_by_side_choose_what_each_chooses_alone(monkeypatch):
         np.testing.assert_array_equal(
             together.fitted[name].score(np.arange(80)), alone.fitted[name].score(np.arange(80))
         )
-    fits = catalogue.fit_models(data, together.params)
     for name in names:
         np.testing.assert_array_equal(
             fits[name].score(np.arange(80)), alone.fitted[name].score(np.arange(80))
@@ -395,3 +395,20 @@ def test_als_warm_start_matches_factors_by_id_and_converges(data):
     assert warm_coverage(renamed, data) == 0.0  # reformatted ids: nothing matches, the nightly starts cold
     with pytest.raises(ValueError, match="only ALS"):
         Factorisation("bpr", factors=8).fit(data, start=state)
+
+
+def test_the_first_failed_search_cancels_the_queued_ones():
+    from concurrent.futures import Future, ThreadPoolExecutor
+    from threading import Event
+
+    from coursepilot.models.catalogue import in_order
+
+    failed, release, ran = Future(), Event(), []
+    failed.set_exception(ValueError("no signal"))
+    pool = ThreadPoolExecutor(1)
+    busy = pool.submit(release.wait)  # holds the only worker: the next one stays queued
+    queued = pool.submit(ran.append, "queued")
+    with pytest.raises(ValueError, match="no signal"):
+        in_order(pool, {"failed": failed, "busy": busy, "queued": queued})
+    release.set()
+    assert queued.cancelled() and busy.result() and ran == []

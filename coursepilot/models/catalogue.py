@@ -164,12 +164,21 @@ def tune_models(
                 continue
             grid = {k: (v,) for k, v in kept[spec.name].items()} if spec.name in kept else spec.grid
             searches[spec.name] = pool.submit(tune_params, spec.build, grid, fit_data, scored)
-        for name, search in searches.items():  # in catalogue order, whichever finishes first
-            tuned = search.result()
+        for name, tuned in in_order(pool, searches).items():
             out.params[name], out.tuning[name], out.fitted[name] = tuned.params, tuned, tuned.model
             if log:
                 log(f"{name}: validation nDCG@10 {tuned.valid_ndcg:.4f} with {tuned.params}")
     return out
+
+
+def in_order(pool: ThreadPoolExecutor, futures: dict) -> dict:
+    """Each future's result in the order of ``futures``, whichever finishes first; on the first error the
+    work still queued in ``pool`` is cancelled before the error is raised."""
+    try:
+        return {name: future.result() for name, future in futures.items()}
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
 
 
 def fusion_tuning(trained: TrainedSet, weights: dict[str, float] | None = None) -> FusionTuning:
@@ -226,7 +235,8 @@ def fitted_fusion(
     fitted = fitted or {}
     weighted = [m for m, w in weights.items() if w > 0]
     new = fit_models(data, {m: params.get(m) for m in weighted if fitted.get(m) is None})
-    return Fusion({m: fitted.get(m) or new[m] for m in weighted}, weights, name).fit(data, fit_parts=False)
+    components = {m: new[m] if fitted.get(m) is None else fitted[m] for m in weighted}
+    return Fusion(components, weights, name).fit(data, fit_parts=False)
 
 
 def fit_models(data: TrainData, params: dict[str, dict | None]) -> dict[str, Recommender]:
@@ -234,4 +244,4 @@ def fit_models(data: TrainData, params: dict[str, dict | None]) -> dict[str, Rec
     fits at a time (a single-threaded fit, BPR's, overlaps the others)."""
     with ThreadPoolExecutor(TUNING_THREADS) as pool:
         fits = {name: pool.submit(lambda n, p: build(n, p).fit(data), name, p) for name, p in params.items()}
-        return {name: fit.result() for name, fit in fits.items()}
+        return in_order(pool, fits)

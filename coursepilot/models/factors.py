@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
+from ..blas import blas_threads
 from .base import Recommender, TrainData
 
 # iterations of a fit that starts from the last factors (the nightly job); benchmarks/bench_warm_start.py
@@ -54,7 +56,8 @@ class Factorisation(Recommender):
         p = {**self.params, "iterations": iterations or self.params["iterations"]}
         if start is not None and self.name != "als":
             raise ValueError("only ALS starts from earlier factors")
-        with threadpool_limits(1, "blas"):  # implicit parallelises itself; BLAS threads would oversubscribe
+        # implicit parallelises ALS itself (BLAS threads would oversubscribe); BPR's SGD calls no BLAS
+        with blas_threads(1) if self.name == "als" else nullcontext():
             if self.name == "als":
                 from implicit.cpu.als import AlternatingLeastSquares
 

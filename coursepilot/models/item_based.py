@@ -12,8 +12,8 @@ import warnings
 import numpy as np
 from scipy import sparse
 from scipy.linalg import lapack
-from threadpoolctl import threadpool_limits
 
+from ..blas import blas_threads
 from .base import Recommender, TrainData
 
 EASE_COURSES = (
@@ -38,7 +38,7 @@ def recency_weights(times: sparse.csr_matrix, half_life: float) -> sparse.csr_ma
 def spd_inverse(matrix: np.ndarray) -> np.ndarray:
     """Inverse of a symmetric positive definite matrix through its Cholesky factor (LAPACK potrf / potri:
     2.8 vs 4.8 s for ``np.linalg.inv`` at 5,000 x 5,000 on 2 threads); ``matrix`` is overwritten."""
-    with threadpool_limits(2, "blas"):
+    with blas_threads(2):
         # symmetric: the transpose is the same matrix, Fortran-ordered, so LAPACK works in place
         factor, info = lapack.dpotrf(matrix.T, lower=False, overwrite_a=True)
         if info == 0:
@@ -85,8 +85,10 @@ class ItemBased(Recommender):
         if not len(cols):
             return -1, 0.0
         # the taken courses' rows only: a column of the whole CSR matrix costs a pass over all of it
-        weights = self.weights[cols][:, [course]]
-        parts = x * np.asarray(weights.toarray() if sparse.issparse(weights) else weights).ravel()
+        if sparse.issparse(self.weights):
+            parts = x * self.weights[cols][:, [course]].toarray().ravel()
+        else:
+            parts = x * self.weights[cols, course]
         best = int(np.argmax(parts))
         total = parts.sum()
         return int(cols[best]), float(parts[best] / total) if total > 0 else 0.0
@@ -166,7 +168,7 @@ class ItemKNN(ItemBased):
             if p["similarity"] == "cosine"
             else BM25Recommender(K=p["neighbours"], K1=p["k1"], B=p["b"])
         )
-        with threadpool_limits(1, "blas"), warnings.catch_warnings():
+        with blas_threads(1), warnings.catch_warnings():
             # implicit converts its own weighting to CSR
             warnings.simplefilter("ignore", category=ParameterWarning)
             model.fit(data.matrix.astype(np.float32), show_progress=False)

@@ -13,6 +13,7 @@ from sklearn.cluster import MiniBatchKMeans
 from sklearn.decomposition import TruncatedSVD
 from sklearn.preprocessing import normalize
 
+from ..blas import LOCK
 from .base import Recommender, TrainData
 
 SVD_DIMS = 32
@@ -34,15 +35,16 @@ class PeerGroup(Recommender):
         k = int(max(1, min(self.params["clusters"], n_learners)))
         unit = normalize(taken, norm="l2", axis=1)
         dims = min(SVD_DIMS, n_courses - 1)
-        features = (
-            TruncatedSVD(dims, random_state=self.params["seed"]).fit_transform(unit)
-            if dims >= 1
-            else unit.toarray()
-        )
-        features = normalize(features)
-        self.labels = MiniBatchKMeans(
-            k, random_state=self.params["seed"], n_init=3, batch_size=4096
-        ).fit_predict(features)
+        with LOCK:  # scikit-learn sets BLAS limits inside these fits
+            features = (
+                TruncatedSVD(dims, random_state=self.params["seed"]).fit_transform(unit)
+                if dims >= 1
+                else unit.toarray()
+            )
+            features = normalize(features)
+            self.labels = MiniBatchKMeans(
+                k, random_state=self.params["seed"], n_init=3, batch_size=4096
+            ).fit_predict(features)
         members = sparse.csr_matrix(
             (np.ones(n_learners, np.float32), (self.labels, np.arange(n_learners))), shape=(k, n_learners)
         )

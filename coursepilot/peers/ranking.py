@@ -169,12 +169,12 @@ def hybrid_peers(
         )
 
     # a batch is ranked on a second thread while the next one's terms are computed (numpy and scipy work
-    # that releases the GIL); at most two batches wait, in order
+    # that releases the GIL); one batch waits at most, in order
     out, waiting = [], deque()
     with ThreadPoolExecutor(1) as ranker:
         for batch in peer_batches(matrix, profiles, proficiency, labels, centroids, config):
             waiting.append(ranker.submit(ranked, batch))
-            if len(waiting) > 2:
+            if len(waiting) > 1:
                 out.append(waiting.popleft().result())
         out.extend(ranking.result() for ranking in waiting)
     columns = ["learner", "rank", "peer", "score", "reason"]
