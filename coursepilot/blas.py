@@ -4,7 +4,8 @@ threadpoolctl's limits are process-wide: a region sets the thread count and puts
 found on entry. Two threads entering and leaving such regions out of order leave each other's work on the
 wrong count (an ALS fit on two BLAS threads, or EASE's solve on one, which may round differently) and can
 leave the wrong count behind. Every region that sets a limit (ours, and scikit-learn's inside a fit) runs
-under :data:`LOCK`; work that sets none (scoring, BPR's SGD, which calls no BLAS) runs beside them.
+under :data:`LOCK`: ALS's fit, EASE's solve and the peer group's clustering. Work that sets none runs beside
+them: scoring, and BPR's SGD and implicit's item-item fit, which call no BLAS.
 """
 
 from __future__ import annotations

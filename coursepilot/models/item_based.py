@@ -168,7 +168,7 @@ class ItemKNN(ItemBased):
             if p["similarity"] == "cosine"
             else BM25Recommender(K=p["neighbours"], K1=p["k1"], B=p["b"])
         )
-        with blas_threads(1), warnings.catch_warnings():
+        with warnings.catch_warnings():  # implicit's item-item fit calls no BLAS: no limit to set
             # implicit converts its own weighting to CSR
             warnings.simplefilter("ignore", category=ParameterWarning)
             model.fit(data.matrix.astype(np.float32), show_progress=False)
