@@ -12,7 +12,6 @@ The table reports the mean over seeds and the standard deviation (``<metric>@<k>
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -33,6 +32,7 @@ from ..models.catalogue import (
     fit_models,
     fitted_fusion,
     fusion_tuning,
+    side_by_side,
     tune_models,
 )
 from ..models.cold_start import blend, popularity, profile_texts, tune_blend
@@ -151,10 +151,7 @@ def _models(
     settings later seeds keep); and the ``CALIBRATED`` models as fitted on ``fit_data`` (training minus the
     carve)."""
     trained = tune_models(fit_data, valid, log=log)
-    with ThreadPoolExecutor(2) as pool:  # two searches over the same fitted models, one beside the other
-        search = pool.submit(fusion_tuning, trained)
-        choices = _equation6_choices(trained)
-        fusion = search.result()
+    fusion, choices = side_by_side(lambda: fusion_tuning(trained), lambda: _equation6_choices(trained))
     models = _fitted(data, trained.params, fusion.weights, choices)
     on_fit = {
         **trained.fitted,

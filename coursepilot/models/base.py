@@ -261,7 +261,7 @@ def recommend_all(
             out[name][start : start + len(part)] = top_k(scores, out[name].shape[1])
 
     starts = range(0, len(rows), batch)
-    if len(starts) < 2:
+    if len(starts) < 2:  # one batch (a serving request): no thread to start
         for start in starts:
             rank(start)
         return out

@@ -213,14 +213,22 @@ def equation6_tuning(trained: TrainedSet, content: str = "minilm") -> Tuning | N
     return tune(Hybrid(*parts), trained.fit_data, trained.valid, fit_parts=False)
 
 
+def side_by_side(first: Callable, second: Callable) -> tuple:
+    """``(first(), second())``, the second run on another thread meanwhile (searches over the same fitted
+    models, whose numeric work releases the GIL)."""
+    with ThreadPoolExecutor(1) as pool:
+        other = pool.submit(second)
+        return first(), other.result()
+
+
 def fusion_and_equation6(
     trained: TrainedSet, weights: dict[str, float] | None = None, equation6: bool = True
 ) -> tuple[FusionTuning, Tuning | None]:
-    """``fusion_tuning(trained, weights)`` and, when ``equation6``, ``equation6_tuning(trained)``: two
-    searches over the same fitted models, run side by side."""
-    with ThreadPoolExecutor(2) as pool:
-        search = pool.submit(equation6_tuning, trained) if equation6 else None
-        return fusion_tuning(trained, weights), search.result() if search else None
+    """``fusion_tuning(trained, weights)`` and, when ``equation6``, ``equation6_tuning(trained)``, side by
+    side."""
+    return side_by_side(
+        lambda: fusion_tuning(trained, weights), lambda: equation6_tuning(trained) if equation6 else None
+    )
 
 
 def fitted_fusion(
