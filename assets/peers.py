@@ -9,6 +9,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
 from coursepilot import ingest
+from coursepilot.changes import inputs_table
 from coursepilot.evaluation.metrics import hit_matrix, metrics_from_hits
 from coursepilot.evaluation.protocol import held_out
 from coursepilot.evaluation.significance import paired_ttest
@@ -18,6 +19,7 @@ from coursepilot.models.hybrid import Hybrid, level_targets_scorer, validation_d
 from coursepilot.models.simple import Content
 from coursepilot.models.store import ModelStore
 from coursepilot.peers.clusters import ClusterConfig
+from coursepilot.peers.incremental import STATE_TABLE, updated_state
 from coursepilot.peers.ranking import (
     PeerConfig,
     active_peers,
@@ -90,6 +92,8 @@ class StateSettings(Config):
     eta3: float = StateWeights.eta3
     delta: float = StateWeights.delta
     theta: float = StateWeights.theta
+    # recompute only learners whose training rows changed since the last run (the result is the same)
+    incremental: bool = True
 
 
 @asset(
@@ -106,11 +110,11 @@ def learner_state(
     warehouse: WarehouseResource,
     home: ProjectHomeResource,
 ) -> MaterializeResult:
-    weights = StateWeights(**config.model_dump())
+    weights = StateWeights(**config.model_dump(exclude={"incremental"}))
     with warehouse.get_connection() as con:
-        frame = train_with_courses(con)
-        state = compute_state(frame, ingest.source_info(con)["rating_scale"], weights)
-        replace_tables(con, {"learner_state": state})
+        scale = ingest.source_info(con)["rating_scale"]
+        state, changes = updated_state(con, scale, weights, config.incremental)
+        replace_tables(con, {STATE_TABLE: state, inputs_table(STATE_TABLE): changes.fingerprints})
     # difficulty_steering rebuilds P with the same weights
     home.models.save(LEARNER_STATE, weights)
     missing = [s for s in ("W", "R") if s not in state]
@@ -125,6 +129,7 @@ def learner_state(
     return MaterializeResult(
         metadata={
             **unrated,
+            **changes.metadata(),
             "dagster/row_count": len(state),
             "windows": int(state["week"].nunique()),
             "learners": int(state["learner_id"].nunique()),

@@ -1,13 +1,21 @@
 """Multi-factor learner profiles: job, software and theme embeddings plus engagement-weighted content."""
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
-from dagster import MaterializeResult, asset
+from dagster import Config, MaterializeResult, asset
 
 from coursepilot import ingest
+from coursepilot.changes import inputs_table, learner_changes
 from coursepilot.embeddings import EmbedStats
-from coursepilot.profiles import attribute_values, build_profiles, profile_tables
-from coursepilot.warehouse import replace_tables, vector_column
+from coursepilot.profiles import (
+    attribute_values,
+    build_profiles,
+    profile_context,
+    profile_inputs_sql,
+    profile_tables,
+)
+from coursepilot.warehouse import replace_tables, row_count, vector_column
 from resources import EmbedderResource, WarehouseResource
 
 from .courses import course_embeddings
@@ -16,6 +24,7 @@ from .source_data import CLEANED
 from .split import split
 
 GROUP = "profiles"
+PROFILES = "learner_profiles"
 
 
 @asset(
@@ -58,6 +67,12 @@ def attribute_embeddings(
     )
 
 
+class ProfileSettings(Config):
+    # rebuild only learners whose attributes, training rows or courses changed since the last run (the same
+    # profiles as a full rebuild)
+    incremental: bool = True
+
+
 @asset(
     group_name=GROUP,
     kinds={"duckdb"},
@@ -66,16 +81,28 @@ def attribute_embeddings(
     "learner_theme_basis) profiles from training courses, with job and software; E_u* = [desc, job, soft, "
     "theme].",
 )
-def learner_profiles(warehouse: WarehouseResource) -> MaterializeResult:
+def learner_profiles(config: ProfileSettings, warehouse: WarehouseResource) -> MaterializeResult:
     with warehouse.get_connection() as con:
-        learners, profiles = build_profiles(con, ingest.source_info(con)["rating_scale"])
-        replace_tables(con, profile_tables(learners, profiles))
+        scale = ingest.source_info(con)["rating_scale"]
+        changes = learner_changes(
+            con, PROFILES, profile_inputs_sql(con), profile_context(con, scale), config.incremental
+        )
+        learners, profiles = build_profiles(con, scale, None if changes.everyone else changes.changed)
+        tables = {**profile_tables(learners, profiles), inputs_table(PROFILES): changes.fingerprints}
+        if changes.everyone:
+            replace_tables(con, tables)
+        else:
+            kept = np.setdiff1d(changes.fingerprints["learner_id"].to_numpy(str), changes.changed.astype(str))
+            replace_tables(con, tables, merged={PROFILES: (tables.pop(PROFILES), kept)})
+        stored = row_count(con, PROFILES)
     known = profiles.known()
     return MaterializeResult(
         metadata={
-            "dagster/row_count": len(learners),
+            **changes.metadata(),
+            "dagster/row_count": stored,
             "theme_basis_rows": len(profiles.parts["theme"].basis),
-            "learners_with_part": markdown_table(
+            # of the learners this run built
+            "learners_with_part" if changes.everyone else "recomputed_learners_with_part": markdown_table(
                 pd.DataFrame({"part": list(known), "learners": list(known.values())})
             ),
         }

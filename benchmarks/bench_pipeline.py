@@ -1,6 +1,7 @@
 """End-to-end: materialize the whole asset graph on synthetic data; wall, CPU and peak memory per stage.
 
-Usage: python benchmarks/bench_pipeline.py [--sizes S M L] [--incremental] [--workdir DIR] [--json FILE]
+Usage: python benchmarks/bench_pipeline.py [--sizes S M L] [--incremental [--nightly-only]] [--workdir DIR]
+[--json FILE]
 
 Each size runs in a fresh process (peak memory is its own) with a fresh project home. A stage is one
 Dagster step; its wall time runs from the step's start event to its success event, CPU time is the
@@ -11,7 +12,8 @@ storage, launching the run, and the gaps between steps.
 
 ``--incremental`` then appends 1% new courses (new texts) and 1% new interactions (a week after the
 last, half of them with the new courses) to the generated files and measures the ``nightly_retrain``
-job on the same project home: what the nightly retrain on slowly growing data costs.
+job on the same project home: what the nightly retrain on slowly growing data costs. ``--nightly-only``
+skips the full run and adds 1% more to the home an earlier run left in ``--workdir``: the next night.
 """
 
 from __future__ import annotations
@@ -180,16 +182,23 @@ def main() -> None:
     parser.add_argument(
         "--workdir", help="where the project homes go (default: a temporary folder, removed afterwards)"
     )
+    parser.add_argument(
+        "--nightly-only",
+        action="store_true",
+        help="with --incremental and --workdir: skip the full run and time only the nightly, on the home an "
+        "earlier run left in --workdir (repeat it to measure nightly after nightly)",
+    )
     parser.add_argument("--json", type=Path, help="also write the measurements to this JSON file")
     args = parser.parse_args()
+    if args.nightly_only and not (args.incremental and args.workdir):
+        parser.error("--nightly-only needs --incremental and the --workdir of an earlier run")
     workdir = args.workdir or tempfile.mkdtemp(prefix="coursepilot-bench-")
     context = mp.get_context("spawn")
     queue, runs = context.Queue(), []
     try:
         for size in args.sizes:
-            for label, job_name in (("full run", "full_pipeline"), ("nightly +1%", "nightly_retrain"))[
-                : 2 if args.incremental else 1
-            ]:
+            jobs = (("full run", "full_pipeline"), ("nightly +1%", "nightly_retrain"))
+            for label, job_name in jobs[args.nightly_only : 2 if args.incremental else 1]:
                 if job_name != "full_pipeline":
                     data = next((Path(workdir) / size / "data").iterdir())
                     console.print(f"added {append_growth(data)} (courses, interactions) to {data}")

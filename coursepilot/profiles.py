@@ -310,9 +310,47 @@ def attribute_table(con) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
-def build_profiles(con, rating_scale) -> tuple[pd.DataFrame, LearnerProfiles]:
-    """Profiles of every learner from training interactions, course embeddings and attribute embeddings."""
-    learners = con.execute("SELECT * FROM learners ORDER BY learner_id").df()
+# bump when build_profiles computes differently: every stored profile is then recomputed
+PROFILE_VERSION = 1
+
+
+def profile_inputs_sql(con) -> str:
+    """Per learner, everything :func:`build_profiles` reads of them: their attributes and training rows, with
+    each course's theme and a hash of its embedding (learners without training rows have one row)."""
+    theme = "c.theme" if "theme" in columns(con, "courses") else "NULL"
+    return (
+        "WITH vectors AS (SELECT course_id, hash(embedding) AS vector FROM course_embeddings), "
+        "train AS (SELECT i.* FROM interactions i JOIN split s USING (learner_id, course_id) "
+        "WHERE s.split = 'train') "
+        f"SELECT l.*, t.* EXCLUDE (learner_id), {theme} AS course_theme, v.vector FROM learners l "
+        "LEFT JOIN train t USING (learner_id) LEFT JOIN courses c ON c.course_id = t.course_id "
+        "LEFT JOIN vectors v ON v.course_id = t.course_id"
+    )
+
+
+def profile_context(con, rating_scale) -> str:
+    """What every profile depends on: the code version, the rating scale and the theme embeddings (the basis
+    of the theme part)."""
+    themes = con.execute(
+        "SELECT hash(list(hash(value, embedding) ORDER BY value)) FROM attribute_embeddings "
+        "WHERE kind = 'theme'"
+    ).fetchone()[0]
+    return f"profiles v{PROFILE_VERSION} scale {rating_scale} themes {themes}"
+
+
+def build_profiles(con, rating_scale, learner_ids=None) -> tuple[pd.DataFrame, LearnerProfiles]:
+    """Profiles of every learner (of ``learner_ids`` only, when given) from training interactions, course
+    embeddings and attribute embeddings."""
+    if learner_ids is None:
+        learners = con.execute("SELECT * FROM learners ORDER BY learner_id").df()
+    else:
+        con.register("__profiled", pa.table({"learner_id": pa.array(list(learner_ids), pa.string())}))
+        try:
+            learners = con.execute(
+                "SELECT l.* FROM learners l SEMI JOIN __profiled USING (learner_id) ORDER BY learner_id"
+            ).df()
+        finally:
+            con.unregister("__profiled")
     course_ids, course_vectors = read_vectors(con, "course_embeddings", "course_id", "embedding")
     attributes = attribute_table(con)
     dim = course_vectors.shape[1]

@@ -41,31 +41,54 @@ def connect(path: str | Path, read_only: bool = False, lock_wait_s: float = 30.0
         con.close()
 
 
-def replace_tables(con: duckdb.DuckDBPyConnection, frames: Mapping[str, object]) -> None:
+def replace_tables(
+    con: duckdb.DuckDBPyConnection,
+    frames: Mapping[str, object],
+    merged: Mapping[str, tuple[object, object]] | None = None,
+) -> None:
     """Replace several tables in one transaction: all are written, or none is.
 
     ``frames`` maps table names to a pandas DataFrame, a pyarrow Table, or an SQL ``SELECT`` text.
+    ``merged`` maps existing per-learner tables to (their new rows, the learner ids whose stored rows stay):
+    every other stored row is deleted and the new rows are inserted, so the rows kept are not rewritten.
     """
-    views = {}
-    for i, (name, source) in enumerate(frames.items()):
-        if not isinstance(source, str):
-            view = f"__incoming_{i}"
-            con.register(view, source)
-            views[name] = f"SELECT * FROM {view}"
-        else:
-            views[name] = source
+    merged = merged or {}
+    sources = {
+        **{
+            f"__incoming_{i}": source
+            for i, source in enumerate(frames.values())
+            if not isinstance(source, str)
+        },
+        **{f"__merged_{i}": rows for i, (rows, _) in enumerate(merged.values())},
+        **{
+            f"__kept_{i}": pa.table({"learner_id": pa.array(list(kept), pa.string())})
+            for i, (_, kept) in enumerate(merged.values())
+        },
+    }
+    statements = [
+        f"CREATE OR REPLACE TABLE {qident(name)} AS "
+        + (source if isinstance(source, str) else f"SELECT * FROM __incoming_{i}")
+        for i, (name, source) in enumerate(frames.items())
+    ]
+    for i, name in enumerate(merged):
+        statements += [
+            f"DELETE FROM {qident(name)} WHERE learner_id NOT IN (SELECT learner_id FROM __kept_{i})",
+            f"INSERT INTO {qident(name)} BY NAME SELECT * FROM __merged_{i}",
+        ]
+    for view, source in sources.items():
+        con.register(view, source)
     con.execute("BEGIN TRANSACTION")
     try:
-        for name, select in views.items():
-            con.execute(f"CREATE OR REPLACE TABLE {qident(name)} AS {select}")
+        for statement in statements:
+            con.execute(statement)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     finally:
-        for i in range(len(frames)):
+        for view in sources:
             try:
-                con.unregister(f"__incoming_{i}")
+                con.unregister(view)
             except duckdb.Error:
                 pass
 

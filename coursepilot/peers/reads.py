@@ -9,14 +9,20 @@ import pandas as pd
 from ..warehouse import columns
 
 
-def train_with_courses(con, learners: np.ndarray | None = None) -> pd.DataFrame:
-    """Training interactions with the course difficulty (and duration); of ``learners`` only when given. The
-    input of :func:`~coursepilot.peers.state.learner_state`."""
+def train_rows_sql(con) -> str:
+    """The SQL of :func:`train_with_courses`: every training row with its course's difficulty (and
+    duration)."""
     duration = ", c.duration_min" if "duration_min" in columns(con, "courses") else ""
-    query = (
+    return (
         f"SELECT i.*, l.difficulty{duration} FROM interactions i JOIN split s USING (learner_id, course_id) "
         "JOIN course_labels l USING (course_id) JOIN courses c USING (course_id) WHERE s.split = 'train'"
     )
+
+
+def train_with_courses(con, learners: np.ndarray | None = None) -> pd.DataFrame:
+    """Training interactions with the course difficulty (and duration); of ``learners`` only when given. The
+    input of :func:`~coursepilot.peers.state.learner_state`."""
+    query = train_rows_sql(con)
     if learners is None:
         return con.execute(query).df()
     con.register("tuning_learners", pd.DataFrame({"learner_id": learners}))

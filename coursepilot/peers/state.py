@@ -43,11 +43,20 @@ def _combine(parts: dict[str, pd.Series], weights: dict[str, float]) -> pd.Serie
     return sum(parts[k].fillna(0.0) * w for k, w in present.items()) / total
 
 
-def weekly_windows(frame: pd.DataFrame) -> np.ndarray:
-    """Weekly window of each interaction, counted from midnight of the first ``ts`` (all 0 without ts)."""
+def week_origin(frame: pd.DataFrame) -> pd.Timestamp | None:
+    """Midnight of the first ``ts``, from which weekly windows count (None without timestamps)."""
     if "ts" not in frame or not frame["ts"].notna().any():
+        return None
+    return frame["ts"].min().normalize()
+
+
+def weekly_windows(frame: pd.DataFrame, origin: pd.Timestamp | None = None) -> np.ndarray:
+    """Weekly window of each interaction, counted from ``origin`` (default: :func:`week_origin` of ``frame``;
+    all 0 without ts)."""
+    origin = week_origin(frame) if origin is None else origin
+    if origin is None:
         return np.zeros(len(frame), dtype=np.int64)
-    return ((frame["ts"] - frame["ts"].min().normalize()).dt.days // 7).fillna(0).astype(np.int64).to_numpy()
+    return ((frame["ts"] - origin).dt.days // 7).fillna(0).astype(np.int64).to_numpy()
 
 
 def learner_state(frame: pd.DataFrame, rating_scale, weights: StateWeights = StateWeights()) -> pd.DataFrame:
@@ -56,8 +65,15 @@ def learner_state(frame: pd.DataFrame, rating_scale, weights: StateWeights = Sta
 
     ``frame``: training interactions with ``difficulty`` (text) and ``duration_min`` joined from courses.
     """
+    return derive_state(window_aggregates(frame, rating_scale), weights)
+
+
+def window_aggregates(frame: pd.DataFrame, rating_scale, origin: pd.Timestamp | None = None) -> pd.DataFrame:
+    """The part of :func:`learner_state` that reads only a learner's own rows: per (learner, window) n, W, R,
+    unscaled engagement ``E_raw``, cumulative proficiency D and mean level, grouped by learner in window
+    order. Windows count from ``origin`` (default: the first ``ts`` of ``frame``)."""
     frame = frame.copy()
-    frame["week"] = weekly_windows(frame)
+    frame["week"] = weekly_windows(frame, origin)
     watch = frame["watch_pct"] / 100.0 if "watch_pct" in frame else None
     level = (
         frame["difficulty"].map({v: i + 1 for i, v in enumerate(DIFFICULTY_LEVELS)})
@@ -73,19 +89,18 @@ def learner_state(frame: pd.DataFrame, rating_scale, weights: StateWeights = Sta
         frame["R"] = (frame["rating"] - low) / (high - low)
         signals["R"] = "mean"
     if watch is not None and "duration_min" in frame:
-        frame["E"] = watch * frame["duration_min"]
+        frame["E_raw"] = watch * frame["duration_min"]
     elif "clicks" in frame:
-        frame["E"] = frame["clicks"]
+        frame["E_raw"] = frame["clicks"]
     else:
-        frame["E"] = 1.0
-    signals["E"] = "sum"
+        frame["E_raw"] = 1.0
+    signals["E_raw"] = "sum"
     # integer keys group far faster than id strings
     codes, learner_ids = pd.factorize(frame["learner_id"], sort=True)
     frame["learner_id"] = codes
     state = frame.groupby(["learner_id", "week"]).agg(
         n=("course_id", "size"), **{k: (k, agg) for k, agg in signals.items()}
     )
-    state["E"] = (state["E"] - state["E"].min()) / max(state["E"].max() - state["E"].min(), 1e-12)
     # D_u(t), eq. 3, cumulative over the windows up to t
     if level is not None:
         frame["dw"] = level * (watch.fillna(1.0) if watch is not None else 1.0)
@@ -96,19 +111,28 @@ def learner_state(frame: pd.DataFrame, rating_scale, weights: StateWeights = Sta
     else:
         state["D"] = np.nan
         level_mean = pd.Series(np.nan, index=state.index)
+    state["level"] = level_mean.reindex(state.index)
+    state = state.reset_index()
+    state["learner_id"] = np.asarray(learner_ids, dtype=object)[state["learner_id"].to_numpy()]
+    return state
+
+
+def derive_state(state: pd.DataFrame, weights: StateWeights) -> pd.DataFrame:
+    """:func:`window_aggregates` of every learner with E (``E_raw`` min-max scaled over all windows), T, P and
+    the target difficulty added: what depends on everyone or on the weights."""
+    state = state.copy()
+    raw = state["E_raw"]
+    state["E"] = (raw - raw.min()) / max(raw.max() - raw.min(), 1e-12)
     parts = {k: state[k] for k in ("W", "R", "E") if k in state}
     state["T"] = _combine(parts, {"R": weights.alpha, "W": weights.beta, "E": weights.gamma})
     state["P"] = _combine(parts, {"W": weights.eta1, "R": weights.eta2, "E": weights.eta3})
-    state["level"] = level_mean.reindex(state.index)
     state["target_difficulty"] = difficulty_path(
-        state.index.get_level_values(0).to_numpy(),
+        state["learner_id"].to_numpy(),
         state["P"].to_numpy(),
         state["level"].to_numpy(),
         weights.delta,
         weights.theta,
     )
-    state = state.reset_index()
-    state["learner_id"] = np.asarray(learner_ids, dtype=object)[state["learner_id"].to_numpy()]
     return state
 
 

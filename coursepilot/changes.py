@@ -1,0 +1,96 @@
+"""Which learners' inputs changed since a stage last wrote its table, so the nightly recomputes only them.
+
+A stage names the rows it reads per learner (an SQL ``SELECT`` with a ``learner_id`` column) and a context
+string (what else its output depends on: a code version, a setting, a global origin). Each learner's
+fingerprint hashes the XOR of their rows' hashes, their row count and the context; the stage stores every
+fingerprint in ``<table>_inputs`` in the same transaction as its output. Next time, a learner whose
+fingerprint is new or differs is recomputed and the others keep their stored rows; a changed context changes
+every fingerprint, so everyone is recomputed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from .warehouse import qident, table_exists
+
+
+def inputs_table(table: str) -> str:
+    """Where ``table``'s per-learner fingerprints are stored."""
+    return f"{table}_inputs"
+
+
+@dataclass(frozen=True)
+class Changes:
+    """The learners a stage must recompute, against what it stored last time."""
+
+    fingerprints: pd.DataFrame  # learner_id, fp of every learner with inputs: store with the output
+    changed: np.ndarray  # learner ids to recompute: new or changed inputs
+    removed: int  # learners stored last time who have no inputs now
+    reason: str = ""  # why every learner is recomputed; empty when only ``changed`` is
+
+    @property
+    def everyone(self) -> bool:
+        return bool(self.reason)
+
+    @property
+    def kept(self) -> int:
+        """Learners whose stored rows stand."""
+        return len(self.fingerprints) - len(self.changed)
+
+    def metadata(self) -> dict[str, object]:
+        """Counts for an asset's metadata."""
+        return {
+            "recomputed_learners": len(self.changed),
+            "kept_learners": self.kept,
+            "removed_learners": self.removed,
+            "recomputed_everyone": self.reason or "no: only learners whose inputs changed",
+        }
+
+
+def learner_changes(
+    con: duckdb.DuckDBPyConnection, table: str, rows_sql: str, context: str, incremental: bool = True
+) -> Changes:
+    """The learners of ``rows_sql`` whose rows (or ``context``) differ from when ``table`` was last stored;
+    every learner when ``incremental`` is off."""
+    current = con.execute(
+        f"SELECT learner_id, hash(bit_xor(hash(q)), count(*), ?) AS fp FROM ({rows_sql}) q "
+        "GROUP BY learner_id ORDER BY 1",
+        [context],
+    ).df()
+    stored = inputs_table(table)
+    everyone = current["learner_id"].to_numpy(dtype=object)
+    if not incremental:
+        return Changes(current, everyone, 0, "incremental updates are off")
+    if not (table_exists(con, table) and table_exists(con, stored)):
+        return Changes(current, everyone, 0, "no earlier run")
+    con.register("__current_inputs", current)
+    try:
+        changed = con.execute(
+            f"SELECT c.learner_id FROM __current_inputs c LEFT JOIN {qident(stored)} s USING (learner_id) "
+            "WHERE s.fp IS DISTINCT FROM c.fp ORDER BY 1"
+        ).df()["learner_id"]
+        removed = con.execute(
+            f"SELECT count(*) FROM {qident(stored)} WHERE learner_id NOT IN "
+            "(SELECT learner_id FROM __current_inputs)"
+        ).fetchone()[0]
+    finally:
+        con.unregister("__current_inputs")
+    reason = "every learner's inputs changed" if len(changed) == len(current) and len(current) else ""
+    return Changes(current, changed.to_numpy(dtype=object), int(removed), reason)
+
+
+def kept_rows(con: duckdb.DuckDBPyConnection, table: str, changes: Changes) -> pd.DataFrame:
+    """``table``'s stored rows of the learners ``changes`` keeps (inputs unchanged, still present)."""
+    kept = changes.fingerprints[["learner_id"]]
+    if len(changes.changed):
+        kept = kept[~kept["learner_id"].isin(changes.changed)]
+    con.register("__kept", kept)
+    try:
+        return con.execute(f"SELECT t.* FROM {qident(table)} t SEMI JOIN __kept k USING (learner_id)").df()
+    finally:
+        con.unregister("__kept")
