@@ -399,9 +399,12 @@ class PeerSettings(Config):
     seed: int = PeerConfig.seed
     validation_share: float = 0.2
     retune: bool = True  # False (the nightly job): keep the weights the last tuning chose
+    # False (the nightly job): score only the served hybrid peers on test; the three baselines and the t-tests
+    # (the report's peer table) are the full run's
+    compare: bool = True
 
     def peer_config(self, weights: dict[str, float] | None = None) -> PeerConfig:
-        fields = self.model_dump(exclude={"validation_share", "retune"})
+        fields = self.model_dump(exclude={"validation_share", "retune", "compare"})
         return PeerConfig(**{**fields, **{f"{term}_weight": w for term, w in (weights or {}).items()}})
 
 
@@ -498,12 +501,13 @@ def peer_recommendations(
 
     # the baselines rank only the learners the evaluation scores
     scored = scored_candidates(test, seed=config.seed)
-    rankings = {
-        "hybrid_peers": ranked_matrix(peers, config.k),
-        "cf_peers": cf_peers(train, config.k, scored),
-        "cluster_random": cluster_random_peers(clusters["labels"], config.k, config.seed, scored),
-        "active_peers": active_peers(train, config.k, scored),
-    }
+    rankings = {"hybrid_peers": ranked_matrix(peers, config.k)}
+    if config.compare:
+        rankings |= {
+            "cf_peers": cf_peers(train, config.k, scored),
+            "cluster_random": cluster_random_peers(clusters["labels"], config.k, config.seed, scored),
+            "active_peers": active_peers(train, config.k, scored),
+        }
     keys = ("precision@5", "precision@10", "recall@10", "ndcg@10", "map@10")
     scores, per, evaluated = evaluate_peers(test, rankings, seed=config.seed)
     results = {name: {k: v for k, v in m.items() if k in keys} for name, m in scores.items()}
@@ -512,11 +516,12 @@ def peer_recommendations(
         for name in rankings
         if name != "hybrid_peers" and len(per[name]) >= 2
     }
-    if not tests:
+    if config.compare and not tests:
         context.log.warning(
             f"peer t-tests skipped: {len(per['hybrid_peers'])} learner(s) to score, a paired t-test needs two"
         )
-    home.models.save(PEER_METRICS, PeerMetrics(results, tests, tuning.weights))
+    if config.compare:  # what the report's peer table shows
+        home.models.save(PEER_METRICS, PeerMetrics(results, tests, tuning.weights))
     tracker = tracking.tracker()
     with tracker.run("peer_recommendations", {**tags, "model": "hybrid_peers"}):
         tracker.mlflow.log_params({**config.model_dump(), **asdict(config.peer_config(tuning.weights))})
@@ -541,7 +546,9 @@ def peer_recommendations(
             "peer_metrics": markdown_table(metrics),
             "paired_ttests_ndcg@10": markdown_table(significance)
             if tests
-            else "skipped: fewer than two learners to score",
+            else "skipped: fewer than two learners to score"
+            if config.compare
+            else "not run (compare=False): the full run compares",
             "weights": MetadataValue.json(tuning.weights),
             "weights_from": source,
             "validation_ndcg@10": round(tuning.valid_ndcg, 4),

@@ -18,7 +18,7 @@ from coursepilot.models.catalogue import (
     unusable,
 )
 from coursepilot.models.cold_start import tune_blend
-from coursepilot.models.factors import WARM_COVERAGE, WARM_ITERATIONS, Factorisation, warm_coverage
+from coursepilot.models.factors import WARM_ITERATIONS, Factorisation
 from coursepilot.models.hybrid import validation_data
 from coursepilot.models.neural import NeuralHybrid, save_state
 from coursepilot.models.ratings import RatingModels, rating_errors
@@ -36,6 +36,8 @@ from coursepilot.stored import (
     Equation6Choice,
     HybridChoice,
     fitted_als,
+    fusion_starts,
+    save_fusion_factors,
 )
 from coursepilot.training import train_and_track
 from coursepilot.warehouse import columns, row_count
@@ -137,7 +139,9 @@ def _factor_asset(algorithm: str, settings_type, tags: dict | None = None):
         entry = FACTORS[algorithm]
         last = None if config.retune else home.models.last(entry)
         kept = {algorithm: last} if last is not None else {}
-        tuned = tune_models(fit_data, valid, names=[algorithm], kept=kept).tuning[algorithm]
+        # the validation fit starts where hybrid_model's fit of the same model on the same carve ended
+        starts = fusion_starts(home.models).get("carve") if kept else None
+        tuned = tune_models(fit_data, valid, names=[algorithm], kept=kept, starts=starts).tuning[algorithm]
         context.log.info(
             f"validation nDCG@10 {tuned.valid_ndcg:.4f} with {tuned.params} "
             f"({'kept from the last tuning' if kept else f'best of {len(tuned.tried)} tried'})"
@@ -152,7 +156,7 @@ def _factor_asset(algorithm: str, settings_type, tags: dict | None = None):
             tracker,
             tags,
             {**model.params, "valid_ndcg_at_10": tuned.valid_ndcg, "start": begun},
-            fit_kwargs={"start": start, "iterations": WARM_ITERATIONS} if start is not None else None,
+            fit_kwargs={"start": start, "iterations": WARM_ITERATIONS["als"]} if start is not None else None,
         )
         path = home.models.save(entry, model.params, model.warm_state())
         with tracker.mlflow.start_run(run_id=run_id):
@@ -166,6 +170,10 @@ def _factor_asset(algorithm: str, settings_type, tags: dict | None = None):
                 "validation_grid": markdown_table(pd.DataFrame(tuned.table())),
                 "validation_carve": carve.describe(),
                 "start": begun,
+                "validation_fit_start": f"hybrid_model's last fit on the carve, {WARM_ITERATIONS[algorithm]} "
+                "iterations"
+                if getattr(tuned.model, "started_warm", False)
+                else "cold",
                 "trained_learners": data.shape[0],
                 "test_learners": len(relevant),
                 **{f"test_{k}": round(v, 4) for k, v in metrics.items() if k.endswith("@10")},
@@ -176,20 +184,15 @@ def _factor_asset(algorithm: str, settings_type, tags: dict | None = None):
 
 
 def _warm_start(store: ModelStore, entry, model: Factorisation, data) -> tuple[dict | None, str]:
-    """(the last fit's factors and ids, when ``model`` can start from them: ALS, the same factor count, at
-    least ``WARM_COVERAGE`` of ``data``'s interactions matched; what the fit starts from, in words)."""
+    """(the last fit's factors and ids, when ``model`` can start from them (ALS; see
+    ``Factorisation.start_fits``); what the fit starts from, in words)."""
     if model.name != "als" or store.last(entry) is None:
         return None, "cold"
     arrays = store.arrays(entry)
-    if "learner_ids" not in arrays or arrays["item_factors"].shape[1] != model.params["factors"]:
-        return None, "cold (the last factors carry no ids or another factor count)"
-    coverage = warm_coverage(arrays, data)
-    if coverage < WARM_COVERAGE:
-        return None, f"cold (only {coverage:.1%} of the interactions match the last factors' ids)"
-    return (
-        arrays,
-        f"the last factors ({coverage:.1%} of the interactions matched), {WARM_ITERATIONS} iterations",
-    )
+    reason = model.start_fits(arrays, data)
+    if reason:
+        return None, f"cold ({reason})"
+    return arrays, f"the last factors, {WARM_ITERATIONS['als']} iterations"
 
 
 als_model = _factor_asset("als", FactorSettings)
@@ -282,12 +285,26 @@ def hybrid_model(
             "a component the last weights use cannot learn from this data: the fusion is tuned again"
         )
         kept, weights = _kept(home.models, retune=True)
-    # the nightly: weighted ones only
+    # the nightly: weighted ones only, their factor models from the last fits
     names = [m for m in SPECS if SPECS[m].fusion] if weights is None else list(weights)
-    trained = tune_models(fit_data, valid, names=names, kept=kept, log=context.log.info)
+    starts = {} if weights is None else fusion_starts(home.models)
+    trained = tune_models(
+        fit_data, valid, names=names, kept=kept, log=context.log.info, starts=starts.get("carve")
+    )
     tuning, equation6 = fusion_and_equation6(trained, weights, equation6=config.retune)
     context.log.info(f"fusion weights {tuning.weights}: validation nDCG@10 {tuning.valid_ndcg:.4f}")
-    fusion = fitted_fusion(data, trained.params, tuning.weights, {"als": fitted_als(home.models, data)})
+    fusion = fitted_fusion(
+        data,
+        trained.params,
+        tuning.weights,
+        {"als": fitted_als(home.models, data)},
+        starts=starts.get("full"),
+    )
+    save_fusion_factors(home.models, {"carve": trained.fitted, "full": fusion.components})
+    warm = {
+        fit: sorted(m for m, model in models.items() if getattr(model, "started_warm", False))
+        for fit, models in (("validation_carve", trained.fitted), ("all_of_train", fusion.components))
+    }
     tracker = tracking.tracker()
     metrics, run_id = train_and_track(
         fusion,
@@ -341,6 +358,7 @@ def hybrid_model(
             "component_settings": MetadataValue.json(trained.params),
             "skipped": MetadataValue.json(trained.skipped),
             "equation6_alpha": None if equation6 is None else equation6.alpha,
+            "started_from_the_last_factors": MetadataValue.json(warm),
             "mlflow_run": run_id,
             "cold_start_popularity_weight": cold_weight,
             "cold_start_validation_f1@5": MetadataValue.json(

@@ -1,13 +1,14 @@
-"""ALS warm start for the nightly job: how many iterations from yesterday's factors match a cold fit.
+"""ALS and BPR warm start for the nightly job: how many iterations from yesterday's factors match a cold fit.
 
-Usage: python benchmarks/bench_warm_start.py [--size S] [--new-share 0.01] [--factors 32] [--iterations 15]
+Usage: python benchmarks/bench_warm_start.py [--algorithm als|bpr] [--size S] [--new-share 0.01] [--factors N]
+[--iterations N]
 
 The nightly scenario on a synthetic size: validation holds each learner's latest interaction (learners with
 3 or more); "today" trains on the rest, "yesterday" on today's rows minus the newest ``--new-share`` of
 them by time (so some learners and courses are new today). A cold fit today (``--iterations``, two seeds:
 their difference is the noise a warm start is measured against) is compared with fits that start from
-yesterday's factors (matched by id) and run 1-8 iterations. Printed per fit: seconds and validation
-nDCG@10, and the fewest warm iterations within 0.002 of the cold fit.
+yesterday's factors (matched by id) and run 1-8 iterations (BPR: 5-50 epochs). Printed per fit: seconds and
+validation nDCG@10, and the fewest warm iterations within 0.002 of the cold fit.
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ from coursepilot.models.factors import Factorisation
 from coursepilot.synthetic import SIZES, generate
 
 TOLERANCE = 0.002  # issue 23: warm within this validation nDCG@10 of a cold fit
-WARM_ITERATIONS = (1, 2, 3, 5, 8)
+TRIED = {"als": (1, 2, 3, 5, 8), "bpr": (5, 10, 20, 30, 50)}
+# a cold fit's settings: ALS as bench_factors; BPR as the model list (coursepilot.models.catalogue), with the
+# learning rate validation chose at M
+SETTINGS = {
+    "als": dict(factors=32, iterations=15, regularization=1.0, alpha=2.0),
+    "bpr": dict(factors=16, iterations=100, regularization=0.01, learning_rate=0.003),
+}
 
 
 def train_data(rows: pd.DataFrame) -> TrainData:
@@ -48,9 +55,15 @@ def main() -> None:
         default=0.01,
         help="share of today's training rows that are new since yesterday (default 0.01)",
     )
-    parser.add_argument("--factors", type=int, default=32, help="ALS factors (default 32)")
-    parser.add_argument("--iterations", type=int, default=15, help="iterations of a cold fit (default 15)")
+    parser.add_argument("--algorithm", choices=list(SETTINGS), default="als", help="als (default) or bpr")
+    parser.add_argument("--factors", type=int, help="factors (default: ALS 32, BPR 16)")
+    parser.add_argument("--iterations", type=int, help="iterations of a cold fit (default: ALS 15, BPR 100)")
     args = parser.parse_args()
+    algorithm = args.algorithm
+    settings = {
+        **SETTINGS[algorithm],
+        **{k: v for k, v in (("factors", args.factors), ("iterations", args.iterations)) if v},
+    }
 
     inter = generate(SIZES[args.size])["interactions"].to_pandas().sort_values("ts", kind="stable")
     inter[["learner_id", "course_id"]] = inter[["learner_id", "course_id"]].astype(str)
@@ -64,8 +77,7 @@ def main() -> None:
     keep = (rows >= 0) & (cols >= 0)
     valid = {int(r): {int(c)} for r, c in zip(rows[keep], cols[keep])}
 
-    settings = dict(factors=args.factors, iterations=args.iterations, regularization=1.0, alpha=2.0)
-    start = Factorisation("als", **settings).fit(yesterday).warm_state()
+    start = Factorisation(algorithm, **settings).fit(yesterday).warm_state()
     results = []
 
     def run(label: str, fit) -> float:
@@ -76,28 +88,30 @@ def main() -> None:
         results.append([label, seconds, ndcg])
         return ndcg
 
-    cold = run(f"cold, {args.iterations} iterations", lambda: Factorisation("als", **settings).fit(today))
+    cold_iterations = settings["iterations"]
+    cold = run(f"cold, {cold_iterations} iterations", lambda: Factorisation(algorithm, **settings).fit(today))
     run(
-        f"cold, {args.iterations} iterations, seed 1",
-        lambda: Factorisation("als", **settings, seed=1).fit(today),
+        f"cold, {cold_iterations} iterations, seed 1",
+        lambda: Factorisation(algorithm, **{**settings, "seed": 1}).fit(today),
     )
     enough = None
-    for n in WARM_ITERATIONS:
-        ndcg = run(f"warm, {n} iterations", lambda: Factorisation("als", **settings).fit(today, start, n))
+    for n in TRIED[algorithm]:
+        ndcg = run(f"warm, {n} iterations", lambda: Factorisation(algorithm, **settings).fit(today, start, n))
         if enough is None and ndcg >= cold - TOLERANCE:
             enough = n
     new_learners = int((yesterday.learner_index(today.learner_ids) < 0).sum())
     added = today.matrix.nnz - yesterday.matrix.nnz
     print_table(
-        f"ALS warm start, size {args.size}: {today.matrix.nnz:,} training rows today, {added:,} new "
-        f"({new_learners:,} new learners), {len(valid):,} validation learners, {args.factors} factors",
+        f"{algorithm.upper()} warm start, size {args.size}: {today.matrix.nnz:,} training rows today, "
+        f"{added:,} new ({new_learners:,} new learners), {len(valid):,} validation learners, "
+        f"{settings['factors']} factors",
         ["fit", "seconds", "validation nDCG@10", "vs cold"],
         [[label, f"{s:.2f}", f"{n:.4f}", f"{n - cold:+.4f}"] for label, s, n in results],
     )
     print(
         f"fewest warm iterations within {TOLERANCE} of the cold fit: {enough}"
         if enough
-        else f"no warm fit up to {max(WARM_ITERATIONS)} iterations came within {TOLERANCE} of the cold fit"
+        else f"no warm fit up to {max(TRIED[algorithm])} iterations came within {TOLERANCE} of the cold fit"
     )
 
 

@@ -52,7 +52,12 @@ KEPT_TUNING = (
 
 FULL_JOB, NIGHTLY_JOB = "full_pipeline", "nightly_retrain"
 EXECUTORS = ("in_process", "multiprocess", "k8s", "celery")
-KEEP_TUNING = {"config": {"retune": False}}
+KEEP_TUNING = {"retune": False}
+NIGHTLY_CONFIG = {
+    **{asset.op.name: {"config": KEEP_TUNING} for asset in KEPT_TUNING},
+    # the served peers only: the baselines and t-tests are the weekly full run's
+    peers.peer_recommendations.op.name: {"config": {**KEEP_TUNING, "compare": False}},
+}
 
 full_pipeline = define_asset_job(
     FULL_JOB,
@@ -63,11 +68,12 @@ full_pipeline = define_asset_job(
 nightly_retrain = define_asset_job(
     NIGHTLY_JOB,
     selection=AssetSelection.all() - COMPARISONS,
-    config={"ops": {asset.op.name: KEEP_TUNING for asset in KEPT_TUNING}},
+    config={"ops": NIGHTLY_CONFIG},
     description="The serving path on the newest data: cleaned tables, labels, embeddings (new texts only), "
-    "ALS and the hybrid with the last tuned settings, the learner classifier the last run "
-    "chose, the registered model through the gate, peer groups and peers. Tunes from scratch "
-    "where no earlier run left settings.",
+    "ALS and the hybrid with the last tuned settings (their factor models from the last factors), the "
+    "learner classifier the last run chose, the registered model through the gate, peer groups and peers "
+    "(no baselines); learner state and profiles only for learners whose inputs changed. Tunes from "
+    "scratch where no earlier run left settings.",
 )
 
 

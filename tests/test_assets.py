@@ -229,6 +229,8 @@ def test_full_graph_then_a_nightly_retrain_on_grown_data(tmp_path, xs_folder, mo
     # the full run fits from scratch, the nightly from the factors it left
     assert meta["als_model"]["start"].value == "cold"
     assert after["als_model"]["start"].value.startswith("the last factors")
+    assert meta["als_model"]["validation_fit_start"].value == "cold"
+    assert after["als_model"]["validation_fit_start"].value.startswith("hybrid_model's last fit")
     # header, rule, the one kept point
     assert len(after["als_model"]["validation_grid"].value.splitlines()) == 3
     assert len(meta["als_model"]["validation_grid"].value.splitlines()) > 5  # the full run searched the grid
@@ -241,6 +243,22 @@ def test_full_graph_then_a_nightly_retrain_on_grown_data(tmp_path, xs_folder, mo
     assert after["hybrid_model"]["component_settings"].value == {
         m: settings[m] for m in after["hybrid_model"]["weights"].value
     }
+    # the weighted factor models fit from the ones the last run kept: on the carve and (BPR; ALS comes from
+    # als_model) on all of train; the full run started cold
+    weighted = set(after["hybrid_model"]["weights"].value)
+    assert meta["hybrid_model"]["started_from_the_last_factors"].value == {
+        "validation_carve": [],
+        "all_of_train": [],
+    }
+    assert after["hybrid_model"]["started_from_the_last_factors"].value == {
+        "validation_carve": sorted(weighted & {"als", "bpr"}),
+        "all_of_train": sorted(weighted & {"bpr"}),
+    }
+    # learners without new rows keep their state and profile
+    for name in ("learner_state", "learner_profiles"):
+        assert meta[name]["recomputed_everyone"].value == "no earlier run"
+        recomputed, kept = after[name]["recomputed_learners"].value, after[name]["kept_learners"].value
+        assert 0 < recomputed < kept, name
     # kept
     assert after["learner_labels"]["chosen_model"].value == meta["learner_labels"]["chosen_model"].value
     # the other classifier was not trained

@@ -393,8 +393,49 @@ def test_als_warm_start_matches_factors_by_id_and_converges(data):
     assert warm_coverage(state, data) == 1.0
     renamed = {**state, "learner_ids": np.char.add("x", state["learner_ids"].astype(str))}
     assert warm_coverage(renamed, data) == 0.0  # reformatted ids: nothing matches, the nightly starts cold
-    with pytest.raises(ValueError, match="only ALS"):
-        Factorisation("bpr", factors=8).fit(data, start=state)
+    assert "match" in Factorisation("als", factors=8).start_fits(renamed, data)
+    assert "factor count" in Factorisation("als", factors=16).start_fits(state, data)
+    assert Factorisation("als", factors=8).start_fits(state, data) is None
+
+
+def test_bpr_warm_start_keeps_its_bias_column_and_the_nightly_builds_from_the_kept_factors(
+    data, test_sets, tmp_path
+):
+    """BPR starts from earlier factors as ALS does; a new learner's bias column starts at 1 as implicit starts
+    it. The fusion's factor fits are kept in the model store and ``build`` starts the next fit from them."""
+    from coursepilot.home import ProjectHome
+    from coursepilot.models.catalogue import build
+    from coursepilot.models.store import ModelStore
+    from coursepilot.stored import fusion_starts, save_fusion_factors
+
+    cold = Factorisation("bpr", factors=8, iterations=60, learning_rate=0.05).fit(data)
+    state = cold.warm_state()
+    assert state["user_factors"].shape[1] == 9  # eight factors and the bias column
+    rows = aligned(
+        state["learner_ids"][:2], state["user_factors"][:2], np.array(["new"]), np.random.default_rng(0), 1.0
+    )
+    assert rows[0, -1] == 1.0 and (rows[0, :-1] < 0.01).all()
+
+    store = ModelStore(ProjectHome.resolve(tmp_path).ensure())
+    assert fusion_starts(store) == {}
+    save_fusion_factors(store, {"full": {"bpr": cold, "ease": object()}})
+    kept = fusion_starts(store)
+    assert list(kept) == ["full"] and list(kept["full"]) == ["bpr"]  # factor models only
+    np.testing.assert_array_equal(kept["full"]["bpr"]["item_factors"], cold.item_factors)
+
+    params = {"factors": 8, "learning_rate": 0.05}
+    warm = build("bpr", params, kept["full"]["bpr"], data)
+    assert warm.started_warm and not build("bpr", params).started_warm
+    assert not build("bpr", {**params, "factors": 4}, kept["full"]["bpr"], data).started_warm
+    warm.fit(data)
+    fresh = Factorisation("bpr", factors=8, iterations=10, learning_rate=0.05).fit(data)
+
+    ndcg = {
+        m: evaluate(model, test_sets, ks=(10,))["ndcg@10"]
+        for m, model in (("cold", cold), ("warm", warm), ("fresh", fresh))
+    }
+    # ten epochs from the kept factors keep at least the cold fit's quality, and beat ten from random ones
+    assert ndcg["warm"] >= ndcg["cold"] - 0.005 and ndcg["warm"] > ndcg["fresh"]
 
 
 def test_the_first_failed_search_cancels_the_queued_ones():

@@ -58,7 +58,7 @@ def test_weekly_full_rebuild_and_the_nightly_job_keeps_tuning(tmp_path, monkeypa
         "hybrid_model": {"retune": False},
         "peer_clusters": {"retune": False},
         "learner_labels": {"retune": False},
-        "peer_recommendations": {"retune": False},
+        "peer_recommendations": {"retune": False, "compare": False},
     }
     assert {n.name for n in defs.resolve_job_def("full_pipeline").graph.node_defs} > steps
 

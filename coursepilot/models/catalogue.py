@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -17,7 +18,7 @@ import numpy as np
 from ..evaluation.protocol import evaluate
 from ..sampling import TUNING_LEARNERS, sample_learners, tuning_population
 from .base import Recommender, TrainData
-from .factors import Factorisation
+from .factors import WARM_ITERATIONS, Factorisation
 from .fusion import Fusion, FusionTuning, tune_fusion
 from .hybrid import Hybrid, Tuning, tune
 from .item_based import EASE, EASE_COURSES, ItemKNN
@@ -87,8 +88,15 @@ BPR_INTERACTIONS = 5_000_000
 TUNING_THREADS = 2
 
 
-def build(name: str, params: dict | None = None) -> Recommender:
-    return SPECS[name].build(**(params or {}))
+def build(
+    name: str, params: dict | None = None, start: dict | None = None, data: TrainData | None = None
+) -> Recommender:
+    """Model ``name`` with ``params``; a factor model whose fit on ``data`` can start from ``start`` (an
+    earlier fit's warm state) does, with ``WARM_ITERATIONS`` of it."""
+    model = SPECS[name].build(**(params or {}))
+    if start is not None and isinstance(model, Factorisation) and model.start_fits(start, data) is None:
+        model.starting_from(start, WARM_ITERATIONS[name])
+    return model
 
 
 def unusable(spec: ModelSpec, data: TrainData) -> str | None:
@@ -138,10 +146,15 @@ class TrainedSet:
 
 
 def tune_models(
-    fit_data: TrainData, valid: dict, names=None, kept: dict[str, dict] | None = None, log=None
+    fit_data: TrainData,
+    valid: dict,
+    names=None,
+    kept: dict[str, dict] | None = None,
+    log=None,
+    starts: dict[str, dict] | None = None,
 ) -> TrainedSet:
     """Tune each model of ``names`` (default all) on ``valid``; ``kept[name]`` fixes a model's parameters (no
-    search).
+    search), and a kept factor model fits from ``starts[name]`` (an earlier warm state) where it can.
 
     Fits use the tuning population (at most ``TUNING_FIT_LEARNERS`` learners) and score at most
     ``TUNING_LEARNERS`` validation learners, as every tuning does (``coursepilot.sampling``).
@@ -162,13 +175,22 @@ def tune_models(
             if reason:
                 out.skipped[spec.name] = reason
                 continue
-            grid = {k: (v,) for k, v in kept[spec.name].items()} if spec.name in kept else spec.grid
-            searches[spec.name] = pool.submit(tune_params, spec.build, grid, fit_data, scored)
+            if spec.name in kept:
+                grid = {k: (v,) for k, v in kept[spec.name].items()}
+                start = (starts or {}).get(spec.name)
+                make = partial(_built, spec.name, start=start, data=fit_data)
+            else:
+                grid, make = spec.grid, spec.build
+            searches[spec.name] = pool.submit(tune_params, make, grid, fit_data, scored)
         for name, tuned in in_order(pool, searches).items():
             out.params[name], out.tuning[name], out.fitted[name] = tuned.params, tuned, tuned.model
             if log:
                 log(f"{name}: validation nDCG@10 {tuned.valid_ndcg:.4f} with {tuned.params}")
     return out
+
+
+def _built(name: str, start: dict | None, data: TrainData, **params) -> Recommender:
+    return build(name, params, start, data)
 
 
 def in_order(pool: ThreadPoolExecutor, futures: dict) -> dict:
@@ -237,19 +259,28 @@ def fitted_fusion(
     weights: dict[str, float],
     fitted: dict[str, Recommender] | None = None,
     name: str = "hybrid",
+    starts: dict[str, dict] | None = None,
 ) -> Fusion:
-    """The fusion on all of ``data``: each weighted component built with its tuned ``params`` and fitted,
-    unless ``fitted`` already holds it fitted on ``data``."""
+    """The fusion on all of ``data``: each weighted component built with its tuned ``params`` and fitted
+    (a factor model from ``starts[name]`` where it can), unless ``fitted`` already holds it fitted on
+    ``data``."""
     fitted = fitted or {}
     weighted = [m for m, w in weights.items() if w > 0]
-    new = fit_models(data, {m: params.get(m) for m in weighted if fitted.get(m) is None})
+    new = fit_models(data, {m: params.get(m) for m in weighted if fitted.get(m) is None}, starts)
     components = {m: new[m] if fitted.get(m) is None else fitted[m] for m in weighted}
     return Fusion(components, weights, name).fit(data, fit_parts=False)
 
 
-def fit_models(data: TrainData, params: dict[str, dict | None]) -> dict[str, Recommender]:
-    """Each model named in ``params`` built with its parameters and fitted on ``data``, ``TUNING_THREADS``
-    fits at a time (a single-threaded fit, BPR's, overlaps the others)."""
+def fit_models(
+    data: TrainData, params: dict[str, dict | None], starts: dict[str, dict] | None = None
+) -> dict[str, Recommender]:
+    """Each model named in ``params`` built with its parameters (and ``starts``, as :func:`build` takes them)
+    and fitted on ``data``, ``TUNING_THREADS`` fits at a time (a single-threaded fit, BPR's, overlaps the
+    others)."""
+    starts = starts or {}
     with ThreadPoolExecutor(TUNING_THREADS) as pool:
-        fits = {name: pool.submit(lambda n, p: build(n, p).fit(data), name, p) for name, p in params.items()}
+        fits = {
+            name: pool.submit(lambda n, p: build(n, p, starts.get(n), data).fit(data), name, p)
+            for name, p in params.items()
+        }
         return in_order(pool, fits)

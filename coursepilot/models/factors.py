@@ -10,10 +10,10 @@ import pandas as pd
 from ..blas import blas_threads
 from .base import Recommender, TrainData
 
-# iterations of a fit that starts from the last factors (the nightly job); benchmarks/bench_warm_start.py
-# (BENCHMARKS.md): 1 already stays within 0.002 validation nDCG@10 of a cold fit at S and M (S: -0.0016, near
-# the budget), 2 leaves a margin
-WARM_ITERATIONS = 2
+# iterations of a fit that starts from the last factors (the nightly job), by algorithm;
+# benchmarks/bench_warm_start.py (BENCHMARKS.md). ALS: 1 already stays within 0.002 validation nDCG@10 of a
+# cold fit at S and M (S: -0.0016, near the budget), 2 leaves a margin. BPR: BPR_MEASURED
+WARM_ITERATIONS = {"als": 2, "bpr": 10}
 # below this share of the interactions with both ids in the last factors (a swapped source, reformatted ids) a
 # warm start is mostly random rows: the fit starts cold
 WARM_COVERAGE = 0.9
@@ -45,17 +45,19 @@ class Factorisation(Recommender):
             alpha=alpha,
             seed=seed,
         )
+        self._start: tuple[dict | None, int | None] = (None, None)
 
     def fit(
         self, data: TrainData, start: dict | None = None, iterations: int | None = None
     ) -> "Factorisation":
-        """``start``: an earlier ALS fit's :meth:`warm_state`, whose factors this fit starts from (matched by
+        """``start``: an earlier fit's :meth:`warm_state`, whose factors this fit starts from (matched by
         learner and course id; new ones start as implicit starts them); ``iterations`` replaces the configured
-        count (a warm start needs few: ``benchmarks/bench_warm_start.py``)."""
+        count (a warm start needs few: ``benchmarks/bench_warm_start.py``). Without them, what
+        :meth:`starting_from` set."""
         super().fit(data)
+        if start is None:
+            start, iterations = self._start[0], iterations or self._start[1]
         p = {**self.params, "iterations": iterations or self.params["iterations"]}
-        if start is not None and self.name != "als":
-            raise ValueError("only ALS starts from earlier factors")
         # implicit parallelises ALS itself (BLAS threads would oversubscribe); BPR's SGD calls no BLAS
         with blas_threads(1) if self.name == "als" else nullcontext():
             if self.name == "als":
@@ -83,14 +85,41 @@ class Factorisation(Recommender):
                 )
             if start is not None:
                 rng = np.random.default_rng(p["seed"])
+                # BPR's last column is a bias: 1 for a learner, learnt for a course (implicit starts it at 0)
+                bias = (1.0, 0.0) if self.name == "bpr" else (None, None)
                 model.user_factors = aligned(
-                    start["learner_ids"], start["user_factors"], data.learner_ids, rng
+                    start["learner_ids"], start["user_factors"], data.learner_ids, rng, bias[0]
                 )
-                model.item_factors = aligned(start["course_ids"], start["item_factors"], data.course_ids, rng)
+                model.item_factors = aligned(
+                    start["course_ids"], start["item_factors"], data.course_ids, rng, bias[1]
+                )
             model.fit(data.matrix, show_progress=False)
         self.user_factors = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors = np.asarray(model.item_factors, dtype=np.float32)
         return self
+
+    def starting_from(self, start: dict | None, iterations: int | None = None) -> "Factorisation":
+        """Make the next :meth:`fit` start from ``start`` (a :meth:`warm_state`) with ``iterations``."""
+        self._start = (start, iterations)
+        return self
+
+    def start_fits(self, start: dict, data: TrainData) -> str | None:
+        """Why ``start`` cannot seed a fit of this model on ``data`` (None when it can): its factor count
+        differs, it carries no ids, or under ``WARM_COVERAGE`` of the interactions match its ids."""
+        if "learner_ids" not in start:
+            return "the last factors carry no ids"
+        width = self.params["factors"] + (self.name == "bpr")  # BPR keeps a bias column
+        if start["item_factors"].shape[1] != width:
+            return "the last factors have another factor count"
+        coverage = warm_coverage(start, data)
+        if coverage < WARM_COVERAGE:
+            return f"only {coverage:.1%} of the interactions match the last factors' ids"
+        return None
+
+    @property
+    def started_warm(self) -> bool:
+        """Whether the fit started from earlier factors (:meth:`starting_from`)."""
+        return self._start[0] is not None
 
     def score(self, rows: np.ndarray) -> np.ndarray:
         return self.user_factors[rows] @ self.item_factors.T
@@ -105,12 +134,18 @@ class Factorisation(Recommender):
 
 
 def aligned(
-    ids: np.ndarray, factors: np.ndarray, new_ids: np.ndarray, rng: np.random.Generator
+    ids: np.ndarray,
+    factors: np.ndarray,
+    new_ids: np.ndarray,
+    rng: np.random.Generator,
+    last_column: float | None = None,
 ) -> np.ndarray:
     """``factors`` (rows keyed by ``ids``) re-indexed to ``new_ids``; an id without a row starts as implicit
-    starts every row (uniform in [0, 0.01))."""
+    starts every row (uniform in [0, 0.01)), with ``last_column`` in its last column when given."""
     at = pd.Index(ids).get_indexer(np.asarray(new_ids).astype(str))
     out = rng.random((len(new_ids), factors.shape[1]), dtype=np.float32) * 0.01
+    if last_column is not None:
+        out[:, -1] = last_column
     out[at >= 0] = factors[at[at >= 0]]
     return out
 
