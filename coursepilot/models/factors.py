@@ -12,8 +12,10 @@ from .base import Recommender, TrainData
 
 # iterations of a fit that starts from the last factors (the nightly job), by algorithm;
 # benchmarks/bench_warm_start.py (BENCHMARKS.md). ALS: 1 already stays within 0.002 validation nDCG@10 of a
-# cold fit at S and M (S: -0.0016, near the budget), 2 leaves a margin. BPR: BPR_MEASURED
-WARM_ITERATIONS = {"als": 2, "bpr": 10}
+# cold fit at S and M (S: -0.0016, near the budget), 2 leaves a margin. BPR at M (100 cold epochs, validation
+# chose a learning rate of 0.003): 5 epochs -0.0003 (two cold seeds differ by 0.0017), 10 epochs -0.0034;
+# more epochs score lower still, so the cold fit is already past BPR's best there
+WARM_ITERATIONS = {"als": 2, "bpr": 5}
 # below this share of the interactions with both ids in the last factors (a swapped source, reformatted ids) a
 # warm start is mostly random rows: the fit starts cold
 WARM_COVERAGE = 0.9
