@@ -1,14 +1,17 @@
 """ALS and BPR warm start for the nightly job: how many iterations from yesterday's factors match a cold fit.
 
 Usage: python benchmarks/bench_warm_start.py [--algorithm als|bpr] [--size S] [--new-share 0.01] [--factors N]
-[--iterations N]
+[--iterations N] [--nights N]
 
 The nightly scenario on a synthetic size: validation holds each learner's latest interaction (learners with
 3 or more); "today" trains on the rest, "yesterday" on today's rows minus the newest ``--new-share`` of
 them by time (so some learners and courses are new today). A cold fit today (``--iterations``, two seeds:
 their difference is the noise a warm start is measured against) is compared with fits that start from
 yesterday's factors (matched by id) and run 1-8 iterations (BPR: 5-50 epochs). Printed per fit: seconds and
-validation nDCG@10, and the fewest warm iterations within 0.002 of the cold fit.
+validation nDCG@10, and the fewest warm iterations within 0.002 of the cold fit. ``--nights 6`` instead
+runs six nights in a row, each night's warm fit starting where the nightly starts it (BPR from the last cold
+fit, ALS from its last fit) and, for reference, from the last night's warm fit, against a cold fit each
+night: whether the warm start drifts over a week between two full runs.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from scipy import sparse
 from common import print_table
 from coursepilot.evaluation.protocol import evaluate
 from coursepilot.models.base import TrainData
-from coursepilot.models.factors import Factorisation
+from coursepilot.models.factors import WARM_ITERATIONS, Factorisation
 from coursepilot.synthetic import SIZES, generate
 
 TOLERANCE = 0.002  # issue 23: warm within this validation nDCG@10 of a cold fit
@@ -46,6 +49,47 @@ def train_data(rows: pd.DataFrame) -> TrainData:
     return TrainData(np.asarray(learners), np.asarray(courses), matrix, difficulty=np.full(len(courses), -1))
 
 
+def validation(data: TrainData, rows: pd.DataFrame) -> dict[int, set[int]]:
+    """{learner row: {course column}} of the held-out ``rows`` whose learner and course ``data`` knows."""
+    learners, courses = data.learner_index(rows["learner_id"]), data.course_index(rows["course_id"])
+    keep = (learners >= 0) & (courses >= 0)
+    return {int(r): {int(c)} for r, c in zip(learners[keep], courses[keep])}
+
+
+def successive_nights(
+    rows: pd.DataFrame,
+    valid_rows: pd.DataFrame,
+    algorithm: str,
+    settings: dict,
+    share: float,
+    nights: int,
+    size,
+) -> None:
+    """Night after night, each adding the next ``share`` of ``rows`` (in time order): the nightly's warm fit
+    (``WARM_ITERATIONS``) starts from what the last night's fit passes on (``Factorisation.next_start``: BPR
+    the cold fit before the first night, ALS its last fit); a chain of warm fits each from the last warm fit,
+    and a cold fit on the same rows, are the references."""
+    ends = [int(len(rows) * (1 - share * (nights - night))) for night in range(nights + 1)]
+    first = Factorisation(algorithm, **settings).fit(train_data(rows.iloc[: ends[0]])).warm_state()
+    nightly, chained, table = first, first, []
+    for night in range(1, nights + 1):
+        data = train_data(rows.iloc[: ends[night]])
+        valid = validation(data, valid_rows)
+        iterations = WARM_ITERATIONS[algorithm]
+        warm = Factorisation(algorithm, **settings).fit(data, nightly, iterations)
+        chain = Factorisation(algorithm, **settings).fit(data, chained, iterations)
+        nightly, chained = warm.next_start(), chain.warm_state()
+        cold = Factorisation(algorithm, **settings).fit(data)
+        scores = [evaluate(model, valid, ks=(10,))["ndcg@10"] for model in (cold, warm, chain)]
+        table.append([night, f"{scores[0]:.4f}", *(f"{s:.4f} ({s - scores[0]:+.4f})" for s in scores[1:])])
+    print_table(
+        f"{algorithm.upper()}, size {size}: {nights} nights in a row, each {share:.0%} new rows, warm fits "
+        f"of {WARM_ITERATIONS[algorithm]} iterations; validation nDCG@10 (vs cold)",
+        ["night", "cold", "warm, as the nightly starts it", "warm, each from the last warm fit"],
+        table,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=list(SIZES), default="S", help="synthetic size preset (default S)")
@@ -58,6 +102,14 @@ def main() -> None:
     parser.add_argument("--algorithm", choices=list(SETTINGS), default="als", help="als (default) or bpr")
     parser.add_argument("--factors", type=int, help="factors (default: ALS 32, BPR 16)")
     parser.add_argument("--iterations", type=int, help="iterations of a cold fit (default: ALS 15, BPR 100)")
+    parser.add_argument(
+        "--nights",
+        type=int,
+        default=1,
+        help="above 1: that many nights in a row, each adding --new-share of the rows; each night's warm "
+        "fit (the nightly's WARM_ITERATIONS, from where the nightly starts it, and from the last warm fit) "
+        "is compared with a cold fit on the same night's data (does the warm start drift?)",
+    )
     args = parser.parse_args()
     algorithm = args.algorithm
     settings = {
@@ -71,11 +123,12 @@ def main() -> None:
     counts = inter.groupby("learner_id")["course_id"].transform("size")
     held = latest & (counts >= 3)
     today_rows, valid_rows = inter[~held], inter[held]
+    if args.nights > 1:
+        successive_nights(today_rows, valid_rows, algorithm, settings, args.new_share, args.nights, args.size)
+        return
     yesterday_rows = today_rows.iloc[: int(len(today_rows) * (1 - args.new_share))]
     today, yesterday = train_data(today_rows), train_data(yesterday_rows)
-    rows, cols = today.learner_index(valid_rows["learner_id"]), today.course_index(valid_rows["course_id"])
-    keep = (rows >= 0) & (cols >= 0)
-    valid = {int(r): {int(c)} for r, c in zip(rows[keep], cols[keep])}
+    valid = validation(today, valid_rows)
 
     start = Factorisation(algorithm, **settings).fit(yesterday).warm_state()
     results = []

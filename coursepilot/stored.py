@@ -90,7 +90,8 @@ FUSION_FACTORS = Entry("fusion_factors", dict)
 
 
 def save_fusion_factors(store: ModelStore, fits: dict[str, dict[str, Recommender]]) -> None:
-    """Keep the factor models of ``fits`` ({"carve" | "full": {name: fitted model}}) for the next fits."""
+    """Keep where the next fits of the factor models of ``fits`` ({"carve" | "full": {name: fitted model}})
+    start (``Factorisation.next_start``)."""
     kept = {
         fit: {name: model for name, model in models.items() if isinstance(model, Factorisation)}
         for fit, models in fits.items()
@@ -102,7 +103,7 @@ def save_fusion_factors(store: ModelStore, fits: dict[str, dict[str, Recommender
             f"{fit}/{name}/{key}": value
             for fit, models in kept.items()
             for name, model in models.items()
-            for key, value in model.warm_state().items()
+            for key, value in model.next_start().items()
         },
     )
 

@@ -438,6 +438,14 @@ def test_bpr_warm_start_keeps_its_bias_column_and_the_nightly_builds_from_the_ke
     }
     # the nightly's epochs from the kept factors keep the cold fit's quality and beat as many from random ones
     assert ndcg["warm"] >= ndcg["cold"] - 0.005 and ndcg["warm"] > ndcg["fresh"]
+    # the next night's BPR starts from the cold fit again (its epochs must not add up); ALS from its last fit
+    save_fusion_factors(store, {"full": {"bpr": warm}})
+    np.testing.assert_array_equal(fusion_starts(store)["full"]["bpr"]["item_factors"], cold.item_factors)
+    als = Factorisation("als", factors=8).fit(
+        data, start=Factorisation("als", factors=8).fit(data).warm_state()
+    )
+    assert als.started_warm
+    np.testing.assert_array_equal(als.next_start()["item_factors"], als.item_factors)
 
 
 def test_the_first_failed_search_cancels_the_queued_ones():

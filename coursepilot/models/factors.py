@@ -14,7 +14,9 @@ from .base import Recommender, TrainData
 # benchmarks/bench_warm_start.py (BENCHMARKS.md). ALS: 1 already stays within 0.002 validation nDCG@10 of a
 # cold fit at S and M (S: -0.0016, near the budget), 2 leaves a margin. BPR at M (100 cold epochs, validation
 # chose a learning rate of 0.003): 5 epochs -0.0003 (two cold seeds differ by 0.0017), 10 epochs -0.0034;
-# more epochs score lower still, so the cold fit is already past BPR's best there
+# more epochs score lower still: the cold fit is already past BPR's best there. Chained night after night, the
+# epochs add up (six nights at M: -0.0015, -0.0023, -0.0034, -0.0058, -0.0065, -0.0072), so each night's BPR
+# starts from the last cold fit instead (Factorisation.next_start)
 WARM_ITERATIONS = {"als": 2, "bpr": 5}
 # below this share of the interactions with both ids in the last factors (a swapped source, reformatted ids) a
 # warm start is mostly random rows: the fit starts cold
@@ -59,6 +61,7 @@ class Factorisation(Recommender):
         super().fit(data)
         if start is None:
             start, iterations = self._start[0], iterations or self._start[1]
+        self._start = (start, iterations)
         p = {**self.params, "iterations": iterations or self.params["iterations"]}
         # implicit parallelises ALS itself (BLAS threads would oversubscribe); BPR's SGD calls no BLAS
         with blas_threads(1) if self.name == "als" else nullcontext():
@@ -117,6 +120,14 @@ class Factorisation(Recommender):
         if coverage < WARM_COVERAGE:
             return f"only {coverage:.1%} of the interactions match the last factors' ids"
         return None
+
+    def next_start(self) -> dict[str, np.ndarray]:
+        """What the next warm fit starts from: this fit's :meth:`warm_state`, except that a BPR fit that
+        itself started warm passes on the factors it started from, so that BPR's epochs do not add up night
+        after night (its SGD overfits as they do; ALS converges instead)."""
+        if self.name == "bpr" and self.started_warm:
+            return self._start[0]
+        return self.warm_state()
 
     @property
     def started_warm(self) -> bool:
