@@ -241,3 +241,21 @@ def test_a_new_theme_rebuilds_every_profile():
     con.execute("INSERT INTO attribute_embeddings VALUES ('theme', 'music', [0, 1, 0, 0, 0, 0, 0, 0])")
     changes = _profiles(con)
     assert changes.everyone and changes.kept == 0
+
+
+def test_a_failed_merge_leaves_the_stored_table_and_its_fingerprints_as_they_were():
+    con = duckdb.connect()
+    _table(con, "t", pd.DataFrame({"learner_id": ["a", "b", "c"], "x": [1.0, 2.0, 3.0]}))
+    _table(con, "t_inputs", pd.DataFrame({"learner_id": ["a", "b", "c"], "fp": [1, 2, 3]}))
+    new_inputs = pd.DataFrame({"learner_id": ["a", "b"], "fp": [1, 9]})
+    with pytest.raises(duckdb.Error):  # the new rows carry a column t does not have
+        replace_tables(
+            con, {"t_inputs": new_inputs}, {"t": (pd.DataFrame({"learner_id": ["b"], "y": [5.0]}), ["a"])}
+        )
+    assert con.execute("SELECT * FROM t ORDER BY 1").fetchall() == [("a", 1.0), ("b", 2.0), ("c", 3.0)]
+    assert con.execute("SELECT fp FROM t_inputs ORDER BY 1").fetchall() == [(1,), (2,), (3,)]
+    # the same merge with the right columns: b replaced, c (gone) deleted, a kept
+    replace_tables(
+        con, {"t_inputs": new_inputs}, {"t": (pd.DataFrame({"learner_id": ["b"], "x": [5.0]}), ["a"])}
+    )
+    assert con.execute("SELECT * FROM t ORDER BY 1").fetchall() == [("a", 1.0), ("b", 5.0)]
