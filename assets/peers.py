@@ -460,7 +460,7 @@ def _tuning_table(tuning: PeerTuning) -> MetadataValue:
     deps=[peer_clusters],
     description="Top-k peers per learner from their cluster, the nearest ones and the most active learners, "
     "with reasons; term weights tuned on a validation carve of train; evaluated against three "
-    "baselines.",
+    "baselines (the nightly job, compare=False: the served peers alone).",
 )
 def peer_recommendations(
     context: AssetExecutionContext,

@@ -1,6 +1,5 @@
 """Multi-factor learner profiles: job, software and theme embeddings plus engagement-weighted content."""
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 from dagster import Config, MaterializeResult, asset
@@ -92,8 +91,8 @@ def learner_profiles(config: ProfileSettings, warehouse: WarehouseResource) -> M
         if changes.everyone:
             replace_tables(con, tables)
         else:
-            kept = np.setdiff1d(changes.fingerprints["learner_id"].to_numpy(str), changes.changed.astype(str))
-            replace_tables(con, tables, merged={PROFILES: (tables.pop(PROFILES), kept)})
+            rows = tables.pop(PROFILES)
+            replace_tables(con, tables, merged={PROFILES: (rows, changes.kept_ids())})
         stored = row_count(con, PROFILES)
     known = profiles.known()
     return MaterializeResult(
@@ -101,8 +100,8 @@ def learner_profiles(config: ProfileSettings, warehouse: WarehouseResource) -> M
             **changes.metadata(),
             "dagster/row_count": stored,
             "theme_basis_rows": len(profiles.parts["theme"].basis),
-            # of the learners this run built
-            "learners_with_part" if changes.everyone else "recomputed_learners_with_part": markdown_table(
+            "learners_with_part_of": "every learner" if changes.everyone else "the recomputed learners",
+            "learners_with_part": markdown_table(
                 pd.DataFrame({"part": list(known), "learners": list(known.values())})
             ),
         }

@@ -24,6 +24,7 @@ from coursepilot.models.neural import NeuralHybrid, save_state
 from coursepilot.models.ratings import RatingModels, rating_errors
 from coursepilot.models.simple import Content, Popularity, UserKNN
 from coursepilot.models.store import ModelStore
+from coursepilot.models.warm import FusionStarts
 from coursepilot.sampling import POPULATION_LEARNERS, sample_rows
 from coursepilot.splits import training_learners
 from coursepilot.stored import (
@@ -36,8 +37,6 @@ from coursepilot.stored import (
     Equation6Choice,
     HybridChoice,
     fitted_als,
-    fusion_starts,
-    save_fusion_factors,
 )
 from coursepilot.training import train_and_track
 from coursepilot.warehouse import columns, row_count
@@ -139,8 +138,8 @@ def _factor_asset(algorithm: str, settings_type, tags: dict | None = None):
         entry = FACTORS[algorithm]
         last = None if config.retune else home.models.last(entry)
         kept = {algorithm: last} if last is not None else {}
-        # the validation fit starts where hybrid_model's fit of the same model on the same carve ended
-        starts = fusion_starts(home.models).get("carve") if kept else None
+        # the validation fit starts where the last run's hybrid_model fit the same model on its carve
+        starts, cold = FusionStarts.load(home.models).for_carve(fit_data, valid) if kept else ({}, "retuned")
         tuned = tune_models(fit_data, valid, names=[algorithm], kept=kept, starts=starts).tuning[algorithm]
         context.log.info(
             f"validation nDCG@10 {tuned.valid_ndcg:.4f} with {tuned.params} "
@@ -173,7 +172,7 @@ def _factor_asset(algorithm: str, settings_type, tags: dict | None = None):
                 "validation_fit_start": f"hybrid_model's last fit on the carve, {WARM_ITERATIONS[algorithm]} "
                 "iterations"
                 if getattr(tuned.model, "started_warm", False)
-                else "cold",
+                else f"cold ({cold or 'the last fit does not fit this model'})",
                 "trained_learners": data.shape[0],
                 "test_learners": len(relevant),
                 **{f"test_{k}": round(v, 4) for k, v in metrics.items() if k.endswith("@10")},
@@ -287,20 +286,21 @@ def hybrid_model(
         kept, weights = _kept(home.models, retune=True)
     # the nightly: weighted ones only, their factor models from the last fits
     names = [m for m in SPECS if SPECS[m].fusion] if weights is None else list(weights)
-    starts = {} if weights is None else fusion_starts(home.models)
-    trained = tune_models(
-        fit_data, valid, names=names, kept=kept, log=context.log.info, starts=starts.get("carve")
-    )
+    starts = FusionStarts() if weights is None else FusionStarts.load(home.models)
+    carve_starts, cold = starts.for_carve(fit_data, valid)
+    if cold and weights is not None:
+        context.log.info(f"the fits on the validation carve start cold: {cold}")
+    trained = tune_models(fit_data, valid, names=names, kept=kept, log=context.log.info, starts=carve_starts)
     tuning, equation6 = fusion_and_equation6(trained, weights, equation6=config.retune)
     context.log.info(f"fusion weights {tuning.weights}: validation nDCG@10 {tuning.valid_ndcg:.4f}")
-    fusion = fitted_fusion(
-        data,
-        trained.params,
-        tuning.weights,
-        {"als": fitted_als(home.models, data)},
-        starts=starts.get("full"),
+    given = {"als": fitted_als(home.models, data)}  # als_model's
+    fusion = fitted_fusion(data, trained.params, tuning.weights, given, starts=starts.full)
+    FusionStarts.save(
+        home.models,
+        trained.fitted,
+        {m: c for m, c in fusion.components.items() if m not in given},
+        trained.fit_data,
     )
-    save_fusion_factors(home.models, {"carve": trained.fitted, "full": fusion.components})
     warm = {
         fit: sorted(m for m, model in models.items() if getattr(model, "started_warm", False))
         for fit, models in (("validation_carve", trained.fitted), ("all_of_train", fusion.components))

@@ -2,7 +2,7 @@
 
 A stage names the rows it reads per learner (an SQL ``SELECT`` with a ``learner_id`` column) and a context
 string (what else its output depends on: a code version, a setting, a global origin). Each learner's
-fingerprint hashes the XOR of their rows' hashes, their row count and the context; the stage stores every
+fingerprint hashes the sum of their rows' hashes, their row count and the context; the stage stores every
 fingerprint in ``<table>_inputs`` in the same transaction as its output. Next time, a learner whose
 fingerprint is new or differs is recomputed and the others keep their stored rows; a changed context changes
 every fingerprint, so everyone is recomputed.
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .warehouse import qident, table_exists
 
@@ -28,7 +29,7 @@ def inputs_table(table: str) -> str:
 class Changes:
     """The learners a stage must recompute, against what it stored last time."""
 
-    fingerprints: pd.DataFrame  # learner_id, fp of every learner with inputs: store with the output
+    fingerprints: pa.Table  # learner_id, fp of every learner with inputs: store with the output
     changed: np.ndarray  # learner ids to recompute: new or changed inputs
     removed: int  # learners stored last time who have no inputs now
     reason: str = ""  # why every learner is recomputed; empty when only ``changed`` is
@@ -40,7 +41,12 @@ class Changes:
     @property
     def kept(self) -> int:
         """Learners whose stored rows stand."""
-        return len(self.fingerprints) - len(self.changed)
+        return self.fingerprints.num_rows - len(self.changed)
+
+    def kept_ids(self) -> np.ndarray:
+        """The ids of the learners whose stored rows stand."""
+        ids = np.asarray(self.fingerprints.column("learner_id").to_pylist(), dtype=object)
+        return ids[~np.isin(ids, self.changed)] if len(self.changed) else ids
 
     def metadata(self) -> dict[str, object]:
         """Counts for an asset's metadata."""
@@ -57,13 +63,14 @@ def learner_changes(
 ) -> Changes:
     """The learners of ``rows_sql`` whose rows (or ``context``) differ from when ``table`` was last stored;
     every learner when ``incremental`` is off."""
+    # typed by arrow, so that an empty result still stores learner_id as text
     current = con.execute(
-        f"SELECT learner_id, hash(bit_xor(hash(q)), count(*), ?) AS fp FROM ({rows_sql}) q "
-        "GROUP BY learner_id ORDER BY 1",
+        f"SELECT learner_id::VARCHAR AS learner_id, hash(sum(hash(q)::HUGEINT), count(*), ?) AS fp "
+        f"FROM ({rows_sql}) q GROUP BY learner_id ORDER BY 1",
         [context],
-    ).df()
+    ).to_arrow_table()
     stored = inputs_table(table)
-    everyone = current["learner_id"].to_numpy(dtype=object)
+    everyone = np.asarray(current.column("learner_id").to_pylist(), dtype=object)
     if not incremental:
         return Changes(current, everyone, 0, "incremental updates are off")
     if not (table_exists(con, table) and table_exists(con, stored)):
@@ -86,10 +93,7 @@ def learner_changes(
 
 def kept_rows(con: duckdb.DuckDBPyConnection, table: str, changes: Changes) -> pd.DataFrame:
     """``table``'s stored rows of the learners ``changes`` keeps (inputs unchanged, still present)."""
-    kept = changes.fingerprints[["learner_id"]]
-    if len(changes.changed):
-        kept = kept[~kept["learner_id"].isin(changes.changed)]
-    con.register("__kept", kept)
+    con.register("__kept", pa.table({"learner_id": pa.array(list(changes.kept_ids()), pa.string())}))
     try:
         return con.execute(f"SELECT t.* FROM {qident(table)} t SEMI JOIN __kept k USING (learner_id)").df()
     finally:

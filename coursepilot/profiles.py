@@ -299,7 +299,10 @@ def attribute_values(con) -> dict[str, list[str]]:
 
 def attribute_table(con) -> dict[str, dict[str, np.ndarray]]:
     """kind -> {text: embedding} from the ``attribute_embeddings`` table."""
-    arrow = con.execute("SELECT kind, value, embedding FROM attribute_embeddings").to_arrow_table()
+    # in a fixed order: the theme part's basis follows it, and profile_context hashes it in this order
+    arrow = con.execute(
+        "SELECT kind, value, embedding FROM attribute_embeddings ORDER BY kind, value"
+    ).to_arrow_table()
     if not arrow.num_rows:
         return {kind: {} for kind in ATTRIBUTES}
     vectors = arrow.column(2).combine_chunks()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .models.base import Recommender, TrainData
+from .models.base import TrainData
 from .models.factors import Factorisation
 from .models.hybrid import Hybrid
 from .models.simple import Content
@@ -84,39 +84,9 @@ PEER_CENTROIDS = Entry("peer_centroids", Centroids)
 CLUSTER_MAP = Entry("cluster_map", dict)  # a PNG
 PEER_WEIGHTS = Entry("peer_weights", PeerTuning)
 PEER_METRICS = Entry("peer_metrics", PeerMetrics)
-# the fusion's factor components as hybrid_model last fitted them, on the validation carve's training rows
-# ("carve") and on all of train ("full"): where the nightly's fits start
+# where the nightly's fits of the fusion's factor components start (coursepilot.models.warm): the last fits on
+# the validation carve's training rows ("carve") and on all of train ("full"), and the carve's training rows
 FUSION_FACTORS = Entry("fusion_factors", dict)
-
-
-def save_fusion_factors(store: ModelStore, fits: dict[str, dict[str, Recommender]]) -> None:
-    """Keep where the next fits of the factor models of ``fits`` ({"carve" | "full": {name: fitted model}})
-    start (``Factorisation.next_start``)."""
-    kept = {
-        fit: {name: model for name, model in models.items() if isinstance(model, Factorisation)}
-        for fit, models in fits.items()
-    }
-    store.save(
-        FUSION_FACTORS,
-        {fit: sorted(models) for fit, models in kept.items()},
-        {
-            f"{fit}/{name}/{key}": value
-            for fit, models in kept.items()
-            for name, model in models.items()
-            for key, value in model.next_start().items()
-        },
-    )
-
-
-def fusion_starts(store: ModelStore) -> dict[str, dict[str, dict]]:
-    """{"carve" | "full": {name: warm state}} that :func:`save_fusion_factors` kept (empty before it ran)."""
-    if store.last(FUSION_FACTORS) is None:
-        return {}
-    out: dict[str, dict[str, dict]] = {}
-    for key, value in store.arrays(FUSION_FACTORS).items():
-        fit, name, part = key.split("/")
-        out.setdefault(fit, {}).setdefault(name, {})[part] = value
-    return out
 
 
 def fitted_als(store: ModelStore, data: TrainData) -> Factorisation:

@@ -189,7 +189,8 @@ def read_rows_with_vectors(
         start += batch.num_rows
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=names)
     order = np.argsort(frame[id_column].to_numpy(dtype=object), kind="stable")
-    if (order != np.arange(n)).any():  # a scan usually returns insertion order, which is id order here
+    # a scan returns insertion order: id order, unless rows were merged in (replace_tables' ``merged``)
+    if (order != np.arange(n)).any():
         frame = frame.iloc[order].reset_index(drop=True)
         matrices = {c: m[order] for c, m in matrices.items()}
     return frame, matrices

@@ -59,11 +59,18 @@ NIGHTLY_CONFIG = {
     peers.peer_recommendations.op.name: {"config": {**KEEP_TUNING, "compare": False}},
 }
 
+# the weekly full run recomputes every learner's state and profile, whatever their fingerprints say: a code
+# change their versions missed cannot outlive a week
+FULL_CONFIG = {
+    asset.op.name: {"config": {"incremental": False}}
+    for asset in (peers.learner_state, profiles.learner_profiles)
+}
 full_pipeline = define_asset_job(
     FULL_JOB,
     selection=AssetSelection.all(),
+    config={"ops": FULL_CONFIG},
     description="Materialize the whole asset graph, checks included: tuning, every comparison "
-    "model and the evaluation report.",
+    "model, the evaluation report, and every learner's state and profile from scratch.",
 )
 nightly_retrain = define_asset_job(
     NIGHTLY_JOB,

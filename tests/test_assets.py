@@ -229,7 +229,7 @@ def test_full_graph_then_a_nightly_retrain_on_grown_data(tmp_path, xs_folder, mo
     # the full run fits from scratch, the nightly from the factors it left
     assert meta["als_model"]["start"].value == "cold"
     assert after["als_model"]["start"].value.startswith("the last factors")
-    assert meta["als_model"]["validation_fit_start"].value == "cold"
+    assert meta["als_model"]["validation_fit_start"].value == "cold (retuned)"
     assert after["als_model"]["validation_fit_start"].value.startswith("hybrid_model's last fit")
     # header, rule, the one kept point
     assert len(after["als_model"]["validation_grid"].value.splitlines()) == 3
@@ -256,7 +256,7 @@ def test_full_graph_then_a_nightly_retrain_on_grown_data(tmp_path, xs_folder, mo
     }
     # learners without new rows keep their state and profile
     for name in ("learner_state", "learner_profiles"):
-        assert meta[name]["recomputed_everyone"].value == "no earlier run"
+        assert meta[name]["recomputed_everyone"].value == "incremental updates are off"  # the full job
         recomputed, kept = after[name]["recomputed_learners"].value, after[name]["kept_learners"].value
         assert 0 < recomputed < kept, name
     # kept

@@ -407,7 +407,7 @@ def test_bpr_warm_start_keeps_its_bias_column_and_the_nightly_builds_from_the_ke
     from coursepilot.models.catalogue import build
     from coursepilot.models.factors import WARM_ITERATIONS
     from coursepilot.models.store import ModelStore
-    from coursepilot.stored import fusion_starts, save_fusion_factors
+    from coursepilot.models.warm import FusionStarts
 
     cold = Factorisation("bpr", factors=8, iterations=60, learning_rate=0.05).fit(data)
     state = cold.warm_state()
@@ -418,17 +418,18 @@ def test_bpr_warm_start_keeps_its_bias_column_and_the_nightly_builds_from_the_ke
     assert rows[0, -1] == 1.0 and (rows[0, :-1] < 0.01).all()
 
     store = ModelStore(ProjectHome.resolve(tmp_path).ensure())
-    assert fusion_starts(store) == {}
-    save_fusion_factors(store, {"full": {"bpr": cold, "ease": object()}})
-    kept = fusion_starts(store)
-    assert list(kept) == ["full"] and list(kept["full"]) == ["bpr"]  # factor models only
-    np.testing.assert_array_equal(kept["full"]["bpr"]["item_factors"], cold.item_factors)
+    assert FusionStarts.load(store).full == {}
+    FusionStarts.save(store, {"bpr": cold}, {"bpr": cold, "ease": object()}, data)
+    kept = FusionStarts.load(store)
+    assert list(kept.full) == ["bpr"]  # factor models only
+    np.testing.assert_array_equal(kept.full["bpr"]["item_factors"], cold.item_factors)
 
     params = {"factors": 8, "learning_rate": 0.05}
-    warm = build("bpr", params, kept["full"]["bpr"], data)
-    assert warm.started_warm and not build("bpr", params).started_warm
-    assert not build("bpr", {**params, "factors": 4}, kept["full"]["bpr"], data).started_warm
+    warm = build("bpr", params, kept.full["bpr"], data)
+    assert not warm.started_warm and not build("bpr", params).fit(data).started_warm
+    assert not build("bpr", {**params, "factors": 4}, kept.full["bpr"], data).fit(data).started_warm
     warm.fit(data)
+    assert warm.started_warm
     epochs = WARM_ITERATIONS["bpr"]
     fresh = Factorisation("bpr", factors=8, iterations=epochs, learning_rate=0.05).fit(data)
 
@@ -439,13 +440,34 @@ def test_bpr_warm_start_keeps_its_bias_column_and_the_nightly_builds_from_the_ke
     # the nightly's epochs from the kept factors keep the cold fit's quality and beat as many from random ones
     assert ndcg["warm"] >= ndcg["cold"] - 0.005 and ndcg["warm"] > ndcg["fresh"]
     # the next night's BPR starts from the cold fit again (its epochs must not add up); ALS from its last fit
-    save_fusion_factors(store, {"full": {"bpr": warm}})
-    np.testing.assert_array_equal(fusion_starts(store)["full"]["bpr"]["item_factors"], cold.item_factors)
+    FusionStarts.save(store, {}, {"bpr": warm}, data)
+    np.testing.assert_array_equal(FusionStarts.load(store).full["bpr"]["item_factors"], cold.item_factors)
+    assert not warm.fit(data).started_warm  # a later fit starts cold unless told otherwise
     als = Factorisation("als", factors=8).fit(
         data, start=Factorisation("als", factors=8).fit(data).warm_state()
     )
     assert als.started_warm
     np.testing.assert_array_equal(als.next_start()["item_factors"], als.item_factors)
+
+
+def test_the_carve_fits_start_warm_only_when_no_validation_row_trained_the_last_carve_fit(data):
+    """A validation row that was a training row of the last carve fit (no timestamps, a tie, another carve
+    rule) would let the fit the gate scores see it: then the carve fits start cold."""
+    from coursepilot.models.warm import FusionStarts, trained_pairs, validation_pairs
+
+    matrix = data.matrix.tocsr()
+    rows = np.flatnonzero(np.diff(matrix.indptr) >= 2)[:20]
+    valid = {int(r): {int(matrix.indices[matrix.indptr[r]])} for r in rows}
+    held = data.with_matrix(matrix.copy(), data.times)
+    for r in rows:  # the carve holds each one's first course out of training
+        held.matrix[r, matrix.indices[matrix.indptr[r]]] = 0
+    held.matrix.eliminate_zeros()
+    starts = FusionStarts({"als": {"item_factors": np.zeros((1, 1))}}, {}, trained_pairs(held))
+    assert starts.for_carve(data, valid) == (starts.carve, "")
+    assert len(validation_pairs(data, valid)) == 20
+    leaked = FusionStarts(starts.carve, {}, trained_pairs(data))  # last night trained on those rows
+    assert leaked.for_carve(data, valid) == ({}, "20 of tonight's validation rows trained the last carve fit")
+    assert FusionStarts().for_carve(data, valid) == ({}, "no earlier fit on the carve")
 
 
 def test_the_first_failed_search_cancels_the_queued_ones():

@@ -153,9 +153,9 @@ def test_sources_without_timestamps_or_watch_data_update_the_same_way(drop):
     con = _warehouse(seed=1)
     con.execute(f"ALTER TABLE interactions DROP COLUMN {drop}")
     _run(con)
-    con.execute("UPDATE interactions SET rating = 1 WHERE learner_id = 'u05'")
+    con.execute("UPDATE interactions SET rating = 6 - rating WHERE learner_id = 'u05'")
     state, changes = _run(con)
-    assert set(changes.changed) <= {"u05"}
+    assert "u05" in set(state["learner_id"]) and set(changes.changed) == {"u05"}
     _same(state, _full(con))
 
 
@@ -194,8 +194,11 @@ def _profiles(con, incremental: bool = True):
     )
     learners, profiles = build_profiles(con, SCALE, None if changes.everyone else changes.changed)
     tables = {**profile_tables(learners, profiles), inputs_table("learner_profiles"): changes.fingerprints}
-    kept = np.setdiff1d(changes.fingerprints["learner_id"].to_numpy(str), changes.changed.astype(str))
-    merged = None if changes.everyone else {"learner_profiles": (tables.pop("learner_profiles"), kept)}
+    merged = (
+        None
+        if changes.everyone
+        else {"learner_profiles": (tables.pop("learner_profiles"), changes.kept_ids())}
+    )
     replace_tables(con, tables, merged)
     return changes
 
@@ -259,3 +262,16 @@ def test_a_failed_merge_leaves_the_stored_table_and_its_fingerprints_as_they_wer
         con, {"t_inputs": new_inputs}, {"t": (pd.DataFrame({"learner_id": ["b"], "x": [5.0]}), ["a"])}
     )
     assert con.execute("SELECT * FROM t ORDER BY 1").fetchall() == [("a", 1.0), ("b", 5.0)]
+
+
+def test_a_run_with_no_learners_stores_text_ids_and_the_next_run_compares_with_them():
+    con = _warehouse()
+    con.execute("CREATE TABLE saved AS SELECT * FROM interactions")
+    con.execute("DELETE FROM interactions")
+    state, changes = _run(con)
+    assert len(state) == 0 and changes.fingerprints.num_rows == 0
+    con.execute("INSERT INTO interactions SELECT * FROM saved")
+    state, changes = _run(con)
+    # compared with the empty store (text ids, not a type error): all 30 are new
+    assert len(changes.changed) == 30 and changes.reason == "every learner's inputs changed"
+    _same(state, _full(con))

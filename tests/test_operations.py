@@ -61,6 +61,13 @@ def test_weekly_full_rebuild_and_the_nightly_job_keeps_tuning(tmp_path, monkeypa
         "peer_recommendations": {"retune": False, "compare": False},
     }
     assert {n.name for n in defs.resolve_job_def("full_pipeline").graph.node_defs} > steps
+    # the weekly run recomputes every learner's state and profile, whatever their fingerprints say
+    assert {
+        op: cfg["config"] for op, cfg in defs.resolve_job_def("full_pipeline").run_config["ops"].items()
+    } == {
+        "learner_state": {"incremental": False},
+        "learner_profiles": {"incremental": False},
+    }
 
 
 def test_sensor_runs_on_a_real_change_only(tmp_path):

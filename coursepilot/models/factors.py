@@ -49,7 +49,8 @@ class Factorisation(Recommender):
             alpha=alpha,
             seed=seed,
         )
-        self._start: tuple[dict | None, int | None] = (None, None)
+        self._start: tuple[dict | None, int | None] = (None, None)  # what the next fit starts from
+        self._started_from: dict | None = None  # what the last fit started from
 
     def fit(
         self, data: TrainData, start: dict | None = None, iterations: int | None = None
@@ -61,7 +62,7 @@ class Factorisation(Recommender):
         super().fit(data)
         if start is None:
             start, iterations = self._start[0], iterations or self._start[1]
-        self._start = (start, iterations)
+        self._start, self._started_from = (None, None), start  # a later fit starts cold unless told
         p = {**self.params, "iterations": iterations or self.params["iterations"]}
         # implicit parallelises ALS itself (BLAS threads would oversubscribe); BPR's SGD calls no BLAS
         with blas_threads(1) if self.name == "als" else nullcontext():
@@ -126,13 +127,13 @@ class Factorisation(Recommender):
         itself started warm passes on the factors it started from, so that BPR's epochs do not add up night
         after night (its SGD overfits as they do; ALS converges instead)."""
         if self.name == "bpr" and self.started_warm:
-            return self._start[0]
+            return self._started_from
         return self.warm_state()
 
     @property
     def started_warm(self) -> bool:
-        """Whether the fit started from earlier factors (:meth:`starting_from`)."""
-        return self._start[0] is not None
+        """Whether the last fit started from earlier factors."""
+        return self._started_from is not None
 
     def score(self, rows: np.ndarray) -> np.ndarray:
         return self.user_factors[rows] @ self.item_factors.T
