@@ -46,7 +46,8 @@ class Changes:
     def kept_ids(self) -> np.ndarray:
         """The ids of the learners whose stored rows stand."""
         ids = np.asarray(self.fingerprints.column("learner_id").to_pylist(), dtype=object)
-        return ids[~np.isin(ids, self.changed)] if len(self.changed) else ids
+        # a hash lookup: numpy's isin on object arrays compares pairs (158 s at 100,000 learners)
+        return ids[~pd.Index(ids).isin(self.changed)] if len(self.changed) else ids
 
     def metadata(self) -> dict[str, object]:
         """Counts for an asset's metadata."""
