@@ -299,9 +299,9 @@ def attribute_values(con) -> dict[str, list[str]]:
 
 def attribute_table(con) -> dict[str, dict[str, np.ndarray]]:
     """kind -> {text: embedding} from the ``attribute_embeddings`` table."""
-    # in a fixed order: the theme part's basis follows it, and profile_context hashes it in this order
+    # in the stored order (rowid): the theme part's basis follows it, and profile_context hashes it so
     arrow = con.execute(
-        "SELECT kind, value, embedding FROM attribute_embeddings ORDER BY kind, value"
+        "SELECT kind, value, embedding FROM attribute_embeddings ORDER BY rowid"
     ).to_arrow_table()
     if not arrow.num_rows:
         return {kind: {} for kind in ATTRIBUTES}
@@ -335,7 +335,7 @@ def profile_context(con, rating_scale) -> str:
     """What every profile depends on: the code version, the rating scale and the theme embeddings (the basis
     of the theme part)."""
     themes = con.execute(
-        "SELECT hash(list(hash(value, embedding) ORDER BY value)) FROM attribute_embeddings "
+        "SELECT hash(list(hash(value, embedding) ORDER BY rowid)) FROM attribute_embeddings "
         "WHERE kind = 'theme'"
     ).fetchone()[0]
     return f"profiles v{PROFILE_VERSION} scale {rating_scale} themes {themes}"
