@@ -56,6 +56,17 @@ def _table(con, name: str, frame: pd.DataFrame) -> None:
     con.unregister("frame")
 
 
+def _trained_on(con, course: str) -> set[str]:
+    """The learners with a training row of ``course``."""
+    return set(
+        con.execute(
+            "SELECT DISTINCT learner_id FROM interactions JOIN split USING (learner_id, course_id) "
+            "WHERE course_id = ? AND split = 'train'",
+            [course],
+        ).df()["learner_id"]
+    )
+
+
 def _run(con, incremental: bool = True):
     state, changes = updated_state(con, SCALE, WEIGHTS, incremental)
     replace_tables(con, {STATE_TABLE: state, inputs_table(STATE_TABLE): changes.fingerprints})
@@ -103,12 +114,7 @@ def test_only_learners_whose_rows_changed_are_recomputed_and_the_state_equals_a_
     )
     con.execute("DELETE FROM interactions WHERE learner_id = 'u11'")
     con.execute("DELETE FROM split WHERE learner_id = 'u11'")
-    takers = set(
-        con.execute(
-            "SELECT DISTINCT learner_id FROM interactions JOIN split USING (learner_id, course_id) "
-            "WHERE course_id = 'c11' AND split = 'train'"
-        ).df()["learner_id"]
-    )
+    takers = _trained_on(con, "c11")
     state, changes = _run(con)
     # the duration joined from courses is an input too: everyone who took c11 is recomputed
     assert set(changes.changed) == {"u03", "u07", "u99"} | takers
@@ -124,12 +130,7 @@ def test_a_relabelled_course_recomputes_its_learners_and_an_earlier_first_week_r
         "UPDATE course_labels SET difficulty = CASE difficulty WHEN 'advanced' THEN 'beginner' "
         "ELSE 'advanced' END WHERE course_id = 'c00'"
     )
-    takers = set(
-        con.execute(
-            "SELECT DISTINCT learner_id FROM interactions JOIN split USING (learner_id, course_id) "
-            "WHERE course_id = 'c00' AND split = 'train'"
-        ).df()["learner_id"]
-    )
+    takers = _trained_on(con, "c00")
     state, changes = _run(con)
     assert set(changes.changed) == takers and 0 < len(takers) < 30
     _same(state, _full(con))
