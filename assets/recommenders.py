@@ -147,6 +147,8 @@ def _factor_asset(algorithm: str, settings_type, tags: dict | None = None):
         )
         model = build(algorithm, tuned.params)
         start, begun = (None, "cold") if config.retune else _warm_start(home.models, entry, model, data)
+        if start is not None:
+            model.starting_from(start, WARM_ITERATIONS["als"])
         tracker = tracking.tracker()
         metrics, run_id = train_and_track(
             model,
@@ -155,7 +157,6 @@ def _factor_asset(algorithm: str, settings_type, tags: dict | None = None):
             tracker,
             tags,
             {**model.params, "valid_ndcg_at_10": tuned.valid_ndcg, "start": begun},
-            fit_kwargs={"start": start, "iterations": WARM_ITERATIONS["als"]} if start is not None else None,
         )
         path = home.models.save(entry, model.params, model.warm_state())
         with tracker.mlflow.start_run(run_id=run_id):

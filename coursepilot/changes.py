@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .warehouse import qident, table_exists
+from .warehouse import learner_id_table, qident, table_exists
 
 
 def inputs_table(table: str) -> str:
@@ -94,7 +94,7 @@ def learner_changes(
 
 def kept_rows(con: duckdb.DuckDBPyConnection, table: str, changes: Changes) -> pd.DataFrame:
     """``table``'s stored rows of the learners ``changes`` keeps (inputs unchanged, still present)."""
-    con.register("__kept", pa.table({"learner_id": pa.array(list(changes.kept_ids()), pa.string())}))
+    con.register("__kept", learner_id_table(changes.kept_ids()))
     try:
         return con.execute(f"SELECT t.* FROM {qident(table)} t SEMI JOIN __kept k USING (learner_id)").df()
     finally:

@@ -24,7 +24,7 @@ from scipy import sparse
 
 from .confidence import confidence_weights
 from .splits import coded_interactions
-from .warehouse import columns, read_rows_with_vectors, read_vectors, vector_column
+from .warehouse import columns, learner_id_table, read_rows_with_vectors, read_vectors, vector_column
 
 PARTS = ("desc", "job", "soft", "theme")
 
@@ -347,7 +347,7 @@ def build_profiles(con, rating_scale, learner_ids=None) -> tuple[pd.DataFrame, L
     if learner_ids is None:
         learners = con.execute("SELECT * FROM learners ORDER BY learner_id").df()
     else:
-        con.register("__profiled", pa.table({"learner_id": pa.array(list(learner_ids), pa.string())}))
+        con.register("__profiled", learner_id_table(learner_ids))
         try:
             learners = con.execute(
                 "SELECT l.* FROM learners l SEMI JOIN __profiled USING (learner_id) ORDER BY learner_id"

@@ -18,13 +18,11 @@ def train_and_track(
     tags: dict[str, str],
     params: dict,
     fit: bool = True,
-    fit_kwargs: dict | None = None,
 ) -> tuple[dict[str, float], str]:
-    """(test metrics, MLflow run id). ``fit=False`` records an already fitted model; ``fit_kwargs`` go to
-    ``model.fit``."""
+    """(test metrics, MLflow run id). ``fit=False`` records an already fitted model."""
     started = time.perf_counter()
     if fit:
-        model.fit(data, **(fit_kwargs or {}))
+        model.fit(data)
     seconds = time.perf_counter() - started
     metrics = evaluate(model, relevant)
     with tracker.run(model.name, {**tags, "model": model.name}) as run:

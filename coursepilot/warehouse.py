@@ -41,6 +41,12 @@ def connect(path: str | Path, read_only: bool = False, lock_wait_s: float = 30.0
         con.close()
 
 
+def learner_id_table(ids) -> pa.Table:
+    """``ids`` as a one-column ``learner_id`` text table, to register and join against (typed even when
+    empty)."""
+    return pa.table({"learner_id": pa.array(list(ids), pa.string())})
+
+
 def replace_tables(
     con: duckdb.DuckDBPyConnection,
     frames: Mapping[str, object],
@@ -60,10 +66,7 @@ def replace_tables(
             if not isinstance(source, str)
         },
         **{f"__merged_{i}": rows for i, (rows, _) in enumerate(merged.values())},
-        **{
-            f"__kept_{i}": pa.table({"learner_id": pa.array(list(kept), pa.string())})
-            for i, (_, kept) in enumerate(merged.values())
-        },
+        **{f"__kept_{i}": learner_id_table(kept) for i, (_, kept) in enumerate(merged.values())},
     }
     statements = [
         f"CREATE OR REPLACE TABLE {qident(name)} AS "

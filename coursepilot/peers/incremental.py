@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..changes import Changes, kept_rows, learner_changes
+from ..warehouse import columns
 from .reads import train_rows_sql, train_with_courses
 from .state import StateWeights, derive_state, window_aggregates
 
@@ -21,7 +22,7 @@ DERIVED = ("E", "T", "P", "target_difficulty")
 
 def _origin(con, query: str) -> pd.Timestamp | None:
     """Midnight of the first training ``ts`` (None without timestamps): where the weekly windows start."""
-    if "ts" not in con.execute(f"SELECT * FROM ({query}) q LIMIT 0").df():
+    if "ts" not in columns(con, "interactions"):
         return None
     first = con.execute(f"SELECT min(ts) FROM ({query}) q").fetchone()[0]
     return None if first is None else pd.Timestamp(first).normalize()
