@@ -19,7 +19,7 @@ from coursepilot.models.hybrid import Hybrid, level_targets_scorer, validation_d
 from coursepilot.models.simple import Content
 from coursepilot.models.store import ModelStore
 from coursepilot.peers.clusters import ClusterConfig
-from coursepilot.peers.incremental import STATE_TABLE, updated_state
+from coursepilot.peers.incremental import STATE_TABLE, updated_clusters, updated_state
 from coursepilot.peers.ranking import (
     PeerConfig,
     active_peers,
@@ -40,7 +40,7 @@ from coursepilot.peers.reads import (
 )
 from coursepilot.peers.state import StateWeights, Steering, last_targets, tune_steering
 from coursepilot.peers.state import learner_state as compute_state
-from coursepilot.peers.tracking import cluster_space, load_windows, track_clusters
+from coursepilot.peers.tracking import KeptTrack
 from coursepilot.peers.tuning import CourseSide, PeerTuning, peer_validation, tune_weights, tuning_sample
 from coursepilot.profiles import load_profiles
 from coursepilot.sampling import (
@@ -55,6 +55,7 @@ from coursepilot.schema import DIFFICULTY_LEVELS
 from coursepilot.stored import (
     ALS,
     CLUSTER_MAP,
+    CLUSTER_TRACK,
     DIFFICULTY_STEERING,
     HYBRID_EQ6,
     LEARNER_STATE,
@@ -149,6 +150,9 @@ class ClusterSettings(Config):
     dbscan_max_learners: int = 20_000
     seed: int = 0
     retune: bool = True  # False (the nightly job): keep the k the last silhouette search chose
+    # follow the kept track to today's windows (K-means again from the kept last window on) instead of
+    # clustering every window from scratch; needs k kept (retune=False)
+    incremental: bool = True
 
     def cluster_config(self, kept_k: int | None = None) -> ClusterConfig:
         return ClusterConfig(
@@ -196,29 +200,34 @@ def peer_clusters(
     settings = config.cluster_config(
         None if config.retune else getattr(home.models.last(PEER_CENTROIDS), "k", None)
     )
+    kept = home.models.last(CLUSTER_TRACK) if config.incremental else None
     with warehouse.get_connection() as con:
-        profiles = load_profiles(con)
-        ids = profiles.ids
-        windows = load_windows(con, ids, course_ids(con))
-        space = cluster_space(windows, profiles, settings)
-        del profiles  # the largest input: not held through the windows
-        tracked = track_clusters(windows, space, ids, settings)
-        replace_tables(con, {"peer_clusters": tracked.clusters})
+        update = updated_clusters(
+            con,
+            settings,
+            kept and KeptTrack.from_arrays(home.models.arrays(CLUSTER_TRACK)),
+            config.incremental,
+        )
+        replace_tables(con, update.tables, update.merged)
+    tracked = update.tracked
     k, silhouettes, moved, noise = tracked.k, tracked.silhouettes, tracked.moved, tracked.noise
+    weeks = update.kept.weeks
     home.models.save(
         PEER_CENTROIDS,
-        Centroids(k, int(windows.weeks[-1])),
+        Centroids(k, int(weeks[-1])),
         {"centroids": tracked.centroids, "labels": tracked.labels},
     )
+    home.models.save(CLUSTER_TRACK, {"k": k, "week": int(weeks[-1])}, update.kept.arrays())
     cluster_map = _plot(tracked.features, tracked.labels, config.seed)
     home.models.path(CLUSTER_MAP, ".png").write_bytes(base64.b64decode(cluster_map))
     sizes = pd.Series(tracked.labels).value_counts().sort_index()
     ran = noise[noise > -2]
     return MaterializeResult(
         metadata={
-            "dagster/row_count": len(tracked.clusters),
+            "dagster/row_count": len(weeks) * len(tracked.labels),
+            **update.metadata(),
             "k": k,
-            "windows": len(windows.weeks),
+            "windows": len(weeks),
             "silhouette_by_k": MetadataValue.json({str(key): round(v, 4) for key, v in silhouettes.items()}),
             "silhouette": round(silhouettes[k], 4),
             "cluster_sizes": markdown_table(

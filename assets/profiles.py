@@ -14,7 +14,7 @@ from coursepilot.profiles import (
     profile_inputs_sql,
     profile_tables,
 )
-from coursepilot.warehouse import replace_tables, row_count, vector_column
+from coursepilot.warehouse import Merge, replace_tables, row_count, vector_column
 from resources import EmbedderResource, WarehouseResource
 
 from .courses import course_embeddings
@@ -92,7 +92,7 @@ def learner_profiles(config: ProfileSettings, warehouse: WarehouseResource) -> M
             replace_tables(con, tables)
         else:
             rows = tables.pop(PROFILES)
-            replace_tables(con, tables, merged={PROFILES: (rows, changes.kept_ids())})
+            replace_tables(con, tables, merged={PROFILES: Merge(rows, changes.kept_ids())})
         stored = row_count(con, PROFILES)
     known = profiles.known()
     return MaterializeResult(

@@ -82,6 +82,8 @@ LEARNER_STATE = Entry("learner_state", StateWeights)
 DIFFICULTY_STEERING = Entry("difficulty_steering", SteeringChoice)
 PEER_CENTROIDS = Entry("peer_centroids", Centroids)
 CLUSTER_MAP = Entry("cluster_map", dict)  # a PNG
+# what the nightly's peer clusters extend (coursepilot.peers.incremental): KeptTrack's arrays
+CLUSTER_TRACK = Entry("cluster_track", dict)
 PEER_WEIGHTS = Entry("peer_weights", PeerTuning)
 PEER_METRICS = Entry("peer_metrics", PeerMetrics)
 # where the nightly's fits of the fusion's factor components start (coursepilot.models.warm): the last fits on

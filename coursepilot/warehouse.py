@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -47,16 +48,23 @@ def learner_id_table(ids) -> pa.Table:
     return pa.table({"learner_id": pa.array(list(ids), pa.string())})
 
 
+@dataclass(frozen=True)
+class Merge:
+    """New rows for an existing per-learner table: the stored rows of learners outside ``kept``, and those
+    matching ``drop`` (an SQL condition), are deleted and ``rows`` inserted; kept rows are not rewritten."""
+
+    rows: object  # a pandas DataFrame or a pyarrow Table
+    kept: object  # learner ids
+    drop: str = ""
+
+
 def replace_tables(
-    con: duckdb.DuckDBPyConnection,
-    frames: Mapping[str, object],
-    merged: Mapping[str, tuple[object, object]] | None = None,
+    con: duckdb.DuckDBPyConnection, frames: Mapping[str, object], merged: Mapping[str, Merge] | None = None
 ) -> None:
     """Replace several tables in one transaction: all are written, or none is.
 
-    ``frames`` maps table names to a pandas DataFrame, a pyarrow Table, or an SQL ``SELECT`` text.
-    ``merged`` maps existing per-learner tables to (their new rows, the learner ids whose stored rows stay):
-    every other stored row is deleted and the new rows are inserted, so the rows kept are not rewritten.
+    ``frames`` maps table names to a pandas DataFrame, a pyarrow Table, or an SQL ``SELECT`` text;
+    ``merged`` maps existing per-learner tables to the :class:`Merge` of their new rows.
     """
     merged = merged or {}
     sources = {
@@ -65,17 +73,18 @@ def replace_tables(
             for i, source in enumerate(frames.values())
             if not isinstance(source, str)
         },
-        **{f"__merged_{i}": rows for i, (rows, _) in enumerate(merged.values())},
-        **{f"__kept_{i}": learner_id_table(kept) for i, (_, kept) in enumerate(merged.values())},
+        **{f"__merged_{i}": merge.rows for i, merge in enumerate(merged.values())},
+        **{f"__kept_{i}": learner_id_table(merge.kept) for i, merge in enumerate(merged.values())},
     }
     statements = [
         f"CREATE OR REPLACE TABLE {qident(name)} AS "
         + (source if isinstance(source, str) else f"SELECT * FROM __incoming_{i}")
         for i, (name, source) in enumerate(frames.items())
     ]
-    for i, name in enumerate(merged):
+    for i, (name, merge) in enumerate(merged.items()):
+        drop = f" OR ({merge.drop})" if merge.drop else ""
         statements += [
-            f"DELETE FROM {qident(name)} WHERE learner_id NOT IN (SELECT learner_id FROM __kept_{i})",
+            f"DELETE FROM {qident(name)} WHERE learner_id NOT IN (SELECT learner_id FROM __kept_{i}){drop}",
             f"INSERT INTO {qident(name)} BY NAME SELECT * FROM __merged_{i}",
         ]
     for view, source in sources.items():

@@ -59,11 +59,11 @@ NIGHTLY_CONFIG = {
     peers.peer_recommendations.op.name: {"config": {**KEEP_TUNING, "compare": False}},
 }
 
-# the weekly full run recomputes every learner's state and profile, whatever their fingerprints say: a code
-# change their versions missed cannot outlive a week
+# the weekly full run recomputes every learner's state and profile, whatever their fingerprints say (a code
+# change their versions missed cannot outlive a week), and clusters every window in a space fitted again
 FULL_CONFIG = {
     asset.op.name: {"config": {"incremental": False}}
-    for asset in (peers.learner_state, profiles.learner_profiles)
+    for asset in (peers.learner_state, profiles.learner_profiles, peers.peer_clusters)
 }
 full_pipeline = define_asset_job(
     FULL_JOB,

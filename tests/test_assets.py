@@ -259,6 +259,16 @@ def test_full_graph_then_a_nightly_retrain_on_grown_data(tmp_path, xs_folder, mo
         assert meta[name]["recomputed_everyone"].value == "incremental updates are off"  # the full job
         recomputed, kept = after[name]["recomputed_learners"].value, after[name]["kept_learners"].value
         assert 0 < recomputed < kept, name
+    # the nightly follows the kept cluster track: the kept last window again, and any new week's
+    assert meta["peer_clusters"]["recomputed_everything"].value == "incremental updates are off"
+    assert after["peer_clusters"]["recomputed_everything"].value == "no: the kept track was extended"
+    windows = meta["peer_clusters"]["windows"].value
+    assert after["peer_clusters"]["kept_windows"].value == windows - 1
+    assert (
+        after["peer_clusters"]["recomputed_windows"].value
+        == after["peer_clusters"]["windows"].value - windows + 1
+    )
+    assert 0 < after["peer_clusters"]["profile_blocks_projected"].value < kept
     # kept
     assert after["learner_labels"]["chosen_model"].value == meta["learner_labels"]["chosen_model"].value
     # the other classifier was not trained

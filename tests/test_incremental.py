@@ -16,7 +16,7 @@ from coursepilot.peers.incremental import STATE_TABLE, updated_state
 from coursepilot.peers.reads import train_with_courses
 from coursepilot.peers.state import StateWeights, learner_state
 from coursepilot.profiles import build_profiles, profile_context, profile_inputs_sql, profile_tables
-from coursepilot.warehouse import read_rows_with_vectors, replace_tables, vector_column
+from coursepilot.warehouse import Merge, read_rows_with_vectors, replace_tables, vector_column
 
 T0 = pd.Timestamp("2025-03-03")
 SCALE = (1.0, 5.0)
@@ -198,7 +198,7 @@ def _profiles(con, incremental: bool = True):
     merged = (
         None
         if changes.everyone
-        else {"learner_profiles": (tables.pop("learner_profiles"), changes.kept_ids())}
+        else {"learner_profiles": Merge(tables.pop("learner_profiles"), changes.kept_ids())}
     )
     replace_tables(con, tables, merged)
     return changes
@@ -254,15 +254,22 @@ def test_a_failed_merge_leaves_the_stored_table_and_its_fingerprints_as_they_wer
     new_inputs = pd.DataFrame({"learner_id": ["a", "b"], "fp": [1, 9]})
     with pytest.raises(duckdb.Error):  # the new rows carry a column t does not have
         replace_tables(
-            con, {"t_inputs": new_inputs}, {"t": (pd.DataFrame({"learner_id": ["b"], "y": [5.0]}), ["a"])}
+            con,
+            {"t_inputs": new_inputs},
+            {"t": Merge(pd.DataFrame({"learner_id": ["b"], "y": [5.0]}), ["a"])},
         )
     assert con.execute("SELECT * FROM t ORDER BY 1").fetchall() == [("a", 1.0), ("b", 2.0), ("c", 3.0)]
     assert con.execute("SELECT fp FROM t_inputs ORDER BY 1").fetchall() == [(1,), (2,), (3,)]
     # the same merge with the right columns: b replaced, c (gone) deleted, a kept
     replace_tables(
-        con, {"t_inputs": new_inputs}, {"t": (pd.DataFrame({"learner_id": ["b"], "x": [5.0]}), ["a"])}
+        con, {"t_inputs": new_inputs}, {"t": Merge(pd.DataFrame({"learner_id": ["b"], "x": [5.0]}), ["a"])}
     )
     assert con.execute("SELECT * FROM t ORDER BY 1").fetchall() == [("a", 1.0), ("b", 5.0)]
+    # drop: stored rows of kept learners that match the condition go too
+    replace_tables(
+        con, {}, {"t": Merge(pd.DataFrame({"learner_id": ["c"], "x": [7.0]}), ["a", "b"], "x > 2")}
+    )
+    assert con.execute("SELECT * FROM t ORDER BY 1").fetchall() == [("a", 1.0), ("c", 7.0)]
 
 
 def test_a_run_with_no_learners_stores_text_ids_and_the_next_run_compares_with_them():

@@ -62,37 +62,57 @@ class ClusterSpace:
         ):
             dims = max(1, min(dims, matrix.shape[1] - 1, matrix.shape[0] - 1))
             self.svd.append(TruncatedSVD(dims, random_state=self.config.seed).fit(matrix))
-        self.profile_block = np.vstack(
-            [
-                normalize(self.svd[1].transform(profiles.stacked(slice(start, start + batch))))
-                for start in range(0, n, batch)
-            ]
-        ).astype(np.float32)
+        self.axes = [svd.components_ for svd in self.svd]
+        self.profile_block = self.profile_rows(profiles, np.arange(n), batch)
         return self
 
+    @classmethod
+    def restored(
+        cls, config: ClusterConfig, axes: list[np.ndarray], profile_block: np.ndarray
+    ) -> "ClusterSpace":
+        """A space fitted earlier: its projections (interaction axes on today's course columns, profile
+        axes) and the learners' profile block."""
+        space = cls(config)
+        space.axes, space.profile_block = axes, profile_block
+        return space
+
+    def profile_rows(self, profiles: LearnerProfiles, rows: np.ndarray, batch: int = 50_000) -> np.ndarray:
+        """The profile block of the learners at ``rows``, projected ``batch`` learners at a time."""
+        blocks = [
+            normalize(profiles.stacked(rows[start : start + batch]) @ self.axes[1].T)
+            for start in range(0, len(rows), batch)
+        ]
+        return np.vstack(blocks or [np.zeros((0, len(self.axes[1])))]).astype(np.float32)
+
     def transform(
-        self, interactions: sparse.csr_matrix, proficiency: np.ndarray, temporal: np.ndarray
+        self,
+        interactions: sparse.csr_matrix,
+        proficiency: np.ndarray,
+        temporal: np.ndarray,
+        rows: np.ndarray | slice = slice(None),
     ) -> np.ndarray:
+        """The features of the learners at ``rows`` (``interactions`` and the context hold only those)."""
         context = np.column_stack(
             [np.nan_to_num(proficiency / 3.0, nan=0.5), np.nan_to_num(temporal, nan=0.5)]
         )
         return np.hstack(
             [
-                normalize(self.svd[0].transform(interactions)),
-                self.profile_block,
+                normalize(np.asarray(interactions @ self.axes[0].T)),
+                self.profile_block[rows],
                 self.config.context_weight * context,
             ]
         ).astype(np.float32)
 
 
 def kmeans(
-    features: np.ndarray, config: ClusterConfig, init: np.ndarray | None = None
+    features: np.ndarray, config: ClusterConfig, init: np.ndarray | None = None, score: bool = True
 ) -> tuple[np.ndarray, np.ndarray, int, dict[int, float]]:
     """(labels, centroids, k, silhouette by k) with MiniBatchKMeans.
 
     Without a fixed k, each candidate is fitted on a seeded sample of ``fit_sample`` learners and
     scored by silhouette on ``silhouette_sample`` of them; the best k is then fitted on everyone.
     ``init``: centroids to start from (the previous window's), one run instead of three seeded ones.
+    ``score=False`` with a fixed k: no silhouette (an empty dict).
     """
     rng = np.random.default_rng(config.seed)
     sample = features[rng.choice(len(features), min(len(features), config.fit_sample), replace=False)]
@@ -103,8 +123,7 @@ def kmeans(
         return MiniBatchKMeans(k, random_state=config.seed, batch_size=4096, **starts).fit(rows)
 
     def silhouette(model: MiniBatchKMeans) -> float:
-        labels = model.predict(scored)
-        return float(silhouette_score(scored, labels)) if len(set(labels)) > 1 else -1.0
+        return _silhouette(scored, model.predict(scored))
 
     if config.k:
         best, scores = config.k, {}
@@ -113,8 +132,20 @@ def kmeans(
         scores = {k: silhouette(fit(k, sample)) for k in candidates}
         best = max(scores, key=scores.get)
     model = fit(best, features, init if init is not None and len(init) == best else None)
-    scores.setdefault(best, silhouette(model))
+    if score:
+        scores.setdefault(best, silhouette(model))
     return model.labels_, model.cluster_centers_, best, scores
+
+
+def _silhouette(features: np.ndarray, labels: np.ndarray) -> float:
+    return float(silhouette_score(features, labels)) if len(set(labels)) > 1 else -1.0
+
+
+def sampled_silhouette(features: np.ndarray, labels: np.ndarray, config: ClusterConfig) -> float:
+    """The silhouette of ``labels`` on a seeded sample of ``silhouette_sample`` learners."""
+    rng = np.random.default_rng(config.seed)
+    rows = rng.choice(len(features), min(len(features), config.silhouette_sample), replace=False)
+    return _silhouette(features[rows], labels[rows])
 
 
 def align_labels(

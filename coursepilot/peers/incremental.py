@@ -1,18 +1,29 @@
-"""The learning state updated for the learners whose training rows changed (:mod:`coursepilot.changes`).
+"""The peer stage's tables updated for what changed since they were stored (:mod:`coursepilot.changes`).
 
-Each learner's window aggregates read only their own rows, so the stored aggregates of unchanged learners
-stand; what depends on everyone (engagement scaled over all windows) or on the weights is derived again
-for all. The result equals a full recompute.
+- Learning state: each learner's window aggregates read only their own rows, so the stored aggregates of
+  unchanged learners stand; what depends on everyone (engagement scaled over all windows) or on the weights
+  is derived again for all. The result equals a full recompute.
+- Peer clusters: the kept track (the space fitted at the last full clustering and every window's
+  centroids) is followed to today's windows. The windows before the kept last one stand; K-means runs again
+  at the kept last window and every later one, from the centroids of the window before, so a learner keeps
+  their cluster unless it moved. Profile blocks are projected again only for learners whose profile inputs
+  changed. Not equal to a full recompute, which refits the space and every window: the weekly run does that.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
+import numpy as np
 import pandas as pd
 
-from ..changes import Changes, kept_rows, learner_changes
-from ..warehouse import columns
-from .reads import train_rows_sql, train_with_courses
+from ..changes import Changes, inputs_table, kept_rows, learner_changes
+from ..profiles import load_profiles
+from ..warehouse import Merge, columns, qident
+from .clusters import ClusterConfig
+from .reads import course_ids, train_rows_sql, train_with_courses
 from .state import StateWeights, derive_state, window_aggregates
+from .tracking import KeptTrack, TrackedClusters, cluster_space, extend_track, load_windows, track_clusters
 
 STATE_TABLE = "learner_state"
 # bump when window_aggregates computes differently: every stored learner is then recomputed
@@ -49,3 +60,98 @@ def updated_state(
         kept = pd.concat([kept, fresh[kept.columns]], ignore_index=True)
     aggregates = kept.sort_values(["learner_id", "week"], kind="stable", ignore_index=True)
     return derive_state(aggregates, weights), changes
+
+
+CLUSTERS_TABLE = "peer_clusters"
+# bump when the clusters are computed differently: the next run then clusters every window again
+CLUSTERS_VERSION = 1
+PROFILE_INPUTS = inputs_table("learner_profiles")
+
+
+@dataclass
+class ClusterUpdate:
+    """Peer clusters after :func:`updated_clusters`: what to write and what to keep for the next run."""
+
+    tracked: TrackedClusters
+    kept: KeptTrack
+    changes: Changes  # learners whose profile inputs changed since the clusters were stored
+    tables: dict[str, object]  # for replace_tables
+    merged: dict[str, Merge]
+    recomputed_windows: int
+    projected_profiles: int  # learners whose profile block was projected
+    reason: str  # why every window was clustered again; empty when the kept track was extended
+
+    def metadata(self) -> dict[str, object]:
+        """Counts for the asset's metadata: what was recomputed, who changed cluster at the last window."""
+        last = int(self.kept.weeks[-1])
+        return {
+            "recomputed_windows": self.recomputed_windows,
+            "kept_windows": len(self.kept.weeks) - self.recomputed_windows,
+            "profile_blocks_projected": self.projected_profiles,
+            "learners_who_changed_cluster": self.tracked.moved.get(last, 0),
+            "recomputed_everything": self.reason or "no: the kept track was extended",
+        }
+
+
+def _reason(changes: Changes, kept: KeptTrack | None, settings: ClusterConfig, weeks: np.ndarray) -> str:
+    """Why the clusters cannot extend ``kept`` (empty when they can)."""
+    if changes.everyone:
+        return changes.reason
+    if kept is None:
+        return "no kept track"
+    if settings.k != kept.window_centroids.shape[1]:
+        return "k is chosen again" if settings.k is None else "k changed"
+    return "" if kept.extends_to(weeks) else "the weekly windows moved"
+
+
+def _labels_at(con, week: int, ids: np.ndarray) -> np.ndarray:
+    """The stored cluster of learners ``ids`` at ``week`` (-1: none)."""
+    stored = con.execute(
+        f"SELECT learner_id, cluster FROM {qident(CLUSTERS_TABLE)} WHERE week = ?", [week]
+    ).df()
+    at = pd.Index(stored["learner_id"]).get_indexer(ids)
+    return np.where(at >= 0, stored["cluster"].to_numpy()[np.maximum(at, 0)], -1)
+
+
+def updated_clusters(
+    con, settings: ClusterConfig, kept: KeptTrack | None, incremental: bool = True
+) -> ClusterUpdate:
+    """Peer clusters of every learner with a profile: ``kept`` extended to today's windows where it can be
+    (``incremental``, k fixed and as kept, the same settings, the kept weeks still the first ones, and a
+    stored table), else clustered from scratch (:func:`track_clusters`)."""
+    profiles = load_profiles(con)
+    ids, courses = profiles.ids, course_ids(con)
+    windows = load_windows(con, ids, courses)
+    # week numbers count from the origin: when it moves, no kept window means the same week. k is left out:
+    # the full run chooses it, the nightly keeps it (checked against the kept track)
+    fixed = {name: value for name, value in asdict(settings).items() if name != "k"}
+    context = f"clusters v{CLUSTERS_VERSION} origin {_origin(con, train_rows_sql(con))} {fixed}"
+    changes = learner_changes(
+        con, CLUSTERS_TABLE, f"SELECT learner_id, fp FROM {PROFILE_INPUTS}", context, incremental
+    )
+    reason = _reason(changes, kept, settings, windows.weeks)
+    if reason:
+        space = cluster_space(windows, profiles, settings)
+        del profiles  # the largest input: not held through the windows
+        tracked = track_clusters(windows, space, ids, settings)
+        tables = {CLUSTERS_TABLE: tracked.clusters, inputs_table(CLUSTERS_TABLE): changes.fingerprints}
+        merged, recomputed, projected = {}, len(windows.weeks), len(ids)
+    else:
+        space, projected = kept.space(settings, profiles, courses, changes.changed)
+        del profiles
+        start = len(kept.weeks) - 1
+        previous = _labels_at(con, int(kept.weeks[start - 1]), ids) if start else None
+        tracked = extend_track(windows, space, ids, settings, kept, previous)
+        tables = {inputs_table(CLUSTERS_TABLE): changes.fingerprints}
+        merged = {CLUSTERS_TABLE: Merge(tracked.clusters, ids, f"week >= {int(kept.weeks[start])}")}
+        recomputed = len(windows.weeks) - start
+    return ClusterUpdate(
+        tracked,
+        KeptTrack.of(tracked, windows.weeks, space, ids, courses),
+        changes,
+        tables,
+        merged,
+        recomputed,
+        projected,
+        reason,
+    )
