@@ -19,7 +19,12 @@ from coursepilot.models.hybrid import Hybrid, level_targets_scorer, validation_d
 from coursepilot.models.simple import Content
 from coursepilot.models.store import ModelStore
 from coursepilot.peers.clusters import ClusterConfig
-from coursepilot.peers.incremental import STATE_TABLE, updated_clusters, updated_state
+from coursepilot.peers.incremental import (
+    STATE_TABLE,
+    peers_to_rank,
+    updated_clusters,
+    updated_state,
+)
 from coursepilot.peers.ranking import (
     PeerConfig,
     active_peers,
@@ -29,6 +34,7 @@ from coursepilot.peers.ranking import (
     hybrid_peers,
     ranked_matrix,
     scored_candidates,
+    stored_peers,
 )
 from coursepilot.peers.reads import (
     course_durations,
@@ -61,6 +67,7 @@ from coursepilot.stored import (
     LEARNER_STATE,
     PEER_CENTROIDS,
     PEER_METRICS,
+    PEER_POOLS,
     PEER_WEIGHTS,
     Centroids,
     PeerMetrics,
@@ -411,9 +418,12 @@ class PeerSettings(Config):
     # False (the nightly job): score only the served hybrid peers on test; the three baselines and the t-tests
     # (the report's peer table) are the full run's
     compare: bool = True
+    # rank again only learners whose inputs changed, whose cluster moved or who lost a peer; the others keep
+    # their stored peers
+    incremental: bool = True
 
     def peer_config(self, weights: dict[str, float] | None = None) -> PeerConfig:
-        fields = self.model_dump(exclude={"validation_share", "retune", "compare"})
+        fields = self.model_dump(exclude={"validation_share", "retune", "compare", "incremental"})
         return PeerConfig(**{**fields, **{f"{term}_weight": w for term, w in (weights or {}).items()}})
 
 
@@ -479,6 +489,7 @@ def peer_recommendations(
     tracking: TrackingResource,
 ) -> MaterializeResult:
     clusters = home.models.arrays(PEER_CENTROIDS)
+    ranked_with = home.models.arrays(PEER_POOLS)["centroids"] if home.models.last(PEER_POOLS) else None
     with warehouse.get_connection() as con:
         profiles = load_profiles(con)
         ids = profiles.ids
@@ -486,6 +497,16 @@ def peer_recommendations(
         train, test = (split_matrix(con, (split,), ids, courses, None) for split in ("train", "test"))
         proficiency, jobs = last_proficiency(con, ids), profile_jobs(con)
         tuning, source = _chosen_weights(context, con, config, home.models, profiles, courses, clusters)
+        peer_config = config.peer_config(tuning.weights)
+        update = peers_to_rank(
+            con,
+            ids,
+            clusters["labels"],
+            clusters["centroids"],
+            ranked_with,
+            str(asdict(peer_config)),
+            config.incremental,
+        )
         peers = hybrid_peers(
             train,
             profiles,
@@ -493,7 +514,8 @@ def peer_recommendations(
             clusters["labels"],
             clusters["centroids"],
             jobs,
-            config.peer_config(tuning.weights),
+            peer_config,
+            update.rows,
         )
         table = pd.DataFrame(
             {
@@ -504,13 +526,16 @@ def peer_recommendations(
                 "reason": peers["reason"],
             }
         )
-        replace_tables(con, {"peer_recommendations": table})
+        update.store(con, table)
+        if update.rows is not None:
+            peers = stored_peers(con, ids)
         tags = run_tags(context, con)
     home.models.save(PEER_WEIGHTS, tuning)
+    home.models.save(PEER_POOLS, {"k": len(clusters["centroids"])}, {"centroids": clusters["centroids"]})
 
     # the baselines rank only the learners the evaluation scores
     scored = scored_candidates(test, seed=config.seed)
-    rankings = {"hybrid_peers": ranked_matrix(peers, config.k)}
+    rankings = {"hybrid_peers": ranked_matrix(peers, config.k)}  # every learner's, kept or ranked tonight
     if config.compare:
         rankings |= {
             "cf_peers": cf_peers(train, config.k, scored),
@@ -550,7 +575,8 @@ def peer_recommendations(
     )
     return MaterializeResult(
         metadata={
-            "dagster/row_count": len(table),
+            "dagster/row_count": len(peers),
+            **update.metadata(),
             "evaluated_learners": evaluated,
             "peer_metrics": markdown_table(metrics),
             "paired_ttests_ndcg@10": markdown_table(significance)

@@ -85,6 +85,8 @@ CLUSTER_MAP = Entry("cluster_map", dict)  # a PNG
 # what the nightly's peer clusters extend (coursepilot.peers.incremental): KeptTrack's arrays
 CLUSTER_TRACK = Entry("cluster_track", dict)
 PEER_WEIGHTS = Entry("peer_weights", PeerTuning)
+# the centroids the stored peers were ranked with: the nightly ranks again the members of clusters that moved
+PEER_POOLS = Entry("peer_pools", dict)
 PEER_METRICS = Entry("peer_metrics", PeerMetrics)
 # where the nightly's fits of the fusion's factor components start (coursepilot.models.warm): the last fits on
 # the validation carve's training rows ("carve") and on all of train ("full"), and the carve's training rows

@@ -269,6 +269,12 @@ def test_full_graph_then_a_nightly_retrain_on_grown_data(tmp_path, xs_folder, mo
         == after["peer_clusters"]["windows"].value - windows + 1
     )
     assert 0 < after["peer_clusters"]["profile_blocks_projected"].value < kept
+    # peers ranked again only for learners whose inputs changed, whose cluster moved or who lost a peer
+    peers_meta = after["peer_recommendations"]
+    assert meta["peer_recommendations"]["ranked_everyone"].value == "incremental updates are off"
+    assert peers_meta["ranked_everyone"].value == "no: only learners whose peers may have changed"
+    assert peers_meta["inputs_changed"].value <= peers_meta["ranked_learners"].value
+    assert peers_meta["ranked_learners"].value + peers_meta["kept_learners"].value == recomputed + kept
     # kept
     assert after["learner_labels"]["chosen_model"].value == meta["learner_labels"]["chosen_model"].value
     # the other classifier was not trained

@@ -8,6 +8,11 @@
   at the kept last window and every later one, from the centroids of the window before, so a learner keeps
   their cluster unless it moved. Profile blocks are projected again only for learners whose profile inputs
   changed. Not equal to a full recompute, which refits the space and every window: the weekly run does that.
+- Peer recommendations: a learner keeps their stored peers unless their own inputs changed (profile inputs,
+  which hold their training rows; last proficiency; cluster), the cluster they belong to moved (its centroid
+  shifted by more than ``MOVED_SHARE`` of the distance to the nearest other centroid since the peers were
+  ranked), or one of their peers is gone. Others' changes reach an unchanged learner's peers at the weekly
+  full run.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import pandas as pd
 
 from ..changes import Changes, inputs_table, kept_rows, learner_changes
 from ..profiles import load_profiles
-from ..warehouse import Merge, columns, qident
+from ..warehouse import Merge, columns, learner_id_table, qident, replace_tables
 from .clusters import ClusterConfig
 from .reads import course_ids, train_rows_sql, train_with_courses
 from .state import StateWeights, derive_state, window_aggregates
@@ -155,3 +160,100 @@ def updated_clusters(
         projected,
         reason,
     )
+
+
+PEERS_TABLE = "peer_recommendations"
+PEERS_VERSION = 1
+MOVED_SHARE = 0.1
+"""A cluster moved when its centroid shifted by more than this share of the distance to its nearest other
+centroid."""
+
+
+def _peer_inputs_sql() -> str:
+    """Per profiled learner, what their own peers depend on: profile inputs, last proficiency, cluster."""
+    return (
+        f"SELECT p.learner_id, i.fp AS profile, s.D, c.cluster FROM learner_profiles p "
+        f"LEFT JOIN {PROFILE_INPUTS} i USING (learner_id) "
+        f"LEFT JOIN (SELECT learner_id, D FROM {STATE_TABLE} "
+        "QUALIFY row_number() OVER (PARTITION BY learner_id ORDER BY week DESC) = 1) s USING (learner_id) "
+        f"LEFT JOIN (SELECT learner_id, cluster FROM {CLUSTERS_TABLE} "
+        f"WHERE week = (SELECT max(week) FROM {CLUSTERS_TABLE})) c USING (learner_id)"
+    )
+
+
+def moved_clusters(previous: np.ndarray, centroids: np.ndarray, share: float = MOVED_SHARE) -> np.ndarray:
+    """The clusters whose centroid moved from ``previous`` by more than ``share`` of the distance to its
+    nearest other centroid (every cluster when k changed)."""
+    if previous.shape != centroids.shape:
+        return np.arange(len(centroids))
+    gaps = np.sqrt(((centroids[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2))
+    np.fill_diagonal(gaps, np.inf)
+    shift = np.sqrt(((centroids - previous) ** 2).sum(axis=1))
+    return np.flatnonzero(shift > share * gaps.min(axis=1))
+
+
+@dataclass
+class PeerUpdate:
+    """Which learners' peers to rank tonight, and why."""
+
+    changes: Changes  # learners whose own inputs changed
+    rows: np.ndarray | None  # learner rows to rank (None: everyone)
+    kept_ids: np.ndarray  # learners whose stored peers stand
+    moved: np.ndarray  # clusters that moved
+    lost_peer: int  # learners ranked again only because a peer of theirs is gone
+    reason: str = ""  # why everyone is ranked; empty when only ``rows`` are
+
+    def store(self, con, ranked: pd.DataFrame) -> None:
+        """Write tonight's ``ranked`` peers (learner_id, rank, peer_id, score, reason) and the fingerprints in
+        one transaction: the whole table when everyone was ranked, else merged with the kept learners'."""
+        fingerprints = {inputs_table(PEERS_TABLE): self.changes.fingerprints}
+        if self.rows is None:
+            replace_tables(con, {PEERS_TABLE: ranked, **fingerprints})
+        else:
+            replace_tables(con, fingerprints, {PEERS_TABLE: Merge(ranked, self.kept_ids)})
+
+    def metadata(self) -> dict[str, object]:
+        """Counts for the asset's metadata."""
+        everyone = self.changes.fingerprints.num_rows
+        return {
+            "ranked_learners": everyone if self.rows is None else len(self.rows),
+            "kept_learners": len(self.kept_ids),
+            "inputs_changed": len(self.changes.changed),
+            "moved_clusters": [int(c) for c in self.moved],
+            "ranked_for_a_lost_peer": self.lost_peer,
+            "ranked_everyone": self.reason or "no: only learners whose peers may have changed",
+        }
+
+
+def peers_to_rank(
+    con,
+    ids: np.ndarray,
+    labels: np.ndarray,
+    centroids: np.ndarray,
+    previous: np.ndarray | None,
+    context: str,
+    incremental: bool = True,
+) -> PeerUpdate:
+    """The learners (of ``ids``, clustered ``labels`` around ``centroids``) whose peers are ranked again:
+    their inputs changed, their cluster moved since ``previous`` (the centroids the stored peers were ranked
+    with), or a stored peer of theirs is gone. Everyone when ``incremental`` is off, without stored peers or
+    ``previous``, or when ``context`` (the peer settings) changed."""
+    changes = learner_changes(
+        con, PEERS_TABLE, _peer_inputs_sql(), f"peers v{PEERS_VERSION} {context}", incremental
+    )
+    reason = changes.reason or ("" if previous is not None else "no centroids kept from the last ranking")
+    if reason:
+        return PeerUpdate(changes, None, np.array([], dtype=object), np.arange(len(centroids)), 0, reason)
+    moved = moved_clusters(previous, centroids)
+    con.register("__now", learner_id_table(ids))
+    try:
+        lost = con.execute(
+            f"SELECT DISTINCT learner_id FROM {qident(PEERS_TABLE)} "
+            "WHERE peer_id NOT IN (SELECT learner_id FROM __now)"
+        ).df()["learner_id"]
+    finally:
+        con.unregister("__now")
+    index = pd.Index(ids)
+    changed, lost = index.isin(changes.changed), index.isin(lost)
+    redo = changed | np.isin(labels, moved) | lost
+    return PeerUpdate(changes, np.flatnonzero(redo), ids[~redo], moved, int((lost & ~changed).sum()))

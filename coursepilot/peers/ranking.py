@@ -147,9 +147,10 @@ def hybrid_peers(
     centroids: np.ndarray,
     jobs: np.ndarray,
     config: PeerConfig = PeerConfig(),
+    rows: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """learner (row), rank, peer (row), score, reason for every learner (candidates and terms:
-    :func:`peer_batches`)."""
+    """learner (row), rank, peer (row), score, reason for the learner ``rows`` (default: everyone; candidates
+    and terms: :func:`peer_batches`)."""
     binary = (matrix > 0).astype(np.float32).tocsr()
     weights = config.weights
 
@@ -172,7 +173,7 @@ def hybrid_peers(
     # that releases the GIL); one batch waits at most, in order
     out, waiting = [], deque()
     with ThreadPoolExecutor(1) as ranker:
-        for batch in peer_batches(matrix, profiles, proficiency, labels, centroids, config):
+        for batch in peer_batches(matrix, profiles, proficiency, labels, centroids, config, rows):
             waiting.append(ranker.submit(ranked, batch))
             if len(waiting) > 1:
                 out.append(waiting.popleft().result())
@@ -250,6 +251,18 @@ def active_peers(matrix: sparse.csr_matrix, k: int, rows: np.ndarray | None = No
     out = np.full((matrix.shape[0], k), -1, dtype=np.int64)
     out[rows, : keep.shape[1]] = np.where(np.take_along_axis(own, keep, axis=1), -1, order[keep])
     return out
+
+
+def stored_peers(con, ids: np.ndarray) -> pd.DataFrame:
+    """The stored ``peer_recommendations`` as learner / rank / peer rows of ``ids`` (pairs outside ``ids``
+    left out)."""
+    stored = con.execute("SELECT learner_id, rank, peer_id FROM peer_recommendations").df()
+    index = pd.Index(ids)
+    learner, peer = index.get_indexer(stored["learner_id"]), index.get_indexer(stored["peer_id"])
+    keep = (learner >= 0) & (peer >= 0)
+    return pd.DataFrame(
+        {"learner": learner[keep], "rank": stored["rank"].to_numpy()[keep], "peer": peer[keep]}
+    )
 
 
 def ranked_matrix(ranked: pd.DataFrame, k: int) -> np.ndarray:
