@@ -4,12 +4,14 @@ import pandas as pd
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
 from coursepilot import ingest
+from coursepilot.changes import inputs_table
 from coursepilot.features import learner_features as compute_features
 from coursepilot.features import load_features, store_frame
+from coursepilot.kept_labels import TABLE, KeptClassifier, label_changes, relabelled
 from coursepilot.labels import LearnerLabelConfig, label_learners, truth_labels
-from coursepilot.stored import LEARNER_LABELS, LabelChoice
+from coursepilot.stored import LEARNER_CLASSIFIER, LEARNER_LABELS, LabelChoice
 from coursepilot.tracking import log_classifier
-from coursepilot.warehouse import replace_tables
+from coursepilot.warehouse import Merge, replace_tables
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource
 
 from .lineage import run_tags
@@ -57,6 +59,27 @@ class LearnerLabelSettings(Config):
     svm_max_train: int = LearnerLabelConfig.svm_max_train
     seed: int = LearnerLabelConfig.seed
     retune: bool = True  # False (the nightly job): score and fit only the classifier the last run chose
+    # with retune False: label only learners whose features changed, with the classifier the last fit kept
+    incremental: bool = True
+
+
+def _kept_classifier(home: ProjectHomeResource, config: LearnerLabelSettings) -> KeptClassifier | None:
+    """The classifier the last fit kept, when this run may label with it (the nightly: no retuning)."""
+    if config.retune or not config.incremental:
+        return None
+    return KeptClassifier.load(home.models.path(LEARNER_CLASSIFIER, ""))
+
+
+def _relabelled_result(kept: KeptClassifier, changes, labels: pd.DataFrame) -> MaterializeResult:
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": len(labels),
+            **changes.metadata(),
+            "chosen_model": kept.name,
+            "classifier": f"kept from the last fit ({kept.key}); the weekly run fits it again",
+            "adaptive_share": round(float(labels["adaptive"].mean()), 4),
+        }
+    )
 
 
 def _scores_table(result) -> pd.DataFrame:
@@ -89,7 +112,8 @@ def _scores_table(result) -> pd.DataFrame:
     deps=[learner_features],
     description="Adaptive vs non-adaptive learners: RandomForest (out of bag) and SVM (cross-validated); the "
     "better by F1 labels everyone. Nothing to learn from: p_adaptive 0.5, adaptive NULL for all; "
-    "metadata 'fallback' says why.",
+    "metadata 'fallback' says why. The nightly (retune=False) labels only learners whose features changed, "
+    "with the classifier the last fit kept.",
 )
 def learner_labels(
     context: AssetExecutionContext,
@@ -98,15 +122,29 @@ def learner_labels(
     home: ProjectHomeResource,
     tracking: TrackingResource,
 ) -> MaterializeResult:
+    kept = _kept_classifier(home, config)
     with warehouse.get_connection() as con:
         features = load_features(con)
         truth = truth_labels(con)
-        kept = None if config.retune else getattr(home.models.last(LEARNER_LABELS), "chosen", None)
-        settings = {k: v for k, v in config.model_dump().items() if k != "retune"}
-        classifiers = (kept,) if kept else LearnerLabelConfig.classifiers
+        changes = label_changes(con, kept) if kept and kept.features == features.used else None
+        if changes is not None and not changes.everyone:
+            fresh, stored = relabelled(con, features, kept, changes, truth)
+            replace_tables(
+                con,
+                {inputs_table(TABLE): changes.fingerprints},
+                {TABLE: Merge(fresh, changes.kept_ids())},
+            )
+            return _relabelled_result(kept, changes, pd.concat([stored, fresh], ignore_index=True))
+        chosen = None if config.retune else getattr(home.models.last(LEARNER_LABELS), "chosen", None)
+        settings = {k: v for k, v in config.model_dump().items() if k not in ("retune", "incremental")}
+        classifiers = (chosen,) if chosen else LearnerLabelConfig.classifiers
         result = label_learners(features, truth, LearnerLabelConfig(**settings, classifiers=classifiers))
-        replace_tables(con, {"learner_labels": result.labels})
+        fitted = None if result.fallback else KeptClassifier.of(result, features)
+        fingerprints = label_changes(con, fitted, incremental=False).fingerprints
+        replace_tables(con, {TABLE: result.labels, inputs_table(TABLE): fingerprints})
         tags = run_tags(context, con)
+    if fitted:
+        home.models.save_folder(LEARNER_CLASSIFIER, fitted.save)
     if result.fallback:
         context.log.warning(
             f"no learner classifier trained, every learner gets p_adaptive 0.5: {result.fallback}"
@@ -118,9 +156,9 @@ def learner_labels(
                 "fallback": result.fallback,
             }
         )
-    if kept:
+    if chosen:
         context.log.info(
-            f"kept the {kept} classifier from the last run (retune=False); the other was not trained"
+            f"kept the {chosen} classifier from the last run (retune=False); the other was not trained"
         )
     home.models.save(LEARNER_LABELS, LabelChoice(result.chosen))
     tracker = tracking.tracker()

@@ -196,7 +196,7 @@ def _classifiers(config: LearnerLabelConfig) -> dict[str, object]:
     }
 
 
-def _p_adaptive(model, X: np.ndarray) -> np.ndarray:
+def p_adaptive(model, X: np.ndarray) -> np.ndarray:
     """P(adaptive) of every row, in row chunks on ``THREADS`` threads (the SVM predicts on one core, releasing
     the GIL)."""
     with ThreadPoolExecutor(THREADS) as pool:
@@ -278,7 +278,7 @@ def label_learners(
         rf_pos, svm_pos = (np.searchsorted(samples[n], common) for n in ("rf", "svm"))
         agreement = float(np.mean((oof["rf"][rf_pos] > 0.5) == (oof["svm"][svm_pos] > 0.5)))
 
-    proba = _p_adaptive(models[chosen], X)
+    proba = p_adaptive(models[chosen], X)
     proba[samples[chosen]] = oof[chosen]
     labels = pd.DataFrame(
         {"learner_id": ids, "adaptive": proba > 0.5, "p_adaptive": proba, "training_label": y}

@@ -77,6 +77,8 @@ HYBRID_EQ6 = Entry("hybrid_eq6", Equation6Choice)
 HYBRID_BUNDLE = Entry("hybrid_bundle", dict)  # a folder: registry.save_bundle
 NEURAL_HYBRID = Entry("neural_hybrid", dict)  # settings and best epochs; the network's weights as .pt
 LEARNER_LABELS = Entry("learner_labels", LabelChoice)
+# a folder: the fitted learner classifier the nightly labels changed learners with (coursepilot.kept_labels)
+LEARNER_CLASSIFIER = Entry("learner_classifier", dict)
 # eqs. (17)-(19): difficulty_steering rebuilds P with them
 LEARNER_STATE = Entry("learner_state", StateWeights)
 DIFFICULTY_STEERING = Entry("difficulty_steering", SteeringChoice)

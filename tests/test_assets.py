@@ -275,10 +275,13 @@ def test_full_graph_then_a_nightly_retrain_on_grown_data(tmp_path, xs_folder, mo
     assert peers_meta["ranked_everyone"].value == "no: only learners whose peers may have changed"
     assert peers_meta["inputs_changed"].value <= peers_meta["ranked_learners"].value
     assert peers_meta["ranked_learners"].value + peers_meta["kept_learners"].value == recomputed + kept
-    # kept
-    assert after["learner_labels"]["chosen_model"].value == meta["learner_labels"]["chosen_model"].value
-    # the other classifier was not trained
-    assert after["learner_labels"]["rf_svm_agreement"].value.startswith("n/a")
+    # the classifier the full run fitted labels the learners whose features changed; no classifier is trained
+    labels = after["learner_labels"]
+    assert labels["chosen_model"].value == meta["learner_labels"]["chosen_model"].value
+    assert labels["classifier"].value.startswith("kept from the last fit")
+    assert labels["recomputed_everyone"].value == "no: only learners whose inputs changed"
+    assert 0 < labels["recomputed_learners"].value < labels["kept_learners"].value
+    assert "mlflow_runs" in meta["learner_labels"] and "mlflow_runs" not in labels
     assert not set(after) & {
         "bpr_model",
         "baseline_models",
