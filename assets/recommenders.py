@@ -139,7 +139,9 @@ def _factor_asset(algorithm: str, settings_type, tags: dict | None = None):
         last = None if config.retune else home.models.last(entry)
         kept = {algorithm: last} if last is not None else {}
         # the validation fit starts where the last run's hybrid_model fit the same model on its carve
-        starts, cold = FusionStarts.load(home.models).for_carve(fit_data, valid) if kept else ({}, "retuned")
+        starts, valid, carve_note = (
+            FusionStarts.load(home.models).for_carve(fit_data, valid) if kept else ({}, valid, "retuned")
+        )
         tuned = tune_models(fit_data, valid, names=[algorithm], kept=kept, starts=starts).tuning[algorithm]
         context.log.info(
             f"validation nDCG@10 {tuned.valid_ndcg:.4f} with {tuned.params} "
@@ -171,9 +173,9 @@ def _factor_asset(algorithm: str, settings_type, tags: dict | None = None):
                 "validation_carve": carve.describe(),
                 "start": begun,
                 "validation_fit_start": f"hybrid_model's last fit on the carve, {WARM_ITERATIONS[algorithm]} "
-                "iterations"
+                f"iterations{f' ({carve_note})' if carve_note else ''}"
                 if getattr(tuned.model, "started_warm", False)
-                else f"cold ({cold or 'the last fit does not fit this model'})",
+                else f"cold ({carve_note or 'the last fit does not fit this model'})",
                 "trained_learners": data.shape[0],
                 "test_learners": len(relevant),
                 **{f"test_{k}": round(v, 4) for k, v in metrics.items() if k.endswith("@10")},
@@ -288,9 +290,10 @@ def hybrid_model(
     # the nightly: weighted ones only, their factor models from the last fits
     names = [m for m in SPECS if SPECS[m].fusion] if weights is None else list(weights)
     starts = FusionStarts() if weights is None else FusionStarts.load(home.models)
-    carve_starts, cold = starts.for_carve(fit_data, valid)
-    if cold and weights is not None:
-        context.log.info(f"the fits on the validation carve start cold: {cold}")
+    carve_starts, valid, carve_note = starts.for_carve(fit_data, valid)
+    if carve_note and weights is not None:
+        start = "start from the last carve fits" if carve_starts else "start cold"
+        context.log.info(f"the fits on the validation carve {start}: {carve_note}")
     trained = tune_models(fit_data, valid, names=names, kept=kept, log=context.log.info, starts=carve_starts)
     tuning, equation6 = fusion_and_equation6(trained, weights, equation6=config.retune)
     context.log.info(f"fusion weights {tuning.weights}: validation nDCG@10 {tuning.valid_ndcg:.4f}")

@@ -450,10 +450,27 @@ def test_bpr_warm_start_keeps_its_bias_column_and_the_nightly_builds_from_the_ke
     np.testing.assert_array_equal(als.next_start()["item_factors"], als.item_factors)
 
 
+def _untrained_pairs(data, n: int, skip: set) -> list[tuple[int, int]]:
+    """``n`` untrained (row, column) pairs of ``data``, each of a learner outside ``skip``."""
+    matrix = data.matrix.tocsr()
+    out = []
+    for r in range(matrix.shape[0]):
+        if r in skip:
+            continue
+        free = np.setdiff1d(
+            np.arange(matrix.shape[1]), matrix.indices[matrix.indptr[r] : matrix.indptr[r + 1]]
+        )
+        if len(free):
+            out.append((r, int(free[0])))
+        if len(out) == n:
+            break
+    return out
+
+
 def test_the_carve_fits_start_warm_only_when_no_validation_row_trained_the_last_carve_fit(data):
     """A validation row that was a training row of the last carve fit (no timestamps, a tie, another carve
     rule) would let the fit the gate scores see it: then the carve fits start cold."""
-    from coursepilot.models.warm import FusionStarts, trained_pairs, validation_pairs
+    from coursepilot.models.warm import FusionStarts, pair_keys, trained_pairs, validation_pairs
 
     matrix = data.matrix.tocsr()
     rows = np.flatnonzero(np.diff(matrix.indptr) >= 2)[:20]
@@ -463,11 +480,24 @@ def test_the_carve_fits_start_warm_only_when_no_validation_row_trained_the_last_
         held.matrix[r, matrix.indices[matrix.indptr[r]]] = 0
     held.matrix.eliminate_zeros()
     starts = FusionStarts({"als": {"item_factors": np.zeros((1, 1))}}, {}, trained_pairs(held))
-    assert starts.for_carve(data, valid) == (starts.carve, "")
+    assert starts.for_carve(data, valid) == (starts.carve, valid, "")
     assert len(validation_pairs(data, valid)) == 20
     leaked = FusionStarts(starts.carve, {}, trained_pairs(data))  # last night trained on those rows
-    assert leaked.for_carve(data, valid) == ({}, "20 of tonight's validation rows trained the last carve fit")
-    assert FusionStarts().for_carve(data, valid) == ({}, "no earlier fit on the carve")
+    said = "20 of tonight's validation rows trained the last carve fit"
+    assert leaked.for_carve(data, valid) == ({}, valid, said)
+    assert FusionStarts().for_carve(data, valid) == ({}, valid, "no earlier fit on the carve")
+    # one of them (under 1% of a larger validation set): left out of validation, the fits start warm
+    more = {**valid, **{int(r): {int(c)} for r, c in _untrained_pairs(held, 200, set(valid))}}
+    one = next(iter(valid))
+    trained_one = FusionStarts(
+        starts.carve, {}, pair_keys(data.learner_ids[[one]], data.course_ids[list(valid[one])])
+    )
+    begun, scored, note = trained_one.for_carve(data, more)
+    assert (
+        begun == starts.carve
+        and note == "1 of tonight's validation rows trained the last carve fit: left out of validation"
+    )
+    assert scored == {r: cols for r, cols in more.items() if r != one}
 
 
 def test_the_first_failed_search_cancels_the_queued_ones():

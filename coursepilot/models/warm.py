@@ -43,6 +43,12 @@ def validation_pairs(data: TrainData, valid: dict) -> np.ndarray:
     return pair_keys(data.learner_ids[rows], data.course_ids[cols])
 
 
+LEFT_OUT_SHARE = 0.01
+"""The largest share of tonight's validation rows that may be left out because they trained the last carve fit
+(with timestamps, a learner whose training rows cross a rounding step of the carve's share); above it the
+carve fits start cold."""
+
+
 @dataclass
 class FusionStarts:
     """The kept fits' warm states, {name: state} on the carve and on all of train, and the carve's pairs."""
@@ -89,11 +95,22 @@ class FusionStarts:
             },
         )
 
-    def for_carve(self, fit_data: TrainData, valid: dict) -> tuple[dict[str, dict], str]:
-        """(the carve fits' starts, empty when none may be used; why not, in words)."""
+    def for_carve(self, fit_data: TrainData, valid: dict) -> tuple[dict[str, dict], dict, str]:
+        """(the carve fits' starts, empty when none may be used; the validation rows to score; what was done
+        about rows of ``valid`` that trained the last carve fit, in words). Up to ``LEFT_OUT_SHARE`` of them
+        are left out of tonight's validation, so that no fit the gate scores has seen a row it is scored on;
+        more, and the carve fits start cold."""
         if not self.carve or self.carve_pairs is None:
-            return {}, "no earlier fit on the carve"
-        leaked = int(np.isin(validation_pairs(fit_data, valid), self.carve_pairs).sum())
-        if leaked:
-            return {}, f"{leaked:,} of tonight's validation rows trained the last carve fit"
-        return self.carve, ""
+            return {}, valid, "no earlier fit on the carve"
+        leaked = np.isin(validation_pairs(fit_data, valid), self.carve_pairs)
+        if not leaked.any():
+            return self.carve, valid, ""
+        said = f"{int(leaked.sum()):,} of tonight's validation rows trained the last carve fit"
+        if leaked.mean() > LEFT_OUT_SHARE:
+            return {}, valid, said
+        pairs = [(r, c) for r, cols in valid.items() for c in cols]
+        kept: dict = {}
+        for (r, c), out in zip(pairs, leaked):
+            if not out:
+                kept.setdefault(r, set()).add(c)
+        return self.carve, kept, f"{said}: left out of validation"
