@@ -126,7 +126,10 @@ def learner_labels(
     with warehouse.get_connection() as con:
         features = load_features(con)
         truth = truth_labels(con)
-        changes = label_changes(con, kept) if kept and kept.features == features.used else None
+        settings = {k: v for k, v in config.model_dump().items() if k not in ("retune", "incremental")}
+        scope = f"scale {ingest.source_info(con)['rating_scale']} settings {settings}"
+        usable = kept and kept.features == features.used
+        changes = label_changes(con, kept, scope) if usable else None
         if changes is not None and not changes.everyone:
             fresh, stored = relabelled(con, features, kept, changes, truth)
             replace_tables(
@@ -136,11 +139,10 @@ def learner_labels(
             )
             return _relabelled_result(kept, changes, pd.concat([stored, fresh], ignore_index=True))
         chosen = None if config.retune else getattr(home.models.last(LEARNER_LABELS), "chosen", None)
-        settings = {k: v for k, v in config.model_dump().items() if k not in ("retune", "incremental")}
         classifiers = (chosen,) if chosen else LearnerLabelConfig.classifiers
         result = label_learners(features, truth, LearnerLabelConfig(**settings, classifiers=classifiers))
         fitted = None if result.fallback else KeptClassifier.of(result, features)
-        fingerprints = label_changes(con, fitted, incremental=False).fingerprints
+        fingerprints = label_changes(con, fitted, scope, incremental=False).fingerprints
         replace_tables(con, {TABLE: result.labels, inputs_table(TABLE): fingerprints})
         tags = run_tags(context, con)
     if fitted:

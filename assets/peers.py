@@ -531,7 +531,8 @@ def peer_recommendations(
             peers = stored_peers(con, ids)
         tags = run_tags(context, con)
     home.models.save(PEER_WEIGHTS, tuning)
-    home.models.save(PEER_POOLS, {"k": len(clusters["centroids"])}, {"centroids": clusters["centroids"]})
+    reference = update.reference(ranked_with, clusters["centroids"])
+    home.models.save(PEER_POOLS, {"k": len(reference)}, {"centroids": reference})
 
     # the baselines rank only the learners the evaluation scores
     scored = scored_candidates(test, seed=config.seed)

@@ -139,9 +139,10 @@ def _factor_asset(algorithm: str, settings_type, tags: dict | None = None):
         last = None if config.retune else home.models.last(entry)
         kept = {algorithm: last} if last is not None else {}
         # the validation fit starts where the last run's hybrid_model fit the same model on its carve
-        starts, valid, carve_note = (
+        starts, scored, carve_note = (
             FusionStarts.load(home.models).for_carve(fit_data, valid) if kept else ({}, valid, "retuned")
         )
+        valid = scored if algorithm in starts else valid  # rows are left out only for a warm start
         tuned = tune_models(fit_data, valid, names=[algorithm], kept=kept, starts=starts).tuning[algorithm]
         context.log.info(
             f"validation nDCG@10 {tuned.valid_ndcg:.4f} with {tuned.params} "

@@ -4,8 +4,9 @@ and the nightly labels with it only the learners whose features changed (:mod:`c
 A kept learner's label is what the kept classifier gave them (out of sample for its training sample). A
 changed or new learner's features are normalised with the kept bounds (equation (1) with the minima and
 maxima the classifier was trained on, so a value outside them falls outside 0-1) and labelled by the kept
-classifier; their training label is the ground truth, or the threshold rule with the kept threshold. The
-weekly full run fits the classifier again on everyone.
+classifier; their training label is the ground truth, or the threshold rule with the kept threshold. A
+changed learner who was in the classifier's training sample is labelled by a model that saw their earlier
+features (not out of sample, unlike the full run). The weekly full run fits the classifier again on everyone.
 """
 
 from __future__ import annotations
@@ -79,8 +80,8 @@ class KeptClassifier:
         span = np.where(high > low, high - low, np.inf)
         return (raw[self.features].to_numpy(dtype=float) - low) / span
 
-    def context(self) -> str:
-        return f"labels v{VERSION} classifier {self.key}"
+    def context(self, scope: str) -> str:
+        return f"labels v{VERSION} classifier {self.key} {scope}"
 
 
 def inputs_sql(con) -> str:
@@ -96,10 +97,11 @@ def inputs_sql(con) -> str:
     )
 
 
-def label_changes(con, kept: KeptClassifier | None, incremental: bool = True) -> Changes:
+def label_changes(con, kept: KeptClassifier | None, scope: str, incremental: bool = True) -> Changes:
     """The learners whose feature inputs changed since the labels were stored with ``kept`` (None: no
-    classifier was fitted, and the next run labels everyone)."""
-    context = kept.context() if kept else "no classifier"
+    classifier was fitted, and the next run labels everyone) under ``scope`` (the rating scale and the label
+    settings: a change relabels everyone)."""
+    context = kept.context(scope) if kept else "no classifier"
     return learner_changes(con, TABLE, inputs_sql(con), context, incremental)
 
 
@@ -112,7 +114,10 @@ def relabelled(
     X = kept.normalised(raw)
     proba = p_adaptive(kept.model, X) if len(ids) else np.zeros(0)
     if truth is not None:
-        training = truth.reindex(ids).astype("boolean").to_numpy()
+        known = truth.reindex(ids)
+        if known.isna().any():  # as label_learners says it
+            raise ValueError(f"ground truth is missing for {int(known.isna().sum())} learners")
+        training = known.to_numpy(dtype=bool)
     else:
         performance = [f.name for f in FEATURES if f.performance and f.name in kept.features]
         at = [kept.features.index(name) for name in performance]

@@ -117,19 +117,23 @@ def test_everything_is_clustered_again_when_the_track_cannot_be_extended():
     first, table = _clusters(con, None)
     off, _ = _clusters(con, first.kept, incremental=False)
     assert off.reason == "incremental updates are off" and off.recomputed_windows == len(first.kept.weeks)
-    retuned, _ = _clusters(con, first.kept, replace(SETTINGS, k=None))
+    # the track saved before the last run's (its save failed): it does not match the stored fingerprints
+    assert _clusters(con, first.kept)[0].reason == "every learner's inputs changed"
+    latest = _clusters(con, None)[0].kept
+    retuned, _ = _clusters(con, latest, replace(SETTINGS, k=None))
     assert retuned.reason == "k is chosen again"
-    wider, _ = _clusters(con, first.kept, replace(SETTINGS, svd_dims=5))
+    wider, _ = _clusters(con, retuned.kept, replace(SETTINGS, svd_dims=5))
     assert wider.reason == "every learner's inputs changed"  # the settings are part of every fingerprint
-    _clusters(con, None)  # the stored fingerprints back to SETTINGS'
-    other = KeptTrack(**{**vars(first.kept), "window_centroids": first.kept.window_centroids[:, :2]})
+    latest = _clusters(con, None)[0].kept  # the stored fingerprints back to SETTINGS'
+    other = KeptTrack(**{**vars(latest), "window_centroids": latest.window_centroids[:, :2]})
     assert _clusters(con, other)[0].reason == "k changed"
+    latest = _clusters(con, None)[0].kept
     # an interaction before the first one moves the weeks' origin: week numbers mean other weeks now
     con.execute("INSERT INTO interactions VALUES ('u00', 'c11', 3.0, 50.0, TIMESTAMP '2024-12-01')")
     con.execute("INSERT INTO split VALUES ('u00', 'c11', 'train')")
     _run(con)
     _profiles(con)
-    moved, _ = _clusters(con, first.kept)
+    moved, _ = _clusters(con, latest)
     assert moved.reason == "every learner's inputs changed"
     assert moved.recomputed_windows == len(moved.kept.weeks) > len(first.kept.weeks)
 

@@ -16,6 +16,7 @@ from coursepilot.warehouse import Merge, replace_tables
 from .test_incremental import SCALE, T0, _warehouse
 
 CONFIG = LearnerLabelConfig(rf_trees=30, cv_folds=3, classifiers=("rf",))
+SCOPE = "scale (1.0, 5.0) settings of the test"
 
 
 def _features(con):
@@ -31,7 +32,7 @@ def _fit(con) -> KeptClassifier:
     result = label_learners(features, None, CONFIG)
     kept = KeptClassifier.of(result, features)
     replace_tables(
-        con, {TABLE: result.labels, inputs_table(TABLE): label_changes(con, kept, False).fingerprints}
+        con, {TABLE: result.labels, inputs_table(TABLE): label_changes(con, kept, SCOPE, False).fingerprints}
     )
     return kept
 
@@ -56,7 +57,7 @@ def test_only_changed_and_new_learners_are_labelled_with_the_kept_classifier_and
     for course in range(12):
         _interaction(con, "u99", f"c{course:02d}", watch=100.0)
     features = _features(con)  # everyone's normalised values move with the new maximum; the raw ones do not
-    changes = label_changes(con, kept)
+    changes = label_changes(con, kept, SCOPE)
     assert not changes.everyone and set(changes.changed) == {"u05", "u99"} and changes.removed == 1
     fresh, stored = relabelled(con, features, kept, changes, None)
     merge = Merge(fresh, changes.kept_ids())
@@ -89,13 +90,15 @@ def test_the_kept_classifier_round_trips_and_a_new_fit_or_no_fit_relabels_everyo
     X = kept.normalised(con.execute("SELECT * FROM learner_features").df())
     # the forest sums its trees on two threads: equal up to the order of the sum
     np.testing.assert_allclose(back.model.predict_proba(X), kept.model.predict_proba(X), rtol=1e-12)
-    assert len(label_changes(con, kept).changed) == 0
+    assert len(label_changes(con, kept, SCOPE).changed) == 0
     refit = _fit(con)
     assert refit.key != kept.key
-    assert label_changes(con, kept).reason == "every learner's inputs changed"
+    assert label_changes(con, kept, SCOPE).reason == "every learner's inputs changed"
+    # another rating scale or other label settings relabel everyone
+    assert label_changes(con, refit, "scale (0.0, 1.0) settings of the test").everyone
     # no classifier fitted (a fallback) leaves fingerprints no kept classifier matches
-    replace_tables(con, {inputs_table(TABLE): label_changes(con, None, False).fingerprints})
-    assert label_changes(con, refit).everyone
+    replace_tables(con, {inputs_table(TABLE): label_changes(con, None, SCOPE, False).fingerprints})
+    assert label_changes(con, refit, SCOPE).everyone
 
 
 def test_kept_bounds_by_hand_a_constant_feature_maps_to_zero_and_a_missing_value_stays_missing():
@@ -113,7 +116,9 @@ def test_ground_truth_is_the_training_label_of_a_relabelled_learner():
     con.execute("CREATE TABLE truth_learners AS SELECT * FROM truth")
     kept = _fit(con)
     con.execute("UPDATE truth_learners SET adaptive = NOT adaptive WHERE learner_id = 'u04'")
-    changes = label_changes(con, kept)
+    changes = label_changes(con, kept, SCOPE)
     assert list(changes.changed) == ["u04"]  # the ground truth is an input too
     fresh, _ = relabelled(con, _features(con), kept, changes, truth.set_index("learner_id")["adaptive"])
     assert list(fresh["training_label"]) == [True]
+    with pytest.raises(ValueError, match="ground truth is missing for 1 learners"):
+        relabelled(con, _features(con), kept, changes, truth.set_index("learner_id")["adaptive"].drop("u04"))

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
+from coursepilot.changes import Changes
 from coursepilot.models.base import split_matrix
-from coursepilot.peers.incremental import moved_clusters, peers_to_rank, updated_clusters
+from coursepilot.peers.incremental import PeerUpdate, moved_clusters, peers_to_rank, updated_clusters
 from coursepilot.peers.ranking import PeerConfig, hybrid_peers, stored_peers
 from coursepilot.peers.reads import course_ids, last_proficiency, profile_jobs
 from coursepilot.profiles import load_profiles
@@ -106,3 +108,30 @@ def test_everyone_is_ranked_when_the_settings_change_or_updates_are_off():
     off = _rank(con, tracked.centroids, context="other settings", incremental=False)[0]
     assert off.reason == "incremental updates are off" and off.rows is None
     assert _rank(con, None, context="other settings")[0].reason == "no centroids kept from the last ranking"
+
+
+def test_slow_drift_adds_up_against_the_centroids_the_cluster_was_last_ranked_with():
+    """A cluster drifting 0.06 of its gap a night moves on the second night: the reference is kept until its
+    members are ranked again."""
+    fingerprints = pa.table({"learner_id": pa.array([], pa.string()), "fp": pa.array([], pa.uint64())})
+    start = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    reference = start
+    moved_on = []
+    for night in (1, 2, 3):
+        today = start + np.array([[0.6 * night, 0.0], [0.0, 0.0], [0.0, 0.0]])  # a gap of 10: 0.06 a night
+        moved = moved_clusters(reference, today)
+        update = PeerUpdate(
+            Changes(fingerprints, np.array([], dtype=object), 0), np.array([1]), np.array([]), moved, 0
+        )
+        reference = update.reference(reference, today)
+        moved_on.append(list(moved))
+    # night 2: 1.2 from where cluster 0 was ranked (above 1.0); night 3: 0.6 from night 2's ranking
+    assert moved_on == [[], [0], []]
+    everyone = PeerUpdate(
+        Changes(fingerprints, np.array([], dtype=object), 0, "no earlier run"),
+        None,
+        np.array([]),
+        np.arange(3),
+        0,
+    )
+    np.testing.assert_array_equal(everyone.reference(reference, start), start)

@@ -10,8 +10,9 @@
   changed. Not equal to a full recompute, which refits the space and every window: the weekly run does that.
 - Peer recommendations: a learner keeps their stored peers unless their own inputs changed (profile inputs,
   which hold their training rows; last proficiency; cluster), the cluster they belong to moved (its centroid
-  shifted by more than ``MOVED_SHARE`` of the distance to the nearest other centroid since the peers were
-  ranked), or one of their peers is gone. Others' changes reach an unchanged learner's peers at the weekly
+  shifted by more than ``MOVED_SHARE`` of the distance to the nearest other centroid since the cluster was
+  last ranked as a whole), or one of their peers is gone. A neighbouring cluster's move (its members are
+  candidates too) waits for the weekly run. Others' changes reach an unchanged learner's peers at the weekly
   full run.
 """
 
@@ -130,29 +131,32 @@ def updated_clusters(
     # week numbers count from the origin: when it moves, no kept window means the same week. k is left out:
     # the full run chooses it, the nightly keeps it (checked against the kept track)
     fixed = {name: value for name, value in asdict(settings).items() if name != "k"}
-    context = f"clusters v{CLUSTERS_VERSION} origin {_origin(con, train_rows_sql(con))} {fixed}"
-    changes = learner_changes(
-        con, CLUSTERS_TABLE, f"SELECT learner_id, fp FROM {PROFILE_INPUTS}", context, incremental
-    )
+    context = f"clusters v{CLUSTERS_VERSION} origin {_origin(con, train_rows_sql(con))} {fixed} track "
+    inputs = f"SELECT learner_id, fp FROM {PROFILE_INPUTS}"
+    changes = learner_changes(con, CLUSTERS_TABLE, inputs, context + (kept.key if kept else ""), incremental)
     reason = _reason(changes, kept, settings, windows.weeks)
     if reason:
         space = cluster_space(windows, profiles, settings)
         del profiles  # the largest input: not held through the windows
         tracked = track_clusters(windows, space, ids, settings)
-        tables = {CLUSTERS_TABLE: tracked.clusters, inputs_table(CLUSTERS_TABLE): changes.fingerprints}
-        merged, recomputed, projected = {}, len(windows.weeks), len(ids)
+        tables, merged = {CLUSTERS_TABLE: tracked.clusters}, {}
+        recomputed, projected = len(windows.weeks), len(ids)
     else:
         space, projected = kept.space(settings, profiles, courses, changes.changed)
         del profiles
         start = len(kept.weeks) - 1
         previous = _labels_at(con, int(kept.weeks[start - 1]), ids) if start else None
         tracked = extend_track(windows, space, ids, settings, kept, previous)
-        tables = {inputs_table(CLUSTERS_TABLE): changes.fingerprints}
+        tables = {}
         merged = {CLUSTERS_TABLE: Merge(tracked.clusters, ids, f"week >= {int(kept.weeks[start])}")}
         recomputed = len(windows.weeks) - start
+    track = KeptTrack.of(tracked, windows.weeks, space, ids, courses)
+    # stored under tonight's track, which the next run must extend
+    stored = learner_changes(con, CLUSTERS_TABLE, inputs, context + track.key, incremental=False)
+    tables[inputs_table(CLUSTERS_TABLE)] = stored.fingerprints
     return ClusterUpdate(
         tracked,
-        KeptTrack.of(tracked, windows.weeks, space, ids, courses),
+        track,
         changes,
         tables,
         merged,
@@ -212,6 +216,15 @@ class PeerUpdate:
         else:
             replace_tables(con, fingerprints, {PEERS_TABLE: Merge(ranked, self.kept_ids)})
 
+    def reference(self, previous: np.ndarray | None, centroids: np.ndarray) -> np.ndarray:
+        """The centroids to compare the next night's with: tonight's for the clusters ranked again as a whole
+        (every cluster when everyone was), the kept ones for the others, so that slow drift adds up."""
+        if self.rows is None or previous is None or previous.shape != centroids.shape:
+            return centroids
+        out = previous.copy()
+        out[self.moved] = centroids[self.moved]
+        return out
+
     def metadata(self) -> dict[str, object]:
         """Counts for the asset's metadata."""
         everyone = self.changes.fingerprints.num_rows
@@ -254,6 +267,8 @@ def peers_to_rank(
     finally:
         con.unregister("__now")
     index = pd.Index(ids)
-    changed, lost = index.isin(changes.changed), index.isin(lost)
-    redo = changed | np.isin(labels, moved) | lost
-    return PeerUpdate(changes, np.flatnonzero(redo), ids[~redo], moved, int((lost & ~changed).sum()))
+    changed, lost, in_moved = index.isin(changes.changed), index.isin(lost), np.isin(labels, moved)
+    redo = changed | in_moved | lost
+    return PeerUpdate(
+        changes, np.flatnonzero(redo), ids[~redo], moved, int((lost & ~changed & ~in_moved).sum())
+    )

@@ -4,7 +4,8 @@ changes group shows as moved."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import uuid
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -165,6 +166,9 @@ class KeptTrack:
     interaction_axes: np.ndarray
     profile_axes: np.ndarray
     profile_block: np.ndarray
+    # names this track in the fingerprints stored beside it: a track that was not saved with them (a failed
+    # save) does not match, and the next run clusters everything again
+    key: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @classmethod
     def of(
@@ -175,16 +179,16 @@ class KeptTrack:
     def arrays(self) -> dict[str, np.ndarray]:
         """For the model store: ids as fixed-width text (stored without pickling)."""
         return {
-            **{k: v for k, v in vars(self).items() if k not in ("ids", "courses")},
+            **{k: v for k, v in vars(self).items() if k not in ("ids", "courses", "key")},
             "ids": self.ids.astype(str),
             "courses": self.courses.astype(str),
+            "key": np.array(self.key),
         }
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "KeptTrack":
-        return cls(
-            **{**arrays, "ids": arrays["ids"].astype(object), "courses": arrays["courses"].astype(object)}
-        )
+        text = {"ids": arrays["ids"].astype(object), "courses": arrays["courses"].astype(object)}
+        return cls(**{**arrays, **text, "key": str(arrays["key"])})
 
     def extends_to(self, weeks: np.ndarray) -> bool:
         """Whether today's ``weeks`` begin with the kept ones: the kept windows before the last stand."""
