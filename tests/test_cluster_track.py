@@ -99,6 +99,9 @@ def test_profile_blocks_are_kept_or_projected_again_and_axes_follow_todays_cours
     kept = KeptTrack.from_arrays(store.arrays(CLUSTER_TRACK))
     for name, value in vars(first.kept).items():
         np.testing.assert_array_equal(getattr(kept, name), value)
+    # a track stored before tracks had keys loads, and matches no stored fingerprints
+    keyless = KeptTrack.from_arrays({k: v for k, v in first.kept.arrays().items() if k != "key"})
+    assert keyless.key == "" and _clusters(con, keyless)[0].reason == "every learner's inputs changed"
     profiles = load_profiles(con)
     courses = np.array(["a-new-course", *kept.courses[::-1]], dtype=object)
     space, projected = kept.space(SETTINGS, profiles, courses, np.array(["u04"], dtype=object))

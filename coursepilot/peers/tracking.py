@@ -188,7 +188,8 @@ class KeptTrack:
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "KeptTrack":
         text = {"ids": arrays["ids"].astype(object), "courses": arrays["courses"].astype(object)}
-        return cls(**{**arrays, **text, "key": str(arrays["key"])})
+        # a track stored before tracks had keys matches no fingerprints: the next run clusters everything
+        return cls(**{**arrays, **text, "key": str(arrays["key"]) if "key" in arrays else ""})
 
     def extends_to(self, weeks: np.ndarray) -> bool:
         """Whether today's ``weeks`` begin with the kept ones: the kept windows before the last stand."""
