@@ -517,16 +517,7 @@ def peer_recommendations(
             peer_config,
             update.rows,
         )
-        table = pd.DataFrame(
-            {
-                "learner_id": ids[peers["learner"]],
-                "rank": peers["rank"],
-                "peer_id": ids[peers["peer"]],
-                "score": peers["score"],
-                "reason": peers["reason"],
-            }
-        )
-        update.store(con, table)
+        table = update.store(con, ids, peers)
         if update.rows is not None:
             peers = stored_peers(con, ids)
         tags = run_tags(context, con)

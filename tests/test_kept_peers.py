@@ -33,16 +33,7 @@ def _rank(con, previous: np.ndarray | None, context: str = "settings", increment
     peers = hybrid_peers(
         train, profiles, last_proficiency(con, ids), labels, centroids, profile_jobs(con), CONFIG, update.rows
     )
-    ranked = pd.DataFrame(
-        {
-            "learner_id": ids[peers["learner"]],
-            "rank": peers["rank"],
-            "peer_id": ids[peers["peer"]],
-            "score": peers["score"],
-            "reason": peers["reason"],
-        }
-    )
-    update.store(con, ranked)
+    update.store(con, ids, peers)
     return update, clusters.tracked, _table(con)
 
 

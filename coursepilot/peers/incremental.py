@@ -27,7 +27,7 @@ from ..changes import Changes, inputs_table, kept_rows, learner_changes
 from ..profiles import load_profiles
 from ..warehouse import Merge, columns, learner_id_table, qident, replace_tables
 from .clusters import ClusterConfig
-from .reads import course_ids, train_rows_sql, train_with_courses
+from .reads import LAST_PROFICIENCY_SQL, course_ids, train_rows_sql, train_with_courses
 from .state import StateWeights, derive_state, window_aggregates
 from .tracking import KeptTrack, TrackedClusters, cluster_space, extend_track, load_windows, track_clusters
 
@@ -178,8 +178,7 @@ def _peer_inputs_sql() -> str:
     return (
         f"SELECT p.learner_id, i.fp AS profile, s.D, c.cluster FROM learner_profiles p "
         f"LEFT JOIN {PROFILE_INPUTS} i USING (learner_id) "
-        f"LEFT JOIN (SELECT learner_id, D FROM {STATE_TABLE} "
-        "QUALIFY row_number() OVER (PARTITION BY learner_id ORDER BY week DESC) = 1) s USING (learner_id) "
+        f"LEFT JOIN ({LAST_PROFICIENCY_SQL}) s USING (learner_id) "
         f"LEFT JOIN (SELECT learner_id, cluster FROM {CLUSTERS_TABLE} "
         f"WHERE week = (SELECT max(week) FROM {CLUSTERS_TABLE})) c USING (learner_id)"
     )
@@ -207,14 +206,25 @@ class PeerUpdate:
     lost_peer: int  # learners ranked again only because a peer of theirs is gone
     reason: str = ""  # why everyone is ranked; empty when only ``rows`` are
 
-    def store(self, con, ranked: pd.DataFrame) -> None:
-        """Write tonight's ``ranked`` peers (learner_id, rank, peer_id, score, reason) and the fingerprints in
-        one transaction: the whole table when everyone was ranked, else merged with the kept learners'."""
+    def store(self, con, ids: np.ndarray, peers: pd.DataFrame) -> pd.DataFrame:
+        """Write tonight's ``peers`` (learner / rank / peer rows of ``ids``, score, reason) as learner_id,
+        rank, peer_id, score, reason, with the fingerprints, in one transaction: the whole table when
+        everyone was ranked, else merged with the kept learners'. Returns the rows written."""
+        ranked = pd.DataFrame(
+            {
+                "learner_id": ids[peers["learner"]],
+                "rank": peers["rank"],
+                "peer_id": ids[peers["peer"]],
+                "score": peers["score"],
+                "reason": peers["reason"],
+            }
+        )
         fingerprints = {inputs_table(PEERS_TABLE): self.changes.fingerprints}
         if self.rows is None:
             replace_tables(con, {PEERS_TABLE: ranked, **fingerprints})
         else:
             replace_tables(con, fingerprints, {PEERS_TABLE: Merge(ranked, self.kept_ids)})
+        return ranked
 
     def reference(self, previous: np.ndarray | None, centroids: np.ndarray) -> np.ndarray:
         """The centroids to compare the next night's with: tonight's for the clusters ranked again as a whole

@@ -55,12 +55,16 @@ def state_by_week(con) -> pd.DataFrame:
     ).df()
 
 
+LAST_PROFICIENCY_SQL = (
+    "SELECT learner_id, D FROM learner_state "
+    "QUALIFY row_number() OVER (PARTITION BY learner_id ORDER BY week DESC) = 1"
+)
+"""Each learner's proficiency D in their last window."""
+
+
 def last_proficiency(con, learner_ids: np.ndarray) -> np.ndarray:
     """Proficiency D (eq. 3) of each of ``learner_ids`` in their last window (NaN without a state row)."""
-    state = con.execute(
-        "SELECT learner_id, D FROM learner_state "
-        "QUALIFY row_number() OVER (PARTITION BY learner_id ORDER BY week DESC) = 1"
-    ).df()
+    state = con.execute(LAST_PROFICIENCY_SQL).df()
     return state.set_index("learner_id")["D"].reindex(learner_ids).to_numpy(float)
 
 
