@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from .read_cache import cached_frame, ids_digest
 from .warehouse import columns, qident
 
 SPLIT_TABLE = "split"
@@ -92,8 +93,17 @@ def coded_interactions(
 
     The join to positions runs in DuckDB, so no id string reaches Python (at 20M interactions that
     is most of the cost of building a matrix). Interactions of learners or courses not listed are
-    left out; rows come ordered by (row, col), the same on every call.
+    left out; rows come ordered by (row, col), the same on every call. Kept in the read cache
+    (:mod:`~coursepilot.read_cache`) while ``interactions`` and ``split`` hold the same rows.
     """
+    rest = [c for c in columns(con, "interactions") if c not in ("learner_id", "course_id")]
+    key = f"coded {splits} {rest} {ids_digest(learner_ids)} {ids_digest(course_ids)}"
+    return cached_frame(
+        con, ("interactions", SPLIT_TABLE), key, lambda: _coded(con, splits, learner_ids, course_ids, rest)
+    )
+
+
+def _coded(con, splits: tuple[str, ...], learner_ids, course_ids, rest: list[str]) -> pd.DataFrame:
     con.register(
         "_coded_rows",
         pa.table(
@@ -113,7 +123,6 @@ def coded_interactions(
         ),
     )
     try:
-        rest = [c for c in columns(con, "interactions") if c not in ("learner_id", "course_id")]
         marks = ", ".join("?" for _ in splits)
         return con.execute(
             f"SELECT r.row, c.col{''.join(f', i.{qident(x)}' for x in rest)} FROM interactions i "
