@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .read_cache import cached_frame, ids_digest
-from .warehouse import columns, qident
+from .read_cache import cache_dir, cached_frame, ids_digest
+from .warehouse import columns, qident, table_exists
 
 SPLIT_TABLE = "split"
 
@@ -93,14 +93,45 @@ def coded_interactions(
 
     The join to positions runs in DuckDB, so no id string reaches Python (at 20M interactions that
     is most of the cost of building a matrix). Interactions of learners or courses not listed are
-    left out; rows come ordered by (row, col), the same on every call. Kept in the read cache
-    (:mod:`~coursepilot.read_cache`) while ``interactions`` and ``split`` hold the same rows.
+    left out; rows come ordered by (row, col), the same on every call.
+
+    Kept in the read cache (:mod:`~coursepilot.read_cache`) while ``interactions`` and ``split`` hold the
+    same rows. Another list of learners (the few whose inputs changed, say) takes its rows from the entry of
+    every learner of ``learners`` in id order, which the other stages of the run read too.
     """
     rest = [c for c in columns(con, "interactions") if c not in ("learner_id", "course_id")]
-    key = f"coded {splits} {rest} {ids_digest(learner_ids)} {ids_digest(course_ids)}"
-    return cached_frame(
-        con, ("interactions", SPLIT_TABLE), key, lambda: _coded(con, splits, learner_ids, course_ids, rest)
+    learner_ids = np.asarray(learner_ids, dtype=object)
+    everyone = _cached_learners(con)
+    subset = (
+        everyone is not None
+        and len(learner_ids) > 0
+        and not np.array_equal(everyone, learner_ids)
+        and (pd.Index(everyone).get_indexer(learner_ids) >= 0).all()
     )
+    listed = everyone if subset else learner_ids
+    key = f"coded {splits} {rest} {ids_digest(listed)} {ids_digest(course_ids)}"
+    coded = cached_frame(
+        con, ("interactions", SPLIT_TABLE), key, lambda: _coded(con, splits, listed, course_ids, rest)
+    )
+    return coded if listed is learner_ids else _recoded(coded, everyone, learner_ids)
+
+
+def _cached_learners(con) -> np.ndarray | None:
+    """Every learner of ``learners`` in id order, when reads are cached (None otherwise)."""
+    if cache_dir(con) is None or not table_exists(con, "learners"):
+        return None
+    rows = con.execute("SELECT learner_id FROM learners ORDER BY 1").fetchall()
+    return np.asarray([r[0] for r in rows], dtype=object)
+
+
+def _recoded(coded: pd.DataFrame, everyone: np.ndarray, learner_ids: np.ndarray) -> pd.DataFrame:
+    """The rows of ``coded`` (rows are positions in ``everyone``) of ``learner_ids``, rows renumbered."""
+    position = pd.Index(learner_ids).get_indexer(everyone)[coded["row"].to_numpy()]
+    kept = coded[position >= 0].reset_index(drop=True)
+    kept["row"] = position[position >= 0].astype(np.int32)
+    if len(kept) and (np.diff(kept["row"].to_numpy()) < 0).any():  # ``learner_ids`` out of id order
+        kept = kept.iloc[np.argsort(kept["row"].to_numpy(), kind="stable")].reset_index(drop=True)
+    return kept
 
 
 def _coded(con, splits: tuple[str, ...], learner_ids, course_ids, rest: list[str]) -> pd.DataFrame:

@@ -54,6 +54,19 @@ def test_a_kept_read_equals_a_fresh_one_dtypes_included(warehouse):
     assert sorted(zip(11 - reordered["row"], reordered["col"])) == sorted(zip(fresh["row"], fresh["col"]))
 
 
+def test_a_subset_of_learners_is_cut_from_the_entry_of_everyone(warehouse, tmp_path):
+    warehouse.execute("CREATE TABLE learners AS SELECT DISTINCT learner_id FROM interactions")
+    memory = duckdb.connect()
+    for table in ("interactions", "split"):
+        memory.register(table, warehouse.execute(f"SELECT * FROM {table}").to_arrow_table())
+    for chosen in (["u02", "u05", "u11"], ["u11", "u00", "u07"], ["u04", "ghost"]):
+        subset = coded_interactions(warehouse, ("train",), chosen, COURSES)
+        pd.testing.assert_frame_equal(subset, coded_interactions(memory, ("train",), chosen, COURSES))
+        assert set(subset["row"]) == set(range(len(chosen))) - ({1} if "ghost" in chosen else set())
+    # the first two lists share the entry of every learner; the list with an unknown id has its own
+    assert len(entries(warehouse)) == 2
+
+
 def test_any_write_to_a_read_table_is_seen_and_stale_entries_go(warehouse):
     before = coded_interactions(warehouse, ("train",), LEARNERS, COURSES)
     first = entries(warehouse)
