@@ -9,7 +9,6 @@ import pandas as pd
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
 from coursepilot import ingest
-from coursepilot.changes import inputs_table
 from coursepilot.evaluation.metrics import hit_matrix, metrics_from_hits
 from coursepilot.evaluation.protocol import held_out
 from coursepilot.evaluation.significance import paired_ttest
@@ -22,6 +21,7 @@ from coursepilot.peers.clusters import ClusterConfig
 from coursepilot.peers.incremental import (
     STATE_TABLE,
     peers_to_rank,
+    state_summary,
     updated_clusters,
     updated_state,
 )
@@ -75,7 +75,7 @@ from coursepilot.stored import (
     fitted_equation6,
 )
 from coursepilot.training import train_and_track
-from coursepilot.warehouse import replace_tables
+from coursepilot.warehouse import columns, replace_tables
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource
 
 from . import COMPARISON
@@ -121,29 +121,23 @@ def learner_state(
     weights = StateWeights(**config.model_dump(exclude={"incremental"}))
     with warehouse.get_connection() as con:
         scale = ingest.source_info(con)["rating_scale"]
-        state, changes = updated_state(con, scale, weights, config.incremental)
-        replace_tables(con, {STATE_TABLE: state, inputs_table(STATE_TABLE): changes.fingerprints})
+        update = updated_state(con, scale, weights, config.incremental)
+        update.write(con)
+        summary = state_summary(con, config.theta)
+        signals = [s for s in ("W", "R", "E") if s in columns(con, STATE_TABLE)]
     # difficulty_steering rebuilds P with the same weights
     home.models.save(LEARNER_STATE, weights)
-    missing = [s for s in ("W", "R") if s not in state]
+    missing = [s for s in ("W", "R") if s not in signals]
     if missing:
         context.log.info(
             f"signals the source lacks, left out of T and P (weights renormalised): {', '.join(missing)}"
         )
-    last = state.sort_values("week").groupby("learner_id").tail(1)
-    unrated = (
-        {"share_weeks_without_rating": round(float(state["R"].isna().mean()), 4)} if "R" in state else {}
-    )
     return MaterializeResult(
         metadata={
-            **unrated,
-            **changes.metadata(),
-            "dagster/row_count": len(state),
-            "windows": int(state["week"].nunique()),
-            "learners": int(state["learner_id"].nunique()),
-            "signals": ", ".join(s for s in ("W", "R", "E") if s in state),
-            "mean_P_last_window": round(float(last["P"].mean()), 4),
-            "share_pushed_harder": round(float((last["P"] > config.theta).mean()), 4),
+            **update.changes.metadata(),
+            "rows_written": len(update.rows) if update.merged else "every row",
+            **summary,
+            "signals": ", ".join(signals),
         }
     )
 

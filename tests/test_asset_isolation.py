@@ -161,11 +161,17 @@ def test_learner_state_from_hand_made_split_and_labels(home):
     assert used["home"].models.load(LEARNER_STATE) == StateWeights(theta=0.5)
     assert (meta["recomputed_learners"], meta["kept_learners"]) == (2, 0)
 
-    # L2 rates their training course again: the next run recomputes L2 alone and states it
+    # L2 rates their training course again: the next run (same weights) recomputes L2 alone and states it
     with connect(home.warehouse) as con:
         con.execute("UPDATE interactions SET rating = 1 WHERE learner_id = 'L2'")
-    again = materialize([learner_state], resources=used, instance=DagsterInstance.ephemeral())
+    same = {"ops": {"learner_state": {"config": {"theta": 0.5}}}}
+    again = materialize(
+        [learner_state], resources=used, instance=DagsterInstance.ephemeral(), run_config=same
+    )
     _, meta = materialized(again)
     assert (meta["recomputed_learners"], meta["kept_learners"], meta["removed_learners"]) == (1, 1, 0)
+    # other weights recompute everyone
+    other = materialize([learner_state], resources=used, instance=DagsterInstance.ephemeral())
+    assert materialized(other)[1]["recomputed_learners"] == 2
     with connect(home.warehouse, read_only=True) as con:
         assert con.execute("SELECT R FROM learner_state WHERE learner_id = 'L2'").fetchone()[0] == 0.0

@@ -4,6 +4,8 @@ coursepilot/peers/incremental.py, coursepilot/profiles.py)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -67,10 +69,15 @@ def _trained_on(con, course: str) -> set[str]:
     )
 
 
-def _run(con, incremental: bool = True):
-    state, changes = updated_state(con, SCALE, WEIGHTS, incremental)
-    replace_tables(con, {STATE_TABLE: state, inputs_table(STATE_TABLE): changes.fingerprints})
-    return state, changes
+def _run(con, incremental: bool = True, weights: StateWeights = WEIGHTS):
+    """Update and store the state; (the stored state, the changes)."""
+    update = updated_state(con, SCALE, weights, incremental)
+    update.write(con)
+    return _stored(con), update.changes
+
+
+def _stored(con) -> pd.DataFrame:
+    return con.execute(f"SELECT * FROM {STATE_TABLE} ORDER BY learner_id, week").df()
 
 
 def _full(con) -> pd.DataFrame:
@@ -139,6 +146,28 @@ def test_a_relabelled_course_recomputes_its_learners_and_an_earlier_first_week_r
     state, changes = _run(con)
     assert changes.everyone and changes.kept == 0
     _same(state, _full(con))
+
+
+def test_a_change_inside_the_engagement_range_writes_only_the_changed_learners():
+    con = _warehouse()
+    _run(con)
+    con.execute("UPDATE interactions SET rating = 6 - rating WHERE learner_id = 'u05'")
+    update = updated_state(con, SCALE, WEIGHTS)
+    assert update.merged and set(update.rows["learner_id"]) == {"u05"}
+    update.write(con)
+    _same(_stored(con), _full(con))
+    # a longer course moves the range of E_raw: everyone's E is derived again
+    con.execute("UPDATE courses SET duration_min = 5000 WHERE course_id = 'c03'")
+    update = updated_state(con, SCALE, WEIGHTS)
+    assert not update.merged and len(update.rows) == len(_stored(con))
+    assert 0 < len(update.changes.changed) < 30
+    update.write(con)
+    _same(_stored(con), _full(con))
+    # other weights: everyone is recomputed
+    lighter = StateWeights(**{**asdict(WEIGHTS), "alpha": WEIGHTS.alpha / 2})
+    state, changes = _run(con, weights=lighter)
+    assert changes.everyone
+    _same(state, learner_state(train_with_courses(con), SCALE, lighter))
 
 
 def test_with_incremental_off_everyone_is_recomputed():
@@ -283,3 +312,16 @@ def test_a_run_with_no_learners_stores_text_ids_and_the_next_run_compares_with_t
     # compared with the empty store (text ids, not a type error): all 30 are new
     assert len(changes.changed) == 30 and changes.reason == "every learner's inputs changed"
     _same(state, _full(con))
+
+
+def test_writing_connections_leave_merged_deletes_to_the_next_full_replace(tmp_path):
+    from coursepilot.warehouse import VACUUM_TASKS, connect
+
+    path = tmp_path / "warehouse.duckdb"
+    with connect(path) as con:
+        assert con.execute("SELECT current_setting('max_vacuum_tasks')").fetchone()[0] == VACUUM_TASKS == 0
+        replace_tables(con, {"t": pd.DataFrame({"learner_id": [f"u{i:04d}" for i in range(5000)], "x": 1.0})})
+        replace_tables(con, {}, {"t": Merge(pd.DataFrame({"learner_id": ["new"], "x": [2.0]}), ["u0001"])})
+    with connect(path, read_only=True) as con:
+        rows = con.execute("SELECT learner_id, x FROM t ORDER BY 1").fetchall()
+    assert rows == [("new", 2.0), ("u0001", 1.0)]

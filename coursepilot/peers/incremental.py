@@ -1,8 +1,8 @@
 """The peer stage's tables updated for what changed since they were stored (:mod:`coursepilot.changes`).
 
-- Learning state: each learner's window aggregates read only their own rows, so the stored aggregates of
-  unchanged learners stand; what depends on everyone (engagement scaled over all windows) or on the weights
-  is derived again for all. The result equals a full recompute.
+- Learning state: each learner's window aggregates read only their own rows, so the stored rows of
+  unchanged learners stand. What depends on everyone (engagement scaled over all windows) is derived again
+  for all only when the range of engagement moved. The result equals a full recompute.
 - Peer clusters: the kept track (the space fitted at the last full clustering and every window's
   centroids) is followed to today's windows. The windows before the kept last one stand; K-means runs again
   at the kept last window and every later one, from the centroids of the window before, so a learner keeps
@@ -45,27 +45,104 @@ def _origin(con, query: str) -> pd.Timestamp | None:
     return None if first is None else pd.Timestamp(first).normalize()
 
 
-def updated_state(
-    con, rating_scale, weights: StateWeights, incremental: bool = True
-) -> tuple[pd.DataFrame, Changes]:
+@dataclass
+class StateUpdate:
+    """The learning state after :func:`updated_state`: every learner's rows, or only the recomputed learners'
+    rows to merge into the stored table (``merged``)."""
+
+    rows: pd.DataFrame
+    changes: Changes
+    merged: bool
+
+    def write(self, con) -> None:
+        """Store the state and the fingerprints of its inputs in one transaction."""
+        tables = {inputs_table(STATE_TABLE): self.changes.fingerprints}
+        if self.merged:
+            replace_tables(con, tables, merged={STATE_TABLE: Merge(self.rows, self.changes.kept_ids())})
+        else:
+            replace_tables(con, {STATE_TABLE: self.rows, **tables})
+
+
+def updated_state(con, rating_scale, weights: StateWeights, incremental: bool = True) -> StateUpdate:
     """The learning state of every learner with training rows (as :func:`learner_state` computes it), and
     which learners it recomputed: those whose rows changed since ``learner_state`` was stored, or everyone
-    when ``incremental`` is off, there is no stored state, or the windows' origin or the rating scale
-    moved."""
+    when ``incremental`` is off, there is no stored state, or the windows' origin, the rating scale or the
+    weights moved.
+
+    Only the recomputed learners' rows are written when the range of ``E_raw`` over everyone (which scales E)
+    stays where it was; otherwise every learner's derived columns are computed again from the stored
+    aggregates."""
     query = train_rows_sql(con)
     origin = _origin(con, query)
-    context = f"state v{STATE_VERSION} origin {origin} scale {rating_scale}"
+    context = f"state v{STATE_VERSION} origin {origin} scale {rating_scale} weights {asdict(weights)}"
     changes = learner_changes(con, STATE_TABLE, query, context, incremental)
     if changes.everyone:
         everyone = window_aggregates(con.execute(query).df(), rating_scale, origin)
-        return derive_state(everyone, weights), changes
+        return StateUpdate(derive_state(everyone, weights), changes, merged=False)
+    fresh = (
+        window_aggregates(train_with_courses(con, changes.changed), rating_scale, origin)
+        if len(changes.changed)
+        else None
+    )
+    stored, kept_range = _e_range(con), _e_range(con, changes.kept_ids())
+    ranges = [r for r in (kept_range, _frame_e_range(fresh)) if r is not None]
+    now = (min(r[0] for r in ranges), max(r[1] for r in ranges)) if ranges else None
+    if now == stored:
+        rows = derive_state(fresh, weights, now) if fresh is not None else _no_rows(con)
+        return StateUpdate(rows, changes, merged=True)
     kept = kept_rows(con, STATE_TABLE, changes)
     kept = kept[[c for c in kept.columns if c not in DERIVED]]
-    if len(changes.changed):
-        fresh = window_aggregates(train_with_courses(con, changes.changed), rating_scale, origin)
+    if fresh is not None:
         kept = pd.concat([kept, fresh[kept.columns]], ignore_index=True)
     aggregates = kept.sort_values(["learner_id", "week"], kind="stable", ignore_index=True)
-    return derive_state(aggregates, weights), changes
+    return StateUpdate(derive_state(aggregates, weights), changes, merged=False)
+
+
+def _e_range(con, learner_ids=None) -> tuple[float, float] | None:
+    """(min, max) of the stored ``E_raw`` (of ``learner_ids`` only, when given); None without a value."""
+    kept = "" if learner_ids is None else "SEMI JOIN __in_range r USING (learner_id) "
+    if learner_ids is not None:
+        con.register("__in_range", learner_id_table(learner_ids))
+    try:
+        low, high = con.execute(
+            f"SELECT min(E_raw), max(E_raw) FROM {STATE_TABLE} s {kept}"  # NaN was written as NULL
+        ).fetchone()
+    finally:
+        if learner_ids is not None:
+            con.unregister("__in_range")
+    return None if low is None else (float(low), float(high))
+
+
+def _frame_e_range(state: pd.DataFrame | None) -> tuple[float, float] | None:
+    raw = None if state is None else state["E_raw"].dropna()
+    return None if raw is None or raw.empty else (float(raw.min()), float(raw.max()))
+
+
+def _no_rows(con) -> pd.DataFrame:
+    return con.execute(f"SELECT * FROM {STATE_TABLE} LIMIT 0").df()
+
+
+def state_summary(con, theta: float) -> dict[str, object]:
+    """Numbers of the stored ``learner_state`` for the asset's metadata."""
+    rated = "R" in columns(con, STATE_TABLE)
+    rows, windows, learners, unrated = con.execute(
+        f"SELECT count(*), count(DISTINCT week), count(DISTINCT learner_id), "
+        f"{'avg((R IS NULL)::DOUBLE)' if rated else 'NULL'} FROM {STATE_TABLE}"
+    ).fetchone()
+    # pandas wrote NaN as NULL; a missing P is not pushed harder
+    mean_p, pushed = con.execute(
+        f"SELECT avg(P), avg(coalesce(P > ?, false)::DOUBLE) FROM (SELECT P FROM {STATE_TABLE} "
+        "QUALIFY row_number() OVER (PARTITION BY learner_id ORDER BY week DESC) = 1)",
+        [theta],
+    ).fetchone()
+    return {
+        **({"share_weeks_without_rating": round(float(unrated), 4)} if rated else {}),
+        "dagster/row_count": int(rows),
+        "windows": int(windows),
+        "learners": int(learners),
+        "mean_P_last_window": round(float(mean_p), 4),
+        "share_pushed_harder": round(float(pushed), 4),
+    }
 
 
 CLUSTERS_TABLE = "peer_clusters"

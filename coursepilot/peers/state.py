@@ -117,12 +117,16 @@ def window_aggregates(frame: pd.DataFrame, rating_scale, origin: pd.Timestamp | 
     return state
 
 
-def derive_state(state: pd.DataFrame, weights: StateWeights) -> pd.DataFrame:
+def derive_state(
+    state: pd.DataFrame, weights: StateWeights, e_range: tuple[float, float] | None = None
+) -> pd.DataFrame:
     """:func:`window_aggregates` of every learner with E (``E_raw`` min-max scaled over all windows), T, P and
-    the target difficulty added: what depends on everyone or on the weights."""
+    the target difficulty added: what depends on everyone or on the weights. ``e_range``: the (min, max) of
+    ``E_raw`` over everyone, when ``state`` holds only some learners."""
     state = state.copy()
     raw = state["E_raw"]
-    state["E"] = (raw - raw.min()) / max(raw.max() - raw.min(), 1e-12)
+    low, high = (raw.min(), raw.max()) if e_range is None else e_range
+    state["E"] = (raw - low) / max(high - low, 1e-12)
     parts = {k: state[k] for k in ("W", "R", "E") if k in state}
     state["T"] = _combine(parts, {"R": weights.alpha, "W": weights.beta, "E": weights.gamma})
     state["P"] = _combine(parts, {"W": weights.eta1, "R": weights.eta2, "E": weights.eta3})
