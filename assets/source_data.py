@@ -47,6 +47,11 @@ def raw_tables(
                     "source_fingerprint": info["fingerprint"],
                     "source_files": MetadataValue.md("\n".join(f"- `{f}`" for f in info["files"])),
                     "ground_truth_tables": ", ".join(source.truth) or "none",
+                    "written": (
+                        f"the source grew: rows appended to the {info['appended_to'][name]:,} stored"
+                        if name in info["appended_to"]
+                        else "replaced whole"
+                    ),
                 },
             )
 
@@ -81,6 +86,11 @@ def cleaned_tables(context: AssetExecutionContext, dataset: DatasetResource, war
                 asset_key=table,
                 metadata={
                     **table_metadata(con, table),
+                    "cleaned": (
+                        "the raw rows that appended rows touch (the source grew)"
+                        if report.grown
+                        else "every row"
+                    ),
                     "rows_read": report.rows_in[table],
                     "rows_dropped": report.rows_in[table] - report.rows_out[table],
                     "repairs": markdown_table(repairs[repairs["table"] == table]),

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import duckdb
+import pandas as pd
 
 from .schema import (
     INTERACTIONS,
@@ -37,7 +38,7 @@ from .schema import (
     ValidationError,
 )
 from .splits import SplitConfig
-from .warehouse import columns, qident, replace_tables
+from .warehouse import Upsert, columns, content_hash, qident, replace_tables, table_exists
 
 MAX_ID_CHARS = 200
 EARLIEST_TS = "1970-01-01"
@@ -53,14 +54,29 @@ class Policy:
     )
 
 
+CLEANED_FROM = "cleaned_from"
+"""What the cleaned tables were built from: each raw table's row count and content hash, and the checks'
+context (rating scale, policy)."""
+
+
 def clean_tables(
     con: duckdb.DuckDBPyConnection,
     raw: dict[str, str],
     rating_scale: tuple[float, float] | None,
     policy: Policy = Policy(),
+    appended: dict[str, list] | None = None,
 ) -> CleanReport:
     """Validate the raw tables named in ``raw`` ({canonical name: raw table}) and replace the
-    cleaned ``learners``, ``courses`` and ``interactions`` tables atomically."""
+    cleaned ``learners``, ``courses`` and ``interactions`` tables atomically.
+
+    ``appended``: {raw table: [row count, content hash] before rows were appended} (``source_info``'s
+    ``appended_to``). When the cleaned tables were built from exactly those rows, only the raw rows that the
+    appended ones touch are cleaned again and upserted (:func:`_clean_growth`); the tables equal a full clean.
+    """
+    context = f"scale {rating_scale} policy {policy}"
+    grown = _clean_growth(con, raw, appended or {}, context, rating_scale, policy)
+    if grown is not None:
+        return grown
     report = CleanReport()
     staged: dict[str, str] = {}
     for name, spec in TABLES.items():
@@ -69,11 +85,110 @@ def clean_tables(
     if policy.rankable:
         check_rankable(con, staged)
     _drop_provenance(con, staged)
-    replace_tables(con, {name: f"SELECT * FROM {qident(tmp)}" for name, tmp in staged.items()})
+    replace_tables(
+        con,
+        {
+            **{name: f"SELECT * FROM {qident(tmp)}" for name, tmp in staged.items()},
+            CLEANED_FROM: _built_from(con, raw, context),
+        },
+    )
     for name in TABLES:
         report.rows_out[name] = int(con.execute(f"SELECT count(*) FROM {qident(name)}").fetchone()[0])
         con.execute(f"DROP TABLE IF EXISTS {qident(staged[name])}")
     return report
+
+
+def _built_from(con, raw: dict[str, str], context: str) -> pd.DataFrame:
+    tables = list(raw.values())
+    return pd.DataFrame(
+        {
+            "raw_table": tables,
+            "raw_rows": [int(con.execute(f"SELECT count(*) FROM {qident(t)}").fetchone()[0]) for t in tables],
+            "raw_hash": [content_hash(con, f"SELECT * FROM {qident(t)}") for t in tables],
+            "context": context,
+        }
+    )
+
+
+def _clean_growth(
+    con, raw: dict[str, str], appended: dict[str, list], context: str, rating_scale, policy: Policy
+) -> CleanReport | None:
+    """Clean again only the raw rows that rows appended since the last clean touch: rows with an appended
+    row's key (dedup picks among them), and interactions of an appended learner or course (an orphan before).
+    Their cleaned rows replace the stored ones of the same keys, in one transaction.
+
+    None, for a full clean, when the cleaned tables were not built from the raw tables' earlier rows with the
+    same checks, or when a touched interaction is an orphan (the share of orphans is a property of all rows).
+    Growth cannot make valid data unrankable, so ``check_rankable`` is not run again.
+    """
+    if not set(appended) & set(raw.values()) or not all(
+        table_exists(con, t) for t in (*TABLES, CLEANED_FROM)
+    ):
+        return None
+    built = {
+        t: (rows, digest, ctx)
+        for t, rows, digest, ctx in con.execute(
+            f"SELECT raw_table, raw_rows, raw_hash, context FROM {CLEANED_FROM}"
+        ).fetchall()
+    }
+    earlier = {}
+    for table in raw.values():
+        rows, digest = appended.get(table) or (
+            int(con.execute(f"SELECT count(*) FROM {qident(table)}").fetchone()[0]),
+            content_hash(con, f"SELECT * FROM {qident(table)}"),
+        )
+        if built.get(table) != (rows, digest, context):
+            return None
+        earlier[table] = rows
+    report = CleanReport(grown=True)
+    touched, staged = {}, {}
+    try:
+        touched = _touched(con, raw, earlier)
+        for name, spec in TABLES.items():
+            staged[name] = _stage_table(con, spec, touched[name], rating_scale, policy, report, whole=False)
+        for key, parent in (("learner_id", "learners"), ("course_id", "courses")):
+            orphan = con.execute(
+                f"SELECT count(*) FROM {qident(staged['interactions'])} i WHERE i.{key} NOT IN "
+                f"(SELECT {key} FROM {parent} UNION ALL SELECT {key} FROM {qident(staged[parent])})"
+            ).fetchone()[0]
+            if orphan:
+                return None
+        _drop_provenance(con, staged)
+        replace_tables(
+            con,
+            {CLEANED_FROM: _built_from(con, raw, context)},
+            upserted={
+                name: Upsert(f"SELECT * FROM {qident(tmp)}", TABLES[name].key) for name, tmp in staged.items()
+            },
+        )
+        for name, tmp in staged.items():
+            report.rows_out[name] = int(con.execute(f"SELECT count(*) FROM {qident(tmp)}").fetchone()[0])
+        return report
+    finally:
+        for tmp in (*staged.values(), *touched.values()):
+            con.execute(f"DROP TABLE IF EXISTS {qident(tmp)}")
+
+
+def _touched(con, raw: dict[str, str], earlier: dict[str, int]) -> dict[str, str]:
+    """Temp tables of the raw rows (all columns, provenance included) that the rows appended after the first
+    ``earlier[raw table]`` touch, per canonical table."""
+    keys = {}
+    for name, spec in TABLES.items():
+        ids = ", ".join(f"{_id_expr(k)} AS {qident(k)}" for k in spec.key)
+        keys[name] = f"SELECT DISTINCT {ids} FROM {qident(raw[name])} WHERE rowid >= {earlier[raw[name]]}"
+    touched = {}
+    for name, spec in TABLES.items():
+        match = " AND ".join(f"{_id_expr(k, 'r')} = n.{qident(k)}" for k in spec.key)
+        where = f"EXISTS (SELECT 1 FROM ({keys[name]}) n WHERE {match})"
+        if name == INTERACTIONS.name:
+            for key, parent in (("learner_id", "learners"), ("course_id", "courses")):
+                where += f" OR {_id_expr(key, 'r')} IN (SELECT p.{key} FROM ({keys[parent]}) p)"
+        touched[name] = f"__touched_{name}"
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {qident(touched[name])} AS SELECT * FROM {qident(raw[name])} r "
+            f"WHERE {where}"
+        )
+    return touched
 
 
 def _first(con, sql: str, params: list | None = None):
@@ -85,7 +200,11 @@ def _any_file(con, table: str) -> str:
     return row[0] if row else table
 
 
-def _stage_table(con, spec: TableSpec, raw: str, rating_scale, policy: Policy, report: CleanReport) -> str:
+def _stage_table(
+    con, spec: TableSpec, raw: str, rating_scale, policy: Policy, report: CleanReport, whole: bool = True
+) -> str:
+    """A temp table of ``raw``'s rows checked, repaired and deduplicated (``whole``: ``raw`` is the whole
+    source table, not the rows an append touched)."""
     present = columns(con, raw)
     n = int(con.execute(f"SELECT count(*) FROM {qident(raw)}").fetchone()[0])
     report.rows_in[spec.name] = n
@@ -95,7 +214,7 @@ def _stage_table(con, spec: TableSpec, raw: str, rating_scale, policy: Policy, r
             raise ValidationError(
                 file, "required column", f"the {spec.name} table needs a '{col}' column", col
             )
-    if n == 0 and spec.name == "courses":
+    if whole and n == 0 and spec.name == "courses":
         raise ValidationError(file, "non-empty", f"the {spec.name} table has no rows")
 
     select = []
@@ -140,8 +259,8 @@ def _stage_table(con, spec: TableSpec, raw: str, rating_scale, policy: Policy, r
     return tmp
 
 
-def _id_expr(col: str) -> str:
-    return f"trim(CAST({qident(col)} AS VARCHAR))"
+def _id_expr(col: str, table: str = "") -> str:
+    return f"trim(CAST({table + '.' if table else ''}{qident(col)} AS VARCHAR))"
 
 
 def _checked_expr(

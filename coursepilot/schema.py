@@ -131,9 +131,10 @@ class Repair:
 
 @dataclass
 class CleanReport:
-    rows_in: dict[str, int] = field(default_factory=dict)
-    rows_out: dict[str, int] = field(default_factory=dict)
+    rows_in: dict[str, int] = field(default_factory=dict)  # raw rows cleaned
+    rows_out: dict[str, int] = field(default_factory=dict)  # of them, rows written
     repairs: list[Repair] = field(default_factory=list)
+    grown: bool = False  # only the raw rows that appended ones touch were cleaned (cleaning.clean_tables)
 
 
 def _short(value: object, limit: int = 80) -> str:

@@ -67,16 +67,36 @@ class Merge:
     drop: str = ""
 
 
+@dataclass(frozen=True)
+class Upsert:
+    """New rows for an existing table: stored rows with the key of a new row are deleted, the new ones
+    inserted."""
+
+    rows: object  # a pandas DataFrame, a pyarrow Table or an SQL SELECT text
+    key: tuple[str, ...]
+
+
 def replace_tables(
-    con: duckdb.DuckDBPyConnection, frames: Mapping[str, object], merged: Mapping[str, Merge] | None = None
+    con: duckdb.DuckDBPyConnection,
+    frames: Mapping[str, object],
+    merged: Mapping[str, Merge] | None = None,
+    appended: Mapping[str, object] | None = None,
+    upserted: Mapping[str, Upsert] | None = None,
 ) -> None:
     """Replace several tables in one transaction: all are written, or none is.
 
     ``frames`` maps table names to a pandas DataFrame, a pyarrow Table, or an SQL ``SELECT`` text;
-    ``merged`` maps existing per-learner tables to the :class:`Merge` of their new rows.
+    ``merged`` maps existing per-learner tables to the :class:`Merge` of their new rows; ``appended`` maps
+    existing tables to rows inserted after theirs; ``upserted`` to the :class:`Upsert` of their new rows.
     """
-    merged = merged or {}
+    merged, appended, upserted = merged or {}, appended or {}, upserted or {}
     sources = {
+        **{f"__appended_{i}": rows for i, rows in enumerate(appended.values())},
+        **{
+            f"__upserted_{i}": upsert.rows
+            for i, upsert in enumerate(upserted.values())
+            if not isinstance(upsert.rows, str)
+        },
         **{
             f"__incoming_{i}": source
             for i, source in enumerate(frames.values())
@@ -90,6 +110,16 @@ def replace_tables(
         + (source if isinstance(source, str) else f"SELECT * FROM __incoming_{i}")
         for i, (name, source) in enumerate(frames.items())
     ]
+    statements += [
+        f"INSERT INTO {qident(name)} BY NAME SELECT * FROM __appended_{i}" for i, name in enumerate(appended)
+    ]
+    for i, (name, upsert) in enumerate(upserted.items()):
+        rows = f"({upsert.rows})" if isinstance(upsert.rows, str) else f"__upserted_{i}"
+        match = " AND ".join(f"{qident(name)}.{qident(k)} = u.{qident(k)}" for k in upsert.key)
+        statements += [
+            f"DELETE FROM {qident(name)} USING {rows} u WHERE {match}",
+            f"INSERT INTO {qident(name)} BY NAME SELECT * FROM {rows}",
+        ]
     for i, (name, merge) in enumerate(merged.items()):
         drop = f" OR ({merge.drop})" if merge.drop else ""
         statements += [
@@ -112,6 +142,12 @@ def replace_tables(
                 con.unregister(view)
             except duckdb.Error:
                 pass
+
+
+def content_hash(con: duckdb.DuckDBPyConnection, query: str) -> str:
+    """The sum of the row hashes of ``query``'s rows, as text: equal for the same rows in any order, and
+    additive (the hash of a table that grew is its old hash plus that of the new rows)."""
+    return str(con.execute(f"SELECT coalesce(sum(hash(q)::HUGEINT), 0) FROM ({query}) q").fetchone()[0])
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
