@@ -48,7 +48,7 @@ def raw_tables(
                     "source_files": MetadataValue.md("\n".join(f"- `{f}`" for f in info["files"])),
                     "ground_truth_tables": ", ".join(source.truth) or "none",
                     "written": (
-                        f"the source grew: rows appended to the {info['appended_to'][name]:,} stored"
+                        f"the source grew: rows appended to the {info['appended_to'][name][0]:,} stored"
                         if name in info["appended_to"]
                         else "replaced whole"
                     ),

@@ -224,6 +224,12 @@ def test_full_graph_then_a_nightly_retrain_on_grown_data(tmp_path, xs_folder, mo
     assert second.success
     encoded, cached, after = embedded(second)
     assert (encoded, cached) == (1, 80)  # only the new course is encoded
+    # the source only grew: its new rows were appended, and only the raw rows they touch were cleaned again
+    assert after["raw_interactions"]["written"].value.startswith("the source grew")
+    assert after["raw_learners"]["written"].value == "replaced whole"
+    assert after["interactions"]["cleaned"].value.startswith("the raw rows that appended rows touch")
+    assert after["interactions"]["rows_read"].value == new_interactions
+    assert meta["interactions"]["cleaned"].value == "every row"
     assert after["als_model"]["factors"].value == meta["als_model"]["factors"].value  # kept, not retuned
     assert after["als_model"]["settings"].value == meta["als_model"]["settings"].value
     # the full run fits from scratch, the nightly from the factors it left
