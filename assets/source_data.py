@@ -1,7 +1,15 @@
 """Source stage: raw tables as the adapter read them, then validated and cleaned canonical tables."""
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    multi_asset,
+)
 
 from coursepilot import ingest
 from coursepilot.schema import TABLES
@@ -56,6 +64,10 @@ def raw_tables(
             )
 
 
+class CleanSettings(Config):
+    incremental: bool = True  # clean only the raw rows appended rows touch, when the source only grew
+
+
 @multi_asset(
     specs=[
         AssetSpec(
@@ -63,17 +75,22 @@ def raw_tables(
             group_name=GROUP,
             kinds={"duckdb"},
             deps=[ingest.raw_name(t) for t in TABLES],
-            description=f"Validated canonical {t} (see coursepilot.schema); replaced only when every table "
-            "passes.",
+            description=f"Validated canonical {t} (see coursepilot.schema); written only when every table "
+            "passes (rows a grown source touched are upserted, the rest stand).",
         )
         for t in TABLES
     ],
     can_subset=False,
 )
-def cleaned_tables(context: AssetExecutionContext, dataset: DatasetResource, warehouse: WarehouseResource):
+def cleaned_tables(
+    context: AssetExecutionContext,
+    config: CleanSettings,
+    dataset: DatasetResource,
+    warehouse: WarehouseResource,
+):
     """Validate the raw tables and replace learners, courses and interactions in one transaction."""
     with warehouse.get_connection() as con:
-        report = ingest.clean(con, dataset.policy)
+        report = ingest.clean(con, dataset.policy, config.incremental)
         repairs = pd.DataFrame(
             [vars(r) for r in report.repairs], columns=["table", "rule", "count", "detail"]
         )

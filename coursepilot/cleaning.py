@@ -16,7 +16,8 @@ With ``Policy.rankable`` (the pipeline's load) valid data the pipeline could ran
 (:func:`check_rankable`): fewer than two courses, fewer than two learners with interactions, or no learner
 with enough courses for the test split and the validation carve. Nothing is written until every table has
 passed, and then all three are replaced in one transaction, so a failed load leaves the previous good tables
-untouched.
+untouched. When the source only grew, only the raw rows the appended ones touch are cleaned again and
+upserted, in one transaction too (:func:`clean_tables`).
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class Policy:
     )
 
 
+# bump when the checks or repairs change: the next load cleans every row again
+CLEANING_VERSION = 1
 CLEANED_FROM = "cleaned_from"
 """What the cleaned tables were built from: each raw table's row count and content hash, and the checks'
 context (rating scale, policy)."""
@@ -65,6 +68,7 @@ def clean_tables(
     rating_scale: tuple[float, float] | None,
     policy: Policy = Policy(),
     appended: dict[str, list] | None = None,
+    incremental: bool = True,
 ) -> CleanReport:
     """Validate the raw tables named in ``raw`` ({canonical name: raw table}) and replace the
     cleaned ``learners``, ``courses`` and ``interactions`` tables atomically.
@@ -72,9 +76,10 @@ def clean_tables(
     ``appended``: {raw table: [row count, content hash] before rows were appended} (``source_info``'s
     ``appended_to``). When the cleaned tables were built from exactly those rows, only the raw rows that the
     appended ones touch are cleaned again and upserted (:func:`_clean_growth`); the tables equal a full clean.
+    ``incremental=False`` (the weekly full run) cleans every row.
     """
-    context = f"scale {rating_scale} policy {policy}"
-    grown = _clean_growth(con, raw, appended or {}, context, rating_scale, policy)
+    context = f"cleaning v{CLEANING_VERSION} scale {rating_scale} policy {policy}"
+    grown = _clean_growth(con, raw, appended or {}, context, rating_scale, policy) if incremental else None
     if grown is not None:
         return grown
     report = CleanReport()
@@ -179,7 +184,8 @@ def _touched(con, raw: dict[str, str], earlier: dict[str, int]) -> dict[str, str
     touched = {}
     for name, spec in TABLES.items():
         match = " AND ".join(f"{_id_expr(k, 'r')} = n.{qident(k)}" for k in spec.key)
-        where = f"EXISTS (SELECT 1 FROM ({keys[name]}) n WHERE {match})"
+        # every appended row is checked, a row with a NULL id (which matches no key) too
+        where = f"r.rowid >= {earlier[raw[name]]} OR EXISTS (SELECT 1 FROM ({keys[name]}) n WHERE {match})"
         if name == INTERACTIONS.name:
             for key, parent in (("learner_id", "learners"), ("course_id", "courses")):
                 where += f" OR {_id_expr(key, 'r')} IN (SELECT p.{key} FROM ({keys[parent]}) p)"

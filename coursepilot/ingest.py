@@ -136,7 +136,7 @@ def source_info(con: duckdb.DuckDBPyConnection) -> dict:
     }
 
 
-def clean(con: duckdb.DuckDBPyConnection, policy: Policy = Policy()) -> CleanReport:
+def clean(con: duckdb.DuckDBPyConnection, policy: Policy = Policy(), incremental: bool = True) -> CleanReport:
     """Validate the raw tables and replace ``learners``, ``courses`` and ``interactions`` atomically (only the
     rows an append touched, when the source only grew since the last clean)."""
     info = source_info(con)
@@ -147,4 +147,5 @@ def clean(con: duckdb.DuckDBPyConnection, policy: Policy = Policy()) -> CleanRep
         tuple(scale) if scale else None,
         policy,
         info.get("appended_to"),
+        incremental,
     )

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from .warehouse import qident
+from .warehouse import content_hash, qident
 
 SUFFIX = ".arrow"
 
@@ -37,11 +37,8 @@ def cache_dir(con: duckdb.DuckDBPyConnection) -> Path | None:
 
 
 def tables_fingerprint(con: duckdb.DuckDBPyConnection, tables: Iterable[str]) -> str:
-    """A digest of the contents of ``tables`` (order-free: row count and the sum of row hashes)."""
-    parts = [
-        f"{name}:{con.execute(f'SELECT count(*), sum(hash(t)::HUGEINT) FROM {qident(name)} t').fetchone()}"
-        for name in tables
-    ]
+    """A digest of the contents of ``tables`` (:func:`~coursepilot.warehouse.content_hash` of each)."""
+    parts = [f"{name}:{content_hash(con, f'SELECT * FROM {qident(name)}')}" for name in tables]
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -71,7 +68,7 @@ def cached_frame(
     frame = read()
     try:
         _write(path, frame)
-    except OSError:  # a read-only home still reads, uncached
+    except (OSError, pa.ArrowException):  # a read-only home, or a column Arrow cannot hold: read uncached
         return frame
     for stale in folder.glob(f"{read_from}-*{SUFFIX}"):
         if not stale.name.startswith(contents):

@@ -22,6 +22,7 @@ from .read_cache import cache_dir, cached_frame, ids_digest
 from .warehouse import columns, qident, table_exists
 
 SPLIT_TABLE = "split"
+CODED_VERSION = 1  # bump when coded_interactions reads differently: cached reads are then read again
 
 
 @dataclass(frozen=True)
@@ -105,11 +106,12 @@ def coded_interactions(
     subset = (
         everyone is not None
         and len(learner_ids) > 0
+        and pd.Index(learner_ids).is_unique
         and not np.array_equal(everyone, learner_ids)
         and (pd.Index(everyone).get_indexer(learner_ids) >= 0).all()
     )
     listed = everyone if subset else learner_ids
-    key = f"coded {splits} {rest} {ids_digest(listed)} {ids_digest(course_ids)}"
+    key = f"coded v{CODED_VERSION} {splits} {rest} {ids_digest(listed)} {ids_digest(course_ids)}"
     coded = cached_frame(
         con, ("interactions", SPLIT_TABLE), key, lambda: _coded(con, splits, listed, course_ids, rest)
     )

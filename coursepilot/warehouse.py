@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping
 from contextlib import contextmanager
@@ -22,8 +23,8 @@ def qident(name: str) -> str:
 VACUUM_TASKS = 0
 """DuckDB's checkpoint compacts the row groups merges delete rows from; at a million learners that rewrote
 most of ``learner_profiles`` (1.5 GB) on closing the nightly's connection: 14-21 s, against 0.3 s without.
-Deleted rows stay as tombstones until the table is next replaced whole (every merged table is, in the weekly
-full run)."""
+Deleted rows stay as tombstones until the table is next replaced whole: every merged or upserted table is, in
+the weekly full run (``incremental: false``)."""
 
 
 @contextmanager
@@ -145,9 +146,11 @@ def replace_tables(
 
 
 def content_hash(con: duckdb.DuckDBPyConnection, query: str) -> str:
-    """The sum of the row hashes of ``query``'s rows, as text: equal for the same rows in any order, and
-    additive (the hash of a table that grew is its old hash plus that of the new rows)."""
-    return str(con.execute(f"SELECT coalesce(sum(hash(q)::HUGEINT), 0) FROM ({query}) q").fetchone()[0])
+    """A digest of ``query``'s rows in any order (the sum of the row hashes) and of its column names and
+    types (a row's hash does not see its column names)."""
+    schema = con.execute(f"DESCRIBE {query}").fetchall()
+    total = con.execute(f"SELECT coalesce(sum(hash(__row)::HUGEINT), 0) FROM ({query}) __row").fetchone()[0]
+    return f"{total}:{hashlib.sha1(repr([tuple(c[:2]) for c in schema]).encode()).hexdigest()[:12]}"
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:

@@ -64,6 +64,7 @@ NIGHTLY_CONFIG = {
 FULL_CONFIG = {
     asset.op.name: {"config": {"incremental": False}}
     for asset in (
+        source_data.cleaned_tables,
         peers.learner_state,
         profiles.learner_profiles,
         peers.peer_clusters,
@@ -75,7 +76,7 @@ full_pipeline = define_asset_job(
     selection=AssetSelection.all(),
     config={"ops": FULL_CONFIG},
     description="Materialize the whole asset graph, checks included: tuning, every comparison "
-    "model, the evaluation report, and every learner's state and profile from scratch.",
+    "model, the evaluation report, every raw row cleaned and every learner's state and profile from scratch.",
 )
 nightly_retrain = define_asset_job(
     NIGHTLY_JOB,

@@ -11,6 +11,7 @@ import pytest
 
 from coursepilot.cleaning import Policy
 from coursepilot.ingest import clean, grown_from, source_info, write_raw
+from coursepilot.schema import ValidationError
 from coursepilot.sources import SourceData, load_source
 from coursepilot.synthetic.growth import append_growth
 
@@ -126,3 +127,17 @@ def test_cleaning_only_what_an_append_touched_equals_a_full_clean(tmp_path, lear
     # a second clean of the same rows is not an append: the raw tables did not grow since
     write_raw(con, later)
     assert not clean(con, LENIENT).grown and _cleaned(con) == _cleaned(fresh)
+
+
+def test_an_appended_row_without_an_id_fails_as_a_full_clean_does(tmp_path):
+    con = duckdb.connect(str(tmp_path / "nightly.duckdb"))
+    write_raw(con, _source(LEARNERS, COURSES, INTERACTIONS))
+    clean(con, LENIENT)
+    stored = _cleaned(con)
+    write_raw(con, _source(LEARNERS, COURSES, INTERACTIONS + [("u1", None, 3.0, T)]))
+    with pytest.raises(ValidationError, match="empty"):
+        clean(con, LENIENT)
+    assert _cleaned(con) == stored  # the last good tables stand
+    # the weekly run cleans every row whatever grew
+    write_raw(con, _source(LEARNERS, COURSES + [("c4", "R")], INTERACTIONS))
+    assert clean(con, LENIENT).grown and not clean(con, LENIENT, incremental=False).grown

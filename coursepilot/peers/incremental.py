@@ -135,13 +135,17 @@ def state_summary(con, theta: float) -> dict[str, object]:
         "QUALIFY row_number() OVER (PARTITION BY learner_id ORDER BY week DESC) = 1)",
         [theta],
     ).fetchone()
+
+    def share(value) -> float:  # NaN on an empty state, as the mean of nothing
+        return float("nan") if value is None else round(float(value), 4)
+
     return {
-        **({"share_weeks_without_rating": round(float(unrated), 4)} if rated else {}),
+        **({"share_weeks_without_rating": share(unrated)} if rated else {}),
         "dagster/row_count": int(rows),
         "windows": int(windows),
         "learners": int(learners),
-        "mean_P_last_window": round(float(mean_p), 4),
-        "share_pushed_harder": round(float(pushed), 4),
+        "mean_P_last_window": share(mean_p),
+        "share_pushed_harder": share(pushed),
     }
 
 
