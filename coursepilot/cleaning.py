@@ -39,7 +39,7 @@ from .schema import (
     ValidationError,
 )
 from .splits import SplitConfig
-from .warehouse import Upsert, columns, content_hash, qident, replace_tables, table_exists
+from .warehouse import Upsert, columns, content_hash, qident, replace_tables, row_count, table_exists
 
 MAX_ID_CHARS = 200
 EARLIEST_TS = "1970-01-01"
@@ -98,18 +98,24 @@ def clean_tables(
         },
     )
     for name in TABLES:
-        report.rows_out[name] = int(con.execute(f"SELECT count(*) FROM {qident(name)}").fetchone()[0])
+        report.rows_out[name] = row_count(con, name)
         con.execute(f"DROP TABLE IF EXISTS {qident(staged[name])}")
     return report
 
 
+def _raw_state(con, table: str) -> tuple[int, str]:
+    """(row count, content hash) of a raw table, as ``cleaned_from`` records it."""
+    return row_count(con, table), content_hash(con, f"SELECT * FROM {qident(table)}")
+
+
 def _built_from(con, raw: dict[str, str], context: str) -> pd.DataFrame:
     tables = list(raw.values())
+    states = [_raw_state(con, t) for t in tables]
     return pd.DataFrame(
         {
             "raw_table": tables,
-            "raw_rows": [int(con.execute(f"SELECT count(*) FROM {qident(t)}").fetchone()[0]) for t in tables],
-            "raw_hash": [content_hash(con, f"SELECT * FROM {qident(t)}") for t in tables],
+            "raw_rows": [rows for rows, _ in states],
+            "raw_hash": [digest for _, digest in states],
             "context": context,
         }
     )
@@ -138,10 +144,7 @@ def _clean_growth(
     }
     earlier = {}
     for table in raw.values():
-        rows, digest = appended.get(table) or (
-            int(con.execute(f"SELECT count(*) FROM {qident(table)}").fetchone()[0]),
-            content_hash(con, f"SELECT * FROM {qident(table)}"),
-        )
+        rows, digest = appended.get(table) or _raw_state(con, table)
         if built.get(table) != (rows, digest, context):
             return None
         earlier[table] = rows
@@ -167,7 +170,7 @@ def _clean_growth(
             },
         )
         for name, tmp in staged.items():
-            report.rows_out[name] = int(con.execute(f"SELECT count(*) FROM {qident(tmp)}").fetchone()[0])
+            report.rows_out[name] = row_count(con, tmp)
         return report
     finally:
         for tmp in (*staged.values(), *touched.values()):

@@ -13,7 +13,7 @@ import pyarrow as pa
 from .cleaning import Policy, clean_tables
 from .schema import TABLES, CleanReport
 from .sources import SourceData
-from .warehouse import content_hash, qident, replace_tables, table_exists
+from .warehouse import content_hash, described, qident, replace_tables, row_count, table_exists
 
 SOURCE_INFO = "source_info"
 TRUTH_TABLES = ("truth_learners", "truth_courses")
@@ -86,13 +86,13 @@ def grown_from(con: duckdb.DuckDBPyConnection, table: str, frame) -> Growth | No
     stored unit."""
     if not table_exists(con, table):
         return None
-    n = con.execute(f"SELECT count(*) FROM {qident(table)}").fetchone()[0]
+    n = row_count(con, table)
     if not n or len(frame) <= n:
         return None
     con.register("__incoming_head", frame)
     try:
-        stored = _types(con, f"SELECT * FROM {qident(table)}")
-        incoming = _types(con, "SELECT * FROM __incoming_head")
+        stored = described(con, f"SELECT * FROM {qident(table)}")
+        incoming = described(con, "SELECT * FROM __incoming_head")
         if [c for c, _ in stored] != [c for c, _ in incoming]:
             return None
         select, units = [], {}
@@ -118,10 +118,6 @@ def grown_from(con: duckdb.DuckDBPyConnection, table: str, frame) -> Growth | No
         con.unregister("__incoming_head")
     kept = content_hash(con, f"SELECT * FROM {qident(table)}")
     return Growth(int(n), kept, units) if head == kept else None
-
-
-def _types(con, query: str) -> list[tuple[str, str]]:
-    return [(name, kind) for name, kind, *_ in con.execute(f"DESCRIBE {query}").fetchall()]
 
 
 def source_info(con: duckdb.DuckDBPyConnection) -> dict:

@@ -118,12 +118,18 @@ def coded_interactions(
     return coded if listed is learner_ids else _recoded(coded, everyone, learner_ids)
 
 
+def every_learner(con: duckdb.DuckDBPyConnection) -> np.ndarray:
+    """Ids of every learner of ``learners``, in id order."""
+    return np.asarray(
+        [r[0] for r in con.execute("SELECT learner_id FROM learners ORDER BY 1").fetchall()], dtype=object
+    )
+
+
 def _cached_learners(con) -> np.ndarray | None:
-    """Every learner of ``learners`` in id order, when reads are cached (None otherwise)."""
+    """:func:`every_learner`, when reads are cached (None otherwise)."""
     if cache_dir(con) is None or not table_exists(con, "learners"):
         return None
-    rows = con.execute("SELECT learner_id FROM learners ORDER BY 1").fetchall()
-    return np.asarray([r[0] for r in rows], dtype=object)
+    return every_learner(con)
 
 
 def _recoded(coded: pd.DataFrame, everyone: np.ndarray, learner_ids: np.ndarray) -> pd.DataFrame:

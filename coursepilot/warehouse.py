@@ -145,12 +145,17 @@ def replace_tables(
                 pass
 
 
+def described(con: duckdb.DuckDBPyConnection, query: str) -> list[tuple[str, str]]:
+    """(column name, DuckDB type) of ``query``'s result."""
+    return [(name, kind) for name, kind, *_ in con.execute(f"DESCRIBE {query}").fetchall()]
+
+
 def content_hash(con: duckdb.DuckDBPyConnection, query: str) -> str:
     """A digest of ``query``'s rows in any order (the sum of the row hashes) and of its column names and
     types (a row's hash does not see its column names)."""
-    schema = con.execute(f"DESCRIBE {query}").fetchall()
+    schema = described(con, query)
     total = con.execute(f"SELECT coalesce(sum(hash(__row)::HUGEINT), 0) FROM ({query}) __row").fetchone()[0]
-    return f"{total}:{hashlib.sha1(repr([tuple(c[:2]) for c in schema]).encode()).hexdigest()[:12]}"
+    return f"{total}:{hashlib.sha1(repr(schema).encode()).hexdigest()[:12]}"
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:

@@ -20,7 +20,7 @@ from ..confidence import confidence_weights
 from ..ranking import top_k
 from ..sampling import sample_rows
 from ..schema import DIFFICULTY_LEVELS
-from ..splits import coded_interactions
+from ..splits import coded_interactions, every_learner
 from ..warehouse import columns, read_vectors
 
 SCORING_THREADS = 2  # batches of learners scored at once by recommend_all (this machine's cores)
@@ -131,9 +131,7 @@ def load_train_data(con, rating_scale, max_learners: int = 0, seed: int = 0) -> 
 def read_train(con, rating_scale, max_learners: int = 0, seed: int = 0) -> tuple[TrainData, pd.DataFrame]:
     """:func:`load_train_data` and the coded ``train`` rows it was built from (the validation carve reads
     them again: at a million learners the query costs about 20 s)."""
-    learner_ids = np.asarray(
-        [r[0] for r in con.execute("SELECT learner_id FROM learners ORDER BY 1").fetchall()], dtype=object
-    )
+    learner_ids = every_learner(con)
     rows = sample_rows(len(learner_ids), max_learners, seed) if max_learners else None
     learner_ids = learner_ids if rows is None else learner_ids[rows]
     course_ids, vectors = read_vectors(con, "course_embeddings", "course_id", "embedding")
