@@ -8,7 +8,7 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 from coursepilot import ingest, registry
 from coursepilot.content import load_courses
 from coursepilot.evaluation.protocol import held_out
-from coursepilot.models.base import load_train_data, read_train, split_frame
+from coursepilot.models.base import load_train_data, split_frame
 from coursepilot.models.catalogue import (
     SPECS,
     build,
@@ -19,8 +19,8 @@ from coursepilot.models.catalogue import (
 )
 from coursepilot.models.cold_start import tune_blend
 from coursepilot.models.factors import WARM_ITERATIONS, Factorisation
-from coursepilot.models.hybrid import validation_data
 from coursepilot.models.neural import NeuralHybrid, save_state
+from coursepilot.models.prepared import prepare
 from coursepilot.models.ratings import RatingModels, rating_errors
 from coursepilot.models.simple import Content, Popularity, UserKNN
 from coursepilot.models.store import ModelStore
@@ -66,10 +66,7 @@ def _with_validation(context, warehouse: WarehouseResource, share: float, seed: 
     most ``max_learners`` learners when that is set (only their rows are read)."""
     with warehouse.get_connection(read_only=True) as con:
         scale = ingest.source_info(con)["rating_scale"]
-        data, train = read_train(con, scale, max_learners, seed)
-        relevant = held_out(con, data, "test", scale)
-        validation = validation_data(con, data, scale, share, seed, train)
-        del train
+        data, relevant, validation = prepare(con, scale, share, seed, max_learners)
         _log_population(context, con, data)
         tags = run_tags(context, con)
     context.log.info(f"validation carve: {validation.carve.describe()}")

@@ -1,10 +1,11 @@
 """Heavy warehouse reads kept on disk while the tables they read stay the same.
 
 At a million learners, coding the 20M training rows to matrix positions costs 10-30 s, and one nightly
-run read them in six stages. A read is kept as an Arrow file in ``<warehouse>.cache/``, named by a
-fingerprint of the tables it read (row count and the sum of row hashes: about a second at 20M rows,
-and any write changes it, whoever makes it) and of the rest of the query. Writing an entry deletes the
-entries of the same tables with other contents. In-memory databases are not cached.
+run read them in six stages. A read is kept in ``<warehouse>.cache/``, as an Arrow file (a frame) or a
+numpy archive (arrays derived from a read), named by a fingerprint of the tables it read (row count and the
+sum of row hashes: about a second at 20M rows, and any write changes it, whoever makes it) and of the rest
+of the query. Writing an entry deletes the entries of the same tables with other contents. In-memory
+databases are not cached.
 """
 
 from __future__ import annotations
@@ -12,17 +13,18 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from .warehouse import content_hash, qident
-
-SUFFIX = ".arrow"
 
 
 def cache_dir(con: duckdb.DuckDBPyConnection) -> Path | None:
@@ -54,37 +56,76 @@ def cached_frame(
 
     The frame comes back with the same dtypes either way (pandas' own through Arrow's metadata).
     """
+    return _cached(con, tables, key, read, _Format(".arrow", _read_frame, _write_frame))
+
+
+def cached_arrays(
+    con: duckdb.DuckDBPyConnection,
+    tables: tuple[str, ...],
+    key: str,
+    compute: Callable[[], dict[str, np.ndarray]],
+) -> dict[str, np.ndarray]:
+    """``compute()`` (named numpy arrays, no objects), or what it returned for the same ``key`` while
+    ``tables`` held what they hold now."""
+    return _cached(con, tables, key, compute, _Format(".npz", _read_arrays, _write_arrays))
+
+
+class _Format(NamedTuple):
+    suffix: str
+    read: Callable[[Path], object]
+    write: Callable[[str, object], None]
+
+
+def _cached(con, tables: tuple[str, ...], key: str, compute: Callable, form: _Format):
     folder = cache_dir(con)
     if folder is None:
-        return read()
+        return compute()
     read_from = "+".join(tables)
     contents = f"{read_from}-{tables_fingerprint(con, tables)}-"
-    path = folder / f"{contents}{hashlib.sha1(key.encode()).hexdigest()[:16]}{SUFFIX}"
+    path = folder / f"{contents}{hashlib.sha1(key.encode()).hexdigest()[:16]}{form.suffix}"
     if path.exists():
         try:
-            return ipc.open_file(pa.memory_map(str(path))).read_all().to_pandas()
-        except (OSError, pa.ArrowInvalid):
+            return form.read(path)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, pa.ArrowInvalid):
             path.unlink(missing_ok=True)  # unreadable: read again and replace it
-    frame = read()
+    value = compute()
     try:
-        _write(path, frame)
-    except (OSError, pa.ArrowException):  # a read-only home, or a column Arrow cannot hold: read uncached
-        return frame
-    for stale in folder.glob(f"{read_from}-*{SUFFIX}"):
+        _write(path, value, form.write)
+    except (OSError, ValueError, pa.ArrowException):  # a read-only home, or a value the format cannot hold
+        return value
+    for stale in folder.glob(f"{read_from}-*"):
         if not stale.name.startswith(contents):
             stale.unlink(missing_ok=True)
-    return frame
+    return value
 
 
-def _write(path: Path, frame: pd.DataFrame) -> None:
-    """Write ``frame`` to ``path`` atomically (a reader never sees half a file)."""
+def _write(path: Path, value, write: Callable[[str, object], None]) -> None:
+    """Write ``value`` to ``path`` atomically (a reader never sees half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pandas(frame, preserve_index=False)
     handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(handle)
     try:
-        with ipc.new_file(temporary, table.schema) as writer:
-            writer.write_table(table)
+        write(temporary, value)
         os.replace(temporary, path)
     finally:
         Path(temporary).unlink(missing_ok=True)
+
+
+def _read_frame(path: Path) -> pd.DataFrame:
+    return ipc.open_file(pa.memory_map(str(path))).read_all().to_pandas()
+
+
+def _write_frame(temporary: str, frame: pd.DataFrame) -> None:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    with ipc.new_file(temporary, table.schema) as writer:
+        writer.write_table(table)
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as stored:
+        return {name: stored[name] for name in stored.files}
+
+
+def _write_arrays(temporary: str, arrays: dict[str, np.ndarray]) -> None:
+    with open(temporary, "wb") as handle:  # a file object: numpy would add .npz to the name
+        np.savez(handle, **arrays)

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .ranking import Relevant
+
 TUNING_LEARNERS = 20_000
 TUNING_FIT_LEARNERS = 100_000
 SCORED_LEARNERS = 50_000
@@ -49,6 +51,8 @@ def sample_learners(relevant: dict, limit: int, seed: int = 0) -> dict:
 def restrict(relevant: dict, rows: np.ndarray) -> dict:
     """``relevant`` ({learner row: columns}) re-keyed to positions in ``rows``, for learners in ``rows``
     only."""
+    if isinstance(relevant, Relevant):
+        return relevant.restrict(rows)
     position = {int(r): i for i, r in enumerate(rows)}
     return {position[r]: cols for r, cols in relevant.items() if r in position}
 

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coursepilot.read_cache import SUFFIX, cache_dir, cached_frame
+from coursepilot.read_cache import cache_dir, cached_frame
 from coursepilot.splits import coded_interactions
 
 
@@ -39,7 +39,7 @@ COURSES = np.asarray([f"c{i}" for i in range(7)], dtype=object)
 
 
 def entries(con):
-    return sorted(p.name for p in cache_dir(con).glob(f"*{SUFFIX}"))
+    return sorted(p.name for p in cache_dir(con).glob("*.arrow"))
 
 
 def test_a_kept_read_equals_a_fresh_one_dtypes_included(warehouse):
@@ -90,7 +90,7 @@ def test_a_hit_does_not_read_and_a_damaged_entry_is_read_again(warehouse):
     cached_frame(warehouse, ("interactions",), "k", read)
     cached_frame(warehouse, ("interactions",), "k", read)
     assert len(reads) == 1
-    (path,) = cache_dir(warehouse).glob(f"*{SUFFIX}")
+    (path,) = cache_dir(warehouse).glob("*.arrow")
     path.write_bytes(b"not arrow")
     again = cached_frame(warehouse, ("interactions",), "k", read)
     assert len(reads) == 2 and again["x"].tolist() == list(range(5))

@@ -20,7 +20,7 @@ from coursepilot.models.fusion import Fusion
 from coursepilot.models.hybrid import Hybrid, blend_tops, level_targets_scorer, tune, validation_data
 from coursepilot.models.simple import Content, Popularity
 from coursepilot.models.store import Entry, ModelStore
-from coursepilot.ranking import minmax_rows, top_k
+from coursepilot.ranking import SCORING_CELLS, batch_rows, minmax_rows, top_k
 from coursepilot.registry import ServingModel, save_bundle
 from coursepilot.sampling import restrict, sample_rows
 from tests.fixed_scores import FixedScores
@@ -119,6 +119,21 @@ def test_minmax_rows_spans_the_finite_scores_of_each_row():
     mixed = minmax_rows(scores)
     np.testing.assert_allclose(mixed[:3], [[0, 1, 0.5], [0, 0, 0], [0, 0, 1]])
     assert mixed[3, 0] == 0 and mixed[3, 2] == 1
+    # weighted, into a given buffer, on either path
+    for rows in (scores[:2], scores):
+        buffer = np.full(rows.shape, 7.0)
+        assert minmax_rows(rows, 0.25, out=buffer) is buffer
+        np.testing.assert_allclose(buffer, 0.25 * minmax_rows(rows))
+    assert minmax_rows(scores[:2].astype(np.float32), 2.0).dtype == np.float32
+
+
+def test_scoring_batches_hold_about_a_million_scores_and_do_not_change_the_ranking(fusion):
+    assert batch_rows(5_055) == 207 and batch_rows(10**7) == 1 and batch_rows(0) == SCORING_CELLS
+    rows = np.arange(fusion.data.shape[0])
+    scores = fusion.score(rows)
+    ranked = [np.take_along_axis(scores, fusion.recommend(rows, 10, batch), axis=1) for batch in (None, 97)]
+    np.testing.assert_array_equal(*ranked)  # the same scores at each rank (ties may swap courses)
+    assert np.ptp(ranked[0]) > 0
 
 
 def test_equation_6_is_alpha_cf_plus_one_minus_alpha_content_plus_the_level_term(data):

@@ -15,14 +15,16 @@ from sklearn.isotonic import IsotonicRegression
 
 from ..models.base import Recommender
 from ..models.ratings import rating_errors
+from ..ranking import batch_rows
 
 
 def pair_scores(
-    models: dict[str, Recommender], rows: np.ndarray, cols: np.ndarray, batch: int = 2048
+    models: dict[str, Recommender], rows: np.ndarray, cols: np.ndarray, batch: int | None = None
 ) -> dict[str, np.ndarray]:
     """Each model's score of each (learner row, course column) pair, scoring each learner once per model (and
     each part of a fusion once)."""
     learners, at = np.unique(rows, return_inverse=True)
+    batch = batch or batch_rows(max(model.data.shape[1] for model in models.values()))
     out = {name: np.empty(len(rows)) for name in models}
     for start in range(0, len(learners), batch):
         part, memo = np.flatnonzero((at >= start) & (at < start + batch)), {}

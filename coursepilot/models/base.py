@@ -17,7 +17,7 @@ import pyarrow as pa
 from scipy import sparse
 
 from ..confidence import confidence_weights
-from ..ranking import top_k
+from ..ranking import batch_rows, top_k
 from ..sampling import sample_rows
 from ..schema import DIFFICULTY_LEVELS
 from ..splits import coded_interactions, every_learner
@@ -131,13 +131,31 @@ def load_train_data(con, rating_scale, max_learners: int = 0, seed: int = 0) -> 
 def read_train(con, rating_scale, max_learners: int = 0, seed: int = 0) -> tuple[TrainData, pd.DataFrame]:
     """:func:`load_train_data` and the coded ``train`` rows it was built from (the validation carve reads
     them again: at a million learners the query costs about 20 s)."""
+    learner_ids, course_ids, vectors = learners_and_courses(con, max_learners, seed)
+    coded = coded_interactions(con, ("train",), learner_ids, course_ids)
+    matrix = interaction_matrix(coded, (len(learner_ids), len(course_ids)), rating_scale)
+    return with_content(
+        con, learner_ids, course_ids, vectors, matrix, interaction_times(coded, matrix.shape)
+    ), coded
+
+
+def learners_and_courses(
+    con, max_learners: int = 0, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(learner ids: everyone's, or a seeded sample of ``max_learners`` when set; course ids; their MiniLM
+    vectors), the rows and columns of :class:`TrainData`."""
     learner_ids = every_learner(con)
     rows = sample_rows(len(learner_ids), max_learners, seed) if max_learners else None
     learner_ids = learner_ids if rows is None else learner_ids[rows]
     course_ids, vectors = read_vectors(con, "course_embeddings", "course_id", "embedding")
-    coded = coded_interactions(con, ("train",), learner_ids, course_ids)
-    matrix = interaction_matrix(coded, (len(learner_ids), len(course_ids)), rating_scale)
-    times = interaction_times(coded, matrix.shape)
+    return learner_ids, course_ids, vectors
+
+
+def with_content(
+    con, learner_ids, course_ids, vectors, matrix: sparse.csr_matrix, times: sparse.csr_matrix | None
+) -> TrainData:
+    """:class:`TrainData` of the training ``matrix`` and ``times``, with the course content and labels and the
+    learner labels the warehouse holds now."""
     tfidf = con.execute("SELECT course_id, term, weight FROM tfidf_course_vectors").df()
     terms = pd.Index(tfidf["term"].unique())
     course_tfidf = sparse.csr_matrix(
@@ -165,7 +183,7 @@ def read_train(con, rating_scale, max_learners: int = 0, seed: int = 0) -> tuple
         rows = pd.Index(learner_ids).get_indexer(labels["learner_id"])
         p_adaptive[rows[rows >= 0]] = labels["p_adaptive"].to_numpy()[rows >= 0]
     extras = {"has_ratings": "rating" in columns(con, "interactions")}
-    data = TrainData(
+    return TrainData(
         learner_ids,
         course_ids,
         matrix,
@@ -177,7 +195,6 @@ def read_train(con, rating_scale, max_learners: int = 0, seed: int = 0) -> tuple
         times,
         levels["p_intensive"].to_numpy(float),
     )
-    return data, coded
 
 
 class Recommender:
@@ -231,21 +248,23 @@ class Recommender:
         """``score(rows)``; models built on others override it to score their parts through ``memo``."""
         return self.score(rows)
 
-    def recommend(self, rows: np.ndarray, k: int = 10, batch: int = 2048) -> np.ndarray:
+    def recommend(self, rows: np.ndarray, k: int = 10, batch: int | None = None) -> np.ndarray:
         """Top-``k`` course columns per learner row, excluding the courses they took in training."""
         return recommend_all({"": self}, rows, k, batch)[""]
 
 
 def recommend_all(
-    models: dict[str, Recommender], rows: np.ndarray, k: int = 10, batch: int = 2048
+    models: dict[str, Recommender], rows: np.ndarray, k: int = 10, batch: int | None = None
 ) -> dict[str, np.ndarray]:
     """Each model's top-``k`` course columns per learner row, excluding the courses the learner took in the
     model's training data; per batch of rows every model (and every part of a fusion) is scored once.
 
-    ``SCORING_THREADS`` batches are scored at a time: the scoring is numpy, scipy and torch work that
-    releases the GIL, and the models only read their fitted state.
+    ``SCORING_THREADS`` batches (of ``batch`` rows, by default :func:`~coursepilot.ranking.batch_rows`) are
+    scored at a time: the scoring is numpy, scipy and torch work that releases the GIL, and the models only
+    read their fitted state.
     """
     rows = np.asarray(rows)
+    batch = batch or batch_rows(max(model.data.shape[1] for model in models.values()))
     out = {
         name: np.empty((len(rows), min(k, model.data.shape[1])), dtype=np.int64)
         for name, model in models.items()
@@ -254,7 +273,9 @@ def recommend_all(
     def rank(start: int) -> None:
         part, memo = rows[start : start + batch], {}
         for name, model in models.items():
-            scores = np.array(model.scored(part, memo), dtype=np.float64)  # a copy: the memo keeps its own
+            scored = model.scored(part, memo)
+            # a copy (the memo keeps its own), float32 unless the model scores finer
+            scores = np.array(scored, dtype=np.result_type(scored, np.float32))
             scores[model.data.matrix[part].nonzero()] = -np.inf
             out[name][start : start + len(part)] = top_k(scores, out[name].shape[1])
 

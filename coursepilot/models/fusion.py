@@ -49,7 +49,7 @@ class Fusion(Recommender):
         """Each component's weighted, normalised scores (each component scored once per ``memo``)."""
         memo = {} if memo is None else memo
         return {
-            m: self.weights[m] * minmax_rows(np.asarray(model.scored(rows, memo), dtype=np.float32))
+            m: minmax_rows(np.asarray(model.scored(rows, memo), dtype=np.float32), self.weights[m])
             for m, model in self.components.items()
         }
 
@@ -57,7 +57,16 @@ class Fusion(Recommender):
         return self.score_with(rows, {})
 
     def score_with(self, rows: np.ndarray, memo: dict) -> np.ndarray:
-        return sum(self.parts(rows, memo).values())
+        """The sum of :meth:`parts`, accumulated in place (one buffer for the parts)."""
+        total = part = None
+        for m, model in self.components.items():
+            scores = np.asarray(model.scored(rows, memo), dtype=np.float32)
+            part = minmax_rows(scores, self.weights[m], out=part)
+            if total is None:
+                total, part = part, None
+            else:
+                total += part
+        return total
 
 
 @dataclass

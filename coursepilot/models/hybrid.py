@@ -15,9 +15,10 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from ..evaluation.metrics import hit_matrix, metrics_from_hits
-from ..ranking import minmax_rows, relevant_sets, top_k
+from ..ranking import batch_rows, minmax_rows, relevant_sets, top_k
 from ..sampling import TUNING_LEARNERS, sample_learners
 from ..splits import coded_interactions
 from .base import Recommender, TrainData, interaction_matrix, interaction_times
@@ -195,14 +196,22 @@ def validation_data(
     (:func:`~coursepilot.models.base.read_train`)."""
     if train is None:
         train = coded_interactions(con, ("train",), data.learner_ids, data.course_ids)
+    fit, times, held, carve = carved_matrices(train, data.shape, rating_scale, share, seed)
+    return Validation(data.with_matrix(fit, times), relevant_sets(held), carve)
+
+
+def carved_matrices(
+    train: pd.DataFrame, shape: tuple[int, int], rating_scale, share: float = 0.2, seed: int = 0
+) -> tuple[sparse.csr_matrix, sparse.csr_matrix | None, sparse.csr_matrix, Carve]:
+    """(confidence matrix and times of ``train`` minus the validation carve, the carve's confidence matrix,
+    the carve), from the coded training rows."""
     carve = carve_validation(train, share, seed=seed)
-    held = carve.held
-    fit_data = data.with_matrix(
-        interaction_matrix(train[~held], data.shape, rating_scale),
-        interaction_times(train[~held], data.shape),
-    )
-    return Validation(
-        fit_data, relevant_sets(interaction_matrix(train[held], data.shape, rating_scale)), carve
+    kept, held = train[~carve.held], train[carve.held]
+    return (
+        interaction_matrix(kept, shape, rating_scale),
+        interaction_times(kept, shape),
+        interaction_matrix(held, shape, rating_scale),
+        carve,
     )
 
 
@@ -212,7 +221,7 @@ def tune(
     valid: dict,
     alphas=ALPHAS,
     level_weights=LEVEL_WEIGHTS,
-    batch: int = 2048,
+    batch: int | None = None,
     max_learners: int = TUNING_LEARNERS,
     seed: int = 0,
     fit_parts: bool = True,
@@ -226,6 +235,7 @@ def tune(
     grids).
     """
     hybrid.fit(fit_data, fit_parts=fit_parts)
+    batch = batch or batch_rows(fit_data.shape[1])
     valid = sample_learners(valid, max_learners, seed)
     rows = np.array(sorted(valid))
     sets = [valid[int(r)] for r in rows]
@@ -256,7 +266,7 @@ def tune(
     )
 
 
-def level_targets_scorer(hybrid: Hybrid, fit_data: TrainData, valid: dict, batch: int = 2048):
+def level_targets_scorer(hybrid: Hybrid, fit_data: TrainData, valid: dict, batch: int | None = None):
     """Validation nDCG@10 of the fitted ``hybrid`` as a function of its level targets (t_s per ``fit_data``
     row; None: the learner labels'), for a grid over targets (eq. 21's delta and theta).
 
@@ -266,6 +276,7 @@ def level_targets_scorer(hybrid: Hybrid, fit_data: TrainData, valid: dict, batch
     grid point ranks only those (at most 40 per learner), the same top 10 as ranking every course.
     """
     rows = np.array(sorted(valid), dtype=np.int64)
+    batch = batch or batch_rows(fit_data.shape[1])
     sets = [valid[int(r)] for r in rows]
     n_relevant = np.array([len(s) for s in sets])
     classes = difficulty_class(fit_data.difficulty)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..ranking import Relevant
 from ..stored import FUSION_FACTORS
 from .base import Recommender, TrainData
 from .factors import Factorisation
@@ -38,9 +39,17 @@ def trained_pairs(data: TrainData) -> np.ndarray:
 
 def validation_pairs(data: TrainData, valid: dict) -> np.ndarray:
     """:func:`pair_keys` of the validation rows ``valid`` ({learner row: course columns} of ``data``)."""
+    rows, cols = as_relevant(valid, data.shape).pairs()
+    return pair_keys(data.learner_ids[rows], data.course_ids[cols])
+
+
+def as_relevant(valid: dict, shape: tuple[int, int]) -> Relevant:
+    """``valid`` ({learner row: course columns}) as a :class:`~coursepilot.ranking.Relevant`."""
+    if isinstance(valid, Relevant):
+        return valid
     rows = np.array([r for r, cols in valid.items() for _ in cols], dtype=np.int64)
     cols = np.array([c for cs in valid.values() for c in cs], dtype=np.int64)
-    return pair_keys(data.learner_ids[rows], data.course_ids[cols])
+    return Relevant.from_pairs(rows, cols, shape)
 
 
 LEFT_OUT_SHARE = 0.01
@@ -102,15 +111,13 @@ class FusionStarts:
         more, and the carve fits start cold."""
         if not self.carve or self.carve_pairs is None:
             return {}, valid, "no earlier fit on the carve"
+        valid = as_relevant(valid, fit_data.shape)
         leaked = np.isin(validation_pairs(fit_data, valid), self.carve_pairs)
         if not leaked.any():
             return self.carve, valid, ""
         said = f"{int(leaked.sum()):,} of tonight's validation rows trained the last carve fit"
         if leaked.mean() > LEFT_OUT_SHARE:
             return {}, valid, said
-        pairs = [(r, c) for r, cols in valid.items() for c in cols]
-        kept: dict = {}
-        for (r, c), out in zip(pairs, leaked):
-            if not out:
-                kept.setdefault(r, set()).add(c)
+        rows, cols = valid.pairs()
+        kept = Relevant.from_pairs(rows[~leaked], cols[~leaked], fit_data.shape)
         return self.carve, kept, f"{said}: left out of validation"
