@@ -11,8 +11,8 @@ from scipy import sparse
 SCORING_CELLS = 1 << 20
 """Scores (learners x courses) computed per batch by the models' batch loops: about a million,
 arrays of 4-8 MB. The C library maps every allocation above 32 MB afresh, and the page faults of a fresh
-map cost more than the arithmetic done in it: at 5,055 courses the fusion ranked 20,480 learners in 7.2 s
-in batches of 2,048 and in 3.2 s in batches of 256 (BENCHMARKS.md)."""
+map cost more than the arithmetic done in it: at 5,055 courses the fusion ranked 20,480 learners in 2.99 s
+in batches of 2,048 and in 1.80 s in batches of 207 (benchmarks/bench_scoring_batches.py)."""
 
 
 def batch_rows(n_courses: int) -> int:
