@@ -11,8 +11,8 @@ from scipy import sparse
 SCORING_CELLS = 1 << 20
 """Scores (learners x courses) computed per batch by the models' batch loops: about a million,
 arrays of 4-8 MB. The C library maps every allocation above 32 MB afresh, and the page faults of a fresh
-map cost more than the arithmetic done in it: at 5,055 courses the fusion ranked 20,480 learners in 2.99 s
-in batches of 2,048 and in 1.80 s in batches of 207 (benchmarks/bench_scoring_batches.py)."""
+map cost more than the arithmetic done in it: at 5,055 courses the fusion ranked 20,480 learners in 3.09 s
+in batches of 2,048 and in 1.68 s in batches of 207 (benchmarks/bench_scoring_batches.py)."""
 
 
 def batch_rows(n_courses: int) -> int:
@@ -53,7 +53,9 @@ def minmax_rows(scores: np.ndarray, weight: float = 1.0, out: np.ndarray | None 
     # every score finite: nothing to mask, no NaN to clear
     if np.isfinite(low).all() and np.isfinite(high).all():
         out = np.subtract(scores, low, out=out, dtype=dtype)
-        out *= (weight / np.where(high > low, high - low, 1.0)).astype(dtype)
+        out /= np.where(high > low, high - low, 1.0)
+        if weight != 1:
+            out *= dtype.type(weight)
         return out
     normalised = _minmax_finite(scores).astype(dtype, copy=False)
     normalised *= dtype.type(weight)

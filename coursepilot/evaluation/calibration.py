@@ -24,10 +24,12 @@ def pair_scores(
     """Each model's score of each (learner row, course column) pair, scoring each learner once per model (and
     each part of a fusion once)."""
     learners, at = np.unique(rows, return_inverse=True)
-    batch = batch or batch_rows(max(model.data.shape[1] for model in models.values()))
+    batch = batch or batch_rows(max((model.data.shape[1] for model in models.values()), default=1))
     out = {name: np.empty(len(rows)) for name in models}
-    for start in range(0, len(learners), batch):
-        part, memo = np.flatnonzero((at >= start) & (at < start + batch)), {}
+    order = np.argsort(at, kind="stable")  # each batch's pairs are one slice of it
+    bounds = np.searchsorted(at[order], np.arange(0, len(learners) + batch, batch))
+    for number, start in enumerate(range(0, len(learners), batch)):
+        part, memo = order[bounds[number] : bounds[number + 1]], {}
         for name, model in models.items():
             scores = np.asarray(model.scored(learners[start : start + batch], memo), dtype=float)
             out[name][part] = scores[at[part] - start, cols[part]]

@@ -264,7 +264,7 @@ def recommend_all(
     read their fitted state.
     """
     rows = np.asarray(rows)
-    batch = batch or batch_rows(max(model.data.shape[1] for model in models.values()))
+    batch = batch or batch_rows(max((model.data.shape[1] for model in models.values()), default=1))
     out = {
         name: np.empty((len(rows), min(k, model.data.shape[1])), dtype=np.int64)
         for name, model in models.items()

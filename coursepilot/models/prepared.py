@@ -17,7 +17,7 @@ from scipy import sparse
 
 from ..ranking import Relevant
 from ..read_cache import cached_arrays, ids_digest
-from ..splits import coded_interactions
+from ..splits import CODED_VERSION, coded_interactions
 from .base import (
     TrainData,
     interaction_matrix,
@@ -28,7 +28,7 @@ from .base import (
 )
 from .hybrid import Carve, Validation, carved_matrices
 
-PREPARED_VERSION = 1  # raise it when what the arrays hold changes
+PREPARED_VERSION = 1  # raise it when the confidence weights, the times or the carve are computed differently
 
 
 class Prepared(NamedTuple):
@@ -65,6 +65,7 @@ def prepare(con, rating_scale, share: float = 0.2, seed: int = 0, max_learners: 
             (
                 "prepared",
                 PREPARED_VERSION,
+                CODED_VERSION,
                 rating_scale,
                 share,
                 seed,
