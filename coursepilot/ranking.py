@@ -86,6 +86,15 @@ class Relevant(Mapping):
         self.rows = np.flatnonzero(np.diff(matrix.indptr))
 
     @classmethod
+    def of(cls, relevant: Mapping, shape: tuple[int, int]) -> "Relevant":
+        """``relevant`` ({learner row: course columns}) as a :class:`Relevant` (itself when it is one)."""
+        if isinstance(relevant, Relevant):
+            return relevant
+        rows = np.array([r for r, cols in relevant.items() for _ in cols], dtype=np.int64)
+        cols = np.array([c for cs in relevant.values() for c in cs], dtype=np.int64)
+        return cls.from_pairs(rows, cols, shape)
+
+    @classmethod
     def from_pairs(cls, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> "Relevant":
         return cls(sparse.csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=shape))
 

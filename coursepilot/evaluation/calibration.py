@@ -13,9 +13,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
-from ..models.base import Recommender
+from ..models.base import Recommender, scoring_batch
 from ..models.ratings import rating_errors
-from ..ranking import batch_rows
 
 
 def pair_scores(
@@ -24,7 +23,7 @@ def pair_scores(
     """Each model's score of each (learner row, course column) pair, scoring each learner once per model (and
     each part of a fusion once)."""
     learners, at = np.unique(rows, return_inverse=True)
-    batch = batch or batch_rows(max((model.data.shape[1] for model in models.values()), default=1))
+    batch = scoring_batch(models, batch)
     out = {name: np.empty(len(rows)) for name in models}
     order = np.argsort(at, kind="stable")  # each batch's pairs are one slice of it
     bounds = np.searchsorted(at[order], np.arange(0, len(learners) + batch, batch))

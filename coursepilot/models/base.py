@@ -253,6 +253,11 @@ class Recommender:
         return recommend_all({"": self}, rows, k, batch)[""]
 
 
+def scoring_batch(models: dict[str, Recommender], batch: int | None = None) -> int:
+    """``batch``, or by default :func:`~coursepilot.ranking.batch_rows` of the widest of ``models``."""
+    return batch or batch_rows(max((model.data.shape[1] for model in models.values()), default=1))
+
+
 def recommend_all(
     models: dict[str, Recommender], rows: np.ndarray, k: int = 10, batch: int | None = None
 ) -> dict[str, np.ndarray]:
@@ -264,7 +269,7 @@ def recommend_all(
     read their fitted state.
     """
     rows = np.asarray(rows)
-    batch = batch or batch_rows(max((model.data.shape[1] for model in models.values()), default=1))
+    batch = scoring_batch(models, batch)
     out = {
         name: np.empty((len(rows), min(k, model.data.shape[1])), dtype=np.int64)
         for name, model in models.items()

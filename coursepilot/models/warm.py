@@ -39,17 +39,8 @@ def trained_pairs(data: TrainData) -> np.ndarray:
 
 def validation_pairs(data: TrainData, valid: dict) -> np.ndarray:
     """:func:`pair_keys` of the validation rows ``valid`` ({learner row: course columns} of ``data``)."""
-    rows, cols = as_relevant(valid, data.shape).pairs()
+    rows, cols = Relevant.of(valid, data.shape).pairs()
     return pair_keys(data.learner_ids[rows], data.course_ids[cols])
-
-
-def as_relevant(valid: dict, shape: tuple[int, int]) -> Relevant:
-    """``valid`` ({learner row: course columns}) as a :class:`~coursepilot.ranking.Relevant`."""
-    if isinstance(valid, Relevant):
-        return valid
-    rows = np.array([r for r, cols in valid.items() for _ in cols], dtype=np.int64)
-    cols = np.array([c for cs in valid.values() for c in cs], dtype=np.int64)
-    return Relevant.from_pairs(rows, cols, shape)
 
 
 LEFT_OUT_SHARE = 0.01
@@ -111,7 +102,7 @@ class FusionStarts:
         more, and the carve fits start cold."""
         if not self.carve or self.carve_pairs is None:
             return {}, valid, "no earlier fit on the carve"
-        valid = as_relevant(valid, fit_data.shape)
+        valid = Relevant.of(valid, fit_data.shape)
         leaked = np.isin(validation_pairs(fit_data, valid), self.carve_pairs)
         if not leaked.any():
             return self.carve, valid, ""
