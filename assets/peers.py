@@ -75,7 +75,7 @@ from coursepilot.stored import (
     fitted_equation6,
 )
 from coursepilot.training import train_and_track
-from coursepilot.warehouse import columns, replace_tables
+from coursepilot.warehouse import columns, replace_tables, row_count
 from resources import ProjectHomeResource, TrackingResource, WarehouseResource
 
 from . import COMPARISON
@@ -512,15 +512,15 @@ def peer_recommendations(
             update.rows,
         )
         table = update.store(con, ids, peers)
+        # the evaluation and the baselines rank only the learners it scores
+        scored = scored_candidates(test, seed=config.seed)
         if update.rows is not None:
-            peers = stored_peers(con, ids)
-        tags = run_tags(context, con)
+            peers = stored_peers(con, ids, scored)
+        stored, tags = row_count(con, "peer_recommendations"), run_tags(context, con)
     home.models.save(PEER_WEIGHTS, tuning)
     reference = update.reference(ranked_with, clusters["centroids"])
     home.models.save(PEER_POOLS, {"k": len(reference)}, {"centroids": reference})
 
-    # the baselines rank only the learners the evaluation scores
-    scored = scored_candidates(test, seed=config.seed)
     rankings = {"hybrid_peers": ranked_matrix(peers, config.k)}  # every learner's, kept or ranked tonight
     if config.compare:
         rankings |= {
@@ -561,7 +561,7 @@ def peer_recommendations(
     )
     return MaterializeResult(
         metadata={
-            "dagster/row_count": len(peers),
+            "dagster/row_count": stored,
             **update.metadata(),
             "evaluated_learners": evaluated,
             "peer_metrics": markdown_table(metrics),

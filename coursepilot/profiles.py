@@ -23,8 +23,9 @@ import pyarrow as pa
 from scipy import sparse
 
 from .confidence import confidence_weights
+from .read_cache import cached_rows_with_vectors
 from .splits import coded_interactions
-from .warehouse import columns, learner_id_table, read_rows_with_vectors, read_vectors, vector_column
+from .warehouse import columns, learner_id_table, read_vectors, vector_column
 
 PARTS = ("desc", "job", "soft", "theme")
 
@@ -395,8 +396,9 @@ def profile_tables(learners: pd.DataFrame, profiles: LearnerProfiles) -> dict[st
 
 
 def load_profiles(con) -> LearnerProfiles:
-    """The stored ``learner_profiles`` with job and software parts looked up again."""
-    frame, vectors = read_rows_with_vectors(
+    """The stored ``learner_profiles`` with job and software parts looked up again (the rows through the read
+    cache: both peer stages read them)."""
+    frame, vectors = cached_rows_with_vectors(
         con, "learner_profiles", "learner_id", ("desc", "theme"), ("job", "software")
     )
     attributes = attribute_table(con)

@@ -2,9 +2,11 @@
 
 At a million learners, coding the 20M training rows to matrix positions costs 10-30 s, and one nightly
 run read them in six stages. A read is kept in ``<warehouse>.cache/``, as an Arrow file (a frame) or a
-numpy archive (arrays derived from a read), named by a fingerprint of the tables it read (row count and the
-sum of row hashes: about a second at 20M rows, and any write changes it, whoever makes it) and of the rest
-of the query. Writing an entry deletes the entries of the same tables with other contents. In-memory
+numpy archive (arrays derived from a read), named by a fingerprint of the tables it read and of the rest of
+the query. A table's part of the fingerprint is its write stamp and row count when it has a stamp
+(:data:`~coursepilot.warehouse.WRITE_STAMPS`: every write of :func:`~coursepilot.warehouse.replace_tables`
+makes one), else the sum of its row hashes (about a second at 20M rows; any write changes it, whoever makes
+it). Writing an entry deletes the entries of the same tables with other contents. In-memory
 databases are not cached.
 """
 
@@ -24,7 +26,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from .warehouse import content_hash, qident
+from .warehouse import (
+    content_hash,
+    qident,
+    read_rows_with_vectors,
+    row_count,
+    vector_column,
+    vector_matrix,
+    write_stamps,
+)
 
 
 def cache_dir(con: duckdb.DuckDBPyConnection) -> Path | None:
@@ -39,8 +49,15 @@ def cache_dir(con: duckdb.DuckDBPyConnection) -> Path | None:
 
 
 def tables_fingerprint(con: duckdb.DuckDBPyConnection, tables: Iterable[str]) -> str:
-    """A digest of the contents of ``tables`` (:func:`~coursepilot.warehouse.content_hash` of each)."""
-    parts = [f"{name}:{content_hash(con, f'SELECT * FROM {qident(name)}')}" for name in tables]
+    """A digest of the contents of ``tables``: each one's write stamp and row count, or its
+    :func:`~coursepilot.warehouse.content_hash` when it has no stamp."""
+    stamps = write_stamps(con, tables)
+    parts = [
+        f"{name}:stamp {stamps[name]}:{row_count(con, name)}"
+        if name in stamps
+        else f"{name}:{content_hash(con, f'SELECT * FROM {qident(name)}')}"
+        for name in tables
+    ]
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -68,6 +85,29 @@ def cached_arrays(
     """``compute()`` (named numpy arrays, no objects), or what it returned for the same ``key`` while
     ``tables`` held what they hold now."""
     return _cached(con, tables, key, compute, _Format(".npz", _read_arrays, _write_arrays))
+
+
+def cached_rows_with_vectors(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    id_column: str,
+    vector_columns: tuple[str, ...],
+    other_columns: tuple[str, ...] = (),
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """:func:`~coursepilot.warehouse.read_rows_with_vectors`, kept as an Arrow file: a hit maps the file
+    and the matrices are read-only views of it (the file cache holds them once for every reader)."""
+
+    def read() -> pa.Table:
+        frame, matrices = read_rows_with_vectors(con, table, id_column, vector_columns, other_columns)
+        arrow = pa.Table.from_pandas(frame, preserve_index=False)
+        for column, matrix in matrices.items():
+            arrow = arrow.append_column(column, vector_column(matrix))
+        return arrow
+
+    key = f"rows with vectors {id_column} {other_columns} {vector_columns}"
+    arrow = _cached(con, (table,), key, read, _Format(".arrow", _read_table, _write_table))
+    frame = arrow.select([id_column, *other_columns]).to_pandas()
+    return frame, {column: vector_matrix(arrow.column(column)) for column in vector_columns}
 
 
 class _Format(NamedTuple):
@@ -111,14 +151,21 @@ def _write(path: Path, value, write: Callable[[str, object], None]) -> None:
         Path(temporary).unlink(missing_ok=True)
 
 
+def _read_table(path: Path) -> pa.Table:
+    return ipc.open_file(pa.memory_map(str(path))).read_all()
+
+
+def _write_table(temporary: str, table: pa.Table) -> None:
+    with ipc.new_file(temporary, table.schema) as writer:
+        writer.write_table(table)
+
+
 def _read_frame(path: Path) -> pd.DataFrame:
-    return ipc.open_file(pa.memory_map(str(path))).read_all().to_pandas()
+    return _read_table(path).to_pandas()
 
 
 def _write_frame(temporary: str, frame: pd.DataFrame) -> None:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    with ipc.new_file(temporary, table.schema) as writer:
-        writer.write_table(table)
+    _write_table(temporary, pa.Table.from_pandas(frame, preserve_index=False))
 
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .read_cache import cache_dir, cached_frame, ids_digest
-from .warehouse import columns, qident, table_exists
+from .warehouse import columns, qident, replace_tables, table_exists
 
 SPLIT_TABLE = "split"
 CODED_VERSION = 1  # bump when coded_interactions reads differently: cached reads are then read again
@@ -49,10 +49,11 @@ def _sample(column: str, share: float, seed: int) -> str:
 def build_split(con: duckdb.DuckDBPyConnection, config: SplitConfig = SplitConfig()) -> dict[str, int]:
     """Replace the ``split`` table (learner_id, course_id, split) and return its counts."""
     order = "ts, " if "ts" in columns(con, "interactions") else ""
-    seed = int(config.seed)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TABLE {SPLIT_TABLE} AS
+    seed, share = int(config.seed), f"CAST({float(config.test_share)!r} AS DOUBLE)"
+    replace_tables(
+        con,
+        {
+            SPLIT_TABLE: f"""
         WITH flagged AS (
             SELECT learner_id, course_id,
                    {_sample("learner_id", config.cold_learner_share, seed)} AS cold_learner,
@@ -69,11 +70,12 @@ def build_split(con: duckdb.DuckDBPyConnection, config: SplitConfig = SplitConfi
         SELECT learner_id, course_id, 'cold_course' FROM flagged WHERE cold_course AND NOT cold_learner
         UNION ALL
         SELECT learner_id, course_id,
-               CASE WHEN n >= ? AND k > n - least(n - 1, greatest(1, CAST(round(n * ?) AS BIGINT)))
+               CASE WHEN n >= {int(config.min_interactions)}
+                         AND k > n - least(n - 1, greatest(1, CAST(round(n * {share}) AS BIGINT)))
                     THEN 'test' ELSE 'train' END
         FROM warm
-    """,
-        [config.min_interactions, config.test_share],
+    """
+        },
     )
     return dict(con.execute(f"SELECT split, count(*) FROM {SPLIT_TABLE} GROUP BY 1 ORDER BY 1").fetchall())
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,32 @@ class Upsert:
     key: tuple[str, ...]
 
 
+WRITE_STAMPS = "_write_stamps"
+"""A fresh random stamp per table at every write made through :func:`replace_tables`, in the write's own
+transaction: the read cache names a read of stamped tables by their stamps instead of hashing their contents
+(5-20 s for the profile vectors at a million learners). A table written by hand keeps its stamp: delete its
+row here, and its reads are named by content hash again."""
+
+
+def stamp_tables(con: duckdb.DuckDBPyConnection, names: Iterable[str]) -> None:
+    """Give each of ``names`` a fresh write stamp (inside the caller's transaction)."""
+    names = list(names)
+    con.execute(f"CREATE TABLE IF NOT EXISTS {WRITE_STAMPS} (table_name VARCHAR, stamp VARCHAR)")
+    con.execute(f"DELETE FROM {WRITE_STAMPS} WHERE list_contains(?, table_name)", [names])
+    con.executemany(f"INSERT INTO {WRITE_STAMPS} VALUES (?, ?)", [(n, uuid.uuid4().hex) for n in names])
+
+
+def write_stamps(con: duckdb.DuckDBPyConnection, names: Iterable[str]) -> dict[str, str]:
+    """{table: its write stamp} of those of ``names`` that have one."""
+    if not table_exists(con, WRITE_STAMPS):
+        return {}
+    return dict(
+        con.execute(
+            f"SELECT table_name, stamp FROM {WRITE_STAMPS} WHERE list_contains(?, table_name)", [list(names)]
+        ).fetchall()
+    )
+
+
 def replace_tables(
     con: duckdb.DuckDBPyConnection,
     frames: Mapping[str, object],
@@ -84,7 +111,7 @@ def replace_tables(
     appended: Mapping[str, object] | None = None,
     upserted: Mapping[str, Upsert] | None = None,
 ) -> None:
-    """Replace several tables in one transaction: all are written, or none is.
+    """Replace several tables in one transaction: all are written, or none is, with their write stamps.
 
     ``frames`` maps table names to a pandas DataFrame, a pyarrow Table, or an SQL ``SELECT`` text;
     ``merged`` maps existing per-learner tables to the :class:`Merge` of their new rows; ``appended`` maps
@@ -133,6 +160,7 @@ def replace_tables(
     try:
         for statement in statements:
             con.execute(statement)
+        stamp_tables(con, {*frames, *appended, *upserted, *merged})
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -205,10 +233,13 @@ def vector_column(matrix: np.ndarray) -> pa.FixedSizeListArray:
 
 
 def vector_matrix(column: pa.ChunkedArray | pa.FixedSizeListArray) -> np.ndarray:
-    """A FLOAT[d] column read through arrow as an (n, d) float32 matrix."""
-    vectors = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    """A FLOAT[d] column read through arrow as an (n, d) float32 matrix (a view of one chunk's buffer)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    vectors = column
     return (
-        vectors.values.to_numpy(zero_copy_only=False)
+        vectors.flatten()
+        .to_numpy(zero_copy_only=False)
         .reshape(-1, vectors.type.list_size)
         .astype(np.float32, copy=False)
     )

@@ -88,6 +88,14 @@ def test_unchanged_learners_keep_their_peers_and_the_others_are_ranked_again():
     peers = stored_peers(con, ids)
     as_ids = zip(ids[peers["learner"]], peers["rank"], ids[peers["peer"]])
     assert sorted(as_ids) == sorted(zip(after["learner_id"], after["rank"], after["peer_id"]))
+    # or of some learners only
+    rows = np.array([0, 5, 7])
+    some = stored_peers(con, ids, rows)
+    assert set(some["learner"]) == {r for r in rows if ids[r] in set(after["learner_id"])}
+    pd.testing.assert_frame_equal(
+        some.sort_values(["learner", "rank"]).reset_index(drop=True),
+        peers[peers["learner"].isin(rows)].sort_values(["learner", "rank"]).reset_index(drop=True),
+    )
 
 
 def test_everyone_is_ranked_when_the_settings_change_or_updates_are_off():

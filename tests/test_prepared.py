@@ -13,6 +13,7 @@ from coursepilot.models.hybrid import validation_data
 from coursepilot.ranking import Relevant, relevant_sets
 from coursepilot.read_cache import cache_dir
 from coursepilot.sampling import restrict, sample_learners
+from coursepilot.warehouse import replace_tables
 from tests.recommender_data import SCALE
 
 
@@ -93,9 +94,15 @@ def test_a_kept_preparation_is_not_derived_again_and_sees_writes(on_disk, monkey
     # other carve settings are another entry
     _assert_same(prepared.prepare(on_disk, SCALE, 0.3, 1), *_fresh(on_disk, 0.3, 1))
     assert len(list(cache_dir(on_disk).glob("*.npz"))) == 2
-    # a write to the interactions is seen, and the entries of the old contents go
+    # a write to the split is seen, and the entries of the old contents go
     learner = on_disk.execute("SELECT learner_id FROM split WHERE split = 'test' LIMIT 1").fetchone()[0]
-    on_disk.execute("UPDATE split SET split = 'train' WHERE learner_id = ?", [learner])
+    replace_tables(
+        on_disk,
+        {
+            "split": "SELECT learner_id, course_id, "
+            f"CASE WHEN learner_id = '{learner}' THEN 'train' ELSE split END AS split FROM split"
+        },
+    )
     after = prepared.prepare(on_disk, SCALE, 0.2, 0)
     _assert_same(after, *_fresh(on_disk))
     assert after.data.matrix.nnz > first.data.matrix.nnz

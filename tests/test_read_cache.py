@@ -3,10 +3,20 @@
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
-from coursepilot.read_cache import cache_dir, cached_frame
+from coursepilot import read_cache
+from coursepilot.read_cache import cache_dir, cached_frame, cached_rows_with_vectors, tables_fingerprint
 from coursepilot.splits import coded_interactions
+from coursepilot.warehouse import (
+    WRITE_STAMPS,
+    Merge,
+    read_rows_with_vectors,
+    replace_tables,
+    vector_column,
+    write_stamps,
+)
 
 
 @pytest.fixture
@@ -105,3 +115,51 @@ def test_an_in_memory_database_reads_uncached():
     for _ in range(2):
         cached_frame(con, (), "k", lambda: reads.append(1) or pd.DataFrame({"x": [1]}))
     assert len(reads) == 2
+
+
+def test_writes_through_replace_tables_are_named_by_stamp_not_by_hashing(warehouse, monkeypatch):
+    replace_tables(warehouse, {"split": "SELECT * FROM split"})
+    (stamp,) = write_stamps(warehouse, ["split", "interactions"]).values()
+    with monkeypatch.context() as patch:  # a stamped table is not hashed; an unstamped one is
+        hashed = []
+        patch.setattr(read_cache, "content_hash", lambda con, query: hashed.append(query) or "h")
+        tables_fingerprint(warehouse, ("interactions", "split"))
+        assert hashed == ['SELECT * FROM "interactions"']
+    first = tables_fingerprint(warehouse, ("interactions", "split"))
+    # every write makes a new stamp, a failed one keeps the old
+    with pytest.raises(duckdb.Error):
+        replace_tables(warehouse, {"split": "SELECT * FROM split", "broken": "SELECT * FROM missing"})
+    assert write_stamps(warehouse, ["split"]) == {"split": stamp}
+    assert tables_fingerprint(warehouse, ("interactions", "split")) == first
+    replace_tables(warehouse, {}, appended={"split": warehouse.execute("SELECT * FROM split LIMIT 0").df()})
+    assert write_stamps(warehouse, ["split"]) != {"split": stamp}
+    assert tables_fingerprint(warehouse, ("interactions", "split")) != first
+    # a hand edit that changes the row count is seen; deleting the stamp names the table by its contents again
+    kept = coded_interactions(warehouse, ("train",), LEARNERS, COURSES)
+    warehouse.execute("DELETE FROM split WHERE learner_id = 'u03'")
+    assert len(coded_interactions(warehouse, ("train",), LEARNERS, COURSES)) < len(kept)
+    warehouse.execute("UPDATE split SET split = 'test' WHERE learner_id = 'u04'")
+    warehouse.execute(f"DELETE FROM {WRITE_STAMPS} WHERE table_name = 'split'")
+    assert not (coded_interactions(warehouse, ("train",), LEARNERS, COURSES)["row"] == 4).any()
+
+
+def test_cached_rows_with_vectors_equal_a_fresh_read_in_id_order(warehouse, monkeypatch):
+    rng = np.random.default_rng(1)
+    ids = [f"v{i:03d}" for i in range(40)]
+    rows = lambda part: pa.table(  # noqa: E731
+        {
+            "learner_id": [ids[i] for i in part],
+            "tag": [None if i % 5 == 0 else f"t{i % 3}" for i in part],
+            "v": vector_column(rng.normal(size=(len(part), 8))),
+        }
+    )
+    replace_tables(warehouse, {"vectors": rows(range(30))})
+    replace_tables(warehouse, {}, merged={"vectors": Merge(rows([3, *range(30, 40)]), ids[4:30])})
+    fresh = read_rows_with_vectors(warehouse, "vectors", "learner_id", ("v",), ("tag",))
+    assert fresh[0]["learner_id"].tolist() == ids[3:]  # merged rows come back in id order
+    for _ in range(2):
+        frame, matrices = cached_rows_with_vectors(warehouse, "vectors", "learner_id", ("v",), ("tag",))
+        pd.testing.assert_frame_equal(frame, fresh[0])
+        np.testing.assert_array_equal(matrices["v"], fresh[1]["v"])
+        monkeypatch.setattr(read_cache, "read_rows_with_vectors", lambda *a, **k: pytest.fail("read again"))
+    assert not matrices["v"].flags.writeable  # a view of the kept file

@@ -8,6 +8,8 @@ import pandas as pd
 
 from ..warehouse import columns
 
+TRAIN_ROWS_TABLES = ("interactions", "split", "course_labels", "courses")  # what train_rows_sql reads
+
 
 def train_rows_sql(con) -> str:
     """The SQL of :func:`train_with_courses`: every training row with its course's difficulty (and
