@@ -11,17 +11,19 @@ Each interaction gets one of:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from .changes import Changes, inputs_table, learner_changes
 from .read_cache import cache_dir, cached_frame, ids_digest
-from .warehouse import columns, qident, replace_tables, table_exists
+from .warehouse import Merge, columns, learner_id_table, qident, replace_tables, table_exists
 
 SPLIT_TABLE = "split"
+SPLIT_VERSION = 1  # bump when the split assigns rows differently: the nightly then splits everyone again
 CODED_VERSION = 1  # bump when coded_interactions reads differently: cached reads are then read again
 
 
@@ -46,20 +48,18 @@ def _sample(column: str, share: float, seed: int) -> str:
     return f"(hash({column} || ':' || {int(seed)}) % 1000000) < {int(round(share * 1_000_000))}"
 
 
-def build_split(con: duckdb.DuckDBPyConnection, config: SplitConfig = SplitConfig()) -> dict[str, int]:
-    """Replace the ``split`` table (learner_id, course_id, split) and return its counts."""
+def _split_sql(con, config: SplitConfig, learners: str = "") -> str:
+    """The ``SELECT`` of the split of every interaction, or of the learners of view ``learners``."""
     order = "ts, " if "ts" in columns(con, "interactions") else ""
     seed, share = int(config.seed), f"CAST({float(config.test_share)!r} AS DOUBLE)"
-    replace_tables(
-        con,
-        {
-            SPLIT_TABLE: f"""
+    of = f" SEMI JOIN {learners} USING (learner_id)" if learners else ""
+    return f"""
         WITH flagged AS (
             SELECT learner_id, course_id,
                    {_sample("learner_id", config.cold_learner_share, seed)} AS cold_learner,
                    {_sample("course_id", config.cold_course_share, seed + 1)} AS cold_course,
                    {order}hash(learner_id || '/' || course_id || ':' || {seed}) AS tiebreak
-            FROM interactions
+            FROM interactions{of}
         ), warm AS (
             SELECT *, row_number() OVER (PARTITION BY learner_id ORDER BY {order}tiebreak) AS k,
                    count(*) OVER (PARTITION BY learner_id) AS n
@@ -75,8 +75,42 @@ def build_split(con: duckdb.DuckDBPyConnection, config: SplitConfig = SplitConfi
                     THEN 'test' ELSE 'train' END
         FROM warm
     """
-        },
+
+
+def build_split(con: duckdb.DuckDBPyConnection, config: SplitConfig = SplitConfig()) -> dict[str, int]:
+    """Replace the ``split`` table (learner_id, course_id, split) and return its counts."""
+    replace_tables(con, {SPLIT_TABLE: _split_sql(con, config)})
+    return split_counts(con)
+
+
+def update_split(
+    con: duckdb.DuckDBPyConnection, config: SplitConfig = SplitConfig(), incremental: bool = True
+) -> Changes:
+    """Split again only the learners whose interactions changed since the ``split`` table was stored, and
+    merge their rows into it (everyone when ``incremental`` is off, nothing is stored, or ``config`` moved).
+
+    A learner's rows depend on their own interactions only (their course ids and times, the seeded hashes
+    of their id and of each course id), so the table equals :func:`build_split`'s."""
+    timed = ", ts" if "ts" in columns(con, "interactions") else ""
+    context = f"split v{SPLIT_VERSION} {asdict(config)}"
+    changes = learner_changes(
+        con, SPLIT_TABLE, f"SELECT learner_id, course_id{timed} FROM interactions", context, incremental
     )
+    fingerprints = {inputs_table(SPLIT_TABLE): changes.fingerprints}
+    if changes.everyone:
+        replace_tables(con, {SPLIT_TABLE: _split_sql(con, config), **fingerprints})
+        return changes
+    con.register("_split_learners", learner_id_table(changes.changed))
+    try:
+        rows = con.execute(_split_sql(con, config, "_split_learners")).to_arrow_table()
+    finally:
+        con.unregister("_split_learners")
+    replace_tables(con, fingerprints, merged={SPLIT_TABLE: Merge(rows, changes.kept_ids())})
+    return changes
+
+
+def split_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Interactions per split."""
     return dict(con.execute(f"SELECT split, count(*) FROM {SPLIT_TABLE} GROUP BY 1 ORDER BY 1").fetchall())
 
 
