@@ -3,7 +3,7 @@
 import pandas as pd
 from dagster import AssetExecutionContext, Config, MaterializeResult, asset
 
-from coursepilot.splits import SplitConfig, split_counts, update_split
+from coursepilot.splits import SplitConfig, build_split
 from resources import WarehouseResource
 
 from .metadata import markdown_table
@@ -18,9 +18,6 @@ class SplitSettings(Config):
     cold_learner_share: float = SplitConfig.cold_learner_share
     cold_course_share: float = SplitConfig.cold_course_share
     seed: int = SplitConfig.seed
-    # split again only learners whose interactions changed since the last run (the same table as splitting
-    # everyone: a learner's rows depend on their own interactions only)
-    incremental: bool = True
 
 
 @asset(
@@ -33,15 +30,11 @@ def split(
     context: AssetExecutionContext, config: SplitSettings, warehouse: WarehouseResource
 ) -> MaterializeResult:
     with warehouse.get_connection() as con:
-        settings = config.model_dump()
-        incremental = settings.pop("incremental")
-        changes = update_split(con, SplitConfig(**settings), incremental)
-        counts = split_counts(con)
+        counts = build_split(con, SplitConfig(**config.model_dump()))
     table = pd.DataFrame({"split": list(counts), "interactions": list(counts.values())})
     return MaterializeResult(
         metadata={
             "dagster/row_count": sum(counts.values()),
-            **changes.metadata(),
             "counts": markdown_table(table),
             **{f"{k}_interactions": v for k, v in counts.items()},
         }

@@ -11,19 +11,17 @@ Each interaction gets one of:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .changes import Changes, inputs_table, learner_changes
 from .read_cache import cache_dir, cached_frame, ids_digest
-from .warehouse import Merge, columns, learner_id_table, qident, replace_tables, table_exists
+from .warehouse import columns, qident, replace_tables, table_exists
 
 SPLIT_TABLE = "split"
-SPLIT_VERSION = 1  # bump when the split assigns rows differently: the nightly then splits everyone again
 CODED_VERSION = 1  # bump when coded_interactions reads differently: cached reads are then read again
 
 
@@ -81,32 +79,6 @@ def build_split(con: duckdb.DuckDBPyConnection, config: SplitConfig = SplitConfi
     """Replace the ``split`` table (learner_id, course_id, split) and return its counts."""
     replace_tables(con, {SPLIT_TABLE: _split_sql(con, config)})
     return split_counts(con)
-
-
-def update_split(
-    con: duckdb.DuckDBPyConnection, config: SplitConfig = SplitConfig(), incremental: bool = True
-) -> Changes:
-    """Split again only the learners whose interactions changed since the ``split`` table was stored, and
-    merge their rows into it (everyone when ``incremental`` is off, nothing is stored, or ``config`` moved).
-
-    A learner's rows depend on their own interactions only (their course ids and times, the seeded hashes
-    of their id and of each course id), so the table equals :func:`build_split`'s."""
-    timed = ", ts" if "ts" in columns(con, "interactions") else ""
-    context = f"split v{SPLIT_VERSION} {asdict(config)}"
-    changes = learner_changes(
-        con, SPLIT_TABLE, f"SELECT learner_id, course_id{timed} FROM interactions", context, incremental
-    )
-    fingerprints = {inputs_table(SPLIT_TABLE): changes.fingerprints}
-    if changes.everyone:
-        replace_tables(con, {SPLIT_TABLE: _split_sql(con, config), **fingerprints})
-        return changes
-    con.register("_split_learners", learner_id_table(changes.changed))
-    try:
-        rows = con.execute(_split_sql(con, config, "_split_learners")).to_arrow_table()
-    finally:
-        con.unregister("_split_learners")
-    replace_tables(con, fingerprints, merged={SPLIT_TABLE: Merge(rows, changes.kept_ids())})
-    return changes
 
 
 def split_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +10,7 @@ from coursepilot.ingest import clean, write_raw
 from coursepilot.models.base import split_frame
 from coursepilot.models.hybrid import carve_validation, latest_on_platform, latest_per_learner
 from coursepilot.sources import load_source
-from coursepilot.splits import SplitConfig, build_split, coded_interactions, update_split
+from coursepilot.splits import SplitConfig, build_split, coded_interactions
 
 
 @pytest.fixture
@@ -150,52 +149,3 @@ def test_the_carve_is_the_rule_holding_more_learners():
     assert np.array_equal(carve.held, latest_per_learner(steady, 0.2, 3, seed=0))
     no_time = steady.drop(columns="ts")  # without timestamps only the per-learner rule exists
     assert carve_validation(no_time, 0.2, 3, seed=0).learners.keys() == {"per_learner"}
-
-
-def _split_rows(con) -> list[tuple]:
-    return sorted(con.execute("SELECT learner_id, course_id, split FROM split").fetchall())
-
-
-def test_the_nightly_splits_only_learners_whose_interactions_changed_and_equals_a_full_split(warehouse):
-    config = SplitConfig(seed=3)
-    first = update_split(warehouse, config)
-    assert (
-        first.reason == "no earlier run"
-        and len(first.changed)
-        == warehouse.execute("SELECT count(DISTINCT learner_id) FROM interactions").fetchone()[0]
-    )
-    a, b, c, d = (
-        r[0] for r in warehouse.execute("SELECT DISTINCT learner_id FROM split ORDER BY 1 LIMIT 4").fetchall()
-    )
-    warehouse.execute(  # a takes a course they had not, after all their others
-        "INSERT INTO interactions BY NAME SELECT * REPLACE (?::VARCHAR AS learner_id, "
-        "ts + INTERVAL 400 DAY AS ts) FROM interactions WHERE course_id NOT IN "
-        "(SELECT course_id FROM interactions WHERE learner_id = ?) LIMIT 1",
-        [a, a],
-    )
-    warehouse.execute(  # b's first interaction moves to the end
-        "UPDATE interactions SET ts = ts + INTERVAL 900 DAY WHERE learner_id = ? AND ts = "
-        "(SELECT min(ts) FROM interactions WHERE learner_id = ?)",
-        [b, b],
-    )
-    warehouse.execute("DELETE FROM interactions WHERE learner_id = ?", [c])
-    warehouse.execute(  # a new learner with d's history
-        "INSERT INTO interactions BY NAME SELECT * REPLACE ('new learner' AS learner_id) FROM interactions "
-        "WHERE learner_id = ?",
-        [d],
-    )
-    nightly = update_split(warehouse, config)
-    assert not nightly.everyone and sorted(nightly.changed) == sorted([a, b, "new learner"])
-    assert nightly.removed == 1
-    fresh = duckdb.connect()
-    fresh.register("incoming", warehouse.execute("SELECT * FROM interactions").to_arrow_table())
-    fresh.execute("CREATE TABLE interactions AS SELECT * FROM incoming")
-    build_split(fresh, config)
-    assert _split_rows(warehouse) == _split_rows(fresh)
-    # other settings split everyone; so does a run with updates off
-    assert update_split(warehouse, SplitConfig(seed=4)).reason == "every learner's inputs changed"
-    assert (
-        update_split(warehouse, SplitConfig(seed=4), incremental=False).reason
-        == "incremental updates are off"
-    )
-    assert update_split(warehouse, SplitConfig(seed=4)).changed.size == 0
