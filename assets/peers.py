@@ -521,7 +521,8 @@ def peer_recommendations(
     reference = update.reference(ranked_with, clusters["centroids"])
     home.models.save(PEER_POOLS, {"k": len(reference)}, {"centroids": reference})
 
-    rankings = {"hybrid_peers": ranked_matrix(peers, config.k)}  # every learner's, kept or ranked tonight
+    # the scored learners' (everyone's when all were ranked tonight): evaluate_peers scores only them
+    rankings = {"hybrid_peers": ranked_matrix(peers, config.k)}
     if config.compare:
         rankings |= {
             "cf_peers": cf_peers(train, config.k, scored),

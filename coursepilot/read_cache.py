@@ -36,6 +36,8 @@ from .warehouse import (
     write_stamps,
 )
 
+ROWS_VERSION = 1  # bump when read_rows_with_vectors reads differently: kept rows are then read again
+
 
 def cache_dir(con: duckdb.DuckDBPyConnection) -> Path | None:
     """``<warehouse file>.cache`` of ``con``'s database, or None for an in-memory one."""
@@ -104,7 +106,7 @@ def cached_rows_with_vectors(
             arrow = arrow.append_column(column, vector_column(matrix))
         return arrow
 
-    key = f"rows with vectors {id_column} {other_columns} {vector_columns}"
+    key = f"rows with vectors v{ROWS_VERSION} {id_column} {other_columns} {vector_columns}"
     arrow = _cached(con, (table,), key, read, _Format(".arrow", _read_table, _write_table))
     frame = arrow.select([id_column, *other_columns]).to_pandas()
     return frame, {column: vector_matrix(arrow.column(column)) for column in vector_columns}

@@ -46,18 +46,18 @@ def _sample(column: str, share: float, seed: int) -> str:
     return f"(hash({column} || ':' || {int(seed)}) % 1000000) < {int(round(share * 1_000_000))}"
 
 
-def _split_sql(con, config: SplitConfig, learners: str = "") -> str:
-    """The ``SELECT`` of the split of every interaction, or of the learners of view ``learners``."""
+def _split_sql(con, config: SplitConfig) -> str:
+    """The ``SELECT`` of the split of every interaction."""
     order = "ts, " if "ts" in columns(con, "interactions") else ""
-    seed, share = int(config.seed), f"CAST({float(config.test_share)!r} AS DOUBLE)"
-    of = f" SEMI JOIN {learners} USING (learner_id)" if learners else ""
+    # a quoted literal: unquoted, DuckDB reads a DECIMAL that can round to another double
+    seed, share = int(config.seed), f"CAST('{float(config.test_share)!r}' AS DOUBLE)"
     return f"""
         WITH flagged AS (
             SELECT learner_id, course_id,
                    {_sample("learner_id", config.cold_learner_share, seed)} AS cold_learner,
                    {_sample("course_id", config.cold_course_share, seed + 1)} AS cold_course,
                    {order}hash(learner_id || '/' || course_id || ':' || {seed}) AS tiebreak
-            FROM interactions{of}
+            FROM interactions
         ), warm AS (
             SELECT *, row_number() OVER (PARTITION BY learner_id ORDER BY {order}tiebreak) AS k,
                    count(*) OVER (PARTITION BY learner_id) AS n

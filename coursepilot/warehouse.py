@@ -88,6 +88,8 @@ row here, and its reads are named by content hash again."""
 def stamp_tables(con: duckdb.DuckDBPyConnection, names: Iterable[str]) -> None:
     """Give each of ``names`` a fresh write stamp (inside the caller's transaction)."""
     names = list(names)
+    if not names:
+        return
     con.execute(f"CREATE TABLE IF NOT EXISTS {WRITE_STAMPS} (table_name VARCHAR, stamp VARCHAR)")
     con.execute(f"DELETE FROM {WRITE_STAMPS} WHERE list_contains(?, table_name)", [names])
     con.executemany(f"INSERT INTO {WRITE_STAMPS} VALUES (?, ?)", [(n, uuid.uuid4().hex) for n in names])
@@ -236,11 +238,11 @@ def vector_matrix(column: pa.ChunkedArray | pa.FixedSizeListArray) -> np.ndarray
     """A FLOAT[d] column read through arrow as an (n, d) float32 matrix (a view of one chunk's buffer)."""
     if isinstance(column, pa.ChunkedArray):
         column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-    vectors = column
+    width = column.type.list_size
     return (
-        vectors.flatten()
+        column.values.slice(column.offset * width, len(column) * width)  # a slot per row, null or not
         .to_numpy(zero_copy_only=False)
-        .reshape(-1, vectors.type.list_size)
+        .reshape(-1, width)
         .astype(np.float32, copy=False)
     )
 

@@ -7,6 +7,7 @@ import pyarrow as pa
 import pytest
 
 from coursepilot import read_cache
+from coursepilot import warehouse as warehouse_module
 from coursepilot.read_cache import cache_dir, cached_frame, cached_rows_with_vectors, tables_fingerprint
 from coursepilot.splits import coded_interactions
 from coursepilot.warehouse import (
@@ -14,7 +15,9 @@ from coursepilot.warehouse import (
     Merge,
     read_rows_with_vectors,
     replace_tables,
+    stamp_tables,
     vector_column,
+    vector_matrix,
     write_stamps,
 )
 
@@ -126,9 +129,18 @@ def test_writes_through_replace_tables_are_named_by_stamp_not_by_hashing(warehou
         tables_fingerprint(warehouse, ("interactions", "split"))
         assert hashed == ['SELECT * FROM "interactions"']
     first = tables_fingerprint(warehouse, ("interactions", "split"))
-    # every write makes a new stamp, a failed one keeps the old
+    # every write makes a new stamp, a failed one keeps the old (the stamps are rolled back with the tables)
     with pytest.raises(duckdb.Error):
         replace_tables(warehouse, {"split": "SELECT * FROM split", "broken": "SELECT * FROM missing"})
+    assert write_stamps(warehouse, ["split"]) == {"split": stamp}
+
+    def stamp_then_fail(con, names):
+        stamp_tables(con, names)
+        raise duckdb.Error("failed after stamping")
+
+    with monkeypatch.context() as patch, pytest.raises(duckdb.Error, match="after stamping"):
+        patch.setattr(warehouse_module, "stamp_tables", stamp_then_fail)
+        replace_tables(warehouse, {"split": "SELECT * FROM split"})
     assert write_stamps(warehouse, ["split"]) == {"split": stamp}
     assert tables_fingerprint(warehouse, ("interactions", "split")) == first
     replace_tables(warehouse, {}, appended={"split": warehouse.execute("SELECT * FROM split LIMIT 0").df()})
@@ -163,3 +175,15 @@ def test_cached_rows_with_vectors_equal_a_fresh_read_in_id_order(warehouse, monk
         np.testing.assert_array_equal(matrices["v"], fresh[1]["v"])
         monkeypatch.setattr(read_cache, "read_rows_with_vectors", lambda *a, **k: pytest.fail("read again"))
     assert not matrices["v"].flags.writeable  # a view of the kept file
+
+
+def test_vector_matrix_keeps_a_row_per_vector_in_a_sliced_column_and_an_empty_write_stamps_nothing(warehouse):
+    matrix = np.arange(12, dtype=np.float32).reshape(6, 2)
+    column = vector_column(matrix)
+    np.testing.assert_array_equal(vector_matrix(column.slice(2, 3)), matrix[2:5])
+    with_null = pa.FixedSizeListArray.from_arrays(
+        pa.array(matrix.ravel()), 2, mask=pa.array([False, True] * 3)
+    )
+    assert vector_matrix(with_null).shape == (6, 2)
+    replace_tables(warehouse, {})
+    assert write_stamps(warehouse, ["split"]) == {}

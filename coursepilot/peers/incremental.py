@@ -47,9 +47,9 @@ def _origin(con, query: str) -> pd.Timestamp | None:
 
     def first() -> dict[str, np.ndarray]:
         found = con.execute(f"SELECT min(ts) FROM ({query}) q").fetchone()[0]
-        return {"first": pd.DatetimeIndex([found]).to_numpy("datetime64[ns]")}  # None: NaT
+        return {"first": np.array([str(pd.Timestamp(found))])}  # text keeps a time zone; None: "NaT"
 
-    found = pd.Timestamp(cached_arrays(con, TRAIN_ROWS_TABLES, f"origin {query}", first)["first"][0])
+    found = pd.Timestamp(str(cached_arrays(con, TRAIN_ROWS_TABLES, f"origin {query}", first)["first"][0]))
     return None if pd.isna(found) else found.normalize()
 
 

@@ -259,12 +259,16 @@ def stored_peers(con, ids: np.ndarray, rows: np.ndarray | None = None) -> pd.Dat
     left out), of the learners ``ids[rows]`` only when given (the ones an evaluation scores: at a million
     learners, reading all 10M rows cost 10 s)."""
     query = "SELECT learner_id, rank, peer_id FROM peer_recommendations"
-    if rows is not None:
+    if rows is None:
+        stored = con.execute(query).df()
+    else:
         con.register("_stored_peers_of", learner_id_table(ids[rows]))
-        query += " WHERE learner_id IN (SELECT learner_id FROM _stored_peers_of)"
-    stored = con.execute(query).df()
-    if rows is not None:
-        con.unregister("_stored_peers_of")
+        try:
+            stored = con.execute(
+                query + " WHERE learner_id IN (SELECT learner_id FROM _stored_peers_of)"
+            ).df()
+        finally:
+            con.unregister("_stored_peers_of")
     index = pd.Index(ids)
     learner, peer = index.get_indexer(stored["learner_id"]), index.get_indexer(stored["peer_id"])
     keep = (learner >= 0) & (peer >= 0)
@@ -306,7 +310,7 @@ def scored_candidates(
 ) -> np.ndarray:
     """Learners with a test-period course, a seeded sample of at most ``max_learners``: the ones peer rankings
     are scored on (those of them with at least one relevant peer)."""
-    rows = np.flatnonzero(np.diff(test.tocsr().indptr) > 0)
+    rows = np.flatnonzero((test > 0).tocsr().getnnz(axis=1))  # as evaluate_peers' 0/1 matrix sees them
     chosen = sample_rows(len(rows), max_learners, seed)
     return rows if chosen is None else rows[chosen]
 
