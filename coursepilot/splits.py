@@ -78,11 +78,6 @@ def _split_sql(con, config: SplitConfig) -> str:
 def build_split(con: duckdb.DuckDBPyConnection, config: SplitConfig = SplitConfig()) -> dict[str, int]:
     """Replace the ``split`` table (learner_id, course_id, split) and return its counts."""
     replace_tables(con, {SPLIT_TABLE: _split_sql(con, config)})
-    return split_counts(con)
-
-
-def split_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """Interactions per split."""
     return dict(con.execute(f"SELECT split, count(*) FROM {SPLIT_TABLE} GROUP BY 1 ORDER BY 1").fetchall())
 
 
