@@ -8,12 +8,14 @@ from coursepilot import ingest
 from coursepilot.changes import inputs_table, learner_changes
 from coursepilot.embeddings import EmbedStats
 from coursepilot.profiles import (
+    PROFILE_ROWS,
     attribute_values,
     build_profiles,
     profile_context,
     profile_inputs_sql,
     profile_tables,
 )
+from coursepilot.read_cache import replace_keeping_rows
 from coursepilot.warehouse import Merge, replace_tables, row_count, vector_column
 from resources import EmbedderResource, WarehouseResource
 
@@ -23,7 +25,7 @@ from .source_data import CLEANED
 from .split import split
 
 GROUP = "profiles"
-PROFILES = "learner_profiles"
+PROFILES = PROFILE_ROWS.table
 
 
 @asset(
@@ -88,11 +90,12 @@ def learner_profiles(config: ProfileSettings, warehouse: WarehouseResource) -> M
         )
         learners, profiles = build_profiles(con, scale, None if changes.everyone else changes.changed)
         tables = {**profile_tables(learners, profiles), inputs_table(PROFILES): changes.fingerprints}
+        # the peer stages map the rows written here instead of reading them back
         if changes.everyone:
-            replace_tables(con, tables)
+            replace_keeping_rows(con, PROFILE_ROWS, tables)
         else:
-            rows = tables.pop(PROFILES)
-            replace_tables(con, tables, merged={PROFILES: Merge(rows, changes.kept_ids())})
+            merge = Merge(tables.pop(PROFILES), changes.kept_ids())
+            replace_keeping_rows(con, PROFILE_ROWS, tables, merged={PROFILES: merge})
         stored = row_count(con, PROFILES)
     known = profiles.known()
     return MaterializeResult(

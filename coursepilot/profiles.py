@@ -23,7 +23,7 @@ import pyarrow as pa
 from scipy import sparse
 
 from .confidence import confidence_weights
-from .read_cache import cached_rows_with_vectors
+from .read_cache import VectorRows, cached_rows_with_vectors
 from .splits import coded_interactions
 from .warehouse import columns, learner_id_table, read_vectors, vector_column
 
@@ -377,6 +377,10 @@ def build_profiles(con, rating_scale, learner_ids=None) -> tuple[pd.DataFrame, L
     return learners, LearnerProfiles(learners["learner_id"].to_numpy(), parts)
 
 
+PROFILE_ROWS = VectorRows("learner_profiles", "learner_id", ("desc", "theme"), ("job", "software"))
+"""The stored profiles as the peer stages read them (and :func:`profile_tables`' writer keeps them)."""
+
+
 def profile_tables(learners: pd.DataFrame, profiles: LearnerProfiles) -> dict[str, pa.Table]:
     """``learner_profiles`` (id, job, software, desc rows, theme coefficients) and ``learner_theme_basis``."""
     frame = {"learner_id": learners["learner_id"].tolist()}
@@ -398,9 +402,7 @@ def profile_tables(learners: pd.DataFrame, profiles: LearnerProfiles) -> dict[st
 def load_profiles(con) -> LearnerProfiles:
     """The stored ``learner_profiles`` with job and software parts looked up again (the rows through the read
     cache: both peer stages read them)."""
-    frame, vectors = cached_rows_with_vectors(
-        con, "learner_profiles", "learner_id", ("desc", "theme"), ("job", "software")
-    )
+    frame, vectors = cached_rows_with_vectors(con, PROFILE_ROWS)
     attributes = attribute_table(con)
     dim = vectors["desc"].shape[1]
     basis = read_vectors(con, "learner_theme_basis", "position", "embedding")[1]

@@ -7,7 +7,9 @@ the query. A table's part of the fingerprint is its write stamp and row count wh
 (:data:`~coursepilot.warehouse.WRITE_STAMPS`: every write of :func:`~coursepilot.warehouse.replace_tables`
 makes one), else the sum of its row hashes (about a second at 20M rows; any write changes it, whoever makes
 it). Writing an entry deletes the entries of the same tables with other contents. In-memory
-databases are not cached.
+databases are not cached. A writer of a table read whole with its vectors can keep that read itself
+(:func:`replace_keeping_rows`): the learner profiles' writer does, so neither peer stage reads 1.5 GB of
+vectors from the warehouse at a million learners.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from .warehouse import (
+    Merge,
     content_hash,
     qident,
     read_rows_with_vectors,
+    replace_tables,
     row_count,
     vector_column,
     vector_matrix,
@@ -89,27 +93,100 @@ def cached_arrays(
     return _cached(con, tables, key, compute, _Format(".npz", _read_arrays, _write_arrays))
 
 
+class VectorRows(NamedTuple):
+    """A whole table read as its id and ``other`` columns and its FLOAT[d] ``vectors`` columns, in id order
+    (:func:`~coursepilot.warehouse.read_rows_with_vectors`)."""
+
+    table: str
+    id_column: str
+    vectors: tuple[str, ...]
+    other: tuple[str, ...] = ()
+
+    def key(self) -> str:
+        return f"rows with vectors v{ROWS_VERSION} {self.id_column} {self.other} {self.vectors}"
+
+
 def cached_rows_with_vectors(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    id_column: str,
-    vector_columns: tuple[str, ...],
-    other_columns: tuple[str, ...] = (),
+    con: duckdb.DuckDBPyConnection, rows: VectorRows
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """:func:`~coursepilot.warehouse.read_rows_with_vectors`, kept as an Arrow file: a hit maps the file
-    and the matrices are read-only views of it (the file cache holds them once for every reader)."""
+    """The read of ``rows``, kept as an Arrow file: a hit maps the file and the matrices are read-only views
+    of it (the file cache holds them once for every reader)."""
 
     def read() -> pa.Table:
-        frame, matrices = read_rows_with_vectors(con, table, id_column, vector_columns, other_columns)
-        arrow = pa.Table.from_pandas(frame, preserve_index=False)
-        for column, matrix in matrices.items():
-            arrow = arrow.append_column(column, vector_column(matrix))
-        return arrow
+        return _rows_table(
+            rows, *read_rows_with_vectors(con, rows.table, rows.id_column, rows.vectors, rows.other)
+        )
 
-    key = f"rows with vectors v{ROWS_VERSION} {id_column} {other_columns} {vector_columns}"
-    arrow = _cached(con, (table,), key, read, _Format(".arrow", _read_table, _write_table))
-    frame = arrow.select([id_column, *other_columns]).to_pandas()
-    return frame, {column: vector_matrix(arrow.column(column)) for column in vector_columns}
+    return _split_rows(rows, _cached(con, (rows.table,), rows.key(), read, _ROWS))
+
+
+def replace_keeping_rows(
+    con: duckdb.DuckDBPyConnection,
+    rows: VectorRows,
+    frames: dict[str, object],
+    merged: dict[str, Merge] | None = None,
+) -> None:
+    """:func:`~coursepilot.warehouse.replace_tables`, with the kept read of ``rows`` made from what was
+    written (``rows.table``'s pyarrow Table in ``frames``, or its :class:`~coursepilot.warehouse.Merge` into
+    the read kept before the write), so that its next reader maps the file instead of reading the table.
+    Without a kept read to merge into, the next reader reads the table."""
+    merged = merged or {}
+    merge = merged.get(rows.table)
+    if merge is not None and (merge.drop or rows.id_column != "learner_id"):
+        raise ValueError(f"{rows.table}: only a merge by learner_id without a drop condition can be kept")
+    before = _entry(con, (rows.table,), rows.key(), _ROWS) if merge is not None else None
+    previous = _read_or_none(before, _ROWS)
+    replace_tables(con, frames, merged)
+    after = _entry(con, (rows.table,), rows.key(), _ROWS)
+    if after is None:
+        return
+    if rows.table in frames:
+        frame, matrices = _frame_and_matrices(rows, frames[rows.table])
+    elif previous is not None:
+        frame, matrices = _merged_rows(rows, _split_rows(rows, previous), merge)
+    else:
+        return
+    _keep(after, _rows_table(rows, frame, matrices), _ROWS)
+
+
+def _frame_and_matrices(rows: VectorRows, table: pa.Table) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Written rows as a read returns them: the frame and matrices, in id order."""
+    frame = table.select([rows.id_column, *rows.other]).to_pandas()
+    matrices = {column: vector_matrix(table.column(column)) for column in rows.vectors}
+    return _in_id_order(rows, frame, matrices)
+
+
+def _merged_rows(
+    rows: VectorRows, previous: tuple[pd.DataFrame, dict[str, np.ndarray]], merge: Merge
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """The kept read after ``merge``: its rows of kept learners, then the merged rows, in id order."""
+    old_frame, old_matrices = previous
+    new_frame, new_matrices = _frame_and_matrices(rows, merge.rows)
+    kept = pd.Index(old_frame[rows.id_column].to_numpy(dtype=object)).isin(list(merge.kept))
+    frame = pd.concat([old_frame[kept], new_frame], ignore_index=True)
+    matrices = {c: np.concatenate([old_matrices[c][kept], new_matrices[c]]) for c in rows.vectors}
+    return _in_id_order(rows, frame, matrices)
+
+
+def _in_id_order(
+    rows: VectorRows, frame: pd.DataFrame, matrices: dict[str, np.ndarray]
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    order = np.argsort(frame[rows.id_column].to_numpy(dtype=object), kind="stable")
+    if (order == np.arange(len(order))).all():
+        return frame, matrices
+    return frame.iloc[order].reset_index(drop=True), {c: m[order] for c, m in matrices.items()}
+
+
+def _rows_table(rows: VectorRows, frame: pd.DataFrame, matrices: dict[str, np.ndarray]) -> pa.Table:
+    arrow = pa.Table.from_pandas(frame, preserve_index=False)
+    for column in rows.vectors:
+        arrow = arrow.append_column(column, vector_column(matrices[column]))
+    return arrow
+
+
+def _split_rows(rows: VectorRows, arrow: pa.Table) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    frame = arrow.select([rows.id_column, *rows.other]).to_pandas()
+    return frame, {column: vector_matrix(arrow.column(column)) for column in rows.vectors}
 
 
 class _Format(NamedTuple):
@@ -118,27 +195,49 @@ class _Format(NamedTuple):
     write: Callable[[str, object], None]
 
 
-def _cached(con, tables: tuple[str, ...], key: str, compute: Callable, form: _Format):
+def _entry(con, tables: tuple[str, ...], key: str, form: _Format) -> Path | None:
+    """Where the read ``key`` of ``tables`` as they are now is kept (None: an in-memory database)."""
     folder = cache_dir(con)
     if folder is None:
+        return None
+    contents = f"{'+'.join(tables)}-{tables_fingerprint(con, tables)}-"
+    return folder / f"{contents}{hashlib.sha1(key.encode()).hexdigest()[:16]}{form.suffix}"
+
+
+def _read_or_none(path: Path | None, form: _Format):
+    """The value kept at ``path``, or None when there is none (an unreadable one is deleted)."""
+    if path is None or not path.exists():
+        return None
+    try:
+        return form.read(path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, pa.ArrowInvalid):
+        path.unlink(missing_ok=True)
+        return None
+
+
+def _cached(con, tables: tuple[str, ...], key: str, compute: Callable, form: _Format):
+    path = _entry(con, tables, key, form)
+    if path is None:
         return compute()
-    read_from = "+".join(tables)
-    contents = f"{read_from}-{tables_fingerprint(con, tables)}-"
-    path = folder / f"{contents}{hashlib.sha1(key.encode()).hexdigest()[:16]}{form.suffix}"
-    if path.exists():
-        try:
-            return form.read(path)
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, pa.ArrowInvalid):
-            path.unlink(missing_ok=True)  # unreadable: read again and replace it
-    value = compute()
+    value = _read_or_none(path, form)
+    if value is None:
+        value = compute()
+        _keep(path, value, form)
+    return value
+
+
+def _keep(path: Path, value, form: _Format) -> None:
+    """Keep ``value`` at ``path`` and delete the entries of the same tables with other contents (a read-only
+    home, or a value the format cannot hold, keeps nothing)."""
     try:
         _write(path, value, form.write)
-    except (OSError, ValueError, pa.ArrowException):  # a read-only home, or a value the format cannot hold
-        return value
-    for stale in folder.glob(f"{read_from}-*"):
+    except (OSError, ValueError, pa.ArrowException):
+        return
+    contents = path.name.rsplit("-", 1)[0] + "-"
+    read_from = contents.rsplit("-", 2)[0]
+    for stale in path.parent.glob(f"{read_from}-*"):
         if not stale.name.startswith(contents):
             stale.unlink(missing_ok=True)
-    return value
 
 
 def _write(path: Path, value, write: Callable[[str, object], None]) -> None:
@@ -160,6 +259,9 @@ def _read_table(path: Path) -> pa.Table:
 def _write_table(temporary: str, table: pa.Table) -> None:
     with ipc.new_file(temporary, table.schema) as writer:
         writer.write_table(table)
+
+
+_ROWS = _Format(".arrow", _read_table, _write_table)
 
 
 def _read_frame(path: Path) -> pd.DataFrame:

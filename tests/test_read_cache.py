@@ -8,13 +8,21 @@ import pytest
 
 from coursepilot import read_cache
 from coursepilot import warehouse as warehouse_module
-from coursepilot.read_cache import cache_dir, cached_frame, cached_rows_with_vectors, tables_fingerprint
+from coursepilot.read_cache import (
+    VectorRows,
+    cache_dir,
+    cached_frame,
+    cached_rows_with_vectors,
+    replace_keeping_rows,
+    tables_fingerprint,
+)
 from coursepilot.splits import coded_interactions
 from coursepilot.warehouse import (
     WRITE_STAMPS,
     Merge,
     read_rows_with_vectors,
     replace_tables,
+    row_count,
     stamp_tables,
     vector_column,
     vector_matrix,
@@ -155,26 +163,69 @@ def test_writes_through_replace_tables_are_named_by_stamp_not_by_hashing(warehou
     assert not (coded_interactions(warehouse, ("train",), LEARNERS, COURSES)["row"] == 4).any()
 
 
-def test_cached_rows_with_vectors_equal_a_fresh_read_in_id_order(warehouse, monkeypatch):
-    rng = np.random.default_rng(1)
-    ids = [f"v{i:03d}" for i in range(40)]
-    rows = lambda part: pa.table(  # noqa: E731
+VECTORS = VectorRows("vectors", "learner_id", ("v",), ("tag",))
+
+
+def _vector_rows(ids, seed=1):
+    rng = np.random.default_rng(seed)
+    return lambda part: pa.table(
         {
             "learner_id": [ids[i] for i in part],
             "tag": [None if i % 5 == 0 else f"t{i % 3}" for i in part],
             "v": vector_column(rng.normal(size=(len(part), 8))),
         }
     )
+
+
+def _fresh_read_equals_the_kept(con, monkeypatch):
+    """The kept read of VECTORS equals a fresh read, and is served without reading the table."""
+    fresh = read_rows_with_vectors(con, "vectors", "learner_id", ("v",), ("tag",))
+    with monkeypatch.context() as patched:
+        patched.setattr(read_cache, "read_rows_with_vectors", lambda *a, **k: pytest.fail("read again"))
+        frame, matrices = cached_rows_with_vectors(con, VECTORS)
+    pd.testing.assert_frame_equal(frame, fresh[0])
+    np.testing.assert_array_equal(matrices["v"], fresh[1]["v"])
+    assert not matrices["v"].flags.writeable  # a view of the kept file
+    return fresh
+
+
+def test_cached_rows_with_vectors_equal_a_fresh_read_in_id_order(warehouse, monkeypatch):
+    ids = [f"v{i:03d}" for i in range(40)]
+    rows = _vector_rows(ids)
     replace_tables(warehouse, {"vectors": rows(range(30))})
     replace_tables(warehouse, {}, merged={"vectors": Merge(rows([3, *range(30, 40)]), ids[4:30])})
-    fresh = read_rows_with_vectors(warehouse, "vectors", "learner_id", ("v",), ("tag",))
+    cached_rows_with_vectors(warehouse, VECTORS)  # the first read keeps it
+    fresh = _fresh_read_equals_the_kept(warehouse, monkeypatch)
     assert fresh[0]["learner_id"].tolist() == ids[3:]  # merged rows come back in id order
-    for _ in range(2):
-        frame, matrices = cached_rows_with_vectors(warehouse, "vectors", "learner_id", ("v",), ("tag",))
-        pd.testing.assert_frame_equal(frame, fresh[0])
-        np.testing.assert_array_equal(matrices["v"], fresh[1]["v"])
-        monkeypatch.setattr(read_cache, "read_rows_with_vectors", lambda *a, **k: pytest.fail("read again"))
-    assert not matrices["v"].flags.writeable  # a view of the kept file
+
+
+def test_a_writer_keeps_the_read_of_what_it_wrote_whole_and_merged(warehouse, monkeypatch):
+    ids = [f"v{i:03d}" for i in range(40)]
+    rows = _vector_rows(ids)
+    replace_keeping_rows(
+        warehouse, VECTORS, {"vectors": rows([*range(20, 30), *range(10)])}
+    )  # not in id order
+    assert (
+        _fresh_read_equals_the_kept(warehouse, monkeypatch)[0]["learner_id"].tolist() == ids[:10] + ids[20:30]
+    )
+    # a merge into the kept read: learners 5-9 leave, 3 and 30-34 are (re)written
+    merge = Merge(rows([3, *range(30, 35)]), [*ids[:3], *ids[4:5], *ids[20:30]])
+    replace_keeping_rows(warehouse, VECTORS, {}, merged={"vectors": merge})
+    fresh = _fresh_read_equals_the_kept(warehouse, monkeypatch)
+    assert fresh[0]["learner_id"].tolist() == [*ids[:5], *ids[20:35]]
+    assert len(list(cache_dir(warehouse).glob("vectors-*"))) == 1  # the read before the merge is gone
+
+
+def test_a_merge_without_a_kept_read_leaves_the_read_to_the_reader_and_a_drop_is_refused(warehouse):
+    ids = [f"v{i:03d}" for i in range(10)]
+    rows = _vector_rows(ids)
+    replace_tables(warehouse, {"vectors": rows(range(6))})
+    replace_keeping_rows(warehouse, VECTORS, {}, merged={"vectors": Merge(rows([6, 7]), ids[:6])})
+    assert not list(cache_dir(warehouse).glob("vectors-*"))
+    assert cached_rows_with_vectors(warehouse, VECTORS)[0]["learner_id"].tolist() == ids[:8]
+    with pytest.raises(ValueError, match="vectors: only a merge by learner_id"):
+        replace_keeping_rows(warehouse, VECTORS, {}, merged={"vectors": Merge(rows([8]), ids, "tag = 't1'")})
+    assert row_count(warehouse, "vectors") == 8  # nothing was written
 
 
 def test_vector_matrix_keeps_a_row_per_vector_in_a_sliced_column_and_an_empty_write_stamps_nothing(warehouse):
