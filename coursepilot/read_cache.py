@@ -8,8 +8,8 @@ the query. A table's part of the fingerprint is its write stamp and row count wh
 makes one), else the sum of its row hashes (about a second at 20M rows; any write changes it, whoever makes
 it). Writing an entry deletes the entries of the same tables with other contents. In-memory
 databases are not cached. A writer of a table read whole with its vectors can keep that read itself
-(:func:`replace_keeping_rows`): the learner profiles' writer does, so neither peer stage reads 1.5 GB of
-vectors from the warehouse at a million learners.
+(:func:`replace_keeping_rows`): the learner profiles' writer does, so the peer stages map the 1.5 GB of
+profile vectors at a million learners instead of reading them from the warehouse.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ import pyarrow.ipc as ipc
 from .warehouse import (
     Merge,
     content_hash,
+    id_order,
+    in_id_order,
     qident,
     read_rows_with_vectors,
     replace_tables,
@@ -40,7 +42,7 @@ from .warehouse import (
     write_stamps,
 )
 
-ROWS_VERSION = 1  # bump when read_rows_with_vectors reads differently: kept rows are then read again
+ROWS_VERSION = 1  # bump when read_rows_with_vectors or replace_keeping_rows change what a kept read holds
 
 
 def cache_dir(con: duckdb.DuckDBPyConnection) -> Path | None:
@@ -132,49 +134,71 @@ def replace_keeping_rows(
     Without a kept read to merge into, the next reader reads the table."""
     merged = merged or {}
     merge = merged.get(rows.table)
+    written = merge.rows if merge is not None else frames.get(rows.table)
+    if not isinstance(written, pa.Table):
+        raise TypeError(f"{rows.table}: the rows to keep are written as a pyarrow Table")
     if merge is not None and (merge.drop or rows.id_column != "learner_id"):
         raise ValueError(f"{rows.table}: only a merge by learner_id without a drop condition can be kept")
     before = _entry(con, (rows.table,), rows.key(), _ROWS) if merge is not None else None
     previous = _read_or_none(before, _ROWS)
     replace_tables(con, frames, merged)
     after = _entry(con, (rows.table,), rows.key(), _ROWS)
-    if after is None:
+    if after is None or (merge is not None and previous is None):
         return
-    if rows.table in frames:
-        frame, matrices = _frame_and_matrices(rows, frames[rows.table])
-    elif previous is not None:
-        frame, matrices = _merged_rows(rows, _split_rows(rows, previous), merge)
-    else:
+    try:
+        # typed as the table returns them (a column of Nones only is stored as INTEGER, say)
+        schema = (
+            con.execute(
+                f"SELECT {', '.join(qident(c) for c in (rows.id_column, *rows.other))} "
+                f"FROM {qident(rows.table)} LIMIT 0"
+            )
+            .to_arrow_table()
+            .schema
+        )
+        fresh = _frame_and_matrices(rows, written, schema)
+        frame, matrices = (
+            fresh if merge is None else _merged_rows(rows, _split_rows(rows, previous), fresh, merge)
+        )
+        if len(frame) == row_count(con, rows.table):  # a merge SQL read otherwise (a NULL among the kept ids)
+            _keep(after, _rows_table(rows, frame, matrices), _ROWS)
+    except Exception:  # noqa: BLE001 - keeping is a shortcut: the write stands, and the next reader reads it
         return
-    _keep(after, _rows_table(rows, frame, matrices), _ROWS)
 
 
-def _frame_and_matrices(rows: VectorRows, table: pa.Table) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """Written rows as a read returns them: the frame and matrices, in id order."""
-    frame = table.select([rows.id_column, *rows.other]).to_pandas()
+def _frame_and_matrices(
+    rows: VectorRows, table: pa.Table, schema: pa.Schema
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Written rows as a read returns them: the frame (typed by ``schema``) and matrices, in id order."""
+    frame = table.select([rows.id_column, *rows.other]).cast(schema).to_pandas()
     matrices = {column: vector_matrix(table.column(column)) for column in rows.vectors}
-    return _in_id_order(rows, frame, matrices)
+    return in_id_order(frame, matrices, rows.id_column)
 
 
 def _merged_rows(
-    rows: VectorRows, previous: tuple[pd.DataFrame, dict[str, np.ndarray]], merge: Merge
+    rows: VectorRows,
+    previous: tuple[pd.DataFrame, dict[str, np.ndarray]],
+    fresh: tuple[pd.DataFrame, dict[str, np.ndarray]],
+    merge: Merge,
+    chunk: int = 65_536,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """The kept read after ``merge``: its rows of kept learners, then the merged rows, in id order."""
-    old_frame, old_matrices = previous
-    new_frame, new_matrices = _frame_and_matrices(rows, merge.rows)
-    kept = pd.Index(old_frame[rows.id_column].to_numpy(dtype=object)).isin(list(merge.kept))
-    frame = pd.concat([old_frame[kept], new_frame], ignore_index=True)
-    matrices = {c: np.concatenate([old_matrices[c][kept], new_matrices[c]]) for c in rows.vectors}
-    return _in_id_order(rows, frame, matrices)
-
-
-def _in_id_order(
-    rows: VectorRows, frame: pd.DataFrame, matrices: dict[str, np.ndarray]
-) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    order = np.argsort(frame[rows.id_column].to_numpy(dtype=object), kind="stable")
-    if (order == np.arange(len(order))).all():
-        return frame, matrices
-    return frame.iloc[order].reset_index(drop=True), {c: m[order] for c, m in matrices.items()}
+    """The kept read after ``merge``: the ``previous`` rows of kept learners, then the ``fresh`` rows, in id
+    order (each matrix gathered once into its place, ``chunk`` rows at a time)."""
+    (old_frame, old_matrices), (new_frame, new_matrices) = previous, fresh
+    kept = np.flatnonzero(pd.Index(old_frame[rows.id_column].to_numpy(dtype=object)).isin(merge.kept))
+    frame = pd.concat([old_frame.iloc[kept], new_frame], ignore_index=True)
+    order = id_order(frame[rows.id_column])
+    order = np.arange(len(frame)) if order is None else order
+    place = np.empty(len(order), dtype=np.int64)
+    place[order] = np.arange(len(order))
+    matrices = {}
+    for column in rows.vectors:
+        merged = np.empty((len(frame), old_matrices[column].shape[1]), dtype=np.float32)
+        for start in range(0, len(kept), chunk):
+            part = slice(start, min(start + chunk, len(kept)))
+            merged[place[part]] = old_matrices[column][kept[part]]
+        merged[place[len(kept) :]] = new_matrices[column]
+        matrices[column] = merged
+    return frame.iloc[order].reset_index(drop=True), matrices
 
 
 def _rows_table(rows: VectorRows, frame: pd.DataFrame, matrices: dict[str, np.ndarray]) -> pa.Table:

@@ -286,9 +286,22 @@ def read_rows_with_vectors(
         frames.append(batch.select(names).to_pandas())
         start += batch.num_rows
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=names)
-    order = np.argsort(frame[id_column].to_numpy(dtype=object), kind="stable")
     # a scan returns insertion order: id order, unless rows were merged in (replace_tables' ``merged``)
-    if (order != np.arange(n)).any():
-        frame = frame.iloc[order].reset_index(drop=True)
-        matrices = {c: m[order] for c, m in matrices.items()}
-    return frame, matrices
+    return in_id_order(frame, matrices, id_column)
+
+
+def in_id_order(
+    frame: pd.DataFrame, matrices: dict[str, np.ndarray], id_column: str
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """``frame`` and the ``matrices`` of its rows, sorted by :func:`id_order` (as they are when in order)."""
+    order = id_order(frame[id_column])
+    if order is None:
+        return frame, matrices
+    return frame.iloc[order].reset_index(drop=True), {c: m[order] for c, m in matrices.items()}
+
+
+def id_order(ids) -> np.ndarray | None:
+    """The stable sort of ``ids`` into id order, or None when they are in it: the row order of
+    :func:`read_rows_with_vectors`."""
+    order = np.argsort(np.asarray(ids, dtype=object), kind="stable")
+    return None if (order == np.arange(len(order))).all() else order

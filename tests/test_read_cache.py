@@ -216,7 +216,7 @@ def test_a_writer_keeps_the_read_of_what_it_wrote_whole_and_merged(warehouse, mo
     assert len(list(cache_dir(warehouse).glob("vectors-*"))) == 1  # the read before the merge is gone
 
 
-def test_a_merge_without_a_kept_read_leaves_the_read_to_the_reader_and_a_drop_is_refused(warehouse):
+def test_a_merge_without_a_kept_read_leaves_the_read_to_the_reader_and_bad_writes_are_refused(warehouse):
     ids = [f"v{i:03d}" for i in range(10)]
     rows = _vector_rows(ids)
     replace_tables(warehouse, {"vectors": rows(range(6))})
@@ -225,7 +225,40 @@ def test_a_merge_without_a_kept_read_leaves_the_read_to_the_reader_and_a_drop_is
     assert cached_rows_with_vectors(warehouse, VECTORS)[0]["learner_id"].tolist() == ids[:8]
     with pytest.raises(ValueError, match="vectors: only a merge by learner_id"):
         replace_keeping_rows(warehouse, VECTORS, {}, merged={"vectors": Merge(rows([8]), ids, "tag = 't1'")})
+    with pytest.raises(TypeError, match="vectors: the rows to keep are written as a pyarrow Table"):
+        replace_keeping_rows(warehouse, VECTORS, {"vectors": rows([8]).to_pandas()})
     assert row_count(warehouse, "vectors") == 8  # nothing was written
+
+
+def test_kept_rows_take_the_table_types_and_are_dropped_where_the_merge_differs(warehouse, monkeypatch):
+    ids = [f"v{i:03d}" for i in range(10)]
+    untagged = lambda part: _vector_rows(ids)(part).set_column(1, "tag", pa.nulls(len(part)))  # noqa: E731
+    replace_keeping_rows(warehouse, VECTORS, {"vectors": untagged(range(6))})  # stored as INTEGER
+    fresh = _fresh_read_equals_the_kept(warehouse, monkeypatch)
+    assert fresh[0]["tag"].dtype == np.float64
+    replace_keeping_rows(warehouse, VECTORS, {}, merged={"vectors": Merge(untagged([1, 7]), ids[2:6])})
+    _fresh_read_equals_the_kept(warehouse, monkeypatch)
+    # SQL's NOT IN keeps every row when a kept id is NULL: the kept read would differ, so none is kept
+    replace_keeping_rows(warehouse, VECTORS, {}, merged={"vectors": Merge(untagged([8]), [ids[2], None])})
+    reads = []
+    monkeypatch.setattr(
+        read_cache,
+        "read_rows_with_vectors",
+        lambda *a, **k: reads.append(a) or read_rows_with_vectors(*a, **k),
+    )
+    assert cached_rows_with_vectors(warehouse, VECTORS)[0]["learner_id"].tolist() == [*ids[1:6], *ids[7:9]]
+    assert len(reads) == 1
+
+
+def test_an_unreadable_kept_read_is_deleted_and_read_again(warehouse):
+    ids = [f"v{i:03d}" for i in range(10)]
+    rows = _vector_rows(ids)
+    replace_keeping_rows(warehouse, VECTORS, {"vectors": rows(range(6))})
+    (kept,) = cache_dir(warehouse).glob("vectors-*")
+    kept.write_bytes(b"not arrow")
+    replace_keeping_rows(warehouse, VECTORS, {}, merged={"vectors": Merge(rows([6]), ids[:6])})
+    assert not list(cache_dir(warehouse).glob("vectors-*"))
+    assert cached_rows_with_vectors(warehouse, VECTORS)[0]["learner_id"].tolist() == ids[:7]
 
 
 def test_vector_matrix_keeps_a_row_per_vector_in_a_sliced_column_and_an_empty_write_stamps_nothing(warehouse):
