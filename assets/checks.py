@@ -22,14 +22,14 @@ def _table_checks(table: str) -> list[AssetChecksDefinition]:
         asset=table, name="unique_key", blocking=True, description=f"{table}: key unique and not null"
     )
     def unique_key(warehouse: WarehouseResource) -> AssetCheckResult:
-        with warehouse.get_connection(read_only=True) as con:
+        with warehouse.get_connection() as con:
             return _result(quality.unique_key(con, table))
 
     @asset_check(
         asset=table, name="value_ranges", blocking=True, description=f"{table}: values within declared ranges"
     )
     def value_ranges(warehouse: WarehouseResource) -> AssetCheckResult:
-        with warehouse.get_connection(read_only=True) as con:
+        with warehouse.get_connection() as con:
             return _result(quality.value_ranges(con, table, ingest.source_info(con)["rating_scale"]))
 
     @asset_check(
@@ -39,7 +39,7 @@ def _table_checks(table: str) -> list[AssetChecksDefinition]:
         description=f"{table}: required columns complete; sparse ones reported",
     )
     def null_rates(warehouse: WarehouseResource) -> AssetCheckResult:
-        with warehouse.get_connection(read_only=True) as con:
+        with warehouse.get_connection() as con:
             return _result(quality.null_rates(con, table))
 
     return [unique_key, value_ranges, null_rates]
@@ -52,7 +52,7 @@ def _table_checks(table: str) -> list[AssetChecksDefinition]:
     description="every interaction names a known learner and course",
 )
 def interactions_referential_integrity(warehouse: WarehouseResource) -> AssetCheckResult:
-    with warehouse.get_connection(read_only=True) as con:
+    with warehouse.get_connection() as con:
         return _result(quality.referential_integrity(con))
 
 

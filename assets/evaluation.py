@@ -56,7 +56,7 @@ def evaluation_report(
         neural_params={k: v for k, v in neural.items() if k != "best_epochs"},
         neural_epochs=neural["best_epochs"],
     )
-    with warehouse.get_connection(read_only=True) as con:
+    with warehouse.get_connection() as con:
         if not row_count(con, "interactions"):
             reason = "the source has no interactions (a catalogue): nothing to rank"
             context.log.warning(reason)

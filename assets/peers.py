@@ -326,7 +326,7 @@ def difficulty_steering(
         )
         context.log.warning(reason)
         return MaterializeResult(metadata={"skipped": reason})
-    with warehouse.get_connection(read_only=True) as con:
+    with warehouse.get_connection() as con:
         scale = ingest.source_info(con)["rating_scale"]
         data, train = read_train(con, scale)
         relevant = held_out(con, data, "test", scale)

@@ -64,7 +64,7 @@ def _context(con, max_learners: int = 0, seed: int = 0):
 def _with_validation(context, warehouse: WarehouseResource, share: float, seed: int, max_learners: int = 0):
     """(data, test sets, the validation carve of its training rows, lineage tags), of a seeded sample of at
     most ``max_learners`` learners when that is set (only their rows are read)."""
-    with warehouse.get_connection(read_only=True) as con:
+    with warehouse.get_connection() as con:
         scale = ingest.source_info(con)["rating_scale"]
         data, relevant, validation = prepare(con, scale, share, seed, max_learners)
         _log_population(context, con, data)
@@ -219,7 +219,7 @@ def baseline_models(
     warehouse: WarehouseResource,
     tracking: TrackingResource,
 ) -> MaterializeResult:
-    with warehouse.get_connection(read_only=True) as con:
+    with warehouse.get_connection() as con:
         _, data, relevant = _context(con, config.max_learners, config.seed)
         _log_population(context, con, data)
         tags = run_tags(context, con)
@@ -325,7 +325,7 @@ def hybrid_model(
                 **{f"valid_ndcg_at_10_{m}": v for m, v in trained.valid_ndcg().items()},
             }
         )
-    with warehouse.get_connection(read_only=True) as con:
+    with warehouse.get_connection() as con:
         titles = load_courses(con)["title"].to_numpy()
         last_cold = (
             None if config.retune else getattr(home.models.last(HYBRID), "cold_start_popularity", None)
@@ -391,7 +391,7 @@ def rating_models(
     warehouse: WarehouseResource,
     tracking: TrackingResource,
 ) -> MaterializeResult:
-    with warehouse.get_connection(read_only=True) as con:
+    with warehouse.get_connection() as con:
         info = ingest.source_info(con)
         has_ratings = "rating" in columns(con, "interactions")
         # learners with training rows, a seeded sample of them above max_learners
@@ -518,7 +518,7 @@ def recommender(
     home: ProjectHomeResource,
     tracking: TrackingResource,
 ) -> MaterializeResult:
-    with warehouse.get_connection(read_only=True) as con:
+    with warehouse.get_connection() as con:
         tags = run_tags(context, con)
     choice = home.models.load(HYBRID)
     tracker = tracking.tracker()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -37,6 +38,12 @@ from .minilm import DIM, MODEL_NAME, load_model, model_id, text_key
 
 BACKENDS = ("torch", "onnx", "onnx_int8")
 EXACT = ("torch", "onnx")  # the same vectors (cosine 1.000000): one cache entry serves both
+
+
+ENCODING = threading.Lock()
+"""One encoding at a time in a process: steps on threads (``pipelines.threads``) may encode at once, and the
+encoder already uses both cores, its first load imports transformers (whose lazy imports are not
+thread-safe), its tokenizer is not safe to share between threads, and the cache file is rewritten whole."""
 
 
 def cache_id(model: str, backend: str) -> str:
@@ -104,40 +111,43 @@ def embed_texts(
     is batched with; one text at a time (cold start) it is the same on every call.
     """
     texts = check_texts(texts)
-    stats = stats if stats is not None else EmbedStats()
-    out = np.zeros((len(texts), DIM), dtype=np.float32)
-    model_key = cache_id(model, check_backend(backend))
-    keys = [text_key(model_key, t) for t in texts]
-    known = cache.get(keys) if cache is not None else {}
-    hits = sum(k in known for k in keys)
-    # each distinct text not in the cache, once (learner profiles repeat: many share a job and software)
-    first: dict[str, int] = {}
-    for i, k in enumerate(keys):
-        if k not in known:
-            first.setdefault(k, i)
-    todo = list(first.values())
-    if todo:
-        if onnx_folder is None and cache is not None:
-            onnx_folder = cache.path.parent / "onnx"
-        encoder = load_encoder(model, device, backend, str(onnx_folder) if onnx_folder is not None else None)
-        started = time.perf_counter()
-        vectors = encoder.encode(
-            [texts[i] for i in todo],
-            batch_size=batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        ).astype(np.float32)
-        stats.seconds += time.perf_counter() - started
-        stats.truncated += _truncated(encoder, [texts[i] for i in todo])
-        known = {**known, **{keys[i]: v for i, v in zip(todo, vectors)}}
-        if cache is not None:
-            cache.put({keys[i]: known[keys[i]] for i in todo})
-    for i, k in enumerate(keys):
-        out[i] = known[k]
-    stats.encoded += len(todo)
-    stats.cached += hits
-    return out
+    with ENCODING:
+        stats = stats if stats is not None else EmbedStats()
+        out = np.zeros((len(texts), DIM), dtype=np.float32)
+        model_key = cache_id(model, check_backend(backend))
+        keys = [text_key(model_key, t) for t in texts]
+        known = cache.get(keys) if cache is not None else {}
+        hits = sum(k in known for k in keys)
+        # each distinct text not in the cache, once (learner profiles repeat: many share a job and software)
+        first: dict[str, int] = {}
+        for i, k in enumerate(keys):
+            if k not in known:
+                first.setdefault(k, i)
+        todo = list(first.values())
+        if todo:
+            if onnx_folder is None and cache is not None:
+                onnx_folder = cache.path.parent / "onnx"
+            encoder = load_encoder(
+                model, device, backend, str(onnx_folder) if onnx_folder is not None else None
+            )
+            started = time.perf_counter()
+            vectors = encoder.encode(
+                [texts[i] for i in todo],
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            ).astype(np.float32)
+            stats.seconds += time.perf_counter() - started
+            stats.truncated += _truncated(encoder, [texts[i] for i in todo])
+            known = {**known, **{keys[i]: v for i, v in zip(todo, vectors)}}
+            if cache is not None:
+                cache.put({keys[i]: known[keys[i]] for i in todo})
+        for i, k in enumerate(keys):
+            out[i] = known[k]
+        stats.encoded += len(todo)
+        stats.cached += hits
+        return out
 
 
 def _truncated(encoder, texts: list[str]) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
 import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -239,14 +240,26 @@ def _read_or_none(path: Path | None, form: _Format):
         return None
 
 
+_MAKING: dict[Path, threading.Lock] = {}
+_MAKING_LOCK = threading.Lock()
+
+
+def _making(path: Path) -> threading.Lock:
+    """The lock of the entry at ``path``: steps on threads (``pipelines.threads``) that want the same read
+    make it once, the later ones wait and read it."""
+    with _MAKING_LOCK:
+        return _MAKING.setdefault(path, threading.Lock())
+
+
 def _cached(con, tables: tuple[str, ...], key: str, compute: Callable, form: _Format):
     path = _entry(con, tables, key, form)
     if path is None:
         return compute()
-    value = _read_or_none(path, form)
-    if value is None:
-        value = compute()
-        _keep(path, value, form)
+    with _making(path):
+        value = _read_or_none(path, form)
+        if value is None:
+            value = compute()
+            _keep(path, value, form)
     return value
 
 

@@ -28,6 +28,7 @@ from coursepilot.home import ProjectHome
 from pipelines.schedules import nightly_schedule, weekly_schedule
 from pipelines.sensors import source_change_sensor
 from pipelines.settings import EXECUTOR_ENV, Settings
+from pipelines.threads import thread_executor
 from resources import (
     DatasetResource,
     EmbedderResource,
@@ -51,7 +52,7 @@ KEPT_TUNING = (
 """Assets whose ``retune: false`` the nightly sets: they keep the settings the last tuning chose."""
 
 FULL_JOB, NIGHTLY_JOB = "full_pipeline", "nightly_retrain"
-EXECUTORS = ("in_process", "multiprocess", "k8s", "celery")
+EXECUTORS = ("in_process", "threads", "multiprocess", "k8s", "celery")
 KEEP_TUNING = {"retune": False}
 NIGHTLY_CONFIG = {
     **{asset.op.name: {"config": KEEP_TUNING} for asset in KEPT_TUNING},
@@ -94,13 +95,16 @@ def executor(name: str) -> ExecutorDefinition:
     """The step executor called ``name`` (``Settings.executor``: ``$COURSEPILOT_EXECUTOR``, default
     ``in_process``).
 
-    Every executor runs one step at a time: each step writes the DuckDB warehouse, which allows a single
-    writing process (and no reader in another process while it writes). The others give each step its
-    own process (multiprocess), Kubernetes job (dagster-k8s) or Celery task (dagster-celery); the last
-    two need the project home on a volume every step can mount. See deploy/README.md.
+    The DuckDB warehouse allows a single writing process (and no reader in another process while it
+    writes). ``threads`` runs independent steps side by side in the run's process (``pipelines.threads``);
+    ``in_process`` runs them one at a time there. The others give each step its own process
+    (multiprocess), Kubernetes job (dagster-k8s) or Celery task (dagster-celery), so they run one step at
+    a time; the last two need the project home on a volume every step can mount. See deploy/README.md.
     """
     if name == "in_process":
         return in_process_executor
+    if name == "threads":
+        return thread_executor
     if name == "multiprocess":
         return multiprocess_executor.configured({"max_concurrent": 1}, name="multiprocess")
     if name == "k8s":
@@ -130,8 +134,8 @@ def build_definitions(
     """Definitions for a project home, a data source and deployment settings (defaults: environment, then
     built-ins).
 
-    Steps run one at a time (see :func:`executor`), and the run queue in ``dagster.yaml`` runs one run
-    at a time, so the warehouse is never written by two processes at once.
+    Steps of a run share one process or run one at a time (see :func:`executor`), and the run queue in
+    ``dagster.yaml`` runs one run at a time, so the warehouse is never written by two processes at once.
     """
     home = home or ProjectHome.resolve()
     dataset = dataset or DatasetResource.from_env()

@@ -18,6 +18,7 @@ from dagster import (
     ExecuteInProcessResult,
     HookContext,
     HookDefinition,
+    JobDefinition,
     failure_hook,
     success_hook,
 )
@@ -31,6 +32,8 @@ from resources import DatasetResource
 
 from .definitions import FULL_JOB, build_definitions
 from .progress import StepProgress, progress_logger
+from .settings import Settings
+from .threads import execute_in_threads
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -133,12 +136,19 @@ def run_pipeline(
         defs = build_definitions(home, dataset, loggers={"progress": progress_logger(handler)})
         with DagsterInstance.get() as instance, InterruptWatch() as watch:
             job = defs.resolve_job_def(job_name).with_hooks(watch.hooks())
-            return job.execute_in_process(
-                instance=instance,
-                raise_on_error=False,
-                tags=NOT_RETRIED,
-                run_config={**(job.run_config or {}), "loggers": {"progress": {}}},
+            return execute_here(
+                job, instance, {**(job.run_config or {}), "loggers": {"progress": {}}}, NOT_RETRIED
             )
+
+
+def execute_here(
+    job: JobDefinition, instance: DagsterInstance, run_config: dict, tags=None
+) -> ExecuteInProcessResult:
+    """Run ``job`` in this process: independent steps side by side on threads when the executor setting
+    (``$COURSEPILOT_EXECUTOR``) is ``threads``, one step at a time otherwise."""
+    if Settings.from_env().executor == "threads":
+        return execute_in_threads(job, instance, run_config, tags)
+    return job.execute_in_process(instance=instance, raise_on_error=False, tags=tags, run_config=run_config)
 
 
 def interrupted(result: ExecuteInProcessResult) -> bool:

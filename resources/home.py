@@ -58,8 +58,11 @@ class WarehouseResource(ConfigurableResource):
             yield self
 
     @contextmanager
-    def get_connection(self, read_only: bool = False):
-        with warehouse.connect(self.database, read_only=read_only, lock_wait_s=self.lock_wait_s) as con:
+    def get_connection(self):
+        """A connection that may write. Steps of a run on threads share the process's database (DuckDB refuses
+        a read-only connection beside a writing one in the same process), and the run lock keeps other
+        runs out."""
+        with warehouse.connect(self.database, lock_wait_s=self.lock_wait_s) as con:
             yield con
 
 

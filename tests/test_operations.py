@@ -17,6 +17,7 @@ from coursepilot.home import ProjectHome
 from coursepilot.registry import MODEL_NAME, champion_version, promote, promotion_gate
 from pipelines.definitions import EXECUTOR_ENV, EXECUTORS, build_definitions, executor
 from pipelines.run import prepare_dagster_home
+from pipelines.threads import THREADS
 from resources import DatasetResource
 
 REPO = Path(__file__).resolve().parents[1]
@@ -144,7 +145,7 @@ def test_gate_keeps_the_champion_against_a_worse_model_and_rollback_works(client
 
 
 @pytest.mark.parametrize("name", EXECUTORS)
-def test_every_executor_config_is_valid_and_runs_one_step_at_a_time(tmp_path, monkeypatch, name):
+def test_every_executor_config_is_valid_and_only_threads_share_a_process(tmp_path, monkeypatch, name):
     monkeypatch.setenv(EXECUTOR_ENV, name)
     monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")  # read, not connected to
     monkeypatch.setenv("CELERY_RESULT_BACKEND", "redis://127.0.0.1:6379/1")
@@ -154,15 +155,16 @@ def test_every_executor_config_is_valid_and_runs_one_step_at_a_time(tmp_path, mo
     config = next(iter(execution.values()), {}) if execution else {}
     assert (
         name == "in_process"
+        or (name == "threads" and config.get("max_concurrent", THREADS) == THREADS)
         or config.get("max_concurrent") == 1
         or config.get("config_source") == {"worker_concurrency": 1}
     )
 
 
 def test_unknown_executor_is_refused(monkeypatch):
-    monkeypatch.setenv(EXECUTOR_ENV, "threads")
+    monkeypatch.setenv(EXECUTOR_ENV, "processes")
     with pytest.raises(
-        ValueError, match="COURSEPILOT_EXECUTOR='threads': choose one of in_process, multiprocess"
+        ValueError, match="COURSEPILOT_EXECUTOR='processes': choose one of in_process, threads, multiprocess"
     ):
         build_definitions()
 

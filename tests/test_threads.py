@@ -1,0 +1,203 @@
+"""The thread executor: independent steps overlap, dependencies and failures are kept, hooks run, an interrupt
+stops the run after the steps under way, and the project's graph runs on it with the results of the
+in-process executor."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from dagster import DagsterEventType, DagsterInstance, job, op, success_hook
+
+from coursepilot import warehouse
+from coursepilot.home import ProjectHome
+from pipelines.run import prepare_dagster_home
+from pipelines.threads import execute_in_threads
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _spans(instance: DagsterInstance, run_id: str) -> dict[str, tuple[float, float]]:
+    """Each step's (start, end) from the run's stored events."""
+    starts, ends = {}, {}
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type == DagsterEventType.STEP_START:
+            starts[event.step_key] = record.timestamp
+        elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+            ends[event.step_key] = record.timestamp
+    return {key: (starts[key], ends[key]) for key in ends}
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def _branches(fail: bool = False):
+    """Two branches of one slow step each, joined by a last step; the second branch fails when ``fail``."""
+    threads: dict[str, str] = {}
+    hooked: list[str] = []
+
+    @success_hook
+    def record(context):
+        hooked.append(context.op.name)
+
+    @op
+    def left() -> int:
+        threads["left"] = threading.current_thread().name
+        time.sleep(1.0)
+        return 1
+
+    @op
+    def right() -> int:
+        threads["right"] = threading.current_thread().name
+        time.sleep(1.0)
+        if fail:
+            raise ValueError("right broke")
+        return 2
+
+    @op
+    def joined(a: int, b: int) -> int:
+        return a + b
+
+    @job(hooks={record})
+    def branches():
+        joined(left(), right())
+
+    return branches, threads, hooked
+
+
+def test_independent_steps_overlap_on_threads_and_their_dependants_wait():
+    branches, threads, hooked = _branches()
+    with DagsterInstance.ephemeral() as instance:
+        result = execute_in_threads(branches, instance, {}, None)
+        spans = _spans(instance, result.run_id)
+    assert result.success
+    assert result.output_for_node("joined") == 3
+    assert _overlap(spans["left"], spans["right"]) and threads["left"] != threads["right"]
+    assert spans["joined"][0] >= max(spans["left"][1], spans["right"][1])
+    assert sorted(hooked) == ["joined", "left", "right"]  # every step's hook, on the run's thread
+
+
+def test_one_thread_runs_one_step_at_a_time():
+    branches, _, _ = _branches()
+    with DagsterInstance.ephemeral() as instance:
+        result = execute_in_threads(branches, instance, {}, None, max_concurrent=1)
+        spans = _spans(instance, result.run_id)
+    assert result.success
+    assert not any(_overlap(spans[a], spans[b]) for a in spans for b in spans if a < b)
+
+
+def test_a_failing_step_skips_its_dependants_and_the_other_branch_finishes():
+    branches, threads, _ = _branches(fail=True)
+    with DagsterInstance.ephemeral() as instance:
+        result = execute_in_threads(branches, instance, {}, None)
+    assert not result.success
+    failed = [e for e in result.all_events if e.is_step_failure]
+    assert [e.step_key for e in failed] == ["right"]
+    assert "right broke" in str(failed[0].step_failure_data.error.cause.message)
+    assert {e.step_key for e in result.all_events if e.is_step_start} == {"left", "right"}  # joined never ran
+    assert result.output_for_node("left") == 1
+
+
+INTERRUPTED = """
+import sys, time
+from pathlib import Path
+from dagster import DagsterInstance, job, op
+from pipelines.run import interrupted
+from pipelines.threads import execute_in_threads
+
+@op
+def slow() -> int:
+    print("slow started", flush=True)
+    time.sleep(3)
+    print("slow finished", flush=True)
+    return 1
+
+@op
+def after(x: int) -> None:
+    print("after ran", flush=True)
+
+@job
+def chain():
+    after(slow())
+
+with DagsterInstance.ephemeral() as instance:
+    result = execute_in_threads(chain, instance, {}, None)
+print("interrupted" if interrupted(result) else "success" if result.success else "failure", flush=True)
+"""
+
+
+def test_an_interrupt_lets_the_step_under_way_finish_then_stops_the_run():
+    run = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPTED],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    deadline = time.monotonic() + 60
+    line = ""
+    while "slow started" not in line and time.monotonic() < deadline:
+        line = run.stdout.readline()
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=60)
+    assert out.split() == ["slow", "finished", "interrupted"], err[-3000:]
+
+
+@pytest.mark.slow
+def test_the_project_graph_on_threads_matches_one_step_at_a_time(tmp_path):
+    """The code location with ``COURSEPILOT_EXECUTOR=threads``, through ``dagster asset materialize`` (the
+    path of the UI and the daemon), against the in-process executor on the same data."""
+    select = (
+        "raw_learners,raw_courses,raw_interactions,learners,courses,interactions,split,learner_features,"
+        "tfidf_course_vectors"
+    )
+    tables = {}
+    for name in ("threads", "in_process"):
+        home = ProjectHome.resolve(tmp_path / name)
+        env = dict(
+            os.environ,
+            COURSEPILOT_EXECUTOR=name,
+            COURSEPILOT_SYNTHETIC_SIZE="XS",
+            COURSEPILOT_HOME=str(home.root),
+            DAGSTER_HOME=str(prepare_dagster_home(home)),
+        )
+        done = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "dagster"),
+                "asset",
+                "materialize",
+                "-m",
+                "pipelines.definitions",
+            ]
+            + ["--select", select],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert ("threads in process" in done.stderr) == (name == "threads")
+        with DagsterInstance.from_config(str(home.dagster)) as instance:
+            run = instance.get_runs(limit=1)[0]
+            spans = _spans(instance, run.run_id)
+            assert run.status.value == "SUCCESS"
+        overlapped = any(_overlap(spans[a], spans[b]) for a in spans for b in spans if a < b)
+        assert overlapped == (name == "threads"), spans
+        with warehouse.connect(home.warehouse, read_only=True) as con:
+            tables[name] = {
+                table: con.execute(f"SELECT * FROM {table} ORDER BY ALL").df().round(9)
+                for table in ("split", "learner_features")
+            }
+    for table, frame in tables["threads"].items():
+        assert frame.equals(tables["in_process"][table]), table
