@@ -16,7 +16,7 @@ MAX_MODEL_AGE_ENV = "COURSEPILOT_MAX_MODEL_AGE_HOURS"
 class Settings:
     """How the code location runs: the step executor, the two schedules and the champion's largest age."""
 
-    executor: str = "in_process"  # one of pipelines.definitions.EXECUTORS
+    executor: str = "threads"  # one of pipelines.definitions.EXECUTORS
     nightly_cron: str = "0 2 * * *"
     weekly_cron: str = "0 3 * * 0"  # Sundays
     timezone: str = "UTC"  # of both schedules
