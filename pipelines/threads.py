@@ -16,10 +16,10 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 
-from dagster import Field, Int, executor
+from dagster import DagsterInstance, ExecuteInProcessResult, Field, Int, JobDefinition, executor
 from dagster._core.definitions.job_base import InMemoryJob
 from dagster._core.errors import DagsterExecutionInterruptedError
 from dagster._core.events import DagsterEvent, EngineEventData
@@ -93,7 +93,7 @@ def _step_worker(step_context, events: queue.Queue) -> None:
     try:
         for event in dagster_event_sequence_for_step(step_context):
             events.put((key, event))
-    except BaseException as error:  # noqa: BLE001 - handed to the run's thread, which raises it
+    except BaseException as error:  # handed to the run's thread, which raises it
         events.put((key, error))
     finally:
         events.put((key, _DONE))
@@ -192,7 +192,13 @@ def thread_executor(init_context) -> ThreadExecutor:
     )
 
 
-def execute_in_threads(job, instance, run_config, tags, max_concurrent: int = THREADS):
+def execute_in_threads(
+    job: JobDefinition,
+    instance: DagsterInstance,
+    run_config: Mapping[str, object],
+    tags: Mapping[str, str] | None,
+    max_concurrent: int = THREADS,
+) -> ExecuteInProcessResult:
     """``job.execute_in_process(...)`` (the result, the events, the instance's run) with its steps on
     threads: Dagster's own ``execute_in_process`` always runs one step at a time."""
     ephemeral = job.as_ephemeral_job(resource_defs={}, input_values={}).with_executor_def(
