@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -128,3 +130,23 @@ def test_int8_backend_is_close_to_torch_keeps_its_file_and_its_own_cache_entries
     assert len(EmbeddingCache(tmp_path)) == 8
     with pytest.raises(ValueError, match="choose one of torch, onnx, onnx_int8"):
         embed_texts(["a new text"], backend="onnx_int4")
+
+
+def test_encodings_on_threads_at_once_get_their_own_vectors_and_the_cache_keeps_both(tmp_path):
+    texts = {
+        "courses": ["Linear algebra for data science", "Painting with watercolours", "Intro to SQL"],
+        "profiles": ["Data analyst using Excel and SQL", "Nurse learning statistics"],
+    }
+    encoded = {}
+
+    def encode(name):
+        encoded[name] = embed_texts(texts[name], cache=EmbeddingCache(tmp_path))
+
+    threads = [threading.Thread(target=encode, args=(name,)) for name in texts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for name, batch in texts.items():
+        np.testing.assert_allclose(encoded[name], embed_texts(batch), atol=1e-5)
+    assert len(EmbeddingCache(tmp_path)) == 5

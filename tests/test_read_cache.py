@@ -1,5 +1,8 @@
 """The read cache: a kept read equals a fresh one, and any write to the tables it read is seen."""
 
+import threading
+import time
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -271,3 +274,22 @@ def test_vector_matrix_keeps_a_row_per_vector_in_a_sliced_column_and_an_empty_wr
     assert vector_matrix(with_null).shape == (6, 2)
     replace_tables(warehouse, {})
     assert write_stamps(warehouse, ["split"]) == {}
+
+
+def test_steps_on_threads_wanting_one_read_make_it_once(warehouse):
+    reads, results = [], []
+
+    def read():
+        reads.append(1)
+        time.sleep(0.5)  # long enough for the other thread to ask meanwhile
+        return pd.DataFrame({"x": np.arange(5)})
+
+    def step():
+        results.append(cached_frame(warehouse.cursor(), ("interactions",), "k", read)["x"].tolist())
+
+    steps = [threading.Thread(target=step) for _ in range(2)]
+    for thread in steps:
+        thread.start()
+    for thread in steps:
+        thread.join()
+    assert len(reads) == 1 and results == [list(range(5))] * 2
