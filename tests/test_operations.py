@@ -169,31 +169,32 @@ def test_unknown_executor_is_refused(monkeypatch):
         build_definitions()
 
 
-@pytest.mark.slow
-def test_multiprocess_executor_runs_each_step_in_its_own_process(tmp_path):
-    home = ProjectHome.resolve(tmp_path / "home")
+def materialize_xs(home: ProjectHome, executor_name: str, select: str) -> subprocess.CompletedProcess:
+    """``dagster asset materialize --select SELECT`` on the code location with that executor, synthetic XS
+    data and ``home`` (the path of the UI and the daemon)."""
     env = dict(
         os.environ,
-        COURSEPILOT_EXECUTOR="multiprocess",
+        COURSEPILOT_EXECUTOR=executor_name,
         COURSEPILOT_SYNTHETIC_SIZE="XS",
         COURSEPILOT_HOME=str(home.root),
         DAGSTER_HOME=str(prepare_dagster_home(home)),
     )
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "dagster"),
-            "asset",
-            "materialize",
-            "-m",
-            "pipelines.definitions",
-            "--select",
-            "raw_learners,raw_courses,raw_interactions,learners,courses,interactions,split",
-        ],
+    dagster = str(Path(sys.executable).parent / "dagster")
+    return subprocess.run(
+        [dagster, "asset", "materialize", "-m", "pipelines.definitions", "--select", select],
         env=env,
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_multiprocess_executor_runs_each_step_in_its_own_process(tmp_path):
+    home = ProjectHome.resolve(tmp_path / "home")
+    done = materialize_xs(
+        home, "multiprocess", "raw_learners,raw_courses,raw_interactions,learners,courses,interactions,split"
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "multiprocess" in done.stderr and done.stderr.count("STEP_WORKER_STARTED") >= 3

@@ -4,7 +4,6 @@ in-process executor."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -17,8 +16,8 @@ from dagster import DagsterEventType, DagsterInstance, job, op, success_hook
 
 from coursepilot import warehouse
 from coursepilot.home import ProjectHome
-from pipelines.run import prepare_dagster_home
 from pipelines.threads import execute_in_threads
+from tests.test_operations import materialize_xs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -114,6 +113,7 @@ from pathlib import Path
 from dagster import DagsterInstance, job, op
 from pipelines.run import interrupted
 from pipelines.threads import execute_in_threads
+from tests.test_operations import materialize_xs
 
 @op
 def slow() -> int:
@@ -164,28 +164,7 @@ def test_the_project_graph_on_threads_matches_one_step_at_a_time(tmp_path):
     tables = {}
     for name in ("threads", "in_process"):
         home = ProjectHome.resolve(tmp_path / name)
-        env = dict(
-            os.environ,
-            COURSEPILOT_EXECUTOR=name,
-            COURSEPILOT_SYNTHETIC_SIZE="XS",
-            COURSEPILOT_HOME=str(home.root),
-            DAGSTER_HOME=str(prepare_dagster_home(home)),
-        )
-        done = subprocess.run(
-            [
-                str(Path(sys.executable).parent / "dagster"),
-                "asset",
-                "materialize",
-                "-m",
-                "pipelines.definitions",
-            ]
-            + ["--select", select],
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        done = materialize_xs(home, name, select)
         assert done.returncode == 0, done.stderr[-3000:]
         assert ("threads in process" in done.stderr) == (name == "threads")
         with DagsterInstance.from_config(str(home.dagster)) as instance:
