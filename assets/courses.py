@@ -14,6 +14,7 @@ from coursepilot.tracking import log_classifier
 from coursepilot.warehouse import read_vectors, replace_tables, vector_column
 from resources import EmbedderResource, TrackingResource, WarehouseResource
 
+from . import ENCODES
 from .lineage import run_tags
 from .metadata import confusion_table, markdown_table
 from .source_data import CLEANED
@@ -24,6 +25,7 @@ NO_TEXT = "no course text: no title or description holds a word TF-IDF can index
 
 @asset(
     group_name=GROUP,
+    op_tags=ENCODES,
     kinds={"duckdb", "pytorch"},
     deps=[CLEANED["courses"]],
     description="all-MiniLM-L6-v2 embedding (384-d, L2-normalised) of each course's title, description, "

@@ -19,6 +19,7 @@ from coursepilot.read_cache import replace_keeping_rows
 from coursepilot.warehouse import Merge, replace_tables, row_count, vector_column
 from resources import EmbedderResource, WarehouseResource
 
+from . import ENCODES
 from .courses import course_embeddings
 from .metadata import markdown_table
 from .source_data import CLEANED
@@ -30,6 +31,7 @@ PROFILES = PROFILE_ROWS.table
 
 @asset(
     group_name=GROUP,
+    op_tags=ENCODES,
     kinds={"duckdb", "pytorch"},
     deps=[CLEANED["learners"], CLEANED["courses"]],
     description="MiniLM embeddings of every distinct job, software and theme text (equations 15-17).",

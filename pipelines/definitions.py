@@ -93,11 +93,11 @@ nightly_retrain = define_asset_job(
 
 def executor(name: str) -> ExecutorDefinition:
     """The step executor called ``name`` (``Settings.executor``: ``$COURSEPILOT_EXECUTOR``, default
-    ``in_process``).
+    ``threads``).
 
     The DuckDB warehouse allows a single writing process (and no reader in another process while it
-    writes). ``threads`` runs independent steps side by side in the run's process (``pipelines.threads``);
-    ``in_process`` runs them one at a time there. The others give each step its own process
+    writes). ``threads`` runs independent steps side by side in the run's process (``pipelines.threads``),
+    the longest chain first; ``in_process`` runs them one at a time there. The others give each step its own process
     (multiprocess), Kubernetes job (dagster-k8s) or Celery task (dagster-celery), so they run one step at
     a time; the last two need the project home on a volume every step can mount. See deploy/README.md.
     """

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 
 from dagster import DagsterInstance, ExecuteInProcessResult, Field, Int, JobDefinition, executor
@@ -31,12 +31,20 @@ from dagster._core.execution.execute_in_process import core_execute_in_process, 
 from dagster._core.execution.plan.execute_plan import _trigger_hook, dagster_event_sequence_for_step
 from dagster._core.execution.plan.instance_concurrency_context import InstanceConcurrencyContext
 from dagster._core.execution.plan.plan import ExecutionPlan
+from dagster._core.execution.plan.step import ExecutionStep
 from dagster._core.execution.retries import RetryMode, get_retries_config
+from dagster._core.execution.tags import get_tag_concurrency_limits_config
 from dagster._core.executor.base import Executor
+from dagster._core.storage.tags import PRIORITY_TAG
 
 THREADS = 2
 """Steps at a time by default: this machine's cores. Each step already uses both where its work releases the
 GIL (docs/scale.md), so more steps than cores would only add memory."""
+
+EXCLUSIVE_TAG = "coursepilot/exclusive"
+"""An op tag whose value names something its steps cannot share: of the steps with one value, one runs at a
+time (the encoder's two steps, which would otherwise hold a thread waiting on ``embeddings.ENCODING``)."""
+ONE_PER_VALUE = [{"key": EXCLUSIVE_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
 
 POLL_S = 0.5
 """How often the run's thread looks for a captured interrupt while steps run."""
@@ -46,11 +54,17 @@ _DONE = object()
 class ThreadExecutor(Executor):
     """Runs ready steps on up to ``max_concurrent`` threads of this process."""
 
-    def __init__(self, retries: RetryMode, max_concurrent: int = THREADS):
+    def __init__(
+        self,
+        retries: RetryMode,
+        max_concurrent: int = THREADS,
+        tag_concurrency_limits: list[dict] | None = None,
+    ):
         if max_concurrent < 1:
             raise ValueError(f"max_concurrent must be at least 1, not {max_concurrent}")
         self._retries = retries
         self.max_concurrent = max_concurrent
+        self.tag_limits = ONE_PER_VALUE if tag_concurrency_limits is None else tag_concurrency_limits
 
     @property
     def retries(self) -> RetryMode:
@@ -84,7 +98,9 @@ class ThreadExecutor(Executor):
         self, job_context: PlanExecutionContext, execution_plan: ExecutionPlan
     ) -> Iterator[DagsterEvent]:
         with InstanceConcurrencyContext(job_context.instance, job_context.dagster_run) as concurrency:
-            yield from run_steps(job_context, execution_plan, concurrency, self.max_concurrent)
+            yield from run_steps(
+                job_context, execution_plan, concurrency, self.max_concurrent, self.tag_limits
+            )
 
 
 def _step_worker(step_context, events: queue.Queue) -> None:
@@ -99,21 +115,43 @@ def _step_worker(step_context, events: queue.Queue) -> None:
         events.put((key, _DONE))
 
 
+def critical_path_first(execution_plan: ExecutionPlan) -> Callable[[ExecutionStep], float]:
+    """Sort key of ready steps: a higher ``dagster/priority`` tag first, then the step with the longest chain
+    of steps waiting on it (the run ends with the last of that chain, so it starts as soon as it can)."""
+    upstream = execution_plan.get_executable_step_deps()
+    waiting: dict[str, list[str]] = {key: [] for key in upstream}
+    for key, deps in upstream.items():
+        for dep in deps:
+            waiting.setdefault(dep, []).append(key)
+    chain: dict[str, int] = {}
+    for step in reversed(execution_plan.get_steps_to_execute_in_topo_order()):
+        chain[step.key] = 1 + max((chain[k] for k in waiting.get(step.key, ())), default=0)
+
+    def key(step: ExecutionStep) -> float:
+        return -(int(step.tags.get(PRIORITY_TAG, 0)) * len(chain) + chain.get(step.key, 0))
+
+    return key
+
+
 def run_steps(
     job_context: PlanExecutionContext,
     execution_plan: ExecutionPlan,
     concurrency: InstanceConcurrencyContext,
     max_concurrent: int,
+    tag_concurrency_limits: list[dict] | None = None,
 ) -> Iterator[DagsterEvent]:
-    """The plan's steps, up to ``max_concurrent`` at a time, each on its own thread; their events in the order
-    they happen. When the run stops early (an error, an interrupt), the steps under way finish first: a
-    step's warehouse transaction commits whole or not at all, and no step is left running past its run."""
+    """The plan's steps, up to ``max_concurrent`` at a time (and within ``tag_concurrency_limits``, Dagster's
+    format), each on its own thread, the longest chain first; their events in the order they happen. When
+    the run stops early (an error, an interrupt), the steps under way finish first: a step's warehouse
+    transaction commits whole or not at all, and no step is left running past its run."""
     events: queue.Queue = queue.Queue()
     running: dict[str, tuple[object, list[DagsterEvent], threading.Thread]] = {}
     with ExitStack() as stack:
         active = stack.enter_context(
             execution_plan.start(
                 retry_mode=job_context.retry_mode,
+                sort_key_fn=critical_path_first(execution_plan),
+                tag_concurrency_limits=tag_concurrency_limits,
                 instance_concurrency_context=concurrency,
                 step_dependency_config=job_context.step_dependency_config,
             )
@@ -181,6 +219,7 @@ def run_steps(
     name="threads",
     config_schema={
         "max_concurrent": Field(Int, is_required=False, default_value=THREADS, description="steps at a time"),
+        "tag_concurrency_limits": get_tag_concurrency_limits_config(),
         "retries": get_retries_config(),
     },
 )
@@ -188,7 +227,9 @@ def thread_executor(init_context) -> ThreadExecutor:
     """Independent steps side by side on threads of the run worker's process (see ``pipelines.threads``)."""
     config = init_context.executor_config
     return ThreadExecutor(
-        RetryMode.from_config(config["retries"]) or RetryMode.DISABLED, config["max_concurrent"]
+        RetryMode.from_config(config["retries"]) or RetryMode.DISABLED,
+        config["max_concurrent"],
+        config.get("tag_concurrency_limits"),
     )
 
 

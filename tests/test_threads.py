@@ -4,6 +4,7 @@ in-process executor."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from dagster import DagsterEventType, DagsterInstance, job, op, success_hook
 
 from coursepilot import warehouse
 from coursepilot.home import ProjectHome
-from pipelines.threads import execute_in_threads
+from pipelines.threads import EXCLUSIVE_TAG, execute_in_threads
 from tests.test_operations import materialize_xs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,12 +108,83 @@ def test_a_failing_step_skips_its_dependants_and_the_other_branch_finishes():
     assert result.output_for_node("left") == 1
 
 
+def test_the_step_with_the_longest_chain_behind_it_starts_first():
+    @op
+    def alone() -> None:
+        time.sleep(0.2)
+
+    @op
+    def first() -> int:
+        time.sleep(0.2)
+        return 1
+
+    @op
+    def second(x: int) -> int:
+        return x
+
+    @op
+    def third(x: int) -> None:
+        pass
+
+    @job
+    def uneven():
+        alone()
+        third(second(first()))
+
+    with DagsterInstance.ephemeral() as instance:
+        result = execute_in_threads(uneven, instance, {}, None, max_concurrent=1)
+        spans = _spans(instance, result.run_id)
+    assert result.success
+    assert spans["first"][1] <= spans["alone"][0]  # declared after ``alone``, but three steps wait on it
+    assert spans["second"][1] <= spans["alone"][0]  # and the chain goes on while it is the longer
+
+
+def test_steps_sharing_an_exclusive_value_never_overlap_and_leave_the_other_thread_free():
+    """The encoder's two steps (``assets.ENCODES``) one at a time, a third step beside them."""
+
+    @op(tags={EXCLUSIVE_TAG: "encoder"})
+    def encode_a() -> None:
+        time.sleep(0.6)
+
+    @op(tags={EXCLUSIVE_TAG: "encoder"})
+    def encode_b() -> None:
+        time.sleep(0.6)
+
+    @op
+    def other() -> None:
+        time.sleep(0.3)
+
+    @job
+    def encodes():
+        encode_a()
+        encode_b()
+        other()
+
+    with DagsterInstance.ephemeral() as instance:
+        result = execute_in_threads(encodes, instance, {}, None)
+        spans = _spans(instance, result.run_id)
+    assert result.success
+    assert not _overlap(spans["encode_a"], spans["encode_b"])
+    first = min(("encode_a", "encode_b"), key=lambda k: spans[k][0])
+    assert _overlap(spans[first], spans["other"])  # the second thread took the step that could run
+
+
+def test_openmp_threads_wait_passively_unless_the_environment_says_otherwise():
+    code = "import os, coursepilot; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    policies = [
+        subprocess.run([sys.executable, "-c", code], env=e, capture_output=True, text=True, cwd=REPO).stdout
+        for e in (env, {**env, "OMP_WAIT_POLICY": "ACTIVE"})
+    ]
+    assert [p.strip() for p in policies] == ["PASSIVE", "ACTIVE"]
+
+
 INTERRUPTED = """
 import sys, time
 from pathlib import Path
 from dagster import DagsterInstance, job, op
 from pipelines.run import interrupted
-from pipelines.threads import execute_in_threads
+from pipelines.threads import EXCLUSIVE_TAG, execute_in_threads
 from tests.test_operations import materialize_xs
 
 @op
