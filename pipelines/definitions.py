@@ -97,9 +97,10 @@ def executor(name: str) -> ExecutorDefinition:
 
     The DuckDB warehouse allows a single writing process (and no reader in another process while it
     writes). ``threads`` runs independent steps side by side in the run's process (``pipelines.threads``),
-    the longest chain first; ``in_process`` runs them one at a time there. The others give each step its own process
-    (multiprocess), Kubernetes job (dagster-k8s) or Celery task (dagster-celery), so they run one step at
-    a time; the last two need the project home on a volume every step can mount. See deploy/README.md.
+    the longest chain first; ``in_process`` runs them one at a time there. The others give each step its
+    own process (multiprocess), Kubernetes job (dagster-k8s) or Celery task (dagster-celery), so they run
+    one step at a time; the last two need the project home on a volume every step can mount. See
+    deploy/README.md.
     """
     if name == "in_process":
         return in_process_executor
