@@ -118,9 +118,8 @@ def _step_worker(step_context, events: queue.Queue) -> None:
 def critical_path_first(execution_plan: ExecutionPlan) -> Callable[[ExecutionStep], float]:
     """Sort key of ready steps: a higher ``dagster/priority`` tag first, then the step with the longest chain
     of steps waiting on it (the run ends with the last of that chain, so it starts as soon as it can)."""
-    upstream = execution_plan.get_executable_step_deps()
-    waiting: dict[str, list[str]] = {key: [] for key in upstream}
-    for key, deps in upstream.items():
+    waiting: dict[str, list[str]] = {}
+    for key, deps in execution_plan.get_executable_step_deps().items():
         for dep in deps:
             waiting.setdefault(dep, []).append(key)
     chain: dict[str, int] = {}
