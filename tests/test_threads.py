@@ -184,8 +184,7 @@ import sys, time
 from pathlib import Path
 from dagster import DagsterInstance, job, op
 from pipelines.run import interrupted
-from pipelines.threads import EXCLUSIVE_TAG, execute_in_threads
-from tests.test_operations import materialize_xs
+from pipelines.threads import execute_in_threads
 
 @op
 def slow() -> int:
