@@ -65,12 +65,18 @@ FEATURES = (
 )
 
 
+INPUTS = "inputs_fp"
+"""The stored column of each learner's fingerprint of the rows their features were computed from (training
+interactions with each course's duration): the labels' nightly compares it (coursepilot.kept_labels)."""
+
+
 @dataclass
 class FeatureTable:
     raw: pd.DataFrame  # learner_id + raw feature values
     normalised: pd.DataFrame  # learner_id + min-max normalised values
     used: list[str]
     missing: dict[str, tuple[str, ...]]  # feature -> the columns it lacked
+    inputs: pd.Series | None = None  # INPUTS per learner, in the rows' order
 
     @property
     def performance(self) -> list[str]:
@@ -101,20 +107,29 @@ def learner_features(
             low, high = rating_scale
             params += [low, high, low]
     select = ", ".join(f"CAST({f.sql} AS DOUBLE) AS {f.name}" for f in used)
+    duration = "c.duration_min" if "courses.duration_min" in have else "NULL"
+    # hashes of the rows, not the features: DuckDB sums floats in no fixed order, integers exactly
     raw = con.execute(
-        f"SELECT i.learner_id, {select} FROM ({train_interactions_sql()}) i "
-        "LEFT JOIN courses c USING (course_id) GROUP BY i.learner_id ORDER BY i.learner_id",
+        f"SELECT i.learner_id, {select}, hash(sum(hash(i, {duration})::HUGEINT), count(*)) AS {INPUTS} "
+        f"FROM ({train_interactions_sql()}) i LEFT JOIN courses c USING (course_id) "
+        "GROUP BY i.learner_id ORDER BY i.learner_id",
         params,
     ).df()
+    inputs = raw.pop(INPUTS)
     names = [f.name for f in used]
     normalised = pd.concat([raw[["learner_id"]], min_max(raw[names])], axis=1)
-    return FeatureTable(raw, normalised, names, missing)
+    return FeatureTable(raw, normalised, names, missing, inputs)
 
 
 def store_frame(features: FeatureTable) -> pd.DataFrame:
-    """The ``learner_features`` table: raw values plus ``<name>_norm`` normalised ones."""
+    """The ``learner_features`` table: raw values plus ``<name>_norm`` normalised ones, and :data:`INPUTS`."""
     return pd.concat(
-        [features.raw, features.normalised.drop(columns="learner_id").add_suffix("_norm")], axis=1
+        [
+            features.raw,
+            features.normalised.drop(columns="learner_id").add_suffix("_norm"),
+            features.inputs.rename(INPUTS),
+        ],
+        axis=1,
     )
 
 
@@ -125,4 +140,4 @@ def load_features(con: duckdb.DuckDBPyConnection) -> FeatureTable:
     normalised = frame[["learner_id", *[f"{n}_norm" for n in used]]].rename(
         columns=lambda c: c.removesuffix("_norm")
     )
-    return FeatureTable(frame[["learner_id", *used]], normalised, used, {})
+    return FeatureTable(frame[["learner_id", *used]], normalised, used, {}, frame.get(INPUTS))

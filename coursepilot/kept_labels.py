@@ -20,10 +20,9 @@ import numpy as np
 import pandas as pd
 
 from .changes import Changes, kept_rows, learner_changes
-from .features import FEATURES, FeatureTable
+from .features import FEATURES, INPUTS, FeatureTable
 from .labels import LearnerLabels, p_adaptive
-from .splits import train_interactions_sql
-from .warehouse import columns, table_exists
+from .warehouse import table_exists
 
 TABLE = "learner_labels"
 VERSION = 1
@@ -85,15 +84,12 @@ class KeptClassifier:
 
 
 def inputs_sql(con) -> str:
-    """Per learner, the rows their features are computed from (training interactions, each course's duration)
-    and their ground truth where the source has one. The rows, not the features: DuckDB sums floats in no
-    fixed order, so an average can differ in its last bit from one run to the next."""
-    duration = "c.duration_min" if "duration_min" in columns(con, "courses") else "NULL"
+    """Per learner, what their label depends on: the fingerprint of the rows their features were computed
+    from (:data:`~coursepilot.features.INPUTS`, stored with the features) and their ground truth where the
+    source has one."""
     truth = table_exists(con, "truth_learners")
-    return (
-        f"SELECT i.*, {duration} AS duration_min{', t.adaptive' if truth else ''} "
-        f"FROM ({train_interactions_sql()}) i LEFT JOIN courses c USING (course_id)"
-        + (" LEFT JOIN truth_learners t USING (learner_id)" if truth else "")
+    return f"SELECT f.learner_id, f.{INPUTS}{', t.adaptive' if truth else ''} FROM learner_features f" + (
+        " LEFT JOIN truth_learners t USING (learner_id)" if truth else ""
     )
 
 

@@ -58,20 +58,20 @@ def _split_sql(con, config: SplitConfig) -> str:
                    {_sample("course_id", config.cold_course_share, seed + 1)} AS cold_course,
                    {order}hash(learner_id || '/' || course_id || ':' || {seed}) AS tiebreak
             FROM interactions
-        ), warm AS (
-            SELECT *, row_number() OVER (PARTITION BY learner_id ORDER BY {order}tiebreak) AS k,
-                   count(*) OVER (PARTITION BY learner_id) AS n
-            FROM flagged WHERE NOT cold_learner AND NOT cold_course
+        ), ranked AS (
+            -- one pass: a learner's warm rows are ranked among themselves, apart from their cold-course rows
+            SELECT learner_id, course_id, cold_learner, cold_course,
+                   row_number() OVER w AS k, count(*) OVER w AS n
+            FROM flagged
+            WINDOW w AS (PARTITION BY learner_id, cold_learner OR cold_course ORDER BY {order}tiebreak
+                         ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
         )
-        SELECT learner_id, course_id, 'cold_learner' AS split FROM flagged WHERE cold_learner
-        UNION ALL
-        SELECT learner_id, course_id, 'cold_course' FROM flagged WHERE cold_course AND NOT cold_learner
-        UNION ALL
         SELECT learner_id, course_id,
-               CASE WHEN n >= {int(config.min_interactions)}
+               CASE WHEN cold_learner THEN 'cold_learner' WHEN cold_course THEN 'cold_course'
+                    WHEN n >= {int(config.min_interactions)}
                          AND k > n - least(n - 1, greatest(1, CAST(round(n * {share}) AS BIGINT)))
-                    THEN 'test' ELSE 'train' END
-        FROM warm
+                    THEN 'test' ELSE 'train' END AS split
+        FROM ranked
     """
 
 
