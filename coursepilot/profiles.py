@@ -319,16 +319,16 @@ PROFILE_VERSION = 1
 
 
 def profile_inputs_sql(con) -> str:
-    """Per learner, everything :func:`build_profiles` reads of them: their attributes and training rows, with
-    each course's theme and a hash of its embedding (learners without training rows have one row)."""
+    """Per learner, everything :func:`build_profiles` reads of them: a row of their attributes, and a row per
+    training interaction with the course's theme and a hash of its embedding."""
     theme = "c.theme" if "theme" in columns(con, "courses") else "NULL"
     return (
         "WITH vectors AS (SELECT course_id, hash(embedding) AS vector FROM course_embeddings), "
         "train AS (SELECT i.* FROM interactions i JOIN split s USING (learner_id, course_id) "
         "WHERE s.split = 'train') "
-        f"SELECT l.*, t.* EXCLUDE (learner_id), {theme} AS course_theme, v.vector FROM learners l "
-        "LEFT JOIN train t USING (learner_id) LEFT JOIN courses c ON c.course_id = t.course_id "
-        "LEFT JOIN vectors v ON v.course_id = t.course_id"
+        "SELECT learner_id, hash(l) AS h FROM learners l UNION ALL "
+        f"SELECT t.learner_id, hash(t, {theme}, v.vector) FROM train t SEMI JOIN learners USING (learner_id) "
+        "LEFT JOIN courses c USING (course_id) LEFT JOIN vectors v USING (course_id)"
     )
 
 
