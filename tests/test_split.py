@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +12,7 @@ from coursepilot.ingest import clean, write_raw
 from coursepilot.models.base import split_frame
 from coursepilot.models.hybrid import carve_validation, latest_on_platform, latest_per_learner
 from coursepilot.sources import load_source
-from coursepilot.splits import SplitConfig, build_split, coded_interactions
+from coursepilot.splits import SplitConfig, _sample, build_split, coded_interactions
 
 
 @pytest.fixture
@@ -62,6 +64,34 @@ def test_same_seed_same_split_other_seed_other_split(warehouse):
         return warehouse.execute("SELECT * FROM split ORDER BY ALL").fetchall()
 
     assert snapshot(3) == snapshot(3) != snapshot(4)
+
+
+def _split_by_hand(con, config: SplitConfig) -> set[tuple[str, str, str]]:
+    """The module docstring's rule in pandas, from DuckDB's seeded coin flips and tie-breaks only."""
+    seed = config.seed
+    rows = con.execute(
+        f"SELECT learner_id, course_id, ts, {_sample('learner_id', config.cold_learner_share, seed)} AS cl, "
+        f"{_sample('course_id', config.cold_course_share, seed + 1)} AS cc, "
+        f"hash(learner_id || '/' || course_id || ':' || {seed}) AS tiebreak FROM interactions"
+    ).df()
+    out = set()
+    for learner, group in rows.groupby("learner_id"):
+        warm = group[~group["cl"] & ~group["cc"]].sort_values(["ts", "tiebreak"])
+        n = len(warm)
+        # half away from zero, as SQL rounds (Python's round goes to even)
+        held = min(n - 1, max(1, math.floor(n * config.test_share + 0.5)))
+        held = held if n >= config.min_interactions else 0
+        out |= {(learner, c, "cold_learner") for c in group.loc[group["cl"], "course_id"]}
+        out |= {(learner, c, "cold_course") for c in group.loc[~group["cl"] & group["cc"], "course_id"]}
+        out |= {(learner, c, "test" if k >= n - held else "train") for k, c in enumerate(warm["course_id"])}
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_the_split_is_the_documented_rule(warehouse, seed):
+    config = SplitConfig(test_share=0.3, cold_learner_share=0.1, cold_course_share=0.1, seed=seed)
+    build_split(warehouse, config)
+    assert set(warehouse.execute("SELECT * FROM split").fetchall()) == _split_by_hand(warehouse, config)
 
 
 def test_bad_config_is_refused():
