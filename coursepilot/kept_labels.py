@@ -22,7 +22,7 @@ import pandas as pd
 from .changes import Changes, kept_rows, learner_changes
 from .features import FEATURES, INPUTS, FeatureTable
 from .labels import LearnerLabels, p_adaptive
-from .warehouse import table_exists
+from .warehouse import columns, table_exists
 
 TABLE = "learner_labels"
 VERSION = 1
@@ -86,9 +86,11 @@ class KeptClassifier:
 def inputs_sql(con) -> str:
     """Per learner, what their label depends on: the fingerprint of the rows their features were computed
     from (:data:`~coursepilot.features.INPUTS`, stored with the features) and their ground truth where the
-    source has one."""
+    source has one. Features stored by code before :data:`~coursepilot.features.INPUTS` existed have no
+    fingerprint: every learner then counts as changed."""
     truth = table_exists(con, "truth_learners")
-    return f"SELECT f.learner_id, f.{INPUTS}{', t.adaptive' if truth else ''} FROM learner_features f" + (
+    fingerprint = f"f.{INPUTS}" if INPUTS in columns(con, "learner_features") else f"NULL AS {INPUTS}"
+    return f"SELECT f.learner_id, {fingerprint}{', t.adaptive' if truth else ''} FROM learner_features f" + (
         " LEFT JOIN truth_learners t USING (learner_id)" if truth else ""
     )
 

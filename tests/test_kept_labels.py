@@ -101,6 +101,15 @@ def test_the_kept_classifier_round_trips_and_a_new_fit_or_no_fit_relabels_everyo
     assert label_changes(con, refit, SCOPE).everyone
 
 
+def test_features_stored_without_their_inputs_fingerprint_relabel_everyone():
+    con = _warehouse(seed=2)
+    kept = _fit(con)
+    assert len(label_changes(con, kept, SCOPE).changed) == 0
+    con.execute("ALTER TABLE learner_features DROP COLUMN inputs_fp")  # as code before the column wrote them
+    changes = label_changes(con, kept, SCOPE)
+    assert changes.reason == "every learner's inputs changed" and len(changes.changed) == 30
+
+
 def test_kept_bounds_by_hand_a_constant_feature_maps_to_zero_and_a_missing_value_stays_missing():
     kept = KeptClassifier(None, "rf", ["a", "b"], [0.0, 1.0], [0.0, 3.0], 0.5, "key")
     X = kept.normalised(pd.DataFrame({"a": [7.0, 0.0], "b": [np.nan, 2.0]}))
