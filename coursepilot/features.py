@@ -122,14 +122,10 @@ def learner_features(
 
 
 def store_frame(features: FeatureTable) -> pd.DataFrame:
-    """The ``learner_features`` table: raw values plus ``<name>_norm`` normalised ones, and :data:`INPUTS`."""
+    """The ``learner_features`` table: raw values, ``<name>_norm`` normalised ones, INPUTS if known."""
+    inputs = [] if features.inputs is None else [features.inputs.rename(INPUTS)]
     return pd.concat(
-        [
-            features.raw,
-            features.normalised.drop(columns="learner_id").add_suffix("_norm"),
-            features.inputs.rename(INPUTS),
-        ],
-        axis=1,
+        [features.raw, features.normalised.drop(columns="learner_id").add_suffix("_norm"), *inputs], axis=1
     )
 
 
