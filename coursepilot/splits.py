@@ -46,6 +46,11 @@ def _sample(column: str, share: float, seed: int) -> str:
     return f"(hash({column} || ':' || {int(seed)}) % 1000000) < {int(round(share * 1_000_000))}"
 
 
+def _tiebreak(seed: int) -> str:
+    """A seeded order among one learner's interactions at the same time (or without times)."""
+    return f"hash(learner_id || '/' || course_id || ':' || {int(seed)})"
+
+
 def _split_sql(con, config: SplitConfig) -> str:
     """The ``SELECT`` of the split of every interaction."""
     order = "ts, " if "ts" in columns(con, "interactions") else ""
@@ -56,7 +61,7 @@ def _split_sql(con, config: SplitConfig) -> str:
             SELECT learner_id, course_id,
                    {_sample("learner_id", config.cold_learner_share, seed)} AS cold_learner,
                    {_sample("course_id", config.cold_course_share, seed + 1)} AS cold_course,
-                   {order}hash(learner_id || '/' || course_id || ':' || {seed}) AS tiebreak
+                   {order}{_tiebreak(seed)} AS tiebreak
             FROM interactions
         ), ranked AS (
             -- one pass: a learner's warm rows are ranked among themselves, apart from their cold-course rows

@@ -12,7 +12,7 @@ from coursepilot.ingest import clean, write_raw
 from coursepilot.models.base import split_frame
 from coursepilot.models.hybrid import carve_validation, latest_on_platform, latest_per_learner
 from coursepilot.sources import load_source
-from coursepilot.splits import SplitConfig, _sample, build_split, coded_interactions
+from coursepilot.splits import SplitConfig, _sample, _tiebreak, build_split, coded_interactions
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def _split_by_hand(con, config: SplitConfig) -> set[tuple[str, str, str]]:
     rows = con.execute(
         f"SELECT learner_id, course_id, ts, {_sample('learner_id', config.cold_learner_share, seed)} AS cl, "
         f"{_sample('course_id', config.cold_course_share, seed + 1)} AS cc, "
-        f"hash(learner_id || '/' || course_id || ':' || {seed}) AS tiebreak FROM interactions"
+        f"{_tiebreak(seed)} AS tiebreak FROM interactions"
     ).df()
     out = set()
     for learner, group in rows.groupby("learner_id"):
