@@ -48,6 +48,7 @@ from coursepilot.peers.state import StateWeights, Steering, last_targets, tune_s
 from coursepilot.peers.state import learner_state as compute_state
 from coursepilot.peers.tracking import KeptTrack
 from coursepilot.peers.tuning import CourseSide, PeerTuning, peer_validation, tune_weights, tuning_sample
+from coursepilot.plots import figure, save_png
 from coursepilot.profiles import load_profiles
 from coursepilot.sampling import (
     SCORED_LEARNERS,
@@ -167,21 +168,16 @@ class ClusterSettings(Config):
 
 
 def _plot(features: np.ndarray, labels: np.ndarray, seed: int) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from sklearn.decomposition import PCA
 
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(features), min(3000, len(features)), replace=False)
     xy = PCA(2, random_state=seed).fit_transform(features[idx])
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig, ax = figure(6, 5)
     ax.scatter(xy[:, 0], xy[:, 1], c=labels[idx], s=6, cmap="tab20")
     ax.set(title="Peer clusters, last window (PCA of cluster features)", xlabel="PC 1", ylabel="PC 2")
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
-    plt.close(fig)
+    save_png(fig, buffer, dpi=80)
     return base64.b64encode(buffer.getvalue()).decode()
 
 

@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .imports import IMPORTING
 from .minilm import DIM, MODEL_NAME, load_model, model_id, text_key
 
 BACKENDS = ("torch", "onnx", "onnx_int8")
@@ -222,6 +223,7 @@ def preprocess(text: str) -> str:
 
     (MiniLM reads raw text well; whether this helps is measured in benchmarks/bench_embeddings.py.)
     """
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+    with IMPORTING:
+        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     return " ".join(w for w in _WORD.findall(text.lower()) if w not in ENGLISH_STOP_WORDS)

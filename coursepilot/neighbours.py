@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .imports import IMPORTING
+
 EXACT_LIMIT = 50_000
 
 
@@ -19,7 +21,8 @@ class CourseIndex:
         self.exact = len(self.ids) <= exact_limit
         self._ann = None
         if not self.exact:
-            from usearch.index import Index
+            with IMPORTING:
+                from usearch.index import Index
 
             self._ann = Index(
                 ndim=self.vectors.shape[1], metric="cos", dtype="f32", connectivity=connectivity

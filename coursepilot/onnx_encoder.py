@@ -29,13 +29,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .imports import IMPORTING
+
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 QUANTIZATION = "qint8pc"  # in the file name: another choice of quantisation is another file
 
 
 def export(model_name: str, path: Path) -> Path:
     """Export the model's transformer to ``path`` (atomically: a killed export leaves no file behind)."""
-    import torch
+    with IMPORTING:
+        import torch
 
     from .minilm import load_model
 
@@ -56,7 +59,8 @@ def export(model_name: str, path: Path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".onnx", dir=path.parent)
     os.close(fd)
     try:
-        with warnings.catch_warnings():
+        # the exporter imports its opset modules as it goes
+        with IMPORTING, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's notes on traced control flow and index ops
             torch.onnx.export(
                 Tokens(model[0].auto_model).eval(),
@@ -76,7 +80,8 @@ def export(model_name: str, path: Path) -> Path:
 
 def quantize(source: Path, path: Path) -> Path:
     """An int8 copy of the fp32 export ``source`` at ``path`` (atomically, like ``export``)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    with IMPORTING:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
 
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".onnx", dir=path.parent)
     os.close(fd)
@@ -104,8 +109,9 @@ class OnnxEncoder:
     ``max_seq_length``. ``quantized``: run the int8 copy (made from the fp32 export on first use)."""
 
     def __init__(self, model_name: str, folder: Path, threads: int | None = None, quantized: bool = False):
-        import onnxruntime
-        from transformers import AutoTokenizer
+        with IMPORTING:
+            import onnxruntime
+            from transformers import AutoTokenizer
 
         from .minilm import model_location
 

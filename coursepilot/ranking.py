@@ -8,6 +8,8 @@ from collections.abc import Mapping
 import numpy as np
 from scipy import sparse
 
+from .imports import IMPORTING
+
 SCORING_CELLS = 1 << 20
 """Scores (learners x courses) computed per batch by the models' batch loops: about a million,
 arrays of 4-8 MB. The C library maps every allocation above 32 MB afresh, and the page faults of a fresh
@@ -32,7 +34,8 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     request, stay in numpy so that answering them does not import torch.
     """
     if scores.size >= TORCH_TOPK_CELLS:
-        import torch
+        with IMPORTING:
+            import torch
 
         # min is NaN exactly when a score is (one pass; torch's NaN mask costs 3x the ranking)
         if np.isnan(scores.min()):

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .home import ProjectHome
+from .imports import IMPORTING
 from .models.base import TrainData
 from .models.catalogue import build
 from .models.cold_start import DEFAULT_POPULARITY, blend, popularity
@@ -208,9 +209,10 @@ def log_serving_model(bundle: Path) -> object:
     The input example is a profile text, not a learner of the data: no learner data goes into the model's
     files.
     """
-    import mlflow
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
+    with IMPORTING:
+        import mlflow
+        from mlflow.models import ModelSignature
+        from mlflow.types import ColSpec, Schema
 
     example = pd.DataFrame({"learner_id": [""], "profile": [EXAMPLE_PROFILE], "k": [3]})
     signature = ModelSignature(
@@ -240,24 +242,25 @@ def log_serving_model(bundle: Path) -> object:
             ]
         ),
     )
-    info = mlflow.pyfunc.log_model(
-        name="recommender",
-        python_model=str(Path(__file__).with_name("serving_pyfunc.py")),
-        artifacts={"bundle": str(bundle)},
-        signature=signature,
-        input_example=example,
-        registered_model_name=MODEL_NAME,
-        pip_requirements=[
-            "mlflow",
-            "pandas",
-            "pyarrow",
-            "scipy",
-            "numpy",
-            "scikit-learn",
-            "threadpoolctl",
-            "sentence-transformers",
-        ],
-    )
+    with IMPORTING:  # MLflow's model logging imports lazily
+        info = mlflow.pyfunc.log_model(
+            name="recommender",
+            python_model=str(Path(__file__).with_name("serving_pyfunc.py")),
+            artifacts={"bundle": str(bundle)},
+            signature=signature,
+            input_example=example,
+            registered_model_name=MODEL_NAME,
+            pip_requirements=[
+                "mlflow",
+                "pandas",
+                "pyarrow",
+                "scipy",
+                "numpy",
+                "scikit-learn",
+                "threadpoolctl",
+                "sentence-transformers",
+            ],
+        )
     return info
 
 

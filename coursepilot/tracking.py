@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from .home import ProjectHome
+from .imports import IMPORTING
 
 EXPERIMENT = "coursepilot"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -51,40 +52,46 @@ class Tracker:
 
     def __init__(self, home: ProjectHome, experiment: str = EXPERIMENT):
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-        import mlflow
-
         home.ensure()
-        self.mlflow = mlflow
         self.uri = tracking_uri(home)
-        mlflow.set_tracking_uri(self.uri)
-        found = mlflow.get_experiment_by_name(experiment)
         # a tracking server has its own artifact store (--default-artifact-root / --artifacts-destination)
         artifacts = None if self.uri.startswith(("http://", "https://")) else home.mlflow_artifacts.as_uri()
-        self.experiment_id = (
-            found.experiment_id
-            if found
-            else mlflow.create_experiment(experiment, artifact_location=artifacts)
-        )
+        # the first store MLflow opens imports SQLAlchemy's ORM, and two steps may both make a Tracker
+        with IMPORTING:
+            import mlflow
+
+            self.mlflow = mlflow
+            mlflow.set_tracking_uri(self.uri)
+            found = mlflow.get_experiment_by_name(experiment)
+            self.experiment_id = (
+                found.experiment_id
+                if found
+                else mlflow.create_experiment(experiment, artifact_location=artifacts)
+            )
 
     @contextmanager
     def run(self, name: str, tags: dict[str, str] | None = None):
         """An MLflow run tagged with the git commit and the caller's lineage tags."""
         all_tags = {"git_commit": git_commit(), **(tags or {})}
-        with self.mlflow.start_run(experiment_id=self.experiment_id, run_name=name, tags=all_tags) as run:
+        with IMPORTING:  # a process's first run imports GitPython (MLflow tags the source's commit)
+            active = self.mlflow.start_run(experiment_id=self.experiment_id, run_name=name, tags=all_tags)
+        with active as run:
             yield run
 
     def log_sklearn(self, model, name: str = "model") -> None:
         """Log a model we trained ourselves; its own sklearn types are trusted by skops on load."""
         import sklearn
-        import skops.io
 
-        trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
-        self.mlflow.sklearn.log_model(
-            model,
-            name=name,
-            skops_trusted_types=trusted,
-            pip_requirements=[f"scikit-learn=={sklearn.__version__}", "skops"],
-        )
+        with IMPORTING:  # skops, and MLflow's model logging, import lazily
+            import skops.io
+
+            trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+            self.mlflow.sklearn.log_model(
+                model,
+                name=name,
+                skops_trusted_types=trusted,
+                pip_requirements=[f"scikit-learn=={sklearn.__version__}", "skops"],
+            )
 
     def log_dict(self, data: dict, file: str) -> None:
         self.mlflow.log_dict(data, file)

@@ -4,6 +4,7 @@ in-process executor."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -251,3 +252,47 @@ def test_the_project_graph_on_threads_matches_one_step_at_a_time(tmp_path):
             }
     for table, frame in tables["threads"].items():
         assert frame.equals(tables["in_process"][table]), table
+
+
+AUDITED_RUN = """
+import json, sys, threading
+from coursepilot.cli import main
+from coursepilot.imports import IMPORTING
+
+first = {}
+
+class Audit:  # asked for every module not imported yet, before it is imported
+    def find_spec(self, name, path=None, target=None):
+        if threading.current_thread() is not threading.main_thread():
+            first.setdefault(name, IMPORTING._is_owned())
+
+sys.meta_path.insert(0, Audit())
+code = main(sys.argv[2:])
+json.dump(first, open(sys.argv[1], "w"))
+sys.exit(code)
+"""
+LAZY_PACKAGES = {
+    "sqlalchemy.orm", "git", "skops", "torch", "transformers", "sentence_transformers", "onnxruntime",
+    "implicit", "usearch", "matplotlib", "PIL",
+}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_packages_first_imported_by_steps_on_threads_are_imported_under_the_lock(tmp_path):
+    """Two steps first importing one package whose modules import each other can be handed a half-initialised
+    module (the MLflow store's SQLAlchemy ORM failed a CI run so): every such package a step imports lazily
+    is imported holding ``IMPORTING``."""
+    audit = tmp_path / "imports.json"
+    done = subprocess.run(
+        [sys.executable, "-c", AUDITED_RUN, str(audit), "run", "--size", "XS", "--log-level", "ERROR"]
+        + ["--home", str(tmp_path / "home")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    first = json.loads(audit.read_text())
+    on_steps = {name: locked for name, locked in first.items() if name in LAZY_PACKAGES}
+    assert {"sqlalchemy.orm", "git", "skops", "matplotlib"} <= on_steps.keys(), on_steps
+    assert all(on_steps.values()), on_steps

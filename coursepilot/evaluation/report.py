@@ -37,6 +37,7 @@ from ..models.catalogue import (
 )
 from ..models.cold_start import blend, popularity, profile_texts, tune_blend
 from ..models.hybrid import Hybrid, validation_data
+from ..plots import figure, save_png
 from ..ranking import top_k
 from ..sampling import POPULATION_LEARNERS, sample_rows
 from ..splits import SplitConfig, build_split, coded_interactions
@@ -519,11 +520,6 @@ TABLE_METRICS = (*CI_METRICS, "coverage")
 
 def write_report(report: dict, out: Path) -> list[Path]:
     """report.json, report.md and PNG plots into ``out``; returns the files written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out.mkdir(parents=True, exist_ok=True)
     per_learner = report.get("per_learner")
     report = {k: v for k, v in report.items() if k != "per_learner"}
@@ -601,23 +597,21 @@ def write_report(report: dict, out: Path) -> list[Path]:
     lines += ["## Definitions", ""] + [f"- **{k}**: {v}" for k, v in report["definitions"].items()]
     (out / "report.md").write_text("\n".join(lines) + "\n")
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = figure(7, 4.5)
     for name, row in models.iterrows():
         ax.plot(
             range(1, 11), [row.get(f"ndcg@{k}", np.nan) for k in range(1, 11)], marker="o", ms=3, label=name
         )
     ax.set(xlabel="k", ylabel="nDCG@k", title="nDCG at k (mean over seeds)")
     ax.legend(fontsize=7, ncol=2)
-    fig.savefig(out / "ndcg_at_k.png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    save_png(fig, out / "ndcg_at_k.png", dpi=90)
     files.append(out / "ndcg_at_k.png")
     cold = {f"{g}: {m}": v["f1@5"] for g, models_ in report["cold_start"].items() for m, v in models_.items()}
     if cold:
-        fig, ax = plt.subplots(figsize=(7, 3.5))
+        fig, ax = figure(7, 3.5)
         ax.barh(list(cold), list(cold.values()))
         ax.set(xlabel="F1@5", title="Cold start")
-        fig.savefig(out / "cold_start.png", dpi=90, bbox_inches="tight")
-        plt.close(fig)
+        save_png(fig, out / "cold_start.png", dpi=90)
         files.append(out / "cold_start.png")
     return files
 

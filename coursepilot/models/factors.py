@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..blas import blas_threads
+from ..imports import IMPORTING
 from .base import Recommender, TrainData
 
 # iterations of a fit that starts from the last factors (the nightly job), by algorithm;
@@ -67,7 +68,8 @@ class Factorisation(Recommender):
         # implicit parallelises ALS itself (BLAS threads would oversubscribe); BPR's SGD calls no BLAS
         with blas_threads(1) if self.name == "als" else nullcontext():
             if self.name == "als":
-                from implicit.cpu.als import AlternatingLeastSquares
+                with IMPORTING:
+                    from implicit.cpu.als import AlternatingLeastSquares
 
                 model = AlternatingLeastSquares(
                     factors=p["factors"],
@@ -77,7 +79,8 @@ class Factorisation(Recommender):
                     random_state=p["seed"],
                 )
             else:
-                from implicit.cpu.bpr import BayesianPersonalizedRanking
+                with IMPORTING:
+                    from implicit.cpu.bpr import BayesianPersonalizedRanking
 
                 # one thread: implicit's multithreaded SGD is not reproducible, and the same seed must give
                 # the same model

@@ -14,6 +14,7 @@ from scipy import sparse
 from scipy.linalg import lapack
 
 from ..blas import blas_threads
+from ..imports import IMPORTING
 from .base import Recommender, TrainData
 
 EASE_COURSES = (
@@ -158,8 +159,9 @@ class ItemKNN(ItemBased):
         }
 
     def fit(self, data: TrainData) -> "ItemKNN":
-        from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
-        from implicit.utils import ParameterWarning
+        with IMPORTING:
+            from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
+            from implicit.utils import ParameterWarning
 
         super().fit(data)
         p = self.params
