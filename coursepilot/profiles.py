@@ -24,7 +24,7 @@ from scipy import sparse
 
 from .confidence import confidence_weights
 from .read_cache import VectorRows, cached_rows_with_vectors
-from .splits import coded_interactions
+from .splits import coded_interactions, train_interactions_sql
 from .warehouse import columns, learner_id_table, read_vectors, vector_column
 
 PARTS = ("desc", "job", "soft", "theme")
@@ -324,8 +324,7 @@ def profile_inputs_sql(con) -> str:
     theme = "c.theme" if "theme" in columns(con, "courses") else "NULL"
     return (
         "WITH vectors AS (SELECT course_id, hash(embedding) AS vector FROM course_embeddings), "
-        "train AS (SELECT i.* FROM interactions i JOIN split s USING (learner_id, course_id) "
-        "WHERE s.split = 'train') "
+        f"train AS ({train_interactions_sql()}) "
         "SELECT learner_id, hash(l) AS h FROM learners l UNION ALL "
         f"SELECT t.learner_id, hash(t, {theme}, v.vector) FROM train t SEMI JOIN learners USING (learner_id) "
         "LEFT JOIN courses c USING (course_id) LEFT JOIN vectors v USING (course_id)"

@@ -128,7 +128,7 @@ def test_learner_state_from_hand_made_split_and_labels(home):
         replace_tables(
             con,
             {
-                "split": INTERACTIONS[["learner_id", "course_id"]].assign(
+                "split": INTERACTIONS.assign(
                     split=[
                         "test" if row in TEST_ROWS else "train"
                         for row in zip(INTERACTIONS["learner_id"], INTERACTIONS["course_id"])
@@ -161,9 +161,10 @@ def test_learner_state_from_hand_made_split_and_labels(home):
     assert used["home"].models.load(LEARNER_STATE) == StateWeights(theta=0.5)
     assert (meta["recomputed_learners"], meta["kept_learners"]) == (2, 0)
 
-    # L2 rates their training course again: the next run (same weights) recomputes L2 alone and states it
+    # L2 rates their training course again (in the split, which carries the rows the stages read): the next
+    # run (same weights) recomputes L2 alone and states it
     with connect(home.warehouse) as con:
-        con.execute("UPDATE interactions SET rating = 1 WHERE learner_id = 'L2'")
+        con.execute("UPDATE split SET rating = 1 WHERE learner_id = 'L2'")
     same = {"ops": {"learner_state": {"config": {"theta": 0.5}}}}
     again = materialize(
         [learner_state], resources=used, instance=DagsterInstance.ephemeral(), run_config=same

@@ -49,7 +49,7 @@ def _add_week(con, rows: list[tuple[str, str]]) -> None:
             [learner, learner],
         )
         con.execute("INSERT INTO interactions VALUES (?, ?, 4.0, 80.0, ?)", [learner, course, week_later])
-        con.execute("INSERT INTO split VALUES (?, ?, 'train')", [learner, course])
+        con.execute("INSERT INTO split VALUES (?, ?, 4.0, 80.0, ?, 'train')", [learner, course, week_later])
     _run(con)
     _profiles(con)
 
@@ -133,7 +133,7 @@ def test_everything_is_clustered_again_when_the_track_cannot_be_extended():
     latest = _clusters(con, None)[0].kept
     # an interaction before the first one moves the weeks' origin: week numbers mean other weeks now
     con.execute("INSERT INTO interactions VALUES ('u00', 'c11', 3.0, 50.0, TIMESTAMP '2024-12-01')")
-    con.execute("INSERT INTO split VALUES ('u00', 'c11', 'train')")
+    con.execute("INSERT INTO split VALUES ('u00', 'c11', 3.0, 50.0, TIMESTAMP '2024-12-01', 'train')")
     _run(con)
     _profiles(con)
     moved, _ = _clusters(con, latest)

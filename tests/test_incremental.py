@@ -41,7 +41,7 @@ def _warehouse(learners: int = 30, courses: int = 12, seed: int = 0) -> duckdb.D
     con = duckdb.connect()
     _table(con, "interactions", interactions)
     con.execute(
-        "CREATE TABLE split AS SELECT learner_id, course_id, "
+        "CREATE TABLE split AS SELECT *, "
         "CASE WHEN hash(learner_id || course_id) % 10 = 0 THEN 'test' ELSE 'train' END AS split "
         "FROM interactions"
     )
@@ -58,12 +58,21 @@ def _table(con, name: str, frame: pd.DataFrame) -> None:
     con.unregister("frame")
 
 
+def _resplit(con) -> None:
+    """``split`` again from ``interactions`` (it carries their rows), as the split step runs before the stages
+    in the pipeline: each pair keeps its label, a new pair trains."""
+    con.execute(
+        "CREATE OR REPLACE TABLE split AS SELECT i.*, coalesce(s.split, 'train') AS split "
+        "FROM interactions i LEFT JOIN (SELECT learner_id, course_id, split FROM split) s "
+        "USING (learner_id, course_id)"
+    )
+
+
 def _trained_on(con, course: str) -> set[str]:
     """The learners with a training row of ``course``."""
     return set(
         con.execute(
-            "SELECT DISTINCT learner_id FROM interactions JOIN split USING (learner_id, course_id) "
-            "WHERE course_id = ? AND split = 'train'",
+            "SELECT DISTINCT learner_id FROM split WHERE course_id = ? AND split = 'train'",
             [course],
         ).df()["learner_id"]
     )
@@ -110,7 +119,6 @@ def test_only_learners_whose_rows_changed_are_recomputed_and_the_state_equals_a_
         "INSERT INTO interactions VALUES ('u03', 'c11', 5.0, 100.0, ?), ('u99', 'c01', 2.0, 40.0, ?)",
         [T0 + pd.Timedelta(days=70), T0 + pd.Timedelta(days=3)],
     )
-    con.execute("INSERT INTO split VALUES ('u03', 'c11', 'train'), ('u99', 'c01', 'train')")
     con.execute("UPDATE courses SET duration_min = 5000 WHERE course_id = 'c11'")
     first = con.execute(
         "SELECT i.course_id FROM interactions i JOIN split s USING (learner_id, course_id) "
@@ -120,7 +128,7 @@ def test_only_learners_whose_rows_changed_are_recomputed_and_the_state_equals_a_
         "UPDATE interactions SET rating = 6 - rating WHERE learner_id = 'u07' AND course_id = ?", [first]
     )
     con.execute("DELETE FROM interactions WHERE learner_id = 'u11'")
-    con.execute("DELETE FROM split WHERE learner_id = 'u11'")
+    _resplit(con)
     takers = _trained_on(con, "c11")
     state, changes = _run(con)
     # the duration joined from courses is an input too: everyone who took c11 is recomputed
@@ -142,7 +150,7 @@ def test_a_relabelled_course_recomputes_its_learners_and_an_earlier_first_week_r
     assert set(changes.changed) == takers and 0 < len(takers) < 30
     _same(state, _full(con))
     con.execute("INSERT INTO interactions VALUES ('u00', 'c11', 3.0, 50.0, ?)", [T0 - pd.Timedelta(days=30)])
-    con.execute("INSERT INTO split VALUES ('u00', 'c11', 'train')")
+    _resplit(con)
     state, changes = _run(con)
     assert changes.everyone and changes.kept == 0
     _same(state, _full(con))
@@ -152,6 +160,7 @@ def test_a_change_inside_the_engagement_range_writes_only_the_changed_learners()
     con = _warehouse()
     _run(con)
     con.execute("UPDATE interactions SET rating = 6 - rating WHERE learner_id = 'u05'")
+    _resplit(con)
     update = updated_state(con, SCALE, WEIGHTS)
     assert update.merged and set(update.rows["learner_id"]) == {"u05"}
     update.write(con)
@@ -182,8 +191,10 @@ def test_with_incremental_off_everyone_is_recomputed():
 def test_sources_without_timestamps_or_watch_data_update_the_same_way(drop):
     con = _warehouse(seed=1)
     con.execute(f"ALTER TABLE interactions DROP COLUMN {drop}")
+    _resplit(con)
     _run(con)
     con.execute("UPDATE interactions SET rating = 6 - rating WHERE learner_id = 'u05'")
+    _resplit(con)
     state, changes = _run(con)
     assert "u05" in set(state["learner_id"]) and set(changes.changed) == {"u05"}
     _same(state, _full(con))
@@ -245,7 +256,7 @@ def test_profiles_are_rebuilt_for_changed_learners_only_and_equal_a_full_rebuild
     # u04 takes a course, u08 changes job, u12's course c05 gets a new embedding (all who took c05), u30 is
     # new (no training rows), u29 leaves
     con.execute("INSERT INTO interactions VALUES ('u04', 'c11', 4.0, 80.0, ?)", [T0 + pd.Timedelta(days=61)])
-    con.execute("INSERT INTO split VALUES ('u04', 'c11', 'train')")
+    _resplit(con)
     con.execute("UPDATE learners SET job = 'nurse' WHERE learner_id = 'u08' AND job IS DISTINCT FROM 'nurse'")
     con.execute("UPDATE learners SET job = 'analyst' WHERE learner_id = 'u08' AND job IS NULL")
     con.execute("UPDATE course_embeddings SET embedding = [1, 0, 0, 0, 0, 0, 0, 0] WHERE course_id = 'c05'")
@@ -253,8 +264,7 @@ def test_profiles_are_rebuilt_for_changed_learners_only_and_equal_a_full_rebuild
     con.execute("INSERT INTO learners VALUES ('u30', 'nurse', NULL)")
     c05 = set(
         con.execute(
-            "SELECT learner_id FROM interactions JOIN split USING (learner_id, course_id) "
-            "WHERE course_id = 'c05' AND split = 'train' AND learner_id <> 'u29'"
+            "SELECT learner_id FROM split WHERE course_id = 'c05' AND split = 'train' AND learner_id <> 'u29'"
         ).df()["learner_id"]
     )
     changes = _profiles(con)
@@ -305,9 +315,11 @@ def test_a_run_with_no_learners_stores_text_ids_and_the_next_run_compares_with_t
     con = _warehouse()
     con.execute("CREATE TABLE saved AS SELECT * FROM interactions")
     con.execute("DELETE FROM interactions")
+    _resplit(con)
     state, changes = _run(con)
     assert len(state) == 0 and changes.fingerprints.num_rows == 0
     con.execute("INSERT INTO interactions SELECT * FROM saved")
+    _resplit(con)
     state, changes = _run(con)
     # compared with the empty store (text ids, not a type error): all 30 are new
     assert len(changes.changed) == 30 and changes.reason == "every learner's inputs changed"

@@ -43,7 +43,7 @@ def _labels(con) -> pd.DataFrame:
 
 def _interaction(con, learner: str, course: str, watch: float = 90.0) -> None:
     con.execute("INSERT INTO interactions VALUES (?, ?, 4.0, ?, ?)", [learner, course, watch, T0])
-    con.execute("INSERT INTO split VALUES (?, ?, 'train')", [learner, course])
+    con.execute("INSERT INTO split VALUES (?, ?, 4.0, ?, ?, 'train')", [learner, course, watch, T0])
 
 
 def test_only_changed_and_new_learners_are_labelled_with_the_kept_classifier_and_bounds():
@@ -54,6 +54,7 @@ def test_only_changed_and_new_learners_are_labelled_with_the_kept_classifier_and
     taken = set(con.execute("SELECT course_id FROM interactions WHERE learner_id = 'u05'").df()["course_id"])
     _interaction(con, "u05", next(f"c{c:02d}" for c in range(12) if f"c{c:02d}" not in taken))
     con.execute("DELETE FROM interactions WHERE learner_id = 'u10'")
+    con.execute("DELETE FROM split WHERE learner_id = 'u10'")
     for course in range(12):
         _interaction(con, "u99", f"c{course:02d}", watch=100.0)
     features = _features(con)  # everyone's normalised values move with the new maximum; the raw ones do not

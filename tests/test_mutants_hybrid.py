@@ -308,7 +308,7 @@ def _warehouse():
     interactions["rating"] = interactions["rating"].astype(float)
     con.register("rows_", interactions.assign(split=["train"] * 10 + ["test"] * 2))
     con.execute("CREATE TABLE interactions AS SELECT learner_id, course_id, ts, rating FROM rows_")
-    con.execute("CREATE TABLE split AS SELECT learner_id, course_id, split FROM rows_")
+    con.execute("CREATE TABLE split AS SELECT learner_id, course_id, ts, rating, split FROM rows_")
     con.unregister("rows_")
     return con
 

@@ -99,8 +99,8 @@ def test_a_kept_preparation_is_not_derived_again_and_sees_writes(on_disk, monkey
     replace_tables(
         on_disk,
         {
-            "split": "SELECT learner_id, course_id, "
-            f"CASE WHEN learner_id = '{learner}' THEN 'train' ELSE split END AS split FROM split"
+            "split": "SELECT * REPLACE "
+            f"(CASE WHEN learner_id = '{learner}' THEN 'train' ELSE split END AS split) FROM split"
         },
     )
     after = prepared.prepare(on_disk, SCALE, 0.2, 0)

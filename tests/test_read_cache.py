@@ -50,7 +50,7 @@ def warehouse(tmp_path):
     con.register("frame", frame)
     con.execute("CREATE TABLE interactions AS SELECT * FROM frame")
     con.execute(
-        "CREATE TABLE split AS SELECT learner_id, course_id, "
+        "CREATE TABLE split AS SELECT *, "
         "CASE WHEN hash(learner_id || course_id) % 4 = 0 THEN 'test' ELSE 'train' END AS split "
         "FROM interactions"
     )
@@ -94,7 +94,7 @@ def test_a_subset_of_learners_is_cut_from_the_entry_of_everyone(warehouse, tmp_p
 def test_any_write_to_a_read_table_is_seen_and_stale_entries_go(warehouse):
     before = coded_interactions(warehouse, ("train",), LEARNERS, COURSES)
     first = entries(warehouse)
-    warehouse.execute("UPDATE interactions SET rating = 6 - rating WHERE learner_id = 'u03'")
+    warehouse.execute("UPDATE split SET rating = 6 - rating WHERE learner_id = 'u03'")  # it carries the rows
     after = coded_interactions(warehouse, ("train",), LEARNERS, COURSES)
     changed = after["row"] == 3
     assert changed.any()

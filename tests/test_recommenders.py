@@ -205,14 +205,15 @@ def test_tuning_never_reads_test(warehouse, data):
         alphas=(0.0, 0.5, 1.0),
         level_weights=(0.0, 0.2),
     )
-    saved = warehouse.execute(
-        "SELECT * FROM interactions i JOIN split s USING (learner_id, course_id) WHERE s.split = 'test'"
-    ).df()
-    try:  # scramble every test interaction: tuning must not notice
-        warehouse.execute(
-            "UPDATE interactions SET rating = 6 - coalesce(rating, 3), watch_pct = 100 - watch_pct "
-            "WHERE (learner_id, course_id) IN (SELECT learner_id, course_id FROM split WHERE split = 'test')"
-        )
+    saved = warehouse.execute("SELECT * FROM split WHERE split = 'test'").df()
+    test_pairs = "(learner_id, course_id) IN (SELECT learner_id, course_id FROM split WHERE split = 'test')"
+    # scramble every test interaction (in the split, which carries it, and interactions): tuning must not see
+    try:
+        for table in ("split", "interactions"):
+            warehouse.execute(
+                f"UPDATE {table} SET rating = 6 - coalesce(rating, 3), watch_pct = 100 - watch_pct "
+                f"WHERE {test_pairs}"
+            )
         fit_again, valid_again, _ = validation_data(warehouse, data, SCALE)
         after = tune(
             Hybrid(Factorisation("als"), Content("minilm")),
@@ -222,12 +223,11 @@ def test_tuning_never_reads_test(warehouse, data):
             level_weights=(0.0, 0.2),
         )
     finally:
-        warehouse.execute(
-            "DELETE FROM interactions WHERE (learner_id, course_id) IN "
-            "(SELECT learner_id, course_id FROM split WHERE split = 'test')"
-        )
-        warehouse.register("saved_test", saved[[c for c in saved.columns if c != "split"]])
-        warehouse.execute("INSERT INTO interactions BY NAME SELECT * FROM saved_test")
+        warehouse.execute(f"DELETE FROM interactions WHERE {test_pairs}")
+        warehouse.execute("DELETE FROM split WHERE split = 'test'")
+        warehouse.register("saved_test", saved)
+        warehouse.execute("INSERT INTO split BY NAME SELECT * FROM saved_test")
+        warehouse.execute("INSERT INTO interactions BY NAME SELECT * EXCLUDE (split) FROM saved_test")
     pd.testing.assert_frame_equal(before.grid, after.grid)
     assert not set(valid) - set(range(data.shape[0]))
     test_pairs = set(

@@ -13,6 +13,7 @@ from coursepilot.models.base import split_frame
 from coursepilot.models.hybrid import carve_validation, latest_on_platform, latest_per_learner
 from coursepilot.sources import load_source
 from coursepilot.splits import SplitConfig, _sample, _tiebreak, build_split, coded_interactions
+from coursepilot.warehouse import columns
 
 
 @pytest.fixture
@@ -91,7 +92,16 @@ def _split_by_hand(con, config: SplitConfig) -> set[tuple[str, str, str]]:
 def test_the_split_is_the_documented_rule(warehouse, seed):
     config = SplitConfig(test_share=0.3, cold_learner_share=0.1, cold_course_share=0.1, seed=seed)
     build_split(warehouse, config)
-    assert set(warehouse.execute("SELECT * FROM split").fetchall()) == _split_by_hand(warehouse, config)
+    split = set(warehouse.execute("SELECT learner_id, course_id, split FROM split").fetchall())
+    assert split == _split_by_hand(warehouse, config)
+
+
+def test_the_split_carries_every_interaction_with_its_columns(warehouse):
+    build_split(warehouse, SplitConfig(seed=1))
+    assert [c for c in columns(warehouse, "split") if c != "split"] == columns(warehouse, "interactions")
+    carried = "SELECT * EXCLUDE (split) FROM split"
+    for rows in (f"{carried} EXCEPT ALL FROM interactions", f"FROM interactions EXCEPT ALL {carried}"):
+        assert warehouse.execute(f"SELECT count(*) FROM ({rows})").fetchone()[0] == 0
 
 
 def test_bad_config_is_refused():

@@ -103,15 +103,15 @@ def split_matrix(
 
 def split_frame(con, splits: tuple[str, ...], learner_ids=None) -> pd.DataFrame:
     """Interactions of the given splits (all interaction columns, with the ids), of ``learner_ids`` only when
-    given."""
+    given, ordered by learner and course (the split table's own order varies from one write to the next)."""
     marks = ", ".join("?" for _ in splits)
     kept = "" if learner_ids is None else "JOIN _kept_learners k USING (learner_id) "
     if learner_ids is not None:
         con.register("_kept_learners", pa.table({"learner_id": pa.array(list(learner_ids), pa.string())}))
     try:
         return con.execute(
-            f"SELECT i.* FROM interactions i JOIN split s USING (learner_id, course_id) {kept}"
-            f"WHERE s.split IN ({marks})",
+            f"SELECT s.* EXCLUDE (split) FROM split s {kept}WHERE s.split IN ({marks}) "
+            "ORDER BY s.learner_id, s.course_id",
             list(splits),
         ).df()
     finally:

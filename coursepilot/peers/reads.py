@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..splits import train_interactions_sql
 from ..warehouse import columns
 
-TRAIN_ROWS_TABLES = ("interactions", "split", "course_labels", "courses")  # what train_rows_sql reads
+TRAIN_ROWS_TABLES = ("split", "course_labels", "courses")  # what train_rows_sql reads
 
 
 def train_rows_sql(con) -> str:
@@ -16,8 +17,8 @@ def train_rows_sql(con) -> str:
     duration)."""
     duration = ", c.duration_min" if "duration_min" in columns(con, "courses") else ""
     return (
-        f"SELECT i.*, l.difficulty{duration} FROM interactions i JOIN split s USING (learner_id, course_id) "
-        "JOIN course_labels l USING (course_id) JOIN courses c USING (course_id) WHERE s.split = 'train'"
+        f"SELECT i.*, l.difficulty{duration} FROM ({train_interactions_sql()}) i "
+        "JOIN course_labels l USING (course_id) JOIN courses c USING (course_id)"
     )
 
 
@@ -29,7 +30,7 @@ def train_with_courses(con, learners: np.ndarray | None = None) -> pd.DataFrame:
         return con.execute(query).df()
     con.register("tuning_learners", pd.DataFrame({"learner_id": learners}))
     try:
-        return con.execute(query + " AND i.learner_id IN (SELECT learner_id FROM tuning_learners)").df()
+        return con.execute(query + " WHERE i.learner_id IN (SELECT learner_id FROM tuning_learners)").df()
     finally:
         con.unregister("tuning_learners")
 
