@@ -259,6 +259,25 @@ interactions:
     assert row_count(con, "learners") == 2
 
 
+def test_generic_csv_ids_that_read_as_missing_stay_ids(tmp_path, con):
+    """ "NA", "null" and "None" are ids in an id column of a CSV; elsewhere "NA" is a missing value."""
+    (tmp_path / "events.csv").write_text("user,item,stars\nNA,null,4\nNone,null,NA\nNA,c2,5\n")
+    (tmp_path / "courses.csv").write_text("id,name\nnull,Intro\nc2,Deep\n")
+    (tmp_path / "mapping.yaml").write_text("""
+rating_scale: [1, 5]
+courses:
+  file: courses.csv
+  columns: {course_id: id, title: name}
+interactions:
+  file: events.csv
+  columns: {learner_id: user, course_id: item, rating: stars}
+""")
+    ingest(con, load_source("generic", tmp_path / "mapping.yaml"))
+    rows = con.execute("SELECT learner_id, course_id, rating FROM interactions ORDER BY 1, 2").fetchall()
+    assert rows == [("NA", "c2", 5.0), ("NA", "null", 4.0), ("None", "null", None)]
+    assert con.execute("SELECT course_id FROM courses ORDER BY 1").fetchall() == [("c2",), ("null",)]
+
+
 def test_unknown_format_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown source format"):
         load_source("moodle", tmp_path)

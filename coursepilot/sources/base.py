@@ -76,12 +76,18 @@ def _line_of_offset(path: Path, offset: int) -> int:
 
 
 def read_csv(
-    path: Path, required: Iterable[str] = (), dtype: dict | type | None = str, **kwargs
+    path: Path,
+    required: Iterable[str] = (),
+    dtype: dict | type | None = str,
+    ids: Iterable[str] = (),
+    **kwargs,
 ) -> pd.DataFrame:
     """Read a UTF-8 CSV file (BOM allowed) or fail with an error naming the file and the problem.
 
     Checks: the file exists and is not empty, it decodes as UTF-8, it has data rows, the delimiter
-    is a comma, and every ``required`` column is present. The index is the 0-based data row.
+    is a comma, and every ``required`` column is present. The index is the 0-based data row. A field
+    pandas reads as missing ("NA", "null", "NaN", ...) is missing, except in the ``ids`` columns, where
+    only an empty field is: a learner called "NA" keeps their id.
     """
     path = Path(path)
     require_file(path, "file")
@@ -121,6 +127,18 @@ def read_csv(
         )
     if frame.empty:
         raise ValidationError(str(path), "non-empty file", "the file has a header but no data rows")
+    ids = [c for c in ids if c in frame.columns]
+    if ids:
+        text = pd.read_csv(
+            path,
+            dtype=str,
+            encoding="utf-8-sig",
+            usecols=lambda c: str(c).strip() in ids,
+            keep_default_na=False,
+            na_values=[""],
+            **kwargs,
+        )
+        frame[ids] = text.rename(columns=lambda c: str(c).strip())[ids].to_numpy()
     return frame
 
 
@@ -145,12 +163,13 @@ def read_parquet(path: Path, required: Iterable[str] = ()) -> pa.Table:
     return table
 
 
-def read_table(path: Path, required: Iterable[str] = ()) -> pd.DataFrame:
-    """A CSV or Parquet file (by extension) as a pandas frame with ids left as text."""
+def read_table(path: Path, required: Iterable[str] = (), ids: Iterable[str] = ()) -> pd.DataFrame:
+    """A CSV or Parquet file (by extension) as a pandas frame with ids left as text (``ids``: the id columns
+    of a CSV, where only an empty field is missing)."""
     path = Path(path)
     if path.suffix.lower() in (".parquet", ".pq"):
         return read_parquet(path, required).to_pandas()
-    return read_csv(path, required)
+    return read_csv(path, required, ids=ids)
 
 
 def arrow_with_provenance(table: pa.Table, file: Path) -> pa.Table:

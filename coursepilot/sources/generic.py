@@ -65,7 +65,7 @@ def _section(name: str, section: dict, base: Path, mapping_file: Path) -> pd.Dat
         )
     file = (base / section["file"]).resolve()
     keep = list(section.get("keep") or [])
-    frame = read_table(file, [*columns.values(), *keep])
+    frame = read_table(file, [*columns.values(), *keep], ids=[columns[k] for k in spec.key if k in columns])
     out = pd.DataFrame({canonical: frame[source] for canonical, source in columns.items()}, index=frame.index)
     for column, values in (section.get("values") or {}).items():
         out[column] = out[column].map(lambda v, m=values: m.get(v, v))
