@@ -293,3 +293,27 @@ def test_steps_on_threads_wanting_one_read_make_it_once(warehouse):
     for thread in steps:
         thread.join()
     assert len(reads) == 1 and results == [list(range(5))] * 2
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_merged_read_is_the_kept_rows_and_the_fresh_ones_in_id_order(seed):
+    """Kept learners (even ids), some of them rewritten, and new learners between them (odd ids)."""
+    rng = np.random.default_rng(seed)
+    old_ids = np.array([f"v{i:04d}" for i in range(0, 800, 2)], dtype=object)
+    old = rng.random((len(old_ids), 3), dtype=np.float32)
+    rewritten = rng.choice(old_ids, 50, replace=False)
+    new_ids = np.array([f"v{i:04d}" for i in rng.choice(range(1, 800, 2), 60, replace=False)], dtype=object)
+    fresh_ids = rng.permutation(np.r_[rewritten, new_ids])
+    fresh = rng.random((len(fresh_ids), 3), dtype=np.float32)
+    kept_ids = np.setdiff1d(rng.choice(old_ids, 300, replace=False), rewritten)
+    frame, matrices = read_cache._merged_rows(
+        VECTORS,
+        (pd.DataFrame({"learner_id": old_ids, "tag": "old"}), {"v": old}),
+        (pd.DataFrame({"learner_id": fresh_ids, "tag": "new"}), {"v": fresh}),
+        Merge(None, kept_ids),
+    )
+    expected = dict(zip(old_ids, old))
+    expected = {i: expected[i] for i in kept_ids} | dict(zip(fresh_ids, fresh))
+    assert frame["learner_id"].tolist() == sorted(expected)
+    np.testing.assert_array_equal(matrices["v"], np.array([expected[i] for i in sorted(expected)]))
+    assert (frame["tag"] == "new").sum() == len(fresh_ids)
