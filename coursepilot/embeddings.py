@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .imports import IMPORTING
+from .imports import module
 from .minilm import DIM, MODEL_NAME, load_model, model_id, text_key
 
 BACKENDS = ("torch", "onnx", "onnx_int8")
@@ -223,7 +223,5 @@ def preprocess(text: str) -> str:
 
     (MiniLM reads raw text well; whether this helps is measured in benchmarks/bench_embeddings.py.)
     """
-    with IMPORTING:
-        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    return " ".join(w for w in _WORD.findall(text.lower()) if w not in ENGLISH_STOP_WORDS)
+    stop_words = module("sklearn.feature_extraction.text").ENGLISH_STOP_WORDS
+    return " ".join(w for w in _WORD.findall(text.lower()) if w not in stop_words)

@@ -111,7 +111,7 @@ def learner_features(
     # hashes of the rows, not the features: DuckDB sums floats in no fixed order, integers exactly
     raw = con.execute(
         f"SELECT i.learner_id, {select}, hash(sum(hash(i, {duration})::HUGEINT), count(*)) AS {INPUTS} "
-        f"FROM ({train_interactions_sql()}) i LEFT JOIN courses c USING (course_id) "
+        f"FROM ({train_interactions_sql(con)}) i LEFT JOIN courses c USING (course_id) "
         "GROUP BY i.learner_id ORDER BY i.learner_id",
         params,
     ).df()

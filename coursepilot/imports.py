@@ -11,6 +11,21 @@ and every first call into a library that imports lazily itself (MLflow's store, 
 
 from __future__ import annotations
 
+import importlib
+import sys
 import threading
+from types import ModuleType
 
 IMPORTING = threading.RLock()
+"""Held only while importing and while a library's first call imports: never around code of this project that
+waits on another lock (the encoder's, the BLAS settings'), which a thread importing could be holding."""
+
+
+def module(name: str) -> ModuleType:
+    """``import name``, under ``IMPORTING`` only the first time: for code called again and again (every
+    ranked batch). A module another thread is still importing is in ``sys.modules`` already; Python's own
+    import then waits for it to finish."""
+    if name in sys.modules:
+        return importlib.import_module(name)
+    with IMPORTING:
+        return importlib.import_module(name)

@@ -324,7 +324,7 @@ def profile_inputs_sql(con) -> str:
     theme = "c.theme" if "theme" in columns(con, "courses") else "NULL"
     return (
         "WITH vectors AS (SELECT course_id, hash(embedding) AS vector FROM course_embeddings), "
-        f"train AS ({train_interactions_sql()}) "
+        f"train AS ({train_interactions_sql(con)}) "
         "SELECT learner_id, hash(l) AS h FROM learners l UNION ALL "
         f"SELECT t.learner_id, hash(t, {theme}, v.vector) FROM train t SEMI JOIN learners USING (learner_id) "
         "LEFT JOIN courses c USING (course_id) LEFT JOIN vectors v USING (course_id)"

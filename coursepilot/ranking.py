@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 from scipy import sparse
 
-from .imports import IMPORTING
+from .imports import module
 
 SCORING_CELLS = 1 << 20
 """Scores (learners x courses) computed per batch by the models' batch loops: about a million,
@@ -34,9 +34,7 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     request, stay in numpy so that answering them does not import torch.
     """
     if scores.size >= TORCH_TOPK_CELLS:
-        with IMPORTING:
-            import torch
-
+        torch = module("torch")
         # min is NaN exactly when a score is (one pass; torch's NaN mask costs 3x the ranking)
         if np.isnan(scores.min()):
             scores = np.where(np.isnan(scores), -np.inf, scores)

@@ -209,8 +209,9 @@ def log_serving_model(bundle: Path) -> object:
     The input example is a profile text, not a learner of the data: no learner data goes into the model's
     files.
     """
-    with IMPORTING:
+    with IMPORTING:  # not around log_model: it checks the input example with predict, which waits to encode
         import mlflow
+        import mlflow.pyfunc
         from mlflow.models import ModelSignature
         from mlflow.types import ColSpec, Schema
 
@@ -242,25 +243,24 @@ def log_serving_model(bundle: Path) -> object:
             ]
         ),
     )
-    with IMPORTING:  # MLflow's model logging imports lazily
-        info = mlflow.pyfunc.log_model(
-            name="recommender",
-            python_model=str(Path(__file__).with_name("serving_pyfunc.py")),
-            artifacts={"bundle": str(bundle)},
-            signature=signature,
-            input_example=example,
-            registered_model_name=MODEL_NAME,
-            pip_requirements=[
-                "mlflow",
-                "pandas",
-                "pyarrow",
-                "scipy",
-                "numpy",
-                "scikit-learn",
-                "threadpoolctl",
-                "sentence-transformers",
-            ],
-        )
+    info = mlflow.pyfunc.log_model(
+        name="recommender",
+        python_model=str(Path(__file__).with_name("serving_pyfunc.py")),
+        artifacts={"bundle": str(bundle)},
+        signature=signature,
+        input_example=example,
+        registered_model_name=MODEL_NAME,
+        pip_requirements=[
+            "mlflow",
+            "pandas",
+            "pyarrow",
+            "scipy",
+            "numpy",
+            "scikit-learn",
+            "threadpoolctl",
+            "sentence-transformers",
+        ],
+    )
     return info
 
 

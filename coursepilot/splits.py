@@ -52,28 +52,31 @@ def _tiebreak(seed: int) -> str:
 
 
 def _split_sql(con, config: SplitConfig) -> str:
-    """The ``SELECT`` of the split of every interaction."""
+    """The ``SELECT`` of the split of every interaction, with its columns (but a column of its own named
+    ``split``, which the label replaces); the window's own columns are named ``__...`` so as not to meet a
+    column that a source keeps."""
+    carried = ", ".join(qident(c) for c in columns(con, "interactions") if c != "split")
     order = "ts, " if "ts" in columns(con, "interactions") else ""
     # a quoted literal: unquoted, DuckDB reads a DECIMAL that can round to another double
     seed, share = int(config.seed), f"CAST('{float(config.test_share)!r}' AS DOUBLE)"
     return f"""
         WITH flagged AS (
-            SELECT *,
-                   {_sample("learner_id", config.cold_learner_share, seed)} AS cold_learner,
-                   {_sample("course_id", config.cold_course_share, seed + 1)} AS cold_course,
-                   {_tiebreak(seed)} AS tiebreak
+            SELECT {carried},
+                   {_sample("learner_id", config.cold_learner_share, seed)} AS __cold_learner,
+                   {_sample("course_id", config.cold_course_share, seed + 1)} AS __cold_course,
+                   {_tiebreak(seed)} AS __tiebreak
             FROM interactions
         ), ranked AS (
             -- one pass: a learner's warm rows are ranked among themselves, apart from their cold-course rows
-            SELECT * EXCLUDE (tiebreak), row_number() OVER w AS k, count(*) OVER w AS n
+            SELECT * EXCLUDE (__tiebreak), row_number() OVER w AS __k, count(*) OVER w AS __n
             FROM flagged
-            WINDOW w AS (PARTITION BY learner_id, cold_learner OR cold_course ORDER BY {order}tiebreak
+            WINDOW w AS (PARTITION BY learner_id, __cold_learner OR __cold_course ORDER BY {order}__tiebreak
                          ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
         )
-        SELECT * EXCLUDE (cold_learner, cold_course, k, n),
-               CASE WHEN cold_learner THEN 'cold_learner' WHEN cold_course THEN 'cold_course'
-                    WHEN n >= {int(config.min_interactions)}
-                         AND k > n - least(n - 1, greatest(1, CAST(round(n * {share}) AS BIGINT)))
+        SELECT * EXCLUDE (__cold_learner, __cold_course, __k, __n),
+               CASE WHEN __cold_learner THEN 'cold_learner' WHEN __cold_course THEN 'cold_course'
+                    WHEN __n >= {int(config.min_interactions)}
+                         AND __k > __n - least(__n - 1, greatest(1, CAST(round(__n * {share}) AS BIGINT)))
                     THEN 'test' ELSE 'train' END AS split
         FROM ranked
     """
@@ -89,8 +92,20 @@ def build_split(con: duckdb.DuckDBPyConnection, config: SplitConfig = SplitConfi
     return dict(con.execute(f"SELECT split, count(*) FROM {SPLIT_TABLE} GROUP BY 1 ORDER BY 1").fetchall())
 
 
-def train_interactions_sql() -> str:
+def require_carried(con: duckdb.DuckDBPyConnection) -> None:
+    """Refuse a ``split`` table without the interactions' columns (written before it carried them), which
+    every reader of its rows would misread: the split step writes it again."""
+    missing = [c for c in columns(con, "interactions") if c not in columns(con, SPLIT_TABLE)]
+    if missing:
+        raise ValueError(
+            f"the split table has no column {missing[0]!r} of the interactions: it was written by an earlier "
+            "version; materialize split again"
+        )
+
+
+def train_interactions_sql(con: duckdb.DuckDBPyConnection) -> str:
     """SQL for the training interactions (all interaction columns), for stages that must not see test."""
+    require_carried(con)
     return f"SELECT * EXCLUDE (split) FROM {SPLIT_TABLE} WHERE split = 'train'"
 
 
@@ -108,7 +123,8 @@ def coded_interactions(
     same rows. Another list of learners (the few whose inputs changed, say) takes its rows from the entry of
     every learner of ``learners`` in id order, which the other stages of the run read too.
     """
-    rest = [c for c in columns(con, "interactions") if c not in ("learner_id", "course_id")]
+    require_carried(con)
+    rest = [c for c in columns(con, "interactions") if c not in ("learner_id", "course_id", "split")]
     learner_ids = np.asarray(learner_ids, dtype=object)
     everyone = _cached_learners(con)
     subset = (

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 
-def carry_rows(con) -> None:
-    """Give ``split`` (learner_id, course_id and split, as a test wrote it) every column of those
-    interactions, as :func:`~coursepilot.splits.build_split` stores it."""
+def resplit(con) -> None:
+    """``split`` again from ``interactions``, with every column of theirs, as the split step writes it before
+    the stages run: each (learner_id, course_id) keeps the label the test gave it, and a new one trains."""
     con.execute(
-        "CREATE OR REPLACE TABLE split AS SELECT i.*, s.split FROM interactions i "
-        "JOIN (SELECT learner_id, course_id, split FROM split) s USING (learner_id, course_id)"
+        "CREATE OR REPLACE TABLE split AS SELECT i.*, coalesce(s.split, 'train') AS split "
+        "FROM interactions i LEFT JOIN (SELECT learner_id, course_id, split FROM split) s "
+        "USING (learner_id, course_id)"
     )

@@ -19,6 +19,7 @@ from coursepilot.peers.reads import train_with_courses
 from coursepilot.peers.state import StateWeights, learner_state
 from coursepilot.profiles import build_profiles, profile_context, profile_inputs_sql, profile_tables
 from coursepilot.warehouse import Merge, read_rows_with_vectors, replace_tables, vector_column
+from tests.hand_split import resplit
 
 T0 = pd.Timestamp("2025-03-03")
 SCALE = (1.0, 5.0)
@@ -56,16 +57,6 @@ def _table(con, name: str, frame: pd.DataFrame) -> None:
     con.register("frame", frame)
     con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
     con.unregister("frame")
-
-
-def _resplit(con) -> None:
-    """``split`` again from ``interactions`` (it carries their rows), as the split step runs before the stages
-    in the pipeline: each pair keeps its label, a new pair trains."""
-    con.execute(
-        "CREATE OR REPLACE TABLE split AS SELECT i.*, coalesce(s.split, 'train') AS split "
-        "FROM interactions i LEFT JOIN (SELECT learner_id, course_id, split FROM split) s "
-        "USING (learner_id, course_id)"
-    )
 
 
 def _trained_on(con, course: str) -> set[str]:
@@ -128,7 +119,7 @@ def test_only_learners_whose_rows_changed_are_recomputed_and_the_state_equals_a_
         "UPDATE interactions SET rating = 6 - rating WHERE learner_id = 'u07' AND course_id = ?", [first]
     )
     con.execute("DELETE FROM interactions WHERE learner_id = 'u11'")
-    _resplit(con)
+    resplit(con)
     takers = _trained_on(con, "c11")
     state, changes = _run(con)
     # the duration joined from courses is an input too: everyone who took c11 is recomputed
@@ -150,7 +141,7 @@ def test_a_relabelled_course_recomputes_its_learners_and_an_earlier_first_week_r
     assert set(changes.changed) == takers and 0 < len(takers) < 30
     _same(state, _full(con))
     con.execute("INSERT INTO interactions VALUES ('u00', 'c11', 3.0, 50.0, ?)", [T0 - pd.Timedelta(days=30)])
-    _resplit(con)
+    resplit(con)
     state, changes = _run(con)
     assert changes.everyone and changes.kept == 0
     _same(state, _full(con))
@@ -160,7 +151,7 @@ def test_a_change_inside_the_engagement_range_writes_only_the_changed_learners()
     con = _warehouse()
     _run(con)
     con.execute("UPDATE interactions SET rating = 6 - rating WHERE learner_id = 'u05'")
-    _resplit(con)
+    resplit(con)
     update = updated_state(con, SCALE, WEIGHTS)
     assert update.merged and set(update.rows["learner_id"]) == {"u05"}
     update.write(con)
@@ -191,10 +182,10 @@ def test_with_incremental_off_everyone_is_recomputed():
 def test_sources_without_timestamps_or_watch_data_update_the_same_way(drop):
     con = _warehouse(seed=1)
     con.execute(f"ALTER TABLE interactions DROP COLUMN {drop}")
-    _resplit(con)
+    resplit(con)
     _run(con)
     con.execute("UPDATE interactions SET rating = 6 - rating WHERE learner_id = 'u05'")
-    _resplit(con)
+    resplit(con)
     state, changes = _run(con)
     assert "u05" in set(state["learner_id"]) and set(changes.changed) == {"u05"}
     _same(state, _full(con))
@@ -256,7 +247,7 @@ def test_profiles_are_rebuilt_for_changed_learners_only_and_equal_a_full_rebuild
     # u04 takes a course, u08 changes job, u12's course c05 gets a new embedding (all who took c05), u30 is
     # new (no training rows), u29 leaves
     con.execute("INSERT INTO interactions VALUES ('u04', 'c11', 4.0, 80.0, ?)", [T0 + pd.Timedelta(days=61)])
-    _resplit(con)
+    resplit(con)
     con.execute("UPDATE learners SET job = 'nurse' WHERE learner_id = 'u08' AND job IS DISTINCT FROM 'nurse'")
     con.execute("UPDATE learners SET job = 'analyst' WHERE learner_id = 'u08' AND job IS NULL")
     con.execute("UPDATE course_embeddings SET embedding = [1, 0, 0, 0, 0, 0, 0, 0] WHERE course_id = 'c05'")
@@ -315,11 +306,11 @@ def test_a_run_with_no_learners_stores_text_ids_and_the_next_run_compares_with_t
     con = _warehouse()
     con.execute("CREATE TABLE saved AS SELECT * FROM interactions")
     con.execute("DELETE FROM interactions")
-    _resplit(con)
+    resplit(con)
     state, changes = _run(con)
     assert len(state) == 0 and changes.fingerprints.num_rows == 0
     con.execute("INSERT INTO interactions SELECT * FROM saved")
-    _resplit(con)
+    resplit(con)
     state, changes = _run(con)
     # compared with the empty store (text ids, not a type error): all 30 are new
     assert len(changes.changed) == 30 and changes.reason == "every learner's inputs changed"

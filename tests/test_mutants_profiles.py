@@ -22,7 +22,7 @@ from coursepilot.profiles import (
     weighted_profiles,
 )
 from coursepilot.warehouse import replace_tables, vector_matrix
-from tests.hand_split import carry_rows
+from tests.hand_split import resplit
 
 
 def test_parts_are_stored_in_float32_whatever_they_are_given():
@@ -156,7 +156,7 @@ def _full_warehouse():
             ("theme", "art", [0.0, 1.0, 0.0]),
         ],
     )
-    carry_rows(con)
+    resplit(con)
     return con
 
 
@@ -172,7 +172,7 @@ def _bare_warehouse():
     _table(con, "interactions", "learner_id VARCHAR, course_id VARCHAR", pairs)
     split = [(*pair, "train") for pair in pairs]
     _table(con, "split", "learner_id VARCHAR, course_id VARCHAR, split VARCHAR", split)
-    carry_rows(con)
+    resplit(con)
     _table(con, "course_embeddings", "course_id VARCHAR, embedding FLOAT[3]", [("c1", C1), ("c2", C2)])
     _table(con, "attribute_embeddings", "kind VARCHAR, value VARCHAR, embedding FLOAT[3]", [])
     return con

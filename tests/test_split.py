@@ -96,6 +96,22 @@ def test_the_split_is_the_documented_rule(warehouse, seed):
     assert split == _split_by_hand(warehouse, config)
 
 
+def test_columns_a_source_keeps_never_clash_with_the_split_and_an_old_split_is_refused(warehouse):
+    labelled = "SELECT learner_id, course_id, split FROM split ORDER BY ALL"
+    build_split(warehouse, SplitConfig(seed=2))
+    labels = warehouse.execute(labelled).fetchall()
+    for name in ("split", "k", "n", "tiebreak", "cold_learner"):
+        warehouse.execute(f"ALTER TABLE interactions ADD COLUMN {name} VARCHAR DEFAULT 'kept'")
+    build_split(warehouse, SplitConfig(seed=2))
+    assert warehouse.execute(labelled).fetchall() == labels
+    assert warehouse.execute("SELECT DISTINCT k, n, tiebreak, cold_learner FROM split").fetchall() == [
+        ("kept",) * 4
+    ]
+    warehouse.execute("CREATE OR REPLACE TABLE split AS SELECT learner_id, course_id, split FROM split")
+    with pytest.raises(ValueError, match="written by an earlier version; materialize split again"):
+        split_frame(warehouse, ("train",))
+
+
 def test_the_split_carries_every_interaction_with_its_columns(warehouse):
     build_split(warehouse, SplitConfig(seed=1))
     assert [c for c in columns(warehouse, "split") if c != "split"] == columns(warehouse, "interactions")

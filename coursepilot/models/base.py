@@ -20,7 +20,7 @@ from ..confidence import confidence_weights
 from ..ranking import batch_rows, top_k
 from ..sampling import sample_rows
 from ..schema import DIFFICULTY_LEVELS
-from ..splits import coded_interactions, every_learner
+from ..splits import coded_interactions, every_learner, require_carried
 from ..warehouse import columns, read_vectors
 
 SCORING_THREADS = 2  # batches of learners scored at once by recommend_all (this machine's cores)
@@ -104,6 +104,7 @@ def split_matrix(
 def split_frame(con, splits: tuple[str, ...], learner_ids=None) -> pd.DataFrame:
     """Interactions of the given splits (all interaction columns, with the ids), of ``learner_ids`` only when
     given, ordered by learner and course (the split table's own order varies from one write to the next)."""
+    require_carried(con)
     marks = ", ".join("?" for _ in splits)
     kept = "" if learner_ids is None else "JOIN _kept_learners k USING (learner_id) "
     if learner_ids is not None:

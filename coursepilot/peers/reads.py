@@ -17,7 +17,7 @@ def train_rows_sql(con) -> str:
     duration)."""
     duration = ", c.duration_min" if "duration_min" in columns(con, "courses") else ""
     return (
-        f"SELECT i.*, l.difficulty{duration} FROM ({train_interactions_sql()}) i "
+        f"SELECT i.*, l.difficulty{duration} FROM ({train_interactions_sql(con)}) i "
         "JOIN course_labels l USING (course_id) JOIN courses c USING (course_id)"
     )
 
