@@ -55,8 +55,9 @@ def _split_sql(con, config: SplitConfig) -> str:
     """The ``SELECT`` of the split of every interaction, with its columns (but a column of its own named
     ``split``, which the label replaces); the window's own columns are named ``__...`` so as not to meet a
     column that a source keeps."""
-    carried = ", ".join(qident(c) for c in columns(con, "interactions") if c != "split")
-    order = "ts, " if "ts" in columns(con, "interactions") else ""
+    present = columns(con, "interactions")
+    carried = ", ".join(qident(c) for c in present if c != "split")
+    order = "ts, " if "ts" in present else ""
     # a quoted literal: unquoted, DuckDB reads a DECIMAL that can round to another double
     seed, share = int(config.seed), f"CAST('{float(config.test_share)!r}' AS DOUBLE)"
     return f"""
