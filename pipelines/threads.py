@@ -37,6 +37,8 @@ from dagster._core.execution.tags import get_tag_concurrency_limits_config
 from dagster._core.executor.base import Executor
 from dagster._core.storage.tags import PRIORITY_TAG
 
+from coursepilot.imports import IMPORTING
+
 THREADS = 2
 """Steps at a time by default: this machine's cores. Each step already uses both where its work releases the
 GIL (docs/scale.md), so more steps than cores would only add memory."""
@@ -74,6 +76,12 @@ class ThreadExecutor(Executor):
         self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan
     ) -> Iterator[DagsterEvent]:
         steps = execution_plan.step_keys_to_execute
+        # SQLAlchemy's ORM is loaded lazily by MLflow's store and by SQLAlchemy itself (Dagster's event writes
+        # from the steps' threads), out of reach of IMPORTING: it is imported before the threads start. Two
+        # steps first importing it at once failed CI runs (course_labels beside rating_models, 2026-12-04).
+        with IMPORTING:
+            import sqlalchemy.orm  # noqa: F401
+
         yield DagsterEvent.engine_event(
             plan_context,
             f"Executing steps on up to {self.max_concurrent} threads in process (pid: {os.getpid()})",

@@ -294,5 +294,6 @@ def test_packages_first_imported_by_steps_on_threads_are_imported_under_the_lock
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     first = json.loads(audit.read_text())
     on_steps = {name: locked for name, locked in first.items() if name in LAZY_PACKAGES}
-    assert {"sqlalchemy.orm", "git", "skops", "matplotlib"} <= on_steps.keys(), on_steps
+    assert {"git", "skops", "matplotlib"} <= on_steps.keys(), on_steps
+    assert "sqlalchemy.orm" not in first  # imported by the executor before the steps' threads start
     assert all(on_steps.values()), on_steps
