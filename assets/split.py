@@ -3,7 +3,7 @@
 import pandas as pd
 from dagster import AssetExecutionContext, Config, MaterializeResult, asset
 
-from coursepilot.splits import SplitConfig, build_split
+from coursepilot.splits import SplitConfig, update_split
 from resources import WarehouseResource
 
 from .metadata import markdown_table
@@ -18,6 +18,7 @@ class SplitSettings(Config):
     cold_learner_share: float = SplitConfig.cold_learner_share
     cold_course_share: float = SplitConfig.cold_course_share
     seed: int = SplitConfig.seed
+    incremental: bool = True  # split again only the learners whose interactions changed (False: everyone)
 
 
 @asset(
@@ -30,12 +31,15 @@ def split(
     context: AssetExecutionContext, config: SplitSettings, warehouse: WarehouseResource
 ) -> MaterializeResult:
     with warehouse.get_connection() as con:
-        counts = build_split(con, SplitConfig(**config.model_dump()))
+        counts, changes = update_split(
+            con, SplitConfig(**config.model_dump(exclude={"incremental"})), config.incremental
+        )
     table = pd.DataFrame({"split": list(counts), "interactions": list(counts.values())})
     return MaterializeResult(
         metadata={
             "dagster/row_count": sum(counts.values()),
             "counts": markdown_table(table),
             **{f"{k}_interactions": v for k, v in counts.items()},
+            **changes.metadata(),
         }
     )

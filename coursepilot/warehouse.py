@@ -64,7 +64,7 @@ class Merge:
     """New rows for an existing per-learner table: the stored rows of learners outside ``kept``, and those
     matching ``drop`` (an SQL condition), are deleted and ``rows`` inserted; kept rows are not rewritten."""
 
-    rows: object  # a pandas DataFrame or a pyarrow Table
+    rows: object  # a pandas DataFrame, a pyarrow Table or an SQL SELECT text
     kept: object  # learner ids
     drop: str = ""
 
@@ -132,7 +132,11 @@ def replace_tables(
             for i, source in enumerate(frames.values())
             if not isinstance(source, str)
         },
-        **{f"__merged_{i}": merge.rows for i, merge in enumerate(merged.values())},
+        **{
+            f"__merged_{i}": merge.rows
+            for i, merge in enumerate(merged.values())
+            if not isinstance(merge.rows, str)
+        },
         **{f"__kept_{i}": learner_id_table(merge.kept) for i, merge in enumerate(merged.values())},
     }
     statements = [
@@ -152,9 +156,10 @@ def replace_tables(
         ]
     for i, (name, merge) in enumerate(merged.items()):
         drop = f" OR ({merge.drop})" if merge.drop else ""
+        rows = f"({merge.rows})" if isinstance(merge.rows, str) else f"__merged_{i}"
         statements += [
             f"DELETE FROM {qident(name)} WHERE learner_id NOT IN (SELECT learner_id FROM __kept_{i}){drop}",
-            f"INSERT INTO {qident(name)} BY NAME SELECT * FROM __merged_{i}",
+            f"INSERT INTO {qident(name)} BY NAME SELECT * FROM {rows}",
         ]
     for view, source in sources.items():
         con.register(view, source)

@@ -60,12 +60,14 @@ NIGHTLY_CONFIG = {
     peers.peer_recommendations.op.name: {"config": {**KEEP_TUNING, "compare": False}},
 }
 
-# the weekly full run recomputes every learner's state, profile and peers, whatever their fingerprints say (a
-# code change their versions missed cannot outlive a week), and clusters every window in a space fitted again
+# the weekly full run recomputes every learner's split, state, profile and peers, whatever their fingerprints
+# say (a code change their versions missed cannot outlive a week), and clusters every window in a space fitted
+# again
 FULL_CONFIG = {
     asset.op.name: {"config": {"incremental": False}}
     for asset in (
         source_data.cleaned_tables,
+        split.split,
         peers.learner_state,
         profiles.learner_profiles,
         peers.peer_clusters,

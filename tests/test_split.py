@@ -12,7 +12,16 @@ from coursepilot.ingest import clean, write_raw
 from coursepilot.models.base import split_frame
 from coursepilot.models.hybrid import carve_validation, latest_on_platform, latest_per_learner
 from coursepilot.sources import load_source
-from coursepilot.splits import SplitConfig, _sample, _tiebreak, build_split, coded_interactions
+from coursepilot.splits import (
+    MERGED_SHARE,
+    SplitConfig,
+    _sample,
+    _split_sql,
+    _tiebreak,
+    build_split,
+    coded_interactions,
+    update_split,
+)
 from coursepilot.warehouse import columns
 
 
@@ -118,6 +127,63 @@ def test_the_split_carries_every_interaction_with_its_columns(warehouse):
     carried = "SELECT * EXCLUDE (split) FROM split"
     for rows in (f"{carried} EXCEPT ALL FROM interactions", f"FROM interactions EXCEPT ALL {carried}"):
         assert warehouse.execute(f"SELECT count(*) FROM ({rows})").fetchone()[0] == 0
+
+
+def _differs_from_a_whole_split(con, config: SplitConfig) -> int:
+    """Rows in which ``split`` and a whole split of today's interactions differ, both ways."""
+    con.execute("CREATE OR REPLACE TEMP TABLE whole AS " + _split_sql(con, config))
+    both = "(FROM split EXCEPT ALL FROM whole) UNION ALL (FROM whole EXCEPT ALL FROM split)"
+    return con.execute(f"SELECT count(*) FROM ({both})").fetchone()[0]
+
+
+def test_an_incremental_split_splits_again_only_the_learners_whose_interactions_changed(warehouse):
+    config = SplitConfig(seed=3)
+    _, changes = update_split(warehouse, config)
+    assert changes.everyone and changes.reason == "no earlier run"
+    first = warehouse.execute("SELECT DISTINCT learner_id FROM interactions ORDER BY 1 LIMIT 3").fetchall()
+    grown, edited, gone = (r[0] for r in first)
+    rowids = "SELECT learner_id, course_id, rowid FROM split WHERE learner_id NOT IN (?, ?, ?)"
+    kept_before = set(warehouse.execute(rowids, [grown, edited, gone]).fetchall())
+    warehouse.execute(
+        "INSERT INTO interactions SELECT * REPLACE (c.course_id AS course_id, ts + INTERVAL 400 DAY AS ts) "
+        "FROM (FROM interactions WHERE learner_id = ? LIMIT 1), "
+        "(SELECT min(course_id) AS course_id FROM courses WHERE course_id NOT IN "
+        " (SELECT course_id FROM interactions WHERE learner_id = ?)) c",
+        [grown, grown],
+    )
+    warehouse.execute(
+        "UPDATE interactions SET ts = ts + INTERVAL 900 DAY WHERE learner_id = ? "
+        "AND course_id = (SELECT min(course_id) FROM interactions WHERE learner_id = ?)",
+        [edited, edited],
+    )
+    warehouse.execute("DELETE FROM interactions WHERE learner_id = ?", [gone])
+
+    counts, changes = update_split(warehouse, config)
+    assert sorted(changes.changed) == sorted([grown, edited]) and changes.removed == 1
+    assert changes.metadata()["recomputed_learners"] == 2 and not changes.everyone
+    assert sum(counts.values()) == warehouse.execute("SELECT count(*) FROM interactions").fetchone()[0]
+    assert _differs_from_a_whole_split(warehouse, config) == 0
+    # the other learners' rows were not written again
+    assert set(warehouse.execute(rowids, [grown, edited, gone]).fetchall()) == kept_before
+
+    _, changes = update_split(warehouse, config)
+    assert len(changes.changed) == 0 and changes.kept == changes.fingerprints.num_rows
+    _, changes = update_split(warehouse, SplitConfig(seed=4))  # other settings: every learner
+    assert changes.everyone and _differs_from_a_whole_split(warehouse, SplitConfig(seed=4)) == 0
+
+
+def test_a_split_where_most_learners_changed_is_written_whole(warehouse):
+    update_split(warehouse)
+    learners = warehouse.execute("SELECT count(DISTINCT learner_id) FROM interactions").fetchone()[0]
+    warehouse.execute(
+        "UPDATE interactions SET ts = ts + INTERVAL 1 DAY WHERE learner_id IN "
+        f"(SELECT DISTINCT learner_id FROM interactions ORDER BY 1 LIMIT {int(learners * MERGED_SHARE) + 1})"
+    )
+    _, changes = update_split(warehouse)
+    assert changes.everyone and "written whole" in changes.reason
+    assert len(changes.changed) == learners and _differs_from_a_whole_split(warehouse, SplitConfig()) == 0
+    _, changes = update_split(warehouse, incremental=False)
+    assert changes.reason == "incremental updates are off"
 
 
 def test_bad_config_is_refused():
