@@ -186,16 +186,25 @@ def _touched(con, raw: dict[str, str], earlier: dict[str, int]) -> dict[str, str
         keys[name] = f"SELECT DISTINCT {ids} FROM {qident(raw[name])} WHERE rowid >= {earlier[raw[name]]}"
     touched = {}
     for name, spec in TABLES.items():
+        table = qident(raw[name])
         match = " AND ".join(f"{_id_expr(k, 'r')} = n.{qident(k)}" for k in spec.key)
         # every appended row is checked, a row with a NULL id (which matches no key) too
-        where = f"r.rowid >= {earlier[raw[name]]} OR EXISTS (SELECT 1 FROM ({keys[name]}) n WHERE {match})"
+        rowids = [
+            f"SELECT rowid FROM {table} WHERE rowid >= {earlier[raw[name]]}",
+            f"SELECT r.rowid FROM {table} r SEMI JOIN ({keys[name]}) n ON {match}",
+        ]
         if name == INTERACTIONS.name:
-            for key, parent in (("learner_id", "learners"), ("course_id", "courses")):
-                where += f" OR {_id_expr(key, 'r')} IN (SELECT p.{key} FROM ({keys[parent]}) p)"
+            rowids += [
+                f"SELECT r.rowid FROM {table} r WHERE {_id_expr(key, 'r')} IN "
+                f"(SELECT p.{key} FROM ({keys[parent]}) p)"
+                for key, parent in (("learner_id", "learners"), ("course_id", "courses"))
+            ]
         touched[name] = f"__touched_{name}"
+        # a join per reason, not one scan ORing subqueries (which DuckDB ran as mark joins: 5.0 s against
+        # 0.5 s for the interactions at a million learners)
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {qident(touched[name])} AS SELECT * FROM {qident(raw[name])} r "
-            f"WHERE {where}"
+            f"CREATE OR REPLACE TEMP TABLE {qident(touched[name])} AS SELECT * FROM {table} "
+            f"WHERE rowid IN ({' UNION ALL '.join(rowids)})"
         )
     return touched
 
