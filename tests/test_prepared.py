@@ -3,12 +3,13 @@ data, test sets and carve kept in the read cache equal a fresh derivation."""
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import sparse
 
 from coursepilot.evaluation.protocol import held_out
 from coursepilot.models import prepared
-from coursepilot.models.base import read_train
+from coursepilot.models.base import interaction_times, read_train
 from coursepilot.models.hybrid import validation_data
 from coursepilot.ranking import Relevant, relevant_sets
 from coursepilot.read_cache import cache_dir
@@ -112,3 +113,21 @@ def test_a_kept_preparation_is_not_derived_again_and_sees_writes(on_disk, monkey
     (entry,) = cache_dir(on_disk).glob("*.npz")
     entry.write_bytes(b"not an archive")
     _assert_same(prepared.prepare(on_disk, SCALE, 0.2, 0), *_fresh(on_disk))
+
+
+def test_interaction_times_are_seconds_since_the_epoch_with_the_earliest_where_missing():
+    coded = pd.DataFrame(
+        {
+            "row": [0, 0, 1, 2],
+            "col": [1, 2, 0, 2],
+            "ts": pd.to_datetime(
+                ["2025-03-01 12:00:00.5", None, "1999-12-31 00:00:00.0", "2025-03-02 00:00:00.0"]
+            ).as_unit("us"),
+        }
+    )
+    times = interaction_times(coded, (3, 3)).toarray()
+    earliest = 946598400.0  # 1999-12-31
+    assert times[0, 1] == 1740830400.5 and times[1, 0] == earliest and times[2, 2] == 1740873600.0
+    assert times[0, 2] == earliest  # no time: the earliest one
+    assert interaction_times(coded.assign(ts=pd.NaT), (3, 3)) is None
+    assert interaction_times(coded.drop(columns="ts"), (3, 3)) is None
