@@ -114,14 +114,15 @@ def peer_batches(
         cosine, pool_t = profiles.against(pool), unit[pool].T.tocsr()
         for start in range(0, len(queries), batch):
             part = queries[start : start + batch]
-            terms = np.stack(
-                [
-                    (unit[part] @ pool_t).toarray(),
-                    cosine(part),
-                    1 - np.abs(np.subtract.outer(level[part], level[pool])) / 2,
-                    np.broadcast_to(active[pool], (len(part), len(pool))),
-                ]
-            )
+            # each term written in place: no temporaries to stack
+            terms = np.empty((len(TERMS), len(part), len(pool)), dtype=np.float32)
+            (unit[part] @ pool_t).toarray(out=terms[0])
+            terms[1] = cosine(part)
+            closeness = np.subtract.outer(level[part], level[pool], out=terms[2])
+            np.abs(closeness, out=closeness)
+            closeness *= -0.5
+            closeness += 1
+            terms[3] = active[pool]
             at = np.minimum(np.searchsorted(pool, part), len(pool) - 1)
             own = pool[at] == part
             yield PeerBatch(part, pool, terms, (np.flatnonzero(own), at[own]), k)
