@@ -11,7 +11,8 @@ from .source_data import CLEANED
 
 
 class SplitSettings(Config):
-    """Mirrors :class:`coursepilot.splits.SplitConfig`, whose defaults it takes."""
+    """Mirrors :class:`coursepilot.splits.SplitConfig`, whose defaults it takes, and says whether the split
+    may merge the learners whose interactions changed (:func:`coursepilot.splits.update_split`)."""
 
     test_share: float = SplitConfig.test_share
     min_interactions: int = SplitConfig.min_interactions

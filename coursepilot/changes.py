@@ -43,9 +43,13 @@ class Changes:
         """Learners whose stored rows stand."""
         return self.fingerprints.num_rows - len(self.changed)
 
+    def ids(self) -> np.ndarray:
+        """The ids of every learner with inputs."""
+        return np.asarray(self.fingerprints.column("learner_id").to_pylist(), dtype=object)
+
     def kept_ids(self) -> np.ndarray:
         """The ids of the learners whose stored rows stand."""
-        ids = np.asarray(self.fingerprints.column("learner_id").to_pylist(), dtype=object)
+        ids = self.ids()
         # a hash lookup: numpy's isin on object arrays compares pairs (158 s at 100,000 learners)
         return ids[~pd.Index(ids).isin(self.changed)] if len(self.changed) else ids
 
@@ -66,8 +70,8 @@ def learner_changes(
     every learner when ``incremental`` is off."""
     # typed by arrow, so that an empty result still stores learner_id as text
     current = con.execute(
-        f"SELECT learner_id::VARCHAR AS learner_id, hash(sum(hash(q)::HUGEINT), count(*), ?) AS fp "
-        f"FROM ({rows_sql}) q GROUP BY learner_id ORDER BY 1",
+        f"SELECT learner_id::VARCHAR AS learner_id, hash(sum(hash(__row)::HUGEINT), count(*), ?) AS fp "
+        f"FROM ({rows_sql}) __row GROUP BY learner_id ORDER BY 1",
         [context],
     ).to_arrow_table()
     stored = inputs_table(table)

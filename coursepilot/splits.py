@@ -20,13 +20,13 @@ import pyarrow as pa
 
 from .changes import Changes, inputs_table, learner_changes
 from .read_cache import cache_dir, cached_frame, ids_digest
-from .warehouse import Merge, columns, learner_id_table, qident, replace_tables, table_exists
+from .warehouse import Merge, columns, described, learner_id_table, qident, replace_tables, table_exists
 
 SPLIT_TABLE = "split"
 SPLIT_VERSION = 1  # bump when the rule changes: the next incremental split then splits every learner again
 MERGED_SHARE = 0.25
-"""Above this share of learners split again, the table is written whole: at a million learners merging 14%
-of them took 2.6 s against 14.2 s for the whole table, merging 84% 33.0 s (BENCHMARKS.md)."""
+"""Above this share of learners split again, the table is written whole: at a million learners merging 14% of
+them took 4.8 s against 13.3 s for the whole table, and 84% 33.3 s (BENCHMARKS.md)."""
 CODED_VERSION = 1  # bump when coded_interactions reads differently: cached reads are then read again
 
 
@@ -101,23 +101,24 @@ def update_split(
     ``split`` holds every interaction with all its columns and its ``split``: the stages read their rows from
     it without joining it back to ``interactions`` (a join of 20M rows on two text keys, about 2 s a read
     at a million learners). A learner's split depends on their own interactions only, so with
-    ``incremental`` only the learners whose interactions (or the settings) changed since the last split
-    are split again, and the others keep their rows; the table equals a whole split. Above
-    ``MERGED_SHARE`` of the learners it is written whole, which is then cheaper."""
-    changes = learner_changes(
-        con, SPLIT_TABLE, "SELECT * FROM interactions", f"split v{SPLIT_VERSION} {config}", incremental
-    )
+    ``incremental`` only the learners whose interactions (or the settings, or the interactions' columns)
+    changed since the last split are split again, and the others keep their rows; the table equals a whole
+    split. Above ``MERGED_SHARE`` of the learners it is written whole, which is then cheaper; when nothing
+    changed it is not written (its write stamp, which names cached reads, stays)."""
+    schema = described(con, "SELECT * FROM interactions")  # a row's hash does not see its column names
+    context = f"split v{SPLIT_VERSION} {config} {schema}"
+    changes = learner_changes(con, SPLIT_TABLE, "SELECT * FROM interactions", context, incremental)
     inputs = {inputs_table(SPLIT_TABLE): changes.fingerprints}
     if not changes.everyone and len(changes.changed) > MERGED_SHARE * changes.fingerprints.num_rows:
         changes = replace(
             changes,
-            changed=np.asarray(changes.fingerprints.column("learner_id").to_pylist(), dtype=object),
+            changed=changes.ids(),
             reason=f"{len(changes.changed):,} learners' interactions changed, more than "
             f"{MERGED_SHARE:.0%}: written whole",
         )
     if changes.everyone:
         replace_tables(con, {SPLIT_TABLE: _split_sql(con, config), **inputs})
-    else:
+    elif len(changes.changed) or changes.removed:
         con.register("__split_again", learner_id_table(changes.changed))
         try:
             rows = _split_sql(con, config, "WHERE learner_id IN (SELECT learner_id FROM __split_again)")

@@ -62,7 +62,8 @@ def learner_id_table(ids) -> pa.Table:
 @dataclass(frozen=True)
 class Merge:
     """New rows for an existing per-learner table: the stored rows of learners outside ``kept``, and those
-    matching ``drop`` (an SQL condition), are deleted and ``rows`` inserted; kept rows are not rewritten."""
+    matching ``drop`` (an SQL condition), are deleted and ``rows`` inserted; kept rows are not rewritten. An
+    SQL ``rows`` runs after the delete, in the same transaction: it must not read the table it merges into."""
 
     rows: object  # a pandas DataFrame, a pyarrow Table or an SQL SELECT text
     kept: object  # learner ids

@@ -79,7 +79,8 @@ full_pipeline = define_asset_job(
     selection=AssetSelection.all(),
     config={"ops": FULL_CONFIG},
     description="Materialize the whole asset graph, checks included: tuning, every comparison "
-    "model, the evaluation report, every raw row cleaned and every learner's state and profile from scratch.",
+    "model, the evaluation report, every raw row cleaned and every learner's split, state and profile from "
+    "scratch.",
 )
 nightly_retrain = define_asset_job(
     NIGHTLY_JOB,
@@ -88,8 +89,8 @@ nightly_retrain = define_asset_job(
     description="The serving path on the newest data: cleaned tables, labels, embeddings (new texts only), "
     "ALS and the hybrid with the last tuned settings (their factor models from the last factors), the "
     "learner classifier the last run chose, the registered model through the gate, peer groups and peers "
-    "(no baselines); learner state and profiles only for learners whose inputs changed. Tunes from "
-    "scratch where no earlier run left settings.",
+    "(no baselines); the split, learner state and profiles only for learners whose inputs changed. Tunes "
+    "from scratch where no earlier run left settings.",
 )
 
 

@@ -62,12 +62,13 @@ def test_weekly_full_rebuild_and_the_nightly_job_keeps_tuning(tmp_path, monkeypa
         "peer_recommendations": {"retune": False, "compare": False},
     }
     assert {n.name for n in defs.resolve_job_def("full_pipeline").graph.node_defs} > steps
-    # the weekly run cleans every row and recomputes every learner's state, profile and peers, whatever their
-    # fingerprints say, and clusters every window afresh
+    # the weekly run cleans every row and recomputes every learner's split, state, profile and peers, whatever
+    # their fingerprints say, and clusters every window afresh
     assert {
         op: cfg["config"] for op, cfg in defs.resolve_job_def("full_pipeline").run_config["ops"].items()
     } == {
         "cleaned_tables": {"incremental": False},
+        "split": {"incremental": False},
         "learner_state": {"incremental": False},
         "learner_profiles": {"incremental": False},
         "peer_clusters": {"incremental": False},

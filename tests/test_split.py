@@ -22,7 +22,7 @@ from coursepilot.splits import (
     coded_interactions,
     update_split,
 )
-from coursepilot.warehouse import columns
+from coursepilot.warehouse import columns, write_stamps
 
 
 @pytest.fixture
@@ -166,10 +166,16 @@ def test_an_incremental_split_splits_again_only_the_learners_whose_interactions_
     # the other learners' rows were not written again
     assert set(warehouse.execute(rowids, [grown, edited, gone]).fetchall()) == kept_before
 
+    stamp = write_stamps(warehouse, ["split"])
     _, changes = update_split(warehouse, config)
     assert len(changes.changed) == 0 and changes.kept == changes.fingerprints.num_rows
+    assert write_stamps(warehouse, ["split"]) == stamp  # nothing changed: not written, cached reads stand
     _, changes = update_split(warehouse, SplitConfig(seed=4))  # other settings: every learner
     assert changes.everyone and _differs_from_a_whole_split(warehouse, SplitConfig(seed=4)) == 0
+    renamed = columns(warehouse, "interactions")[-1]
+    warehouse.execute(f"ALTER TABLE interactions RENAME COLUMN {renamed} TO renamed_{renamed}")
+    _, changes = update_split(warehouse, SplitConfig(seed=4))  # the same values under another name
+    assert changes.everyone and f"renamed_{renamed}" in columns(warehouse, "split")
 
 
 def test_a_split_where_most_learners_changed_is_written_whole(warehouse):
