@@ -107,7 +107,11 @@ def update_split(
     changed it is not written (its write stamp, which names cached reads, stays)."""
     schema = described(con, "SELECT * FROM interactions")  # a row's hash does not see its column names
     context = f"split v{SPLIT_VERSION} {config} {schema}"
-    changes = learner_changes(con, SPLIT_TABLE, "SELECT * FROM interactions", context, incremental)
+    # a split without the interactions' columns (an earlier version's) is written whole
+    merge = incremental and not (table_exists(con, SPLIT_TABLE) and _uncarried(con))
+    changes = learner_changes(con, SPLIT_TABLE, "SELECT * FROM interactions", context, merge)
+    if incremental and not merge:
+        changes = replace(changes, reason="the stored split lacks columns of the interactions")
     inputs = {inputs_table(SPLIT_TABLE): changes.fingerprints}
     if not changes.everyone and len(changes.changed) > MERGED_SHARE * changes.fingerprints.num_rows:
         changes = replace(
@@ -132,12 +136,17 @@ def update_split(
 def require_carried(con: duckdb.DuckDBPyConnection) -> None:
     """Refuse a ``split`` table without the interactions' columns (written before it carried them), which
     every reader of its rows would misread: the split step writes it again."""
-    missing = [c for c in columns(con, "interactions") if c not in columns(con, SPLIT_TABLE)]
+    missing = _uncarried(con)
     if missing:
         raise ValueError(
             f"the split table has no column {missing[0]!r} of the interactions: it was written by an earlier "
             "version; materialize split again"
         )
+
+
+def _uncarried(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The interactions' columns that the ``split`` table lacks."""
+    return [c for c in columns(con, "interactions") if c not in columns(con, SPLIT_TABLE)]
 
 
 def train_interactions_sql(con: duckdb.DuckDBPyConnection) -> str:

@@ -119,6 +119,9 @@ def test_columns_a_source_keeps_never_clash_with_the_split_and_an_old_split_is_r
     warehouse.execute("CREATE OR REPLACE TABLE split AS SELECT learner_id, course_id, split FROM split")
     with pytest.raises(ValueError, match="written by an earlier version; materialize split again"):
         split_frame(warehouse, ("train",))
+    _, changes = update_split(warehouse, SplitConfig(seed=2))  # what the message asks, fingerprints or not
+    assert changes.reason == "the stored split lacks columns of the interactions"
+    assert warehouse.execute(labelled).fetchall() == labels and len(split_frame(warehouse, ("train",)))
 
 
 def test_the_split_carries_every_interaction_with_its_columns(warehouse):
