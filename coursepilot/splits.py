@@ -107,19 +107,11 @@ def update_split(
     changed it is not written (its write stamp, which names cached reads, stays)."""
     schema = described(con, "SELECT * FROM interactions")  # a row's hash does not see its column names
     context = f"split v{SPLIT_VERSION} {config} {schema}"
-    # a split without the interactions' columns (an earlier version's) is written whole
-    merge = incremental and not (table_exists(con, SPLIT_TABLE) and _uncarried(con))
-    changes = learner_changes(con, SPLIT_TABLE, "SELECT * FROM interactions", context, merge)
-    if incremental and not merge:
-        changes = replace(changes, reason="the stored split lacks columns of the interactions")
+    changes = learner_changes(con, SPLIT_TABLE, "SELECT * FROM interactions", context, incremental)
+    whole = _whole_reason(con, changes)
+    if whole and not changes.everyone:
+        changes = replace(changes, changed=changes.ids(), reason=whole)
     inputs = {inputs_table(SPLIT_TABLE): changes.fingerprints}
-    if not changes.everyone and len(changes.changed) > MERGED_SHARE * changes.fingerprints.num_rows:
-        changes = replace(
-            changes,
-            changed=changes.ids(),
-            reason=f"{len(changes.changed):,} learners' interactions changed, more than "
-            f"{MERGED_SHARE:.0%}: written whole",
-        )
     if changes.everyone:
         replace_tables(con, {SPLIT_TABLE: _split_sql(con, config), **inputs})
     elif len(changes.changed) or changes.removed:
@@ -131,6 +123,16 @@ def update_split(
             con.unregister("__split_again")
     counts = con.execute(f"SELECT split, count(*) FROM {SPLIT_TABLE} GROUP BY 1 ORDER BY 1").fetchall()
     return dict(counts), changes
+
+
+def _whole_reason(con: duckdb.DuckDBPyConnection, changes: Changes) -> str:
+    """Why the split is written whole although few learners' interactions changed ("" when it is not)."""
+    if table_exists(con, SPLIT_TABLE) and _uncarried(con):
+        return "the stored split lacks columns of the interactions"  # an earlier version's: no rows to keep
+    if len(changes.changed) > MERGED_SHARE * changes.fingerprints.num_rows:
+        changed = len(changes.changed)
+        return f"{changed:,} learners' interactions changed, more than {MERGED_SHARE:.0%}: written whole"
+    return ""
 
 
 def require_carried(con: duckdb.DuckDBPyConnection) -> None:
@@ -146,7 +148,8 @@ def require_carried(con: duckdb.DuckDBPyConnection) -> None:
 
 def _uncarried(con: duckdb.DuckDBPyConnection) -> list[str]:
     """The interactions' columns that the ``split`` table lacks."""
-    return [c for c in columns(con, "interactions") if c not in columns(con, SPLIT_TABLE)]
+    carried = set(columns(con, SPLIT_TABLE))
+    return [c for c in columns(con, "interactions") if c not in carried]
 
 
 def train_interactions_sql(con: duckdb.DuckDBPyConnection) -> str:

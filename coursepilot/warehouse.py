@@ -149,7 +149,7 @@ def replace_tables(
         f"INSERT INTO {qident(name)} BY NAME SELECT * FROM __appended_{i}" for i, name in enumerate(appended)
     ]
     for i, (name, upsert) in enumerate(upserted.items()):
-        rows = f"({upsert.rows})" if isinstance(upsert.rows, str) else f"__upserted_{i}"
+        rows = _rows(upsert.rows, f"__upserted_{i}")
         match = " AND ".join(f"{qident(name)}.{qident(k)} = u.{qident(k)}" for k in upsert.key)
         statements += [
             f"DELETE FROM {qident(name)} USING {rows} u WHERE {match}",
@@ -157,7 +157,7 @@ def replace_tables(
         ]
     for i, (name, merge) in enumerate(merged.items()):
         drop = f" OR ({merge.drop})" if merge.drop else ""
-        rows = f"({merge.rows})" if isinstance(merge.rows, str) else f"__merged_{i}"
+        rows = _rows(merge.rows, f"__merged_{i}")
         statements += [
             f"DELETE FROM {qident(name)} WHERE learner_id NOT IN (SELECT learner_id FROM __kept_{i}){drop}",
             f"INSERT INTO {qident(name)} BY NAME SELECT * FROM {rows}",
@@ -179,6 +179,11 @@ def replace_tables(
                 con.unregister(view)
             except duckdb.Error:
                 pass
+
+
+def _rows(rows, view: str) -> str:
+    """Where a statement reads ``rows`` from: the SQL SELECT itself, or the view a frame is registered as."""
+    return f"({rows})" if isinstance(rows, str) else view
 
 
 def described(con: duckdb.DuckDBPyConnection, query: str) -> list[tuple[str, str]]:
